@@ -1,0 +1,152 @@
+//! Test support for Sluice: where the real services of `dev/services` listen, and a way for a
+//! test to bring up the ones it needs.
+//!
+//! Invariants:
+//! - Every address has a fixed default on 127.0.0.1 and an environment variable that overrides
+//!   it; `dev/services` reads the same variables, so tests and the script never disagree.
+//! - [`ensure_up`] runs `dev/services up NAME...` (idempotent, serialised by a lock in the script),
+//!   at most once per service per test process. With `SLUICE_SERVICES_EXTERNAL=1` it starts
+//!   nothing and only reports which services the test expects.
+#![deny(missing_docs)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One real service of the harness, as named by `dev/services`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// MariaDB with binary logging (the main source instance).
+    Mariadb,
+    /// Two more MariaDB instances for sharded logical tables.
+    MariadbShards,
+    /// The Kafka-protocol broker (tansu).
+    Kafka,
+    /// RocketMQ name server and broker (rocketmq-rust).
+    Rocketmq,
+    /// OceanBase seekdb, a MySQL-protocol destination.
+    Oceanbase,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Service {
+    /// The name `dev/services` knows this service by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Mariadb => "mariadb",
+            Service::MariadbShards => "mariadb-shards",
+            Service::Kafka => "kafka",
+            Service::Rocketmq => "rocketmq",
+            Service::Oceanbase => "oceanbase",
+            Service::Postgres => "postgres",
+        }
+    }
+}
+
+/// A named address of the harness: the environment variable that overrides it and its default.
+#[derive(Debug, Clone, Copy)]
+pub struct Address {
+    /// Environment variable read by the tests and by `dev/services`.
+    pub env: &'static str,
+    /// Default `host:port` on loopback.
+    pub default: &'static str,
+}
+
+impl Address {
+    /// The address in force: the environment variable if set and not empty, else the default.
+    pub fn get(&self) -> String {
+        match std::env::var(self.env) {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => self.default.to_string(),
+        }
+    }
+
+    /// The port of the address in force.
+    pub fn port(&self) -> u16 {
+        self.get()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{} is not host:port", self.env))
+    }
+}
+
+/// MariaDB source instance.
+pub const MARIADB: Address = Address { env: "SLUICE_MARIADB_ADDR", default: "127.0.0.1:3316" };
+/// First MariaDB shard instance.
+pub const MARIADB_SHARD1: Address =
+    Address { env: "SLUICE_MARIADB_SHARD1_ADDR", default: "127.0.0.1:3317" };
+/// Second MariaDB shard instance.
+pub const MARIADB_SHARD2: Address =
+    Address { env: "SLUICE_MARIADB_SHARD2_ADDR", default: "127.0.0.1:3318" };
+/// Kafka-protocol broker (bootstrap server).
+pub const KAFKA: Address = Address { env: "SLUICE_KAFKA_ADDR", default: "127.0.0.1:9092" };
+/// RocketMQ name server.
+pub const ROCKETMQ_NAMESRV: Address =
+    Address { env: "SLUICE_ROCKETMQ_NAMESRV_ADDR", default: "127.0.0.1:9876" };
+/// OceanBase seekdb.
+pub const OCEANBASE: Address = Address { env: "SLUICE_OCEANBASE_ADDR", default: "127.0.0.1:2881" };
+/// PostgreSQL.
+pub const POSTGRES: Address = Address { env: "SLUICE_POSTGRES_ADDR", default: "127.0.0.1:5433" };
+
+/// The repository's root folder (where `dev/services` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The per-user cache of `dev/services` (installed brokers, virtual environments, probes).
+pub fn services_cache() -> PathBuf {
+    if let Ok(dir) = std::env::var("SLUICE_SERVICES_CACHE") {
+        if !dir.is_empty() {
+            return PathBuf::from(dir);
+        }
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache")
+        });
+    base.join("sluice-services")
+}
+
+/// Brings up the given services through `dev/services up`, once per service per process.
+///
+/// Panics with the command to run when a service cannot be brought up: a test that needs a real
+/// server must fail loudly, never pass without one.
+pub fn ensure_up(services: &[Service]) {
+    static STARTED: OnceLock<Mutex<HashSet<Service>>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| Mutex::new(HashSet::new()));
+    let mut started = started.lock().unwrap_or_else(|e| e.into_inner());
+    let missing: Vec<&str> =
+        services.iter().filter(|s| !started.contains(s)).map(|s| s.name()).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let script = repo_root().join("dev/services");
+    let external = std::env::var("SLUICE_SERVICES_EXTERNAL").is_ok_and(|v| v == "1");
+    let verb = if external { "check" } else { "up" };
+    let status = Command::new(&script).arg(verb).args(&missing).status();
+    match status {
+        Ok(s) if s.success() => started.extend(services.iter().copied()),
+        other => panic!(
+            "services {missing:?} are not available ({other:?}); run `dev/services up {}` and see \
+             its output",
+            missing.join(" ")
+        ),
+    }
+}
+
+/// A name no other test run will use: `prefix_<pid>_<time>_<counter>`, safe as a MySQL database,
+/// table or topic name, so tests run in parallel and re-runs never collide.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() % 1_000_000_000).unwrap_or(0);
+    format!("{prefix}_{}_{t}_{n}", std::process::id())
+}

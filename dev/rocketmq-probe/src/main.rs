@@ -1,0 +1,166 @@
+//! `sluice-rocketmq-probe roundtrip --namesrv ADDR --topic TOPIC`: creates TOPIC on every broker
+//! the name server knows (automatic topic creation is off in the harness), sends one message with
+//! the rocketmq-rust client's producer, and waits until its push consumer receives that same
+//! message. Prints `round trip ok: TOPIC ...` and exits 0 only after the round trip.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rocketmq_client_rust::{
+    ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
+    ConsumeConcurrentlyStatus, DefaultMQAdminExt, DefaultMQProducer, DefaultMQPushConsumer,
+    MQAdminMutationExt, MQAdminReadExt, MQPushConsumer, MessageListenerConcurrently,
+    TelemetryHandle,
+};
+use rocketmq_model::common::config::TopicConfig;
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::common::message::MessageTrait;
+use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+struct Forward(std::sync::Mutex<mpsc::Sender<Vec<u8>>>);
+
+impl MessageListenerConcurrently for Forward {
+    fn consume_message(
+        &self,
+        msgs: &[&MessageExt],
+        _context: &ConsumeConcurrentlyContext,
+    ) -> ClientResult<ConsumeConcurrentlyStatus> {
+        if let Ok(tx) = self.0.lock() {
+            for m in msgs {
+                let _ = tx.send(m.body().map(|b| b.to_vec()).unwrap_or_default());
+            }
+        }
+        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+    }
+}
+
+fn arg(args: &[String], name: &str) -> Result<String, Error> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .ok_or_else(|| format!("missing {name}").into())
+}
+
+async fn create_topic(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> Result<usize, Error> {
+    let mut admin = DefaultMQAdminExt::new(runtime);
+    admin.set_namesrv_addr(namesrv);
+    admin.start().await?;
+    // The broker registers with the name server a moment after it starts: retry until it shows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let result = loop {
+        let brokers: Vec<String> = match admin.examine_broker_cluster_info().await {
+            Ok(info) => info
+                .broker_addr_table
+                .unwrap_or_default()
+                .values()
+                .filter_map(|b| b.broker_addrs().get(&0).map(|a| a.to_string()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if !brokers.is_empty() {
+            let mut created = 0;
+            for addr in &brokers {
+                admin.upsert_topic_config(addr.as_str().into(), TopicConfig::with_queues(topic, 4, 4)).await?;
+                created += 1;
+            }
+            break Ok(created);
+        }
+        if Instant::now() > deadline {
+            break Err("no broker registered with the name server within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    admin.shutdown().await;
+    result
+}
+
+async fn roundtrip(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> Result<(), Error> {
+    let brokers = create_topic(runtime.clone(), namesrv, topic).await?;
+    let group = format!("{topic}_probe");
+    let (tx, rx) = mpsc::channel();
+    let mut consumer = DefaultMQPushConsumer::builder(runtime.clone())
+        .consumer_group(group.clone())
+        .name_server_addr(namesrv.to_string())
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .build();
+    consumer.subscribe(topic, "*").await?;
+    consumer.register_message_listener_concurrently(Forward(std::sync::Mutex::new(tx)));
+    consumer.start().await?;
+
+    let mut producer = DefaultMQProducer::builder(runtime)
+        .producer_group(format!("{group}_producer"))
+        .name_server_addr(namesrv.to_string())
+        .build();
+    producer.start().await?;
+    let body = format!("sluice-probe-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let message = Message::builder()
+        .topic(topic.to_string())
+        .keys(vec!["sluice-probe".into()])
+        .tags("probe")
+        .body_slice(body.as_bytes())
+        .build_unchecked();
+    // The route of a fresh topic reaches the name server with the broker's next heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let receipt = loop {
+        match producer.send_with_timeout(message.clone(), 5_000).await {
+            Ok(r) => break r,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("send not accepted yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let wait_until = Instant::now() + Duration::from_secs(45);
+    let received = tokio::task::spawn_blocking(move || loop {
+        let left = wait_until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(b) if b == body.as_bytes() => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    })
+    .await?;
+    producer.shutdown().await;
+    consumer.shutdown().await;
+    if !received {
+        return Err(format!("message sent ({receipt:?}) but not received within 45 s").into());
+    }
+    println!("round trip ok: {topic} (created on {brokers} broker(s); {receipt:?})");
+    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("roundtrip") {
+        return Err("usage: sluice-rocketmq-probe roundtrip --namesrv HOST:PORT --topic TOPIC".into());
+    }
+    let namesrv = arg(&args, "--namesrv")?;
+    let topic = arg(&args, "--topic")?;
+    let owner = RuntimeOwner::plan(RuntimeConfig {
+        thread_name: "sluice-rocketmq-probe".to_string(),
+        ..Default::default()
+    })?
+    .build()?;
+    let runtime = ClientRuntime::try_new(
+        owner.root_context().component("probe"),
+        ClientRuntimeConfig::default(),
+        TelemetryHandle::noop(),
+    )?;
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = tokio_rt.block_on(async {
+        let r = tokio::time::timeout(Duration::from_secs(120), roundtrip(runtime.clone(), &namesrv, &topic)).await;
+        let _ = runtime.shutdown().await;
+        r
+    });
+    match result {
+        Ok(r) => r,
+        Err(_) => Err("round trip did not finish within 120 s".into()),
+    }
+}
