@@ -1,14 +1,41 @@
-//! `sluice`: the one binary. Subcommands arrive with the issues that need them; until then it
-//! answers `--version` and `--help` so scripts and the demo can check it is built.
+//! `sluice`: the one binary. Each subcommand lives in `cmd/`.
 
-use clap::Parser;
+mod cmd;
+
+use clap::{Parser, Subcommand};
 
 /// Change data capture and synchronization for MySQL-family databases.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None, arg_required_else_help = true)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print every row change and DDL of a MySQL-family binlog as one JSON object per line,
+    /// from a live server (as a replica) or from recorded binlog files.
+    Capture(cmd::capture::CaptureArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Capture(args) => cmd::capture::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

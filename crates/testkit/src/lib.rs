@@ -76,22 +76,40 @@ impl Address {
 }
 
 /// MariaDB source instance.
-pub const MARIADB: Address = Address { env: "SLUICE_MARIADB_ADDR", default: "127.0.0.1:3316" };
+pub const MARIADB: Address = Address {
+    env: "SLUICE_MARIADB_ADDR",
+    default: "127.0.0.1:3316",
+};
 /// First MariaDB shard instance.
-pub const MARIADB_SHARD1: Address =
-    Address { env: "SLUICE_MARIADB_SHARD1_ADDR", default: "127.0.0.1:3317" };
+pub const MARIADB_SHARD1: Address = Address {
+    env: "SLUICE_MARIADB_SHARD1_ADDR",
+    default: "127.0.0.1:3317",
+};
 /// Second MariaDB shard instance.
-pub const MARIADB_SHARD2: Address =
-    Address { env: "SLUICE_MARIADB_SHARD2_ADDR", default: "127.0.0.1:3318" };
+pub const MARIADB_SHARD2: Address = Address {
+    env: "SLUICE_MARIADB_SHARD2_ADDR",
+    default: "127.0.0.1:3318",
+};
 /// Kafka-protocol broker (bootstrap server).
-pub const KAFKA: Address = Address { env: "SLUICE_KAFKA_ADDR", default: "127.0.0.1:9092" };
+pub const KAFKA: Address = Address {
+    env: "SLUICE_KAFKA_ADDR",
+    default: "127.0.0.1:9092",
+};
 /// RocketMQ name server.
-pub const ROCKETMQ_NAMESRV: Address =
-    Address { env: "SLUICE_ROCKETMQ_NAMESRV_ADDR", default: "127.0.0.1:9876" };
+pub const ROCKETMQ_NAMESRV: Address = Address {
+    env: "SLUICE_ROCKETMQ_NAMESRV_ADDR",
+    default: "127.0.0.1:9876",
+};
 /// OceanBase seekdb.
-pub const OCEANBASE: Address = Address { env: "SLUICE_OCEANBASE_ADDR", default: "127.0.0.1:2881" };
+pub const OCEANBASE: Address = Address {
+    env: "SLUICE_OCEANBASE_ADDR",
+    default: "127.0.0.1:2881",
+};
 /// PostgreSQL.
-pub const POSTGRES: Address = Address { env: "SLUICE_POSTGRES_ADDR", default: "127.0.0.1:5433" };
+pub const POSTGRES: Address = Address {
+    env: "SLUICE_POSTGRES_ADDR",
+    default: "127.0.0.1:5433",
+};
 
 /// The repository's root folder (where `dev/services` lives).
 pub fn repo_root() -> PathBuf {
@@ -123,8 +141,11 @@ pub fn ensure_up(services: &[Service]) {
     static STARTED: OnceLock<Mutex<HashSet<Service>>> = OnceLock::new();
     let started = STARTED.get_or_init(|| Mutex::new(HashSet::new()));
     let mut started = started.lock().unwrap_or_else(|e| e.into_inner());
-    let missing: Vec<&str> =
-        services.iter().filter(|s| !started.contains(s)).map(|s| s.name()).collect();
+    let missing: Vec<&str> = services
+        .iter()
+        .filter(|s| !started.contains(s))
+        .map(|s| s.name())
+        .collect();
     if missing.is_empty() {
         return;
     }
@@ -147,6 +168,9 @@ pub fn ensure_up(services: &[Service]) {
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() % 1_000_000_000).unwrap_or(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() % 1_000_000_000)
+        .unwrap_or(0);
     format!("{prefix}_{}_{t}_{n}", std::process::id())
 }

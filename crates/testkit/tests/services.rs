@@ -43,36 +43,61 @@ async fn check_mariadb_binlog(addr: &Address, server_id: &str) -> TestResult {
 
     let db = unique_name("smoke");
     conn.query_drop(format!("CREATE DATABASE {db}")).await?;
-    conn.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(64))")).await?;
-    let status: Row = conn.query_first("SHOW MASTER STATUS").await?.ok_or("no master status")?;
+    conn.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(64))"
+    ))
+    .await?;
+    let status: Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .ok_or("no master status")?;
     let (file, pos): (String, u64) = (status.get(0).ok_or("file")?, status.get(1).ok_or("pos")?);
     let marker = unique_name("marker");
-    conn.query_drop(format!("INSERT INTO {db}.t VALUES (1, '{marker}')")).await?;
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (1, '{marker}')"))
+        .await?;
 
     // The insert may land after a rotation: scan this file from `pos`, then any later files.
     let logs: Vec<String> = conn
-        .query_map("SHOW BINARY LOGS", |row: Row| row.get::<String, _>(0).unwrap_or_default())
+        .query_map("SHOW BINARY LOGS", |row: Row| {
+            row.get::<String, _>(0).unwrap_or_default()
+        })
         .await?;
     let mut events: Vec<(String, String)> = Vec::new();
     for log in logs.iter().filter(|l| **l >= file) {
         let from = if *log == file { pos } else { 4 };
         let rows: Vec<(String, String)> = conn
-            .query_map(format!("SHOW BINLOG EVENTS IN '{log}' FROM {from}"), |row: Row| {
-                (row.get::<String, _>(2).unwrap_or_default(), row.get::<String, _>(5).unwrap_or_default())
-            })
+            .query_map(
+                format!("SHOW BINLOG EVENTS IN '{log}' FROM {from}"),
+                |row: Row| {
+                    (
+                        row.get::<String, _>(2).unwrap_or_default(),
+                        row.get::<String, _>(5).unwrap_or_default(),
+                    )
+                },
+            )
             .await?;
         events.extend(rows);
     }
     assert!(
-        events.iter().any(|(t, info)| t == "Annotate_rows" && info.contains(&marker)),
+        events
+            .iter()
+            .any(|(t, info)| t == "Annotate_rows" && info.contains(&marker)),
         "no annotate event with the insert's text: {events:?}"
     );
     assert!(
-        events.iter().any(|(t, info)| t == "Table_map" && info.contains(&format!("({db}.t)"))),
+        events
+            .iter()
+            .any(|(t, info)| t == "Table_map" && info.contains(&format!("({db}.t)"))),
         "no table map for {db}.t: {events:?}"
     );
-    assert!(events.iter().any(|(t, _)| t.starts_with("Write_rows")), "no rows event: {events:?}");
-    assert!(events.iter().any(|(t, _)| t == "Gtid"), "no GTID event: {events:?}");
+    assert!(
+        events.iter().any(|(t, _)| t.starts_with("Write_rows")),
+        "no rows event: {events:?}"
+    );
+    assert!(
+        events.iter().any(|(t, _)| t == "Gtid"),
+        "no GTID event: {events:?}"
+    );
     conn.query_drop(format!("DROP DATABASE {db}")).await?;
     conn.disconnect().await?;
     Ok(())
@@ -95,11 +120,16 @@ async fn mariadb_shards_write_row_binlogs_with_their_own_server_ids() -> TestRes
 async fn kafka_broker_round_trips_a_record_through_rdkafka() -> TestResult {
     ensure_up(&[Service::Kafka]);
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", KAFKA.get()).set("socket.timeout.ms", "5000");
+    config
+        .set("bootstrap.servers", KAFKA.get())
+        .set("socket.timeout.ms", "5000");
     let topic = unique_name("smoke");
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let created = admin
-        .create_topics(&[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
         .await?;
     for r in created {
         r.map_err(|(t, e)| format!("create topic {t}: {e}"))?;
@@ -113,7 +143,10 @@ async fn kafka_broker_round_trips_a_record_through_rdkafka() -> TestResult {
         .create()?;
     let value = unique_name("value");
     let delivery = producer
-        .send(FutureRecord::to(&topic).key("k1").payload(&value), Duration::from_secs(15))
+        .send(
+            FutureRecord::to(&topic).key("k1").payload(&value),
+            Duration::from_secs(15),
+        )
         .await
         .map_err(|(e, _)| format!("produce: {e}"))?;
     let (partition, offset) = (delivery.partition, delivery.offset);
@@ -147,7 +180,14 @@ fn rocketmq_round_trips_a_message_through_the_rocketmq_rust_client() -> TestResu
     ensure_up(&[Service::Rocketmq]);
     let topic = unique_name("SluiceSmoke");
     let out = Command::new(repo_root().join("dev/services"))
-        .args(["rocketmq-probe", "roundtrip", "--namesrv", &ROCKETMQ_NAMESRV.get(), "--topic", &topic])
+        .args([
+            "rocketmq-probe",
+            "roundtrip",
+            "--namesrv",
+            &ROCKETMQ_NAMESRV.get(),
+            "--topic",
+            &topic,
+        ])
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -155,7 +195,10 @@ fn rocketmq_round_trips_a_message_through_the_rocketmq_rust_client() -> TestResu
         "probe failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains(&format!("round trip ok: {topic}")), "unexpected probe output: {stdout}");
+    assert!(
+        stdout.contains(&format!("round trip ok: {topic}")),
+        "unexpected probe output: {stdout}"
+    );
     Ok(())
 }
 
@@ -163,16 +206,32 @@ fn rocketmq_round_trips_a_message_through_the_rocketmq_rust_client() -> TestResu
 async fn oceanbase_seekdb_answers_with_an_oceanbase_version_and_accepts_a_write() -> TestResult {
     ensure_up(&[Service::Oceanbase]);
     let mut conn = connect_mysql(&OCEANBASE).await?;
-    let version: String = conn.query_first("SELECT version()").await?.ok_or("no version")?;
+    let version: String = conn
+        .query_first("SELECT version()")
+        .await?
+        .ok_or("no version")?;
     assert!(version.contains("OceanBase"), "not OceanBase: {version}");
     let db = unique_name("smoke");
     conn.query_drop(format!("CREATE DATABASE {db}")).await?;
-    conn.query_drop(format!("CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, v VARCHAR(64))")).await?;
-    conn.query_drop(format!("INSERT INTO {db}.t VALUES (7, 'seven'), (8, 'eight')")).await?;
-    conn.query_drop(format!("INSERT INTO {db}.t VALUES (7, 'SEVEN') ON DUPLICATE KEY UPDATE v = VALUES(v)"))
+    conn.query_drop(format!(
+        "CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, v VARCHAR(64))"
+    ))
+    .await?;
+    conn.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (7, 'seven'), (8, 'eight')"
+    ))
+    .await?;
+    conn.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (7, 'SEVEN') ON DUPLICATE KEY UPDATE v = VALUES(v)"
+    ))
+    .await?;
+    let rows: Vec<(i64, String)> = conn
+        .query(format!("SELECT id, v FROM {db}.t ORDER BY id"))
         .await?;
-    let rows: Vec<(i64, String)> = conn.query(format!("SELECT id, v FROM {db}.t ORDER BY id")).await?;
-    assert_eq!(rows, vec![(7, "SEVEN".to_string()), (8, "eight".to_string())]);
+    assert_eq!(
+        rows,
+        vec![(7, "SEVEN".to_string()), (8, "eight".to_string())]
+    );
     conn.query_drop(format!("DROP DATABASE {db}")).await?;
     conn.disconnect().await?;
     Ok(())
@@ -181,16 +240,28 @@ async fn oceanbase_seekdb_answers_with_an_oceanbase_version_and_accepts_a_write(
 #[tokio::test]
 async fn postgres_answers_a_query_and_has_logical_wal() -> TestResult {
     ensure_up(&[Service::Postgres]);
-    let (host, port) = POSTGRES.get().rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())).ok_or("addr")?;
-    let (client, connection) =
-        tokio_postgres::connect(&format!("host={host} port={port} user=postgres dbname=postgres"), tokio_postgres::NoTls)
-            .await?;
+    let (host, port) = POSTGRES
+        .get()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .ok_or("addr")?;
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host={host} port={port} user=postgres dbname=postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await?;
     let conn_task = tokio::spawn(connection);
     let version: String = client.query_one("SELECT version()", &[]).await?.get(0);
-    assert!(version.starts_with("PostgreSQL"), "not PostgreSQL: {version}");
+    assert!(
+        version.starts_with("PostgreSQL"),
+        "not PostgreSQL: {version}"
+    );
     let wal: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
     assert_eq!(wal, "logical");
-    let sum: i64 = client.query_one("SELECT sum(g)::bigint FROM generate_series(1, 100) g", &[]).await?.get(0);
+    let sum: i64 = client
+        .query_one("SELECT sum(g)::bigint FROM generate_series(1, 100) g", &[])
+        .await?
+        .get(0);
     assert_eq!(sum, 5050);
     drop(client);
     conn_task.await??;

@@ -1,0 +1,20 @@
+//! Sluice's one event model. Every source produces it and every format reads it.
+//!
+//! Invariants:
+//! - A [`Value`] holds a column value exactly as the source stored it: no rounding, no time
+//!   zone shift, no character-set guess. A value that cannot be represented is an error at the
+//!   source, never a silent change here.
+//! - A [`Position`] totally orders the events of one source and is enough to resume reading.
+//! - A [`RowChange`] carries the [`TableSchema`] in force at its own position.
+#![deny(missing_docs)]
+
+pub mod event;
+pub mod position;
+pub mod render;
+pub mod schema;
+pub mod value;
+
+pub use event::{Ddl, Event, Op, RowChange};
+pub use position::{BinlogPosition, Position};
+pub use schema::{Column, ColumnType, TableId, TableSchema};
+pub use value::Value;

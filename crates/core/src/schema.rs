@@ -1,0 +1,133 @@
+//! Table schemas: the column names and types a row is decoded with.
+
+use std::fmt;
+
+/// A table's identity at the source: database and table name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    /// Database (schema) name.
+    pub db: String,
+    /// Table name.
+    pub table: String,
+}
+
+impl TableId {
+    /// A table id from its two names.
+    pub fn new(db: impl Into<String>, table: impl Into<String>) -> Self {
+        Self {
+            db: db.into(),
+            table: table.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`.`{}`", self.db, self.table)
+    }
+}
+
+/// What a column holds, with the parameters that decide how a value is read and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    /// TINYINT (1), SMALLINT (2), MEDIUMINT (3), INT (4) or BIGINT (8 bytes).
+    Integer {
+        /// Storage width in bytes.
+        bytes: u8,
+        /// UNSIGNED.
+        unsigned: bool,
+    },
+    /// FLOAT.
+    Float,
+    /// DOUBLE.
+    Double,
+    /// DECIMAL(precision, scale).
+    Decimal {
+        /// Total digits.
+        precision: u8,
+        /// Digits after the point.
+        scale: u8,
+    },
+    /// CHAR, VARCHAR, TEXT types: text in a character set.
+    Text {
+        /// Character set name (`utf8mb4`, `latin1`, `gbk`, ...).
+        charset: String,
+    },
+    /// BINARY, VARBINARY, BLOB types, and strings with a binary collation.
+    Binary,
+    /// DATE.
+    Date,
+    /// DATETIME(fsp).
+    DateTime {
+        /// Fractional digits.
+        fsp: u8,
+    },
+    /// TIME(fsp).
+    Time {
+        /// Fractional digits.
+        fsp: u8,
+    },
+    /// TIMESTAMP(fsp).
+    Timestamp {
+        /// Fractional digits.
+        fsp: u8,
+    },
+    /// YEAR.
+    Year,
+    /// BIT(width).
+    Bit {
+        /// Bits, 1..=64.
+        width: u8,
+    },
+    /// ENUM with its labels (UTF-8), in definition order.
+    Enum {
+        /// Labels.
+        values: Vec<String>,
+    },
+    /// SET with its members (UTF-8), in definition order.
+    Set {
+        /// Members.
+        values: Vec<String>,
+    },
+    /// JSON (MySQL binary JSON, or MariaDB's JSON alias of LONGTEXT).
+    Json,
+    /// GEOMETRY and its subtypes.
+    Geometry,
+    /// MySQL 9 VECTOR: carried as its bytes.
+    Vector,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Column name; `@1`, `@2`, ... when the source did not name it.
+    pub name: String,
+    /// Type, as used to decode and render values.
+    pub ty: ColumnType,
+    /// The source's type text, e.g. `decimal(5,2) unsigned`, when known.
+    pub sql_type: String,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+}
+
+/// A table's columns and primary key, as in force at some position of the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    /// The table.
+    pub id: TableId,
+    /// Columns in table order.
+    pub columns: Vec<Column>,
+    /// Indices into `columns` of the primary key, in key order; empty when there is none.
+    pub primary_key: Vec<usize>,
+}
+
+impl TableSchema {
+    /// Names of the primary-key columns, in key order.
+    pub fn primary_key_names(&self) -> Vec<&str> {
+        self.primary_key
+            .iter()
+            .filter_map(|&i| self.columns.get(i))
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}

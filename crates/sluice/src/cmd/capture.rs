@@ -1,0 +1,178 @@
+//! `sluice capture`: the Store on its own, printing change events as JSON lines.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use sluice_core::render::event_to_json;
+use sluice_core::Event;
+use sluice_source_mysql::live::{self, LiveConfig, StartAt};
+
+/// Arguments of `sluice capture`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Live source: mysql://USER[:PASS]@HOST:PORT
+    #[arg(
+        long,
+        conflicts_with = "binlog_file",
+        required_unless_present = "binlog_file"
+    )]
+    source: Option<String>,
+    /// Where to start: now, earliest, FILE:OFFSET, or gtid:D-S-N (MariaDB).
+    #[arg(long, default_value = "now")]
+    start: String,
+    /// Only these tables: db.table or db.prefix* (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    tables: Vec<String>,
+    /// Stop after this many row and DDL events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Replica server id used on the source.
+    #[arg(long, default_value_t = 4_012_345)]
+    server_id: u32,
+    /// Heartbeat period asked of the server, seconds.
+    #[arg(long, default_value_t = 5)]
+    heartbeat_secs: u64,
+    /// Decode recorded binlog files instead of a live server.
+    #[arg(long, num_args = 1..)]
+    binlog_file: Vec<PathBuf>,
+}
+
+/// `db.table` or `db.prefix*` patterns.
+struct TableFilter(Vec<(String, String)>);
+
+impl TableFilter {
+    fn parse(items: &[String]) -> anyhow::Result<Self> {
+        let mut out = Vec::new();
+        for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let Some((db, table)) = item.split_once('.') else {
+                bail!("--tables entry {item:?} must be db.table or db.prefix*");
+            };
+            out.push((db.to_string(), table.to_string()));
+        }
+        Ok(Self(out))
+    }
+
+    fn matches(&self, db: &str, table: &str) -> bool {
+        let one = |pat: &str, name: &str| match pat.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => pat == name,
+        };
+        self.0.is_empty() || self.0.iter().any(|(d, t)| one(d, db) && one(t, table))
+    }
+
+    fn keeps(&self, e: &Event) -> bool {
+        match e {
+            Event::Row(r) => self.matches(&r.table.id.db, &r.table.id.table),
+            Event::Ddl(d) => {
+                self.0.is_empty() || self.0.iter().any(|(db, _)| db == &d.db || db == "*")
+            }
+            _ => false,
+        }
+    }
+}
+
+fn parse_start(s: &str) -> anyhow::Result<StartAt> {
+    Ok(match s {
+        "now" => StartAt::Now,
+        "earliest" => StartAt::Earliest,
+        _ if s.starts_with("gtid:") => StartAt::MariadbGtid(s["gtid:".len()..].to_string()),
+        _ if s.starts_with("time:") => {
+            bail!("--start time:... is not supported yet; use now, earliest, FILE:OFFSET or gtid:")
+        }
+        _ => {
+            let (file, offset) = s.rsplit_once(':').with_context(|| {
+                format!("--start {s:?} must be now, earliest, FILE:OFFSET or gtid:D-S-N")
+            })?;
+            let offset = offset
+                .parse()
+                .with_context(|| format!("--start {s:?}: offset is not a number"))?;
+            StartAt::FileOffset {
+                file: file.to_string(),
+                offset,
+            }
+        }
+    })
+}
+
+/// Prints events that pass the filter, counting toward the limit; `Break` once it is reached.
+struct Printer {
+    filter: TableFilter,
+    limit: Option<u64>,
+    printed: u64,
+    out: std::io::BufWriter<std::io::Stdout>,
+}
+
+impl Printer {
+    fn print(&mut self, e: &Event) -> Result<ControlFlow<()>, String> {
+        if let Some(json) = event_to_json(e).filter(|_| self.filter.keeps(e)) {
+            writeln!(self.out, "{json}").map_err(|e| format!("stdout: {e}"))?;
+            self.printed += 1;
+            if self.limit.is_some_and(|l| self.printed >= l) {
+                self.out.flush().map_err(|e| format!("stdout: {e}"))?;
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        if matches!(e, Event::Commit { .. } | Event::Heartbeat { .. }) {
+            self.out.flush().map_err(|e| format!("stdout: {e}"))?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Runs `sluice capture`.
+pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
+    let mut printer = Printer {
+        filter: TableFilter::parse(&args.tables)?,
+        limit: args.limit,
+        printed: 0,
+        out: std::io::BufWriter::new(std::io::stdout()),
+    };
+    if !args.binlog_file.is_empty() {
+        for path in &args.binlog_file {
+            let mut done = false;
+            let r = sluice_source_mysql::file::decode_file(path, |e| {
+                if done {
+                    return Ok(());
+                }
+                match printer.print(&e)? {
+                    ControlFlow::Break(()) => done = true,
+                    ControlFlow::Continue(()) => {}
+                }
+                Ok(())
+            });
+            printer.out.flush().context("stdout")?;
+            r?;
+            if done {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    let url = args
+        .source
+        .context("--source or --binlog-file is required")?;
+    let opts = mysql_async::Opts::from_url(&url)
+        .with_context(|| format!("--source {url:?} is not a mysql:// URL"))?;
+    let cfg = LiveConfig {
+        opts,
+        server_id: args.server_id,
+        start: parse_start(&args.start)?,
+        heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
+        reconnect_for: Duration::from_secs(300),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(live::read(&cfg, |e| match printer.print(&e) {
+        Ok(ControlFlow::Break(())) => ControlFlow::Break(()),
+        Ok(ControlFlow::Continue(())) => ControlFlow::Continue(Ok(())),
+        Err(msg) => ControlFlow::Continue(Err(msg)),
+    }))?;
+    printer.out.flush().context("stdout")?;
+    Ok(())
+}

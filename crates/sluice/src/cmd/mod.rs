@@ -1,0 +1,3 @@
+//! The subcommands of `sluice`.
+
+pub mod capture;

@@ -1,0 +1,15 @@
+//! Sluice's Store for MySQL-family sources: it turns a MySQL, MariaDB or OceanBase (binlog
+//! service) change log into [`sluice_core::Event`]s.
+//!
+//! - [`decode`]: raw binlog events -> change events (where a row is decoded);
+//! - [`file`]: recorded binlog files, decoded offline;
+//! - [`live`]: a replica connection to a running server.
+//!
+//! Invariants: events come out in log order; every row is decoded with the table map that
+//! precedes it in the same transaction; an event or value that cannot be read exactly is an
+//! error naming the file and offset, never skipped.
+#![deny(missing_docs)]
+
+pub mod decode;
+pub mod file;
+pub mod live;

@@ -1,0 +1,397 @@
+//! Reading a live server as a replica: connect with our own `server_id`, ask for the binlog from
+//! a start position, decode, and reconnect by ourselves from the last committed transaction
+//! when the connection drops.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mysql_async::binlog::events::{EventData, TableMapEvent};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use sluice_core::{Event, Position, TableId};
+
+use crate::decode::{DecodeError, Decoder, Mode, TableHints};
+
+/// Where reading starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    /// The current end of the log (`SHOW MASTER STATUS`).
+    Now,
+    /// The oldest binlog file the server still has.
+    Earliest,
+    /// A binlog file and offset (the start of a transaction).
+    FileOffset {
+        /// Binlog file name.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+    },
+    /// A MariaDB GTID position (`domain-server-seq[,...]`): read what follows it.
+    MariadbGtid(String),
+}
+
+/// How to reach the source and what to read.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Connection options (URL `mysql://user:pass@host:port`).
+    pub opts: Opts,
+    /// Our replica id; must differ from every other replica of the source.
+    pub server_id: u32,
+    /// Where to start.
+    pub start: StartAt,
+    /// Heartbeat period the server is asked for, so an idle source still reports progress.
+    pub heartbeat: Duration,
+    /// How long to keep trying to reconnect after the connection drops; then give up.
+    pub reconnect_for: Duration,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The server could not be reached or refused a request.
+    #[error("source {addr}: {what}")]
+    Server {
+        /// host:port.
+        addr: String,
+        /// What was being done.
+        what: String,
+        /// The client error.
+        source: mysql_async::Error,
+    },
+    /// The start position is no longer on the server.
+    #[error(
+        "binlog file {requested} was purged; the earliest available is {earliest}; run a full sync or start from {earliest}"
+    )]
+    Purged {
+        /// The file asked for.
+        requested: String,
+        /// The oldest file the server has.
+        earliest: String,
+    },
+    /// An event could not be decoded (definite: retrying would fail the same way).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The consumer stopped the reading with an error.
+    #[error("{0}")]
+    Consumer(String),
+}
+
+/// Whether the source is MariaDB (GTID and capability handling differ).
+async fn is_mariadb(conn: &mut Conn) -> Result<bool, mysql_async::Error> {
+    let v: Option<String> = conn.query_first("SELECT VERSION()").await?;
+    Ok(v.unwrap_or_default().contains("MariaDB"))
+}
+
+/// Binlog files on the server, oldest first.
+pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<String>, mysql_async::Error> {
+    conn.query_map("SHOW BINARY LOGS", |row: mysql_async::Row| {
+        row.get::<String, _>(0).unwrap_or_default()
+    })
+    .await
+}
+
+/// The server's current end of log.
+pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), mysql_async::Error> {
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let row = row.ok_or_else(|| {
+        mysql_async::Error::Other("SHOW MASTER STATUS is empty: binary logging is off".into())
+    })?;
+    Ok((
+        row.get::<String, _>(0).unwrap_or_default(),
+        row.get::<u64, _>(1).unwrap_or(4),
+    ))
+}
+
+/// The JSON columns of a MariaDB table (its JSON type is LONGTEXT with a `json_valid` check).
+async fn json_columns(
+    conn: &mut Conn,
+    table: &TableId,
+) -> Result<HashSet<String>, mysql_async::Error> {
+    let clauses: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+            (&table.db, &table.table),
+        )
+        .await?;
+    Ok(clauses
+        .iter()
+        .filter_map(|c| {
+            let c = c.trim();
+            let inner = c.strip_prefix("json_valid(`")?.strip_suffix("`)")?;
+            Some(inner.replace("``", "`"))
+        })
+        .collect())
+}
+
+fn addr_of(opts: &Opts) -> String {
+    format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port())
+}
+
+/// Reads the binlog from `cfg.start`, handing each event to `emit` until it breaks, the
+/// server ends the stream, or an error that retrying cannot fix.
+///
+/// A dropped connection is retried (with backoff, for up to `cfg.reconnect_for`) from the end
+/// of the last committed transaction: events of a transaction that was open when the
+/// connection dropped are emitted again, nothing is lost.
+pub async fn read(
+    cfg: &LiveConfig,
+    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+) -> Result<(), LiveError> {
+    let addr = addr_of(&cfg.opts);
+    let server = |what: &str| {
+        let addr = addr.clone();
+        let what = what.to_string();
+        move |source| LiveError::Server { addr, what, source }
+    };
+    let mut meta = Conn::new(cfg.opts.clone())
+        .await
+        .map_err(server("connect"))?;
+    let mariadb = is_mariadb(&mut meta)
+        .await
+        .map_err(server("read the version"))?;
+    let mut start = cfg.start.clone();
+    if start == StartAt::Now {
+        let (file, offset) = current_position(&mut meta)
+            .await
+            .map_err(server("SHOW MASTER STATUS"))?;
+        start = StartAt::FileOffset { file, offset };
+    }
+    if start == StartAt::Earliest {
+        let logs = binary_logs(&mut meta)
+            .await
+            .map_err(server("SHOW BINARY LOGS"))?;
+        let first = logs
+            .first()
+            .cloned()
+            .ok_or_else(|| LiveError::Consumer("the server has no binlog files".into()))?;
+        start = StartAt::FileOffset {
+            file: first,
+            offset: 4,
+        };
+    }
+    if let StartAt::FileOffset { file, .. } = &start {
+        let logs = binary_logs(&mut meta)
+            .await
+            .map_err(server("SHOW BINARY LOGS"))?;
+        if !logs.contains(file) {
+            return Err(LiveError::Purged {
+                requested: file.clone(),
+                earliest: logs.first().cloned().unwrap_or_default(),
+            });
+        }
+    }
+
+    let mut hints: HashMap<TableId, TableHints> = HashMap::new();
+    let mut backoff = Duration::from_millis(200);
+    let mut down_since: Option<std::time::Instant> = None;
+    loop {
+        let attempt = stream_once(
+            cfg, &addr, mariadb, &start, &mut meta, &mut hints, &mut emit,
+        )
+        .await;
+        match attempt {
+            Ok(Outcome::Stopped) | Ok(Outcome::ServerEnded) => return Ok(()),
+            Ok(Outcome::Dropped { resume, error }) => {
+                let since = *down_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > cfg.reconnect_for {
+                    return Err(LiveError::Server {
+                        addr,
+                        what: "read the binlog (gave up reconnecting)".into(),
+                        source: error,
+                    });
+                }
+                tracing::warn!(source = %addr, error = %error, "binlog connection lost; reconnecting");
+                if let Some(r) = resume {
+                    start = r;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                match Conn::new(cfg.opts.clone()).await {
+                    Ok(c) => {
+                        meta = c;
+                        down_since = None;
+                        backoff = Duration::from_millis(200);
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = %addr, error = %e, "reconnect failed; retrying")
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+enum Outcome {
+    Stopped,
+    ServerEnded,
+    Dropped {
+        resume: Option<StartAt>,
+        error: mysql_async::Error,
+    },
+}
+
+async fn stream_once(
+    cfg: &LiveConfig,
+    addr: &str,
+    mariadb: bool,
+    start: &StartAt,
+    meta: &mut Conn,
+    hints: &mut HashMap<TableId, TableHints>,
+    emit: &mut impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+) -> Result<Outcome, LiveError> {
+    let server = |what: &'static str| {
+        move |source| LiveError::Server {
+            addr: addr.to_string(),
+            what: what.into(),
+            source,
+        }
+    };
+    let mut conn = match Conn::new(cfg.opts.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Outcome::Dropped {
+                resume: None,
+                error: e,
+            })
+        }
+    };
+    let period_ns = cfg.heartbeat.as_nanos().min(u128::from(u64::MAX)) as u64;
+    conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
+        .await
+        .map_err(server("set the heartbeat period"))?;
+    let mut request = BinlogStreamRequest::new(cfg.server_id);
+    let mut decoder;
+    if mariadb {
+        // Capability 4 (GTID): the server sends its own GTID, annotate and checkpoint events.
+        conn.query_drop("SET @mariadb_slave_capability = 4")
+            .await
+            .map_err(server("set the replica capability"))?;
+    }
+    match start {
+        StartAt::FileOffset { file, offset } => {
+            request = request.with_filename(file.as_bytes()).with_pos(*offset);
+            decoder = Decoder::new(file.clone(), Mode::Replica);
+        }
+        StartAt::MariadbGtid(gtid) => {
+            if !mariadb {
+                return Err(LiveError::Consumer(
+                    "a MariaDB GTID start position needs a MariaDB source".into(),
+                ));
+            }
+            conn.exec_drop("SET @slave_connect_state = ?", (gtid,))
+                .await
+                .map_err(server("set the GTID start"))?;
+            conn.query_drop("SET @slave_gtid_strict_mode = 1")
+                .await
+                .map_err(server("set GTID strict mode"))?;
+            decoder = Decoder::new(String::new(), Mode::Replica);
+        }
+        StartAt::Now | StartAt::Earliest => {
+            return Err(LiveError::Consumer(
+                "internal: start position not resolved".into(),
+            ));
+        }
+    }
+    let mut stream = match conn.get_binlog_stream(request).await {
+        Ok(s) => s,
+        Err(mysql_async::Error::Server(e)) if e.code == 1236 => {
+            let logs = binary_logs(meta).await.unwrap_or_default();
+            if let StartAt::FileOffset { file, .. } = start {
+                if !logs.contains(file) {
+                    return Err(LiveError::Purged {
+                        requested: file.clone(),
+                        earliest: logs.first().cloned().unwrap_or_default(),
+                    });
+                }
+            }
+            return Err(LiveError::Server {
+                addr: addr.into(),
+                what: "start the binlog dump".into(),
+                source: mysql_async::Error::Server(e),
+            });
+        }
+        Err(e) => {
+            return Ok(Outcome::Dropped {
+                resume: None,
+                error: e,
+            })
+        }
+    };
+
+    let mut out = Vec::new();
+    let mut last_commit: Option<StartAt> = None;
+    while let Some(item) = stream.next().await {
+        let ev = match item {
+            Ok(ev) => ev,
+            Err(mysql_async::Error::Server(e)) if e.code == 1236 => {
+                return Err(LiveError::Server {
+                    addr: addr.into(),
+                    what: "read the binlog".into(),
+                    source: mysql_async::Error::Server(e),
+                })
+            }
+            Err(e) => {
+                return Ok(Outcome::Dropped {
+                    resume: last_commit,
+                    error: e,
+                })
+            }
+        };
+        let header = ev.header();
+        let size = u64::from(header.event_size());
+        let log_pos = u64::from(header.log_pos());
+        // log_pos is the offset just past the event; 0 for artificial events (the first rotate).
+        let offset = if log_pos >= size {
+            log_pos - size
+        } else {
+            decoder.next_offset()
+        };
+        if header.event_type_raw() == mysql_async::binlog::EventType::TABLE_MAP_EVENT as u8
+            && mariadb
+        {
+            if let Ok(Some(EventData::TableMapEvent(tme))) = ev.read_data() {
+                let id = table_id(&tme);
+                if !hints.contains_key(&id) {
+                    let json = json_columns(meta, &id)
+                        .await
+                        .map_err(server("read information_schema"))?;
+                    let h = TableHints { json_columns: json };
+                    decoder.set_hints(id.clone(), h.clone());
+                    hints.insert(id, h);
+                } else if let Some(h) = hints.get(&id) {
+                    decoder.set_hints(id, h.clone());
+                }
+            }
+        }
+        decoder.decode(&ev, offset, &mut out)?;
+        for e in out.drain(..) {
+            if let Event::Commit {
+                pos: Position::Binlog(p),
+                ..
+            } = &e
+            {
+                last_commit = Some(match (&p.gtid, mariadb) {
+                    (Some(g), true) => StartAt::MariadbGtid(g.clone()),
+                    _ => StartAt::FileOffset {
+                        file: p.file.clone(),
+                        offset: p.offset,
+                    },
+                });
+            }
+            match emit(e) {
+                ControlFlow::Continue(Ok(())) => {}
+                ControlFlow::Continue(Err(msg)) => return Err(LiveError::Consumer(msg)),
+                ControlFlow::Break(()) => return Ok(Outcome::Stopped),
+            }
+        }
+    }
+    Ok(Outcome::ServerEnded)
+}
+
+fn table_id(tme: &TableMapEvent<'_>) -> TableId {
+    TableId::new(tme.database_name(), tme.table_name())
+}
