@@ -53,8 +53,12 @@ pub enum ColumnType {
         /// Character set name (`utf8mb4`, `latin1`, `gbk`, ...).
         charset: String,
     },
-    /// BINARY, VARBINARY, BLOB types, and strings with a binary collation.
-    Binary,
+    /// BINARY, VARBINARY, BLOB types (the `binary` character set).
+    Binary {
+        /// For BINARY(n): n. The binlog drops trailing zero bytes of BINARY(n) and the server
+        /// pads them back on read; 0 for variable-length types.
+        pad_to: u16,
+    },
     /// DATE.
     Date,
     /// DATETIME(fsp).

@@ -178,14 +178,15 @@ pub fn schema_from_table_map(
         let name = names[i].clone().unwrap_or_else(|| format!("@{}", i + 1));
         let m = |k: usize| meta.get(k).copied().unwrap_or(0);
         let is_json_hint = hints.is_some_and(|h| h.json_columns.contains(&name));
-        let text_or_binary = |cs: Option<u16>| -> ColumnType {
+        let text_or_binary = |cs: Option<u16>, pad_to: u16| -> ColumnType {
             match cs.and_then(charset_of_collation) {
-                Some(c) if c == "binary" => ColumnType::Binary,
+                Some(c) if c == "binary" => ColumnType::Binary { pad_to },
                 Some(c) => ColumnType::Text { charset: c },
                 // Without charset metadata, bytes are carried as bytes rather than guessed at.
-                None => ColumnType::Binary,
+                None => ColumnType::Binary { pad_to: 0 },
             }
         };
+        let is_binary = |t: &ColumnType| matches!(t, ColumnType::Binary { .. });
         let (ty, sql_type) = match *t {
             My::MYSQL_TYPE_TINY => int_type(1, unsigned[i]),
             My::MYSQL_TYPE_SHORT => int_type(2, unsigned[i]),
@@ -207,8 +208,8 @@ pub fn schema_from_table_map(
                 ),
             ),
             My::MYSQL_TYPE_VARCHAR | My::MYSQL_TYPE_VAR_STRING => {
-                let ty = text_or_binary(charsets[i]);
-                let s = if ty == ColumnType::Binary {
+                let ty = text_or_binary(charsets[i], 0);
+                let s = if is_binary(&ty) {
                     "varbinary"
                 } else {
                     "varchar"
@@ -216,13 +217,20 @@ pub fn schema_from_table_map(
                 (ty, s.into())
             }
             My::MYSQL_TYPE_STRING => {
-                let ty = text_or_binary(charsets[i]);
-                let s = if ty == ColumnType::Binary {
-                    "binary"
+                // CHAR/BINARY length in bytes, as the server packs it into two metadata bytes.
+                let (b0, b1) = (u16::from(m(0)), u16::from(m(1)));
+                let len = if (b0 & 0x30) != 0x30 {
+                    b1 | (((b0 & 0x30) ^ 0x30) << 4)
                 } else {
-                    "char"
+                    b1
                 };
-                (ty, s.into())
+                let ty = text_or_binary(charsets[i], len);
+                let s = if is_binary(&ty) {
+                    format!("binary({len})")
+                } else {
+                    "char".to_string()
+                };
+                (ty, s)
             }
             My::MYSQL_TYPE_TINY_BLOB
             | My::MYSQL_TYPE_BLOB
@@ -231,12 +239,8 @@ pub fn schema_from_table_map(
                 if is_json_hint {
                     (ColumnType::Json, "json".into())
                 } else {
-                    let ty = text_or_binary(charsets[i]);
-                    let s = if ty == ColumnType::Binary {
-                        "blob"
-                    } else {
-                        "text"
-                    };
+                    let ty = text_or_binary(charsets[i], 0);
+                    let s = if is_binary(&ty) { "blob" } else { "text" };
                     (ty, s.into())
                 }
             }

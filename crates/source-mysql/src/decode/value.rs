@@ -40,7 +40,14 @@ pub fn convert(ty: &ColumnType, cell: BinlogValue<'_>) -> Result<Value, CellErro
         },
         ColumnType::Decimal { .. } => Ok(Value::Decimal(utf8(bytes(v)?)?)),
         ColumnType::Text { charset } => Ok(Value::Text(charset::decode(charset, &bytes(v)?)?)),
-        ColumnType::Binary | ColumnType::Vector => Ok(Value::Bytes(bytes(v)?)),
+        ColumnType::Binary { pad_to } => {
+            let mut b = bytes(v)?;
+            if b.len() < usize::from(*pad_to) {
+                b.resize(usize::from(*pad_to), 0);
+            }
+            Ok(Value::Bytes(b))
+        }
+        ColumnType::Vector => Ok(Value::Bytes(bytes(v)?)),
         ColumnType::Date => match v {
             MyValue::Date(year, month, day, ..) => Ok(Value::Date { year, month, day }),
             other => Err(format!("DATE column holds {other:?}")),
@@ -158,19 +165,34 @@ pub fn convert(ty: &ColumnType, cell: BinlogValue<'_>) -> Result<Value, CellErro
 }
 
 fn integer(v: MyValue, unsigned: bool, bytes: u8) -> Result<Value, CellError> {
-    match v {
-        MyValue::Int(i) if unsigned => {
-            // INT24 and narrower unsigned widths arrive as non-negative Int.
-            u64::try_from(i)
-                .map(Value::UInt)
-                .map_err(|_| format!("unsigned {bytes}-byte column holds {i}"))
+    let raw: i128 = match v {
+        MyValue::Int(i) => i128::from(i),
+        MyValue::UInt(u) => i128::from(u),
+        other => return Err(format!("integer column holds {other:?}")),
+    };
+    // The row decoder may read a narrow column with the other signedness (seen for MEDIUMINT):
+    // reinterpret the stored bits by the column's own width and signedness.
+    let bits = u32::from(bytes.clamp(1, 8)) * 8;
+    let modulus: i128 = 1i128 << bits;
+    let value = if unsigned {
+        if raw < 0 {
+            raw + modulus
+        } else {
+            raw
         }
-        MyValue::Int(i) => Ok(Value::Int(i)),
-        MyValue::UInt(u) if unsigned => Ok(Value::UInt(u)),
-        MyValue::UInt(u) => i64::try_from(u)
+    } else if raw >= modulus / 2 {
+        raw - modulus
+    } else {
+        raw
+    };
+    if unsigned {
+        u64::try_from(value)
+            .map(Value::UInt)
+            .map_err(|_| format!("unsigned {bytes}-byte column holds {raw}"))
+    } else {
+        i64::try_from(value)
             .map(Value::Int)
-            .map_err(|_| format!("signed column holds {u}")),
-        other => Err(format!("integer column holds {other:?}")),
+            .map_err(|_| format!("signed {bytes}-byte column holds {raw}"))
     }
 }
 
