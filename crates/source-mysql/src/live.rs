@@ -355,16 +355,20 @@ async fn stream_once(
         {
             if let Ok(Some(EventData::TableMapEvent(tme))) = ev.read_data() {
                 let id = table_id(&tme);
-                if !hints.contains_key(&id) {
-                    let json = json_columns(meta, &id)
-                        .await
-                        .map_err(server("read information_schema"))?;
-                    let h = TableHints { json_columns: json };
-                    decoder.set_hints(id.clone(), h.clone());
-                    hints.insert(id, h);
-                } else if let Some(h) = hints.get(&id) {
-                    decoder.set_hints(id, h.clone());
-                }
+                // information_schema is read when the table is first met, i.e. as of now,
+                // not as of this event's position (see docs/CAPTURE.md, known limits).
+                let h = match hints.get(&id) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let json = json_columns(meta, &id)
+                            .await
+                            .map_err(server("read information_schema"))?;
+                        let h = TableHints { json_columns: json };
+                        hints.insert(id.clone(), h.clone());
+                        h
+                    }
+                };
+                decoder.set_hints(id, h);
             }
         }
         decoder.decode(&ev, offset, &mut out)?;

@@ -71,8 +71,8 @@ pub enum DecodeError {
         file: String,
         /// Offset of the rows event.
         offset: u64,
-        /// Table.
-        table: TableId,
+        /// Table (boxed: keeps the error, and every Result carrying it, small).
+        table: Box<TableId>,
         /// Column name.
         column: String,
         /// Why.
@@ -608,7 +608,7 @@ impl Decoder {
                         .ok_or_else(|| DecodeError::Value {
                             file: self.file.clone(),
                             offset,
-                            table: schema.id.clone(),
+                            table: Box::new(schema.id.clone()),
                             column: col.name.clone(),
                             reason: "a partial JSON update without a before image".into(),
                         })?;
@@ -619,7 +619,7 @@ impl Decoder {
             out.push(v.map_err(|reason| DecodeError::Value {
                 file: self.file.clone(),
                 offset,
-                table: schema.id.clone(),
+                table: Box::new(schema.id.clone()),
                 column: col.name.clone(),
                 reason,
             })?);
