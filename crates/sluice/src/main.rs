@@ -34,7 +34,14 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Client errors repeat their causes in their own text: show the root cause once.
+            let root = e.root_cause().to_string();
+            let msg = e.to_string();
+            if msg.contains(&root) {
+                eprintln!("error: {msg}");
+            } else {
+                eprintln!("error: {msg}\n  cause: {root}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

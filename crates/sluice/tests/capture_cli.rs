@@ -72,3 +72,27 @@ fn a_bad_start_position_is_explained() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unreachable_source_names_the_fix() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "capture",
+            "--source",
+            "mysql://root@127.0.0.1:1",
+            "--limit",
+            "1",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("source 127.0.0.1:1: connect failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("check that the server is running"),
+        "{stderr}"
+    );
+}

@@ -51,7 +51,7 @@ pub struct LiveConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     /// The server could not be reached or refused a request.
-    #[error("source {addr}: {what}")]
+    #[error("source {addr}: {what} failed; {}", fix_for(source))]
     Server {
         /// host:port.
         addr: String,
@@ -70,12 +70,58 @@ pub enum LiveError {
         /// The oldest file the server has.
         earliest: String,
     },
+    /// The start file is newer than any the server has.
+    #[error("binlog file {requested} does not exist on the source; the newest is {newest}; check --start")]
+    NoSuchFile {
+        /// The file asked for.
+        requested: String,
+        /// The newest file the server has.
+        newest: String,
+    },
     /// An event could not be decoded (definite: retrying would fail the same way).
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The consumer stopped the reading with an error.
     #[error("{0}")]
     Consumer(String),
+}
+
+/// What to do about a client error, by its kind.
+fn fix_for(e: &mysql_async::Error) -> &'static str {
+    match e {
+        mysql_async::Error::Io(_) => {
+            "check that the server is running and that host and port are right"
+        }
+        mysql_async::Error::Server(s) if s.code == 1045 => "check the user name and password",
+        mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1142 | 1227) => {
+            "grant the user REPLICATION SLAVE, REPLICATION CLIENT and SELECT"
+        }
+        mysql_async::Error::Server(s) if s.code == 1236 => {
+            "the binlog position cannot be served; check --start"
+        }
+        _ => "see the cause below",
+    }
+}
+
+/// Whether a start file missing from the server's list was purged (older than the oldest)
+/// or never existed (newer than the newest).
+fn missing_file(requested: &str, logs: &[String]) -> LiveError {
+    let index = |f: &str| {
+        f.rsplit_once('.')
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let newest = logs.last().cloned().unwrap_or_default();
+    if !logs.is_empty() && index(requested) > index(&newest) {
+        return LiveError::NoSuchFile {
+            requested: requested.to_string(),
+            newest,
+        };
+    }
+    LiveError::Purged {
+        requested: requested.to_string(),
+        earliest: logs.first().cloned().unwrap_or_default(),
+    }
 }
 
 /// Whether the source is MariaDB (GTID and capability handling differ).
@@ -177,10 +223,7 @@ pub async fn read(
             .await
             .map_err(server("SHOW BINARY LOGS"))?;
         if !logs.contains(file) {
-            return Err(LiveError::Purged {
-                requested: file.clone(),
-                earliest: logs.first().cloned().unwrap_or_default(),
-            });
+            return Err(missing_file(file, &logs));
         }
     }
 
@@ -302,10 +345,7 @@ async fn stream_once(
             let logs = binary_logs(meta).await.unwrap_or_default();
             if let StartAt::FileOffset { file, .. } = start {
                 if !logs.contains(file) {
-                    return Err(LiveError::Purged {
-                        requested: file.clone(),
-                        earliest: logs.first().cloned().unwrap_or_default(),
-                    });
+                    return Err(missing_file(file, &logs));
                 }
             }
             return Err(LiveError::Server {

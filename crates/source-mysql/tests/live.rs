@@ -377,3 +377,48 @@ async fn a_purged_start_file_names_the_earliest_available() -> TestResult {
     assert!(msg.contains("run a full sync"), "{msg}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_start_file_newer_than_any_is_not_called_purged() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let cfg = LiveConfig {
+        opts: opts(),
+        server_id: 3_000_000 + (std::process::id() % 1_000_000),
+        start: StartAt::FileOffset {
+            file: "mariadb-bin.999999".into(),
+            offset: 4,
+        },
+        heartbeat: Duration::from_secs(1),
+        reconnect_for: Duration::from_secs(5),
+    };
+    let msg = live::read(&cfg, |_| ControlFlow::Break(()))
+        .await
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        msg.contains("mariadb-bin.999999 does not exist on the source; the newest is mariadb-bin."),
+        "{msg}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_credentials_name_the_fix() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let cfg = LiveConfig {
+        opts: Opts::from_url(&format!("mysql://nobody:wrong@{}", MARIADB.get()))?,
+        server_id: 3_100_000,
+        start: StartAt::Now,
+        heartbeat: Duration::from_secs(1),
+        reconnect_for: Duration::from_secs(5),
+    };
+    let msg = live::read(&cfg, |_| ControlFlow::Break(()))
+        .await
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        msg.contains("connect failed; check the user name and password"),
+        "{msg}"
+    );
+    Ok(())
+}
