@@ -3,7 +3,8 @@
 //!
 //! - [`decode`]: raw binlog events -> change events (where a row is decoded);
 //! - [`file`]: recorded binlog files, decoded offline;
-//! - [`live`]: a replica connection to a running server.
+//! - [`live`]: a replica connection to a running server;
+//! - [`precheck`]: what must hold on the source before reading, each failure with its fix.
 //!
 //! Invariants: events come out in log order; every row is decoded with the table map that
 //! precedes it in the same transaction; an event or value that cannot be read exactly is an
@@ -13,3 +14,4 @@
 pub mod decode;
 pub mod file;
 pub mod live;
+pub mod precheck;

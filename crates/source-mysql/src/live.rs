@@ -45,6 +45,8 @@ pub struct LiveConfig {
     pub heartbeat: Duration,
     /// How long to keep trying to reconnect after the connection drops; then give up.
     pub reconnect_for: Duration,
+    /// Tables whose primary keys the precheck verifies (a missing one is a warning).
+    pub precheck_tables: Vec<TableId>,
 }
 
 /// Why reading stopped.
@@ -77,6 +79,14 @@ pub enum LiveError {
         requested: String,
         /// The newest file the server has.
         newest: String,
+    },
+    /// The source is not fit for capture.
+    #[error("precheck of source {addr} failed:\n{}", findings.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n"))]
+    Precheck {
+        /// host:port.
+        addr: String,
+        /// What failed, each with its fix.
+        findings: Vec<crate::precheck::Finding>,
     },
     /// An event could not be decoded (definite: retrying would fail the same way).
     #[error(transparent)]
@@ -195,6 +205,18 @@ pub async fn read(
     let mut meta = Conn::new(cfg.opts.clone())
         .await
         .map_err(server("connect"))?;
+    let report = crate::precheck::check(&mut meta, &cfg.precheck_tables)
+        .await
+        .map_err(server("precheck"))?;
+    for w in &report.warnings {
+        tracing::warn!(source = %addr, "precheck: {w}");
+    }
+    if !report.passed() {
+        return Err(LiveError::Precheck {
+            addr,
+            findings: report.failures,
+        });
+    }
     let mariadb = is_mariadb(&mut meta)
         .await
         .map_err(server("read the version"))?;

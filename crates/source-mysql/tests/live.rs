@@ -35,6 +35,7 @@ async fn capture(db: &str, start: StartAt, want: usize) -> Result<Vec<Json>, Liv
         start,
         heartbeat: Duration::from_secs(1),
         reconnect_for: Duration::from_secs(60),
+        precheck_tables: Vec::new(),
     };
     let mut got = Vec::new();
     let read = live::read(&cfg, |e: Event| {
@@ -364,6 +365,7 @@ async fn a_purged_start_file_names_the_earliest_available() -> TestResult {
         },
         heartbeat: Duration::from_secs(1),
         reconnect_for: Duration::from_secs(5),
+        precheck_tables: Vec::new(),
     };
     let err = live::read(&cfg, |_| ControlFlow::Break(()))
         .await
@@ -390,6 +392,7 @@ async fn a_start_file_newer_than_any_is_not_called_purged() -> TestResult {
         },
         heartbeat: Duration::from_secs(1),
         reconnect_for: Duration::from_secs(5),
+        precheck_tables: Vec::new(),
     };
     let msg = live::read(&cfg, |_| ControlFlow::Break(()))
         .await
@@ -411,6 +414,7 @@ async fn wrong_credentials_name_the_fix() -> TestResult {
         start: StartAt::Now,
         heartbeat: Duration::from_secs(1),
         reconnect_for: Duration::from_secs(5),
+        precheck_tables: Vec::new(),
     };
     let msg = live::read(&cfg, |_| ControlFlow::Break(()))
         .await

@@ -174,3 +174,87 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}_{}_{t}_{n}", std::process::id())
 }
+
+/// A throwaway MariaDB server with its own settings, for tests that need a source configured
+/// differently from the harness's (binary logging off, STATEMENT format, ...). Started in a
+/// temporary folder on a free loopback port; killed and removed on drop.
+pub struct TempMariadb {
+    dir: PathBuf,
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TempMariadb {
+    /// Starts a server whose `[mysqld]` section gets `settings` (one `key=value` per entry).
+    /// Needs the MariaDB packages (`ensure_up(&[Service::Mariadb])` installs them).
+    pub fn start(settings: &[&str]) -> Result<Self, String> {
+        ensure_up(&[Service::Mariadb]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let dir = std::env::temp_dir().join(unique_name("sluice-mariadb"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let d = dir.display();
+        let cnf = format!(
+            "[mysqld]\nuser=root\ndatadir={d}/data\nsocket={d}/mysqld.sock\npid-file={d}/mysqld.pid\n\
+             log_error={d}/error.log\nbind-address=127.0.0.1\nport={port}\nskip_name_resolve=ON\n\
+             innodb_buffer_pool_size=32M\nperformance_schema=OFF\n{}\n",
+            settings.join("\n")
+        );
+        let cnf_path = dir.join("my.cnf");
+        std::fs::write(&cnf_path, cnf).map_err(|e| format!("{}: {e}", cnf_path.display()))?;
+        let install = Command::new("mariadb-install-db")
+            .arg(format!("--defaults-file={}", cnf_path.display()))
+            .args([
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .output()
+            .map_err(|e| format!("mariadb-install-db: {e}"))?;
+        if !install.status.success() {
+            return Err(format!(
+                "mariadb-install-db failed: {}",
+                String::from_utf8_lossy(&install.stderr)
+            ));
+        }
+        let child = Command::new("mariadbd")
+            .arg(format!("--defaults-file={}", cnf_path.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("mariadbd: {e}"))?;
+        let server = Self {
+            dir,
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        // Ready when root can connect over the socket; then root@127.0.0.1 is added for TCP.
+        let sock = format!("--socket={}/mysqld.sock", server.dir.display());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ok = Command::new("mariadb")
+                .args([sock.as_str(), "-uroot", "-e", "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return Ok(server);
+            }
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(server.dir.join("error.log")).unwrap_or_default();
+                return Err(format!("temporary MariaDB did not start: {log}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for TempMariadb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -64,6 +64,15 @@ impl TableFilter {
         self.0.is_empty() || self.0.iter().any(|(d, t)| one(d, db) && one(t, table))
     }
 
+    /// The tables named without wildcards (their primary keys are prechecked).
+    fn exact_tables(&self) -> Vec<sluice_core::TableId> {
+        self.0
+            .iter()
+            .filter(|(d, t)| !d.ends_with('*') && !t.ends_with('*'))
+            .map(|(d, t)| sluice_core::TableId::new(d.clone(), t.clone()))
+            .collect()
+    }
+
     fn keeps(&self, e: &Event) -> bool {
         match e {
             Event::Row(r) => self.matches(&r.table.id.db, &r.table.id.table),
@@ -163,6 +172,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         start: parse_start(&args.start)?,
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
         reconnect_for: Duration::from_secs(300),
+        precheck_tables: printer.filter.exact_tables(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
