@@ -258,7 +258,7 @@ pub async fn read(
         )
         .await;
         match attempt {
-            Ok(Outcome::Stopped) | Ok(Outcome::ServerEnded) => return Ok(()),
+            Ok(Outcome::Stopped) => return Ok(()),
             Ok(Outcome::Dropped { resume, error }) => {
                 let since = *down_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > cfg.reconnect_for {
@@ -292,7 +292,6 @@ pub async fn read(
 
 enum Outcome {
     Stopped,
-    ServerEnded,
     Dropped {
         resume: Option<StartAt>,
         error: mysql_async::Error,
@@ -455,7 +454,11 @@ async fn stream_once(
             }
         }
     }
-    Ok(Outcome::ServerEnded)
+    // A blocking dump never ends by itself: the server shut down or closed the connection.
+    Ok(Outcome::Dropped {
+        resume: last_commit,
+        error: mysql_async::Error::Other("the server closed the binlog connection".into()),
+    })
 }
 
 fn table_id(tme: &TableMapEvent<'_>) -> TableId {

@@ -220,30 +220,52 @@ impl TempMariadb {
                 String::from_utf8_lossy(&install.stderr)
             ));
         }
-        let child = Command::new("mariadbd")
-            .arg(format!("--defaults-file={}", cnf_path.display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("mariadbd: {e}"))?;
+        let child = Self::spawn(&dir)?;
         let server = Self {
             dir,
             child,
             addr: format!("127.0.0.1:{port}"),
         };
-        // Ready when root can connect over the socket; then root@127.0.0.1 is added for TCP.
-        let sock = format!("--socket={}/mysqld.sock", server.dir.display());
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn spawn(dir: &std::path::Path) -> Result<std::process::Child, String> {
+        Command::new("mariadbd")
+            .arg(format!("--defaults-file={}", dir.join("my.cnf").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("mariadbd: {e}"))
+    }
+
+    /// Stops the server gracefully (SIGTERM, as `dev/services down` does) and starts it again
+    /// on the same data and port.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.dir)?;
+        self.wait_ready()
+    }
+
+    /// Ready when root can connect over the socket; root@127.0.0.1 is (re)granted for TCP.
+    fn wait_ready(&self) -> Result<(), String> {
+        let sock = format!("--socket={}/mysqld.sock", self.dir.display());
+        let grant = "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
+                     GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION";
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let ok = Command::new("mariadb")
-                .args([sock.as_str(), "-uroot", "-e", "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"])
+                .args([sock.as_str(), "-uroot", "-e", grant])
                 .output()
                 .is_ok_and(|o| o.status.success());
             if ok {
-                return Ok(server);
+                return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                let log = std::fs::read_to_string(server.dir.join("error.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
                 return Err(format!("temporary MariaDB did not start: {log}"));
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
