@@ -68,7 +68,7 @@ fn a_bad_start_position_is_explained() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("must be now, earliest, FILE:OFFSET or gtid:"),
+        stderr.contains("must be now, earliest, FILE:OFFSET, gtid:D-S-N or time:RFC3339"),
         "{stderr}"
     );
 }

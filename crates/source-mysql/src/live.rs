@@ -30,6 +30,9 @@ pub enum StartAt {
     },
     /// A MariaDB GTID position (`domain-server-seq[,...]`): read what follows it.
     MariadbGtid(String),
+    /// The first transaction that began at or after this moment (seconds since the epoch, UTC;
+    /// binlog event times have one-second resolution).
+    Time(i64),
 }
 
 /// How to reach the source and what to read.
@@ -240,6 +243,17 @@ pub async fn read(
             offset: 4,
         };
     }
+    let mut skip_before_ms: Option<u64> = None;
+    if let StartAt::Time(t) = start {
+        let logs = binary_logs(&mut meta)
+            .await
+            .map_err(server("SHOW BINARY LOGS"))?;
+        let file = file_for_time(cfg, &logs, t)
+            .await
+            .map_err(server("read the binlog files' times"))?;
+        skip_before_ms = Some(u64::try_from(t).unwrap_or(0).saturating_mul(1000));
+        start = StartAt::FileOffset { file, offset: 4 };
+    }
     if let StartAt::FileOffset { file, .. } = &start {
         let logs = binary_logs(&mut meta)
             .await
@@ -249,12 +263,15 @@ pub async fn read(
         }
     }
 
-    let mut hints: HashMap<TableId, TableHints> = HashMap::new();
+    let mut state = ReadState {
+        hints: HashMap::new(),
+        skip_before_ms,
+    };
     let mut backoff = Duration::from_millis(200);
     let mut down_since: Option<std::time::Instant> = None;
     loop {
         let attempt = stream_once(
-            cfg, &addr, mariadb, &start, &mut meta, &mut hints, &mut emit,
+            cfg, &addr, mariadb, &start, &mut meta, &mut state, &mut emit,
         )
         .await;
         match attempt {
@@ -290,6 +307,14 @@ pub async fn read(
     }
 }
 
+/// What one read keeps across reconnects.
+struct ReadState {
+    /// What information_schema told about each table met so far.
+    hints: HashMap<TableId, TableHints>,
+    /// With a start time: emit nothing before the first transaction that began at or after it.
+    skip_before_ms: Option<u64>,
+}
+
 enum Outcome {
     Stopped,
     Dropped {
@@ -304,9 +329,13 @@ async fn stream_once(
     mariadb: bool,
     start: &StartAt,
     meta: &mut Conn,
-    hints: &mut HashMap<TableId, TableHints>,
+    state: &mut ReadState,
     emit: &mut impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<Outcome, LiveError> {
+    let ReadState {
+        hints,
+        skip_before_ms,
+    } = state;
     let server = |what: &'static str| {
         move |source| LiveError::Server {
             addr: addr.to_string(),
@@ -354,7 +383,7 @@ async fn stream_once(
                 .map_err(server("set GTID strict mode"))?;
             decoder = Decoder::new(String::new(), Mode::Replica);
         }
-        StartAt::Now | StartAt::Earliest => {
+        StartAt::Now | StartAt::Earliest | StartAt::Time(_) => {
             return Err(LiveError::Consumer(
                 "internal: start position not resolved".into(),
             ));
@@ -447,6 +476,14 @@ async fn stream_once(
                     },
                 });
             }
+            if let Some(t) = *skip_before_ms {
+                // Starting at a time: nothing is emitted before the first transaction that
+                // began at or after it.
+                match &e {
+                    Event::Begin { ts_ms, .. } if *ts_ms >= t => *skip_before_ms = None,
+                    _ => continue,
+                }
+            }
             match emit(e) {
                 ControlFlow::Continue(Ok(())) => {}
                 ControlFlow::Continue(Err(msg)) => return Err(LiveError::Consumer(msg)),
@@ -459,6 +496,48 @@ async fn stream_once(
         resume: last_commit,
         error: mysql_async::Error::Other("the server closed the binlog connection".into()),
     })
+}
+
+/// The binlog file to start from for a start time: the newest file created at or before it
+/// (a file's creation time is its format-description event's time); the oldest if none is.
+async fn file_for_time(
+    cfg: &LiveConfig,
+    logs: &[String],
+    t: i64,
+) -> Result<String, mysql_async::Error> {
+    for file in logs.iter().rev() {
+        if first_event_time(cfg, file)
+            .await?
+            .is_some_and(|created| i64::from(created) <= t)
+        {
+            return Ok(file.clone());
+        }
+    }
+    Ok(logs.first().cloned().unwrap_or_default())
+}
+
+/// The time of the format-description event at the start of `file`, read with a non-blocking
+/// dump that ends by itself.
+async fn first_event_time(cfg: &LiveConfig, file: &str) -> Result<Option<u32>, mysql_async::Error> {
+    let conn = Conn::new(cfg.opts.clone()).await?;
+    let request = BinlogStreamRequest::new(cfg.server_id)
+        .with_filename(file.as_bytes())
+        .with_pos(4)
+        .with_non_blocking();
+    let mut stream = conn.get_binlog_stream(request).await?;
+    let mut found = None;
+    while let Some(ev) = stream.next().await {
+        let ev = ev?;
+        let h = ev.header();
+        if h.event_type_raw() == mysql_async::binlog::EventType::FORMAT_DESCRIPTION_EVENT as u8
+            && h.timestamp() != 0
+        {
+            found = Some(h.timestamp());
+            break;
+        }
+    }
+    let _ = stream.close().await;
+    Ok(found)
 }
 
 fn table_id(tme: &TableMapEvent<'_>) -> TableId {
