@@ -112,8 +112,13 @@ pub const POSTGRES: Address = Address {
 };
 
 /// The repository's root folder (where `dev/services` lives).
+///
+/// Read at run time first (cargo and nextest set `CARGO_MANIFEST_DIR` for the tests they run):
+/// a build reused from another checkout must still drive this checkout's services.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    PathBuf::from(manifest).join("../..")
 }
 
 /// The per-user cache of `dev/services` (installed brokers, virtual environments, probes).
