@@ -15,7 +15,7 @@ use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::EventStreamReader;
 use sluice_core::Event;
 
-use crate::decode::{DecodeError, Decoder, Mode};
+use crate::decode::{DecodeError, Decoder, Mode, SchemaHistory};
 
 const HEADER_LEN: usize = 19;
 const MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
@@ -66,8 +66,25 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Decodes every event of the binlog file at `path`, handing each change event to `emit`.
+/// `history` carries table schemas from earlier files (and gets this file's DDL).
 pub fn decode_file(
     path: &Path,
+    history: &mut SchemaHistory,
+    emit: impl FnMut(Event) -> Result<(), String>,
+) -> Result<(), FileError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut decoder = Decoder::new(name, Mode::Inspect).with_history(std::mem::take(history));
+    let result = decode_with(path, &mut decoder, emit);
+    *history = decoder.take_history();
+    result
+}
+
+fn decode_with(
+    path: &Path,
+    decoder: &mut Decoder,
     mut emit: impl FnMut(Event) -> Result<(), String>,
 ) -> Result<(), FileError> {
     let shown = path.display().to_string();
@@ -90,11 +107,6 @@ pub fn decode_file(
             "not a binlog file (it does not start with \\xfebin)".into(),
         ));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut decoder = Decoder::new(name, Mode::Inspect);
     let mut reader = EventStreamReader::new(BinlogVersion::Version4);
     let mut offset: u64 = 4;
     let mut buf = Vec::new();
@@ -139,11 +151,9 @@ pub fn decode_file(
                 )
             })?
             .ok_or_else(|| corrupt(offset, "empty event".into()))?;
-        decode_one(&mut decoder, &raw, offset, &mut events).map_err(|source| {
-            FileError::Decode {
-                path: shown.clone(),
-                source,
-            }
+        decode_one(decoder, &raw, offset, &mut events).map_err(|source| FileError::Decode {
+            path: shown.clone(),
+            source,
         })?;
         if raw.header().event_type_raw() == EventType::TRANSACTION_PAYLOAD_EVENT as u8 {
             // MySQL 8 binlog_transaction_compression: the transaction's events, compressed.
@@ -162,7 +172,7 @@ pub fn decode_file(
                 })?;
                 let Some(ev) = next else { break };
                 // Events inside a payload have no offset of their own: they share the payload's.
-                decode_one(&mut decoder, &ev, offset, &mut events).map_err(|source| {
+                decode_one(decoder, &ev, offset, &mut events).map_err(|source| {
                     FileError::Decode {
                         path: shown.clone(),
                         source,

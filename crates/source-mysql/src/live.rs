@@ -12,7 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
 use sluice_core::{Event, Position, TableId};
 
-use crate::decode::{DecodeError, Decoder, Mode, TableHints};
+use crate::decode::{DecodeError, Decoder, Mode, SchemaHistory, TableHints};
 
 /// Where reading starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,8 +195,24 @@ fn addr_of(opts: &Opts) -> String {
 /// A dropped connection is retried (with backoff, for up to `cfg.reconnect_for`) from the end
 /// of the last committed transaction: events of a transaction that was open when the
 /// connection dropped are emitted again, nothing is lost.
+///
+/// `history` is the schema history to continue from; it is handed back, grown by the DDL read,
+/// however the reading ends (to be persisted with the position reached).
 pub async fn read(
     cfg: &LiveConfig,
+    history: &mut SchemaHistory,
+    emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+) -> Result<(), LiveError> {
+    let mut decoder =
+        Decoder::new(String::new(), Mode::Replica).with_history(std::mem::take(history));
+    let result = read_with(cfg, &mut decoder, emit).await;
+    *history = decoder.take_history();
+    result
+}
+
+async fn read_with(
+    cfg: &LiveConfig,
+    decoder: &mut Decoder,
     mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<(), LiveError> {
     let addr = addr_of(&cfg.opts);
@@ -264,6 +280,7 @@ pub async fn read(
     }
 
     let mut state = ReadState {
+        decoder,
         hints: HashMap::new(),
         skip_before_ms,
     };
@@ -308,7 +325,9 @@ pub async fn read(
 }
 
 /// What one read keeps across reconnects.
-struct ReadState {
+struct ReadState<'d> {
+    /// One decoder for the whole read: reset at each reconnect, its schema history kept.
+    decoder: &'d mut Decoder,
     /// What information_schema told about each table met so far.
     hints: HashMap<TableId, TableHints>,
     /// With a start time: emit nothing before the first transaction that began at or after it.
@@ -329,10 +348,11 @@ async fn stream_once(
     mariadb: bool,
     start: &StartAt,
     meta: &mut Conn,
-    state: &mut ReadState,
+    state: &mut ReadState<'_>,
     emit: &mut impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<Outcome, LiveError> {
     let ReadState {
+        decoder,
         hints,
         skip_before_ms,
     } = state;
@@ -357,7 +377,6 @@ async fn stream_once(
         .await
         .map_err(server("set the heartbeat period"))?;
     let mut request = BinlogStreamRequest::new(cfg.server_id);
-    let mut decoder;
     if mariadb {
         // Capability 4 (GTID): the server sends its own GTID, annotate and checkpoint events.
         conn.query_drop("SET @mariadb_slave_capability = 4")
@@ -367,7 +386,7 @@ async fn stream_once(
     match start {
         StartAt::FileOffset { file, offset } => {
             request = request.with_filename(file.as_bytes()).with_pos(*offset);
-            decoder = Decoder::new(file.clone(), Mode::Replica);
+            decoder.restart_at(file.clone());
         }
         StartAt::MariadbGtid(gtid) => {
             if !mariadb {
@@ -381,7 +400,7 @@ async fn stream_once(
             conn.query_drop("SET @slave_gtid_strict_mode = 1")
                 .await
                 .map_err(server("set GTID strict mode"))?;
-            decoder = Decoder::new(String::new(), Mode::Replica);
+            decoder.restart_at(String::new());
         }
         StartAt::Now | StartAt::Earliest | StartAt::Time(_) => {
             return Err(LiveError::Consumer(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use sluice_core::render::event_to_json;
 use sluice_core::Event;
+use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::file::decode_file;
 
 fn fixtures() -> PathBuf {
@@ -29,12 +30,16 @@ const KNOWN_GAPS: &[&str] = &["ver_5_1-wl2325_s.001"];
 
 fn decode(name: &str) -> Result<Vec<serde_json::Value>, String> {
     let mut out = Vec::new();
-    decode_file(&fixtures().join(name), |e: Event| {
-        if let Some(j) = event_to_json(&e) {
-            out.push(j);
-        }
-        Ok(())
-    })
+    decode_file(
+        &fixtures().join(name),
+        &mut SchemaHistory::new(),
+        |e: Event| {
+            if let Some(j) = event_to_json(&e) {
+                out.push(j);
+            }
+            Ok(())
+        },
+    )
     .map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);

@@ -10,6 +10,7 @@ use mysql_async::{Conn, Opts, Row};
 use serde_json::Value as Json;
 use sluice_core::render::event_to_json;
 use sluice_core::Event;
+use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, current_position, LiveConfig, LiveError, StartAt};
 use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
 
@@ -29,6 +30,16 @@ async fn connect() -> Result<Conn, mysql_async::Error> {
 
 /// Captures from `start` until `want` row/DDL events of database `db` were seen (or 60 s).
 async fn capture(db: &str, start: StartAt, want: usize) -> Result<Vec<Json>, LiveError> {
+    capture_with(db, start, want, &mut SchemaHistory::new()).await
+}
+
+/// [`capture`] continuing from (and growing) a schema history.
+async fn capture_with(
+    db: &str,
+    start: StartAt,
+    want: usize,
+    history: &mut SchemaHistory,
+) -> Result<Vec<Json>, LiveError> {
     let cfg = LiveConfig {
         opts: opts(),
         server_id: 1_000_000 + (std::process::id() % 1_000_000),
@@ -38,7 +49,7 @@ async fn capture(db: &str, start: StartAt, want: usize) -> Result<Vec<Json>, Liv
         precheck_tables: Vec::new(),
     };
     let mut got = Vec::new();
-    let read = live::read(&cfg, |e: Event| {
+    let read = live::read(&cfg, history, |e: Event| {
         if let Some(j) = event_to_json(&e) {
             if j["db"] == db {
                 got.push(j);
@@ -322,6 +333,67 @@ async fn rows_around_ddl_decode_with_the_schema_in_force_at_their_position() -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_map_the_schema_history_disagrees_with_stops_capture() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let db = unique_name("hist");
+    let mut conn = connect().await?;
+    conn.query_drop(format!("CREATE DATABASE {db}")).await?;
+    conn.query_drop(format!("USE {db}")).await?;
+    let (file, offset) = current_position(&mut conn).await?;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))")
+        .await?;
+    conn.query_drop("INSERT INTO t VALUES (1, 'one')").await?;
+    // First run: learns t from its CREATE TABLE.
+    let mut history = SchemaHistory::new();
+    let first = capture_with(
+        &db,
+        StartAt::FileOffset {
+            file: file.clone(),
+            offset,
+        },
+        2,
+        &mut history,
+    )
+    .await?;
+    assert_eq!(first[1]["after"], serde_json::json!({"id": 1, "v": "one"}));
+    assert_eq!(first[1]["pk"], serde_json::json!(["id"]));
+
+    // A DDL the history never sees (capture resumes after it), then a row.
+    conn.query_drop("ALTER TABLE t ADD COLUMN w INT").await?;
+    let (file2, offset2) = current_position(&mut conn).await?;
+    conn.query_drop("INSERT INTO t VALUES (2, 'two', 2)")
+        .await?;
+    let err = capture_with(
+        &db,
+        StartAt::FileOffset {
+            file: file2,
+            offset: offset2,
+        },
+        1,
+        &mut history,
+    )
+    .await
+    .expect_err("a row must not be decoded with a schema the history contradicts");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("disagrees with the schema history")
+            && msg.contains("3 columns vs 2")
+            && msg.contains(&format!("`{db}`.`t`")),
+        "{msg}"
+    );
+
+    // Read from before the DDL with the same history: the DDL is learnt, the row decodes.
+    let mut history = SchemaHistory::new();
+    let all = capture_with(&db, StartAt::FileOffset { file, offset }, 4, &mut history).await?;
+    assert_eq!(
+        all[3]["after"],
+        serde_json::json!({"id": 2, "v": "two", "w": 2})
+    );
+    conn.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_from_a_file_offset_or_a_gtid_gives_exactly_what_follows() -> TestResult {
     ensure_up(&[Service::Mariadb]);
     let db = unique_name("resume");
@@ -367,7 +439,7 @@ async fn a_purged_start_file_names_the_earliest_available() -> TestResult {
         reconnect_for: Duration::from_secs(5),
         precheck_tables: Vec::new(),
     };
-    let err = live::read(&cfg, |_| ControlFlow::Break(()))
+    let err = live::read(&cfg, &mut SchemaHistory::new(), |_| ControlFlow::Break(()))
         .await
         .expect_err("a purged file must fail");
     let msg = err.to_string();
@@ -394,7 +466,7 @@ async fn a_start_file_newer_than_any_is_not_called_purged() -> TestResult {
         reconnect_for: Duration::from_secs(5),
         precheck_tables: Vec::new(),
     };
-    let msg = live::read(&cfg, |_| ControlFlow::Break(()))
+    let msg = live::read(&cfg, &mut SchemaHistory::new(), |_| ControlFlow::Break(()))
         .await
         .expect_err("must fail")
         .to_string();
@@ -416,7 +488,7 @@ async fn wrong_credentials_name_the_fix() -> TestResult {
         reconnect_for: Duration::from_secs(5),
         precheck_tables: Vec::new(),
     };
-    let msg = live::read(&cfg, |_| ControlFlow::Break(()))
+    let msg = live::read(&cfg, &mut SchemaHistory::new(), |_| ControlFlow::Break(()))
         .await
         .expect_err("must fail")
         .to_string();
@@ -456,7 +528,7 @@ async fn a_server_restart_and_a_rotation_mid_stream_lose_nothing() -> TestResult
     const N: i64 = 60;
     let reader = tokio::spawn(async move {
         let mut ids: Vec<i64> = Vec::new();
-        let r = live::read(&cfg, |e: Event| {
+        let r = live::read(&cfg, &mut SchemaHistory::new(), |e: Event| {
             if let Some(j) = event_to_json(&e) {
                 if let Some(id) = j["after"]["id"].as_i64() {
                     ids.push(id);

@@ -9,10 +9,11 @@ use anyhow::{bail, Context};
 use clap::Args;
 use sluice_core::render::event_to_json;
 use sluice_core::Event;
+use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
 
 /// Arguments of `sluice capture`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CaptureArgs {
     /// Live source: mysql://USER[:PASS]@HOST:PORT
     #[arg(
@@ -36,6 +37,10 @@ pub struct CaptureArgs {
     /// Heartbeat period asked of the server, seconds.
     #[arg(long, default_value_t = 5)]
     heartbeat_secs: u64,
+    /// Schema history file: loaded if it exists, saved when capture ends, so table schemas
+    /// learned from DDL carry over between runs.
+    #[arg(long)]
+    schema_history: Option<PathBuf>,
     /// Decode recorded binlog files instead of a live server.
     #[arg(long, num_args = 1..)]
     binlog_file: Vec<PathBuf>,
@@ -179,10 +184,29 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         printed: 0,
         out: std::io::BufWriter::new(std::io::stdout()),
     };
+    let mut history = match &args.schema_history {
+        Some(p) if p.exists() => SchemaHistory::load(p).map_err(anyhow::Error::msg)?,
+        _ => SchemaHistory::new(),
+    };
+    let result = run_with(args.clone(), &mut printer, &mut history);
+    if let Some(p) = &args.schema_history {
+        history
+            .save(p)
+            .map_err(anyhow::Error::msg)
+            .context("saving the schema history")?;
+    }
+    result
+}
+
+fn run_with(
+    args: CaptureArgs,
+    printer: &mut Printer,
+    history: &mut SchemaHistory,
+) -> anyhow::Result<()> {
     if !args.binlog_file.is_empty() {
         for path in &args.binlog_file {
             let mut done = false;
-            let r = sluice_source_mysql::file::decode_file(path, |e| {
+            let r = sluice_source_mysql::file::decode_file(path, history, |e| {
                 if done {
                     return Ok(());
                 }
@@ -217,7 +241,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(live::read(&cfg, |e| match printer.print(&e) {
+    rt.block_on(live::read(&cfg, history, |e| match printer.print(&e) {
         Ok(ControlFlow::Break(())) => ControlFlow::Break(()),
         Ok(ControlFlow::Continue(())) => ControlFlow::Continue(Ok(())),
         Err(msg) => ControlFlow::Continue(Err(msg)),

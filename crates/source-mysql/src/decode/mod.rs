@@ -7,6 +7,7 @@
 //! unknown one is an error naming its type and position.
 
 pub mod charset;
+pub mod history;
 mod json_diff;
 mod mariadb;
 pub mod table_map;
@@ -22,6 +23,7 @@ use sluice_core::{
     BinlogPosition, Ddl, Event, Op, Position, RowChange, TableId, TableSchema, Value,
 };
 
+pub use history::SchemaHistory;
 pub use table_map::TableHints;
 
 /// A decoding failure, with where it happened.
@@ -63,6 +65,17 @@ pub enum DecodeError {
         problem: String,
         /// What to do.
         fix: String,
+    },
+    /// A schema question: a table map that disagrees with the schema history, or a DDL that
+    /// changes a captured table and cannot be read.
+    #[error("binlog {file} at offset {offset}: {reason}")]
+    Schema {
+        /// Binlog file.
+        file: String,
+        /// Offset of the event.
+        offset: u64,
+        /// What disagrees, with both schemas.
+        reason: String,
     },
     /// A value in a row could not be represented exactly.
     #[error("binlog {file} at offset {offset}: table {table}, column {column}: {reason}")]
@@ -113,6 +126,8 @@ pub struct Decoder {
     standalone: bool,
     /// Offset of the event just past the last one decoded.
     next_offset: u64,
+    /// Versions of table schemas by position, fed by DDL, checked against every table map.
+    history: SchemaHistory,
 }
 
 const MARIADB_ANNOTATE_ROWS: u8 = 160;
@@ -133,6 +148,37 @@ impl Decoder {
             next_gtid: None,
             standalone: false,
             next_offset: 4,
+            history: SchemaHistory::new(),
+        }
+    }
+
+    /// Starts over at the beginning of a transaction in `file` (after a reconnect): open
+    /// transaction and table maps are dropped; the schema history and hints are kept.
+    pub fn restart_at(&mut self, file: String) {
+        self.file = file;
+        self.tables.clear();
+        self.txn = None;
+        self.next_gtid = None;
+        self.standalone = false;
+        self.next_offset = 4;
+    }
+
+    /// Continues from a schema history (persisted, or kept across reconnects).
+    pub fn with_history(mut self, history: SchemaHistory) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Hands the schema history back (to persist it, or to reuse it after a reconnect).
+    pub fn take_history(&mut self) -> SchemaHistory {
+        std::mem::take(&mut self.history)
+    }
+
+    fn binlog_pos(&self, offset: u64) -> BinlogPosition {
+        BinlogPosition {
+            file: self.file.clone(),
+            offset,
+            gtid: None,
         }
     }
 
@@ -331,7 +377,7 @@ impl Decoder {
                             fix: "set binlog_format=ROW on the source (and restart sessions that set it)".into(),
                         })
                     }
-                    _ => self.statement(q.schema().into_owned(), sql, offset, end, ts_ms, out),
+                    _ => self.statement(q.schema().into_owned(), sql, offset, end, ts_ms, out)?,
                 }
             }
             EventData::XidEvent(_) => self.commit(end, ts_ms, out),
@@ -339,7 +385,7 @@ impl Decoder {
                 let hints = self
                     .hints
                     .get(&TableId::new(tme.database_name(), tme.table_name()));
-                let schema = table_map::schema_from_table_map(&tme, hints).map_err(|e| {
+                let mut schema = table_map::schema_from_table_map(&tme, hints).map_err(|e| {
                     self.err(
                         offset,
                         &format!(
@@ -350,6 +396,13 @@ impl Decoder {
                         e,
                     )
                 })?;
+                self.history
+                    .reconcile(&mut schema, &self.binlog_pos(offset))
+                    .map_err(|reason| DecodeError::Schema {
+                        file: self.file.clone(),
+                        offset,
+                        reason,
+                    })?;
                 self.tables
                     .insert(tme.table_id(), (tme.into_owned(), Arc::new(schema)));
             }
@@ -392,7 +445,7 @@ impl Decoder {
             | EventData::UnknownEvent => {}
             EventData::ExecuteLoadQueryEvent(q) if self.mode == Mode::Inspect => {
                 let sql = q.query().into_owned();
-                self.statement(q.schema().into_owned(), sql, offset, end, ts_ms, out);
+                self.statement(q.schema().into_owned(), sql, offset, end, ts_ms, out)?;
             }
             EventData::BeginLoadQueryEvent(_)
             | EventData::AppendBlockEvent(_)
@@ -447,7 +500,21 @@ impl Decoder {
         end: u64,
         ts_ms: u64,
         out: &mut Vec<Event>,
-    ) {
+    ) -> Result<(), DecodeError> {
+        let changed = match self.history.apply_ddl(&self.binlog_pos(offset), &db, &sql) {
+            Ok(changed) => changed,
+            Err(reason) if self.mode == Mode::Replica => {
+                return Err(DecodeError::Schema {
+                    file: self.file.clone(),
+                    offset,
+                    reason,
+                })
+            }
+            Err(reason) => {
+                tracing::warn!(file = %self.file, offset, "{reason}");
+                Vec::new()
+            }
+        };
         let standalone = self.txn.is_none() || self.standalone;
         if self.txn.is_none() {
             self.begin(offset, ts_ms, out);
@@ -456,7 +523,7 @@ impl Decoder {
         let txn = self.txn.as_ref().map(|t| t.id.clone()).unwrap_or_default();
         out.push(Event::Ddl(Ddl {
             db,
-            table: None,
+            table: changed.into_iter().next(),
             sql,
             ts_ms,
             txn,
@@ -466,6 +533,7 @@ impl Decoder {
         if standalone {
             self.commit(end, ts_ms, out);
         }
+        Ok(())
     }
 
     fn next_seq(&mut self) -> u64 {
