@@ -12,6 +12,7 @@ pub mod event;
 pub mod position;
 pub mod render;
 pub mod schema;
+pub mod sink;
 pub mod value;
 
 pub use event::{Ddl, Event, Op, RowChange};

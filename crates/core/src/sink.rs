@@ -1,0 +1,50 @@
+//! The destination seam: every destination (Kafka, RocketMQ, DataHub, MySQL-compatible) is a
+//! [`Sink`]. The pipeline hands it batches in commit order and moves the checkpoint only after
+//! [`Sink::deliver`] returned `Ok` for a batch.
+
+use crate::event::Event;
+use crate::schema::TableId;
+
+/// One change handed to a destination, with its place in the stream.
+#[derive(Debug, Clone)]
+pub struct DeliveryItem {
+    /// A `Row`, `Ddl` or `Heartbeat` event (names already routed).
+    pub event: Event,
+    /// Read by full sync rather than from the change log.
+    pub snapshot: bool,
+    /// Source sequence (strictly increasing in commit order); None for snapshot rows and
+    /// heartbeats.
+    pub sequence: Option<u64>,
+    /// Transaction number (increases by one per transaction).
+    pub txn_number: u64,
+    /// Whether this is the last change of its transaction.
+    pub last_in_txn: bool,
+}
+
+/// Why a destination could not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The destination's settings are wrong (fix the project file).
+    #[error("{0}")]
+    Config(String),
+    /// The destination refused a change for good (too large, not authorized, ...): the project
+    /// stops; retrying cannot help.
+    #[error("{0}")]
+    Rejected(String),
+    /// The destination is unreachable or failed transiently: retry the same batch.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A destination.
+pub trait Sink: Send {
+    /// Schema sync: create or check what the tables need (topics, tables).
+    fn prepare(&mut self, tables: &[TableId]) -> Result<(), SinkError>;
+    /// Delivers a batch; returns `Ok` only when every item was acknowledged. On `Err` nothing
+    /// of the batch may be assumed delivered (it is sent again).
+    fn deliver(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError>;
+    /// A note for status (an outage in progress), if any.
+    fn position_note(&self) -> Option<String> {
+        None
+    }
+}

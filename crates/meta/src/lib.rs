@@ -1,0 +1,313 @@
+//! The embedded metadata store: one SQLite file (`meta.db`) under a project's data directory.
+//!
+//! Invariant: a checkpoint (position, source sequence, transaction number, schema history,
+//! rows per table) is written in one SQLite transaction with `synchronous=FULL`, so after any
+//! crash the store holds either the old checkpoint or the new one, whole.
+#![deny(missing_docs)]
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sluice_core::Position;
+
+/// A metadata-store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// SQLite failed.
+    #[error("metadata store {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// A stored value could not be read back.
+    #[error("metadata store {path}: corrupt {what}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Which value.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a project may resume, as one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Resume position (the end of the last fully acknowledged transaction).
+    pub position: Position,
+    /// Source sequence of the last acknowledged change.
+    pub sequence: u64,
+    /// Number of the last acknowledged transaction.
+    pub txn_number: u64,
+    /// The schema history (JSON) valid for every position at or after `position`.
+    pub history: String,
+    /// Source time of the checkpoint, ms.
+    pub ts_ms: u64,
+}
+
+/// A project's recorded state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// Current stage (`schema`, `full`, `incremental`).
+    pub stage: String,
+    /// NotStarted, Running, Paused, Failed, Completed, Stopped.
+    pub state: String,
+    /// Last error or note.
+    pub message: String,
+    /// The checkpoint, if any.
+    pub checkpoint: Option<Checkpoint>,
+    /// Wall-clock ms when the checkpoint was written.
+    pub updated_ms: u64,
+    /// Rows delivered per table (`db.table`), incremental and full.
+    pub rows: Vec<(String, u64)>,
+}
+
+/// The store.
+pub struct MetaStore {
+    conn: Connection,
+    path: String,
+}
+
+impl MetaStore {
+    /// Opens (creating if needed) `dir/meta.db`.
+    pub fn open(dir: &Path) -> Result<Self, MetaError> {
+        let file = dir.join("meta.db");
+        let path = file.display().to_string();
+        let err = |source| MetaError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| MetaError::Corrupt {
+            path: path.clone(),
+            what: "data directory".into(),
+            reason: e.to_string(),
+        })?;
+        let conn = Connection::open(&file).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS checkpoint (
+               project TEXT PRIMARY KEY, position TEXT NOT NULL, sequence INTEGER NOT NULL,
+               txn_number INTEGER NOT NULL, history TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+               updated_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS state (
+               project TEXT PRIMARY KEY, stage TEXT NOT NULL, state TEXT NOT NULL,
+               message TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS table_rows (
+               project TEXT NOT NULL, tbl TEXT NOT NULL, rows INTEGER NOT NULL,
+               PRIMARY KEY (project, tbl));",
+        )
+        .map_err(err)?;
+        Ok(Self { conn, path })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> MetaError + '_ {
+        |source| MetaError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The project's checkpoint, if it has one.
+    pub fn checkpoint(&self, project: &str) -> Result<Option<Checkpoint>, MetaError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT position, sequence, txn_number, history, ts_ms FROM checkpoint WHERE project = ?1",
+                params![project],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        let Some((pos, sequence, txn_number, history, ts_ms)) = row else {
+            return Ok(None);
+        };
+        let position = serde_json::from_str(&pos).map_err(|e| MetaError::Corrupt {
+            path: self.path.clone(),
+            what: "checkpoint position".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(Checkpoint {
+            position,
+            sequence: sequence as u64,
+            txn_number: txn_number as u64,
+            history,
+            ts_ms: ts_ms as u64,
+        }))
+    }
+
+    /// Writes the checkpoint and adds the rows delivered since the last one, in one transaction.
+    pub fn save_checkpoint(
+        &mut self,
+        project: &str,
+        cp: &Checkpoint,
+        rows: &[(String, u64)],
+    ) -> Result<(), MetaError> {
+        let path = self.path.clone();
+        let err = |source| MetaError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let pos = serde_json::to_string(&cp.position).map_err(|e| MetaError::Corrupt {
+            path: path.clone(),
+            what: "checkpoint position".into(),
+            reason: e.to_string(),
+        })?;
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO checkpoint (project, position, sequence, txn_number, history, ts_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(project) DO UPDATE SET position = ?2, sequence = ?3, txn_number = ?4,
+               history = ?5, ts_ms = ?6, updated_ms = ?7",
+            params![
+                project,
+                pos,
+                cp.sequence as i64,
+                cp.txn_number as i64,
+                cp.history,
+                cp.ts_ms as i64,
+                now_ms() as i64
+            ],
+        )
+        .map_err(err)?;
+        for (table, n) in rows {
+            tx.execute(
+                "INSERT INTO table_rows (project, tbl, rows) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(project, tbl) DO UPDATE SET rows = rows + ?3",
+                params![project, table, *n as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Records the project's stage and state.
+    pub fn set_state(
+        &self,
+        project: &str,
+        stage: &str,
+        state: &str,
+        message: &str,
+    ) -> Result<(), MetaError> {
+        self.conn
+            .execute(
+                "INSERT INTO state (project, stage, state, message) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(project) DO UPDATE SET stage = ?2, state = ?3, message = ?4",
+                params![project, stage, state, message],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Projects known to the store.
+    pub fn projects(&self) -> Result<Vec<String>, MetaError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT project FROM state UNION SELECT project FROM checkpoint ORDER BY 1")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// The project's status.
+    pub fn status(&self, project: &str) -> Result<Status, MetaError> {
+        let (stage, state, message) = self
+            .conn
+            .query_row(
+                "SELECT stage, state, message FROM state WHERE project = ?1",
+                params![project],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err())?
+            .unwrap_or_else(|| ("".into(), "NotStarted".into(), "".into()));
+        let updated_ms: i64 = self
+            .conn
+            .query_row(
+                "SELECT updated_ms FROM checkpoint WHERE project = ?1",
+                params![project],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?
+            .unwrap_or(0);
+        let mut st = self
+            .conn
+            .prepare("SELECT tbl, rows FROM table_rows WHERE project = ?1 ORDER BY tbl")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![project], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        Ok(Status {
+            stage,
+            state,
+            message,
+            checkpoint: self.checkpoint(project)?,
+            updated_ms: updated_ms as u64,
+            rows,
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::BinlogPosition;
+
+    #[test]
+    fn a_checkpoint_and_its_counters_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("sluice-meta-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cp = Checkpoint {
+            position: Position::Binlog(BinlogPosition {
+                file: "b.000003".into(),
+                offset: 1234,
+                gtid: Some("0-1-9".into()),
+            }),
+            sequence: 41,
+            txn_number: 7,
+            history: "{\"tables\":{}}".into(),
+            ts_ms: 99,
+        };
+        {
+            let mut m = MetaStore::open(&dir).expect("open");
+            assert_eq!(m.checkpoint("p").expect("read"), None);
+            m.save_checkpoint("p", &cp, &[("d.t".into(), 3)])
+                .expect("save");
+            m.save_checkpoint("p", &cp, &[("d.t".into(), 2)])
+                .expect("save");
+            m.set_state("p", "incremental", "Running", "")
+                .expect("state");
+        }
+        let m = MetaStore::open(&dir).expect("reopen");
+        let s = m.status("p").expect("status");
+        assert_eq!(s.checkpoint, Some(cp));
+        assert_eq!(s.rows, vec![("d.t".to_string(), 5)]);
+        assert_eq!(s.state, "Running");
+        assert_eq!(m.projects().expect("projects"), vec!["p".to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
