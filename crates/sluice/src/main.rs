@@ -17,6 +17,11 @@ enum Command {
     /// Print every row change and DDL of a MySQL-family binlog as one JSON object per line,
     /// from a live server (as a replica) or from recorded binlog files.
     Capture(cmd::capture::CaptureArgs),
+    /// Run a synchronization project (YAML file) until stopped (SIGINT/SIGTERM: flush,
+    /// checkpoint, exit 0); a second run resumes from the checkpoint.
+    Run(cmd::run::RunArgs),
+    /// Show a project's stage, state, checkpoint, latency and rows per table.
+    Status(cmd::run::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +35,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Capture(args) => cmd::capture::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Status(args) => cmd::run::status(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -406,7 +406,17 @@ async fn resume_from_a_file_offset_or_a_gtid_gives_exactly_what_follows() -> Tes
         conn.query_drop(format!("INSERT INTO {db}.t VALUES ({i}, {i})"))
             .await?;
     }
-    let all = capture(&db, StartAt::FileOffset { file, offset }, 10).await?;
+    let all = capture(
+        &db,
+        StartAt::FileOffset {
+            file: file.clone(),
+            offset,
+        },
+        10,
+    )
+    .await?;
+    // Positions name the real file (no checksum bytes from the artificial rotate).
+    assert_eq!(all[0]["pos"]["file"], file.as_str());
     let ids: Vec<i64> = all
         .iter()
         .filter_map(|e| e["after"]["id"].as_i64())

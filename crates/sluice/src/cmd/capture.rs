@@ -90,65 +90,7 @@ impl TableFilter {
 }
 
 fn parse_start(s: &str) -> anyhow::Result<StartAt> {
-    Ok(match s {
-        "now" => StartAt::Now,
-        "earliest" => StartAt::Earliest,
-        _ if s.starts_with("gtid:") => StartAt::MariadbGtid(s["gtid:".len()..].to_string()),
-        _ if s.starts_with("time:") => StartAt::Time(parse_rfc3339(&s["time:".len()..])?),
-        _ => {
-            let (file, offset) = s.rsplit_once(':').with_context(|| {
-                format!(
-                    "--start {s:?} must be now, earliest, FILE:OFFSET, gtid:D-S-N or time:RFC3339"
-                )
-            })?;
-            let offset = offset
-                .parse()
-                .with_context(|| format!("--start {s:?}: offset is not a number"))?;
-            StartAt::FileOffset {
-                file: file.to_string(),
-                offset,
-            }
-        }
-    })
-}
-
-/// Seconds since the epoch of an RFC 3339 time (`2024-05-01T08:00:00Z`, `...+08:00`, an
-/// optional fraction is ignored: binlog times have one-second resolution).
-fn parse_rfc3339(t: &str) -> anyhow::Result<i64> {
-    let bad =
-        || anyhow::anyhow!("--start time:{t} is not an RFC 3339 time such as 2024-05-01T08:00:00Z");
-    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
-    let (date, rest) = t.split_once(['T', 't', ' ']).ok_or_else(bad)?;
-    let d: Vec<&str> = date.split('-').collect();
-    let [y, mo, da] = d.as_slice() else {
-        return Err(bad());
-    };
-    let (clock, offset_secs) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
-        (c, 0)
-    } else {
-        let at = rest.rfind(['+', '-']).ok_or_else(bad)?;
-        let (c, off) = rest.split_at(at);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = off[1..].split_once(':').ok_or_else(bad)?;
-        (c, sign * (num(oh)? * 3600 + num(om)? * 60))
-    };
-    let clock = clock.split('.').next().unwrap_or(clock);
-    let c: Vec<&str> = clock.split(':').collect();
-    let [h, mi, se] = c.as_slice() else {
-        return Err(bad());
-    };
-    let (y, mo, da) = (num(y)?, num(mo)?, num(da)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) {
-        return Err(bad());
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(days * 86_400 + num(h)? * 3600 + num(mi)? * 60 + num(se)? - offset_secs)
+    StartAt::parse(s).map_err(|e| anyhow::anyhow!("--start {e}"))
 }
 
 /// Prints events that pass the filter, counting toward the limit; `Break` once it is reached.
@@ -248,23 +190,4 @@ fn run_with(
     }))?;
     printer.out.flush().context("stdout")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_rfc3339;
-
-    #[test]
-    fn rfc3339_times_parse_to_epoch_seconds() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").ok(), Some(0));
-        assert_eq!(
-            parse_rfc3339("2024-05-01T08:00:00Z").ok(),
-            Some(1_714_550_400)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-05-01T16:00:00.25+08:00").ok(),
-            Some(1_714_550_400)
-        );
-        assert!(parse_rfc3339("yesterday").is_err());
-    }
 }

@@ -1,3 +1,4 @@
 //! The subcommands of `sluice`.
 
 pub mod capture;
+pub mod run;

@@ -1,0 +1,14 @@
+//! A Sluice project's runtime: the project file, the stages, and the loop that carries changes
+//! from the source through routing to the destination and moves the checkpoint.
+//!
+//! Invariants:
+//! - The checkpoint moves only to the end of a transaction whose every routed change the
+//!   destination acknowledged, and is stored with the schema history as one unit.
+//! - Memory is bounded: the reader blocks on a bounded channel, and one batch is in flight.
+#![deny(missing_docs)]
+
+pub mod project;
+pub mod run;
+
+pub use project::{Project, ProjectError};
+pub use run::{run, RunError, RunOptions, RunSummary};

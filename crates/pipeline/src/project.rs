@@ -1,0 +1,543 @@
+//! The project file (YAML): parsed in two phases, raw then validated, each error naming the
+//! file, the line and the field.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sluice_core::{Op, TableId};
+use sluice_format::{DbType, FormatOptions, FORMAT_NAMES};
+use sluice_route::{Pattern, Router};
+use sluice_sink_kafka::{KafkaConfig, PartitionMode, TopicMap};
+use sluice_source_mysql::live::StartAt;
+
+/// A project file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {field}{message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ProjectError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted field path followed by ": ", or empty.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: String,
+    data_dir: Option<PathBuf>,
+    source: RawSource,
+    destination: RawDestination,
+    objects: RawObjects,
+    #[serde(default)]
+    stages: RawStages,
+    #[serde(default)]
+    options: RawOptions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(rename = "type")]
+    kind: String,
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    server_id: Option<u32>,
+    name: Option<String>,
+}
+
+fn one() -> i32 {
+    1
+}
+fn lz4() -> String {
+    "lz4".into()
+}
+fn hash() -> String {
+    "hash".into()
+}
+fn five() -> u32 {
+    5
+}
+fn batch_bytes() -> u32 {
+    1_000_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDestination {
+    #[serde(rename = "type")]
+    kind: String,
+    brokers: String,
+    format: String,
+    topic: Option<String>,
+    single_topic: Option<String>,
+    #[serde(default)]
+    topics: HashMap<String, String>,
+    heartbeat_topic: Option<String>,
+    #[serde(default = "one")]
+    partitions: i32,
+    #[serde(default = "one")]
+    replication_factor: i32,
+    #[serde(default = "hash")]
+    partition_mode: String,
+    #[serde(default = "lz4")]
+    compression: String,
+    #[serde(default = "five")]
+    linger_ms: u32,
+    #[serde(default = "batch_bytes")]
+    batch_bytes: u32,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+    #[serde(default)]
+    debezium_schema: bool,
+    debezium_decimal: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjects {
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    rename: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn now() -> String {
+    "now".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStages {
+    #[serde(default = "yes")]
+    schema: bool,
+    #[serde(default)]
+    full: bool,
+    #[serde(default = "yes")]
+    incremental: bool,
+    #[serde(default = "now")]
+    start: String,
+}
+
+impl Default for RawStages {
+    fn default() -> Self {
+        Self {
+            schema: true,
+            full: false,
+            incremental: true,
+            start: now(),
+        }
+    }
+}
+
+fn all_dml() -> Vec<String> {
+    vec!["insert".into(), "update".into(), "delete".into()]
+}
+fn batch_rows() -> usize {
+    2000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptions {
+    #[serde(default = "all_dml")]
+    dml: Vec<String>,
+    #[serde(default = "yes")]
+    ddl: bool,
+    #[serde(default = "batch_rows")]
+    batch_rows: usize,
+    #[serde(default = "five")]
+    heartbeat_secs: u32,
+}
+
+impl Default for RawOptions {
+    fn default() -> Self {
+        Self {
+            dml: all_dml(),
+            ddl: true,
+            batch_rows: batch_rows(),
+            heartbeat_secs: 5,
+        }
+    }
+}
+
+/// A validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Project name (key in the metadata store).
+    pub name: String,
+    /// Where the metadata store lives.
+    pub data_dir: PathBuf,
+    /// Source connection URL (`mysql://user:pass@host:port`).
+    pub source_url: String,
+    /// Source description for messages.
+    pub source_info: sluice_format::SourceInfo,
+    /// Our replica `server_id`.
+    pub server_id: u32,
+    /// Kafka settings.
+    pub kafka: KafkaConfig,
+    /// Message format name.
+    pub format: String,
+    /// Format options.
+    pub format_options: FormatOptions,
+    /// Routing.
+    pub router: Router,
+    /// Schema stage on.
+    pub schema_stage: bool,
+    /// Incremental stage on.
+    pub incremental: bool,
+    /// Where incremental starts when there is no checkpoint.
+    pub start: StartAt,
+    /// Changes per batch.
+    pub batch_rows: usize,
+    /// Heartbeat period asked of the source.
+    pub heartbeat_secs: u32,
+}
+
+impl Project {
+    /// Reads and validates a project file.
+    pub fn load(path: &Path) -> Result<Project, ProjectError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ProjectError {
+            file: file.clone(),
+            line: None,
+            field: String::new(),
+            message: format!("cannot read the project file: {e}"),
+        })?;
+        Self::parse(&text, &file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses project YAML (`file` names it in errors; `base` resolves a relative data_dir).
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Project, ProjectError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let raw: RawProject = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ProjectError {
+                file: file.to_string(),
+                line: inner.location().map(|l| l.line()),
+                field: if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                },
+                message: inner.to_string(),
+            }
+        })?;
+        let bad = |field: &str, message: String| ProjectError {
+            file: file.to_string(),
+            line: line_of(text, field),
+            field: format!("{field}: "),
+            message,
+        };
+        validate(raw, base, &bad)
+    }
+}
+
+/// The line where the last key of a dotted field path first appears (best effort).
+fn line_of(text: &str, field: &str) -> Option<usize> {
+    let key = field.rsplit('.').next()?;
+    let key = key.split('[').next()?;
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+        .map(|i| i + 1)
+}
+
+fn validate(
+    raw: RawProject,
+    base: &Path,
+    bad: &dyn Fn(&str, String) -> ProjectError,
+) -> Result<Project, ProjectError> {
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(bad(
+            "name",
+            format!("{:?}: use letters, digits, '-', '_' or '.'", raw.name),
+        ));
+    }
+    let db_type = match raw.source.kind.as_str() {
+        "mysql" => DbType::Mysql,
+        "mariadb" => DbType::Mariadb,
+        "oceanbase" => DbType::ObMysql,
+        other => {
+            return Err(bad(
+                "source.type",
+                format!("{other:?} is not a source type; use mysql, mariadb or oceanbase"),
+            ))
+        }
+    };
+    let s = &raw.source;
+    let password = match (&s.password, &s.password_env) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+            bad(
+                "source.password_env",
+                format!("environment variable {var} is not set"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    let source_url = match (&s.url, &s.host) {
+        (Some(u), None) => u.clone(),
+        (None, Some(h)) => {
+            let user = s.user.clone().unwrap_or_else(|| "root".into());
+            let auth = match &password {
+                Some(p) => format!("{user}:{}", url_escape(p)),
+                None => user,
+            };
+            format!("mysql://{auth}@{h}:{}", s.port.unwrap_or(3306))
+        }
+        _ => {
+            return Err(bad(
+                "source",
+                "give either url or host (with port, user, password)".into(),
+            ))
+        }
+    };
+    if mysql_async::Opts::from_url(&source_url).is_err() {
+        return Err(bad(
+            "source.url",
+            format!("{source_url:?} is not a mysql://user:pass@host:port URL"),
+        ));
+    }
+    let d = raw.destination;
+    if d.kind != "kafka" {
+        return Err(bad(
+            "destination.type",
+            format!("{:?}: only kafka is available in this version", d.kind),
+        ));
+    }
+    if !FORMAT_NAMES.contains(&d.format.as_str()) {
+        return Err(bad(
+            "destination.format",
+            format!(
+                "{:?} is not a format; use one of {}",
+                d.format,
+                FORMAT_NAMES.join(", ")
+            ),
+        ));
+    }
+    let mode = match d.partition_mode.as_str() {
+        "one" => PartitionMode::One,
+        "hash" => PartitionMode::Hash,
+        "table" => PartitionMode::Table,
+        other => {
+            return Err(bad(
+                "destination.partition_mode",
+                format!("{other:?}: use one, hash or table"),
+            ))
+        }
+    };
+    if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&d.compression.as_str()) {
+        return Err(bad(
+            "destination.compression",
+            format!("{:?}: use none, gzip, snappy, lz4 or zstd", d.compression),
+        ));
+    }
+    if d.partitions < 1 || d.replication_factor < 1 {
+        return Err(bad(
+            "destination.partitions",
+            "partitions and replication_factor must be at least 1".into(),
+        ));
+    }
+    let template = d.topic.clone().unwrap_or_else(|| "{db}.{table}".into());
+    let topics = match (&d.single_topic, d.topics.is_empty()) {
+        (Some(t), true) => TopicMap::Single(t.clone()),
+        (Some(_), false) => {
+            return Err(bad(
+                "destination.single_topic",
+                "give single_topic or topics, not both".into(),
+            ))
+        }
+        (None, true) => TopicMap::Template(template),
+        (None, false) => TopicMap::Explicit(d.topics.clone(), template),
+    };
+    let precise = match d.debezium_decimal.as_deref() {
+        None | Some("string") => false,
+        Some("precise") => true,
+        Some(other) => {
+            return Err(bad(
+                "destination.debezium_decimal",
+                format!("{other:?}: use string or precise"),
+            ))
+        }
+    };
+    let mut include = Vec::new();
+    for p in &raw.objects.include {
+        include.push(Pattern::parse(p).map_err(|e| bad("objects.include", e))?);
+    }
+    if include.is_empty() {
+        return Err(bad(
+            "objects.include",
+            "list at least one db.table pattern (`*.*` for everything)".into(),
+        ));
+    }
+    let mut exclude = Vec::new();
+    for p in &raw.objects.exclude {
+        exclude.push(Pattern::parse(p).map_err(|e| bad("objects.exclude", e))?);
+    }
+    let mut rename = HashMap::new();
+    for (from, to) in &raw.objects.rename {
+        let split = |s: &str| {
+            s.split_once('.')
+                .map(|(d, t)| TableId::new(d, t))
+                .ok_or_else(|| bad("objects.rename", format!("{s:?} must be db.table")))
+        };
+        rename.insert(split(from)?, split(to)?);
+    }
+    let mut ops = Vec::new();
+    for o in &raw.options.dml {
+        ops.push(match o.as_str() {
+            "insert" => Op::Insert,
+            "update" => Op::Update,
+            "delete" => Op::Delete,
+            other => {
+                return Err(bad(
+                    "options.dml",
+                    format!("{other:?}: use insert, update, delete"),
+                ))
+            }
+        });
+    }
+    if raw.stages.full {
+        return Err(bad(
+            "stages.full",
+            "full sync is not available in this version; set full: false and start incremental \
+             from a position (see docs/PROJECTS.md)"
+                .into(),
+        ));
+    }
+    let start = StartAt::parse(&raw.stages.start).map_err(|e| bad("stages.start", e))?;
+    if raw.options.batch_rows == 0 {
+        return Err(bad("options.batch_rows", "must be at least 1".into()));
+    }
+    let data_dir = match raw.data_dir {
+        Some(d) if d.is_absolute() => d,
+        Some(d) => base.join(d),
+        None => base.join("sluice-data"),
+    };
+    let server_id = raw.source.server_id.unwrap_or(4_200_000_000 - 1);
+    Ok(Project {
+        source_info: sluice_format::SourceInfo {
+            name: raw.source.name.clone().unwrap_or_else(|| raw.name.clone()),
+            db_type,
+            server_id: 0,
+        },
+        name: raw.name,
+        data_dir,
+        source_url,
+        server_id,
+        kafka: KafkaConfig {
+            brokers: d.brokers,
+            topics,
+            heartbeat_topic: d.heartbeat_topic,
+            partitions: d.partitions,
+            replication_factor: d.replication_factor,
+            mode,
+            compression: d.compression,
+            linger_ms: d.linger_ms,
+            batch_bytes: d.batch_bytes,
+            properties: d.properties.into_iter().collect(),
+        },
+        format: d.format,
+        format_options: FormatOptions {
+            debezium_schema: d.debezium_schema,
+            debezium_decimal_precise: precise,
+        },
+        router: Router {
+            include,
+            exclude,
+            rename,
+            ops,
+            ddl: raw.options.ddl,
+        },
+        schema_stage: raw.stages.schema,
+        incremental: raw.stages.incremental,
+        start,
+        batch_rows: raw.options.batch_rows,
+        heartbeat_secs: raw.options.heartbeat_secs.max(1),
+    })
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: p1
+source:
+  type: mariadb
+  url: mysql://root@127.0.0.1:3316
+destination:
+  type: kafka
+  brokers: 127.0.0.1:9092
+  format: oms
+objects:
+  include: [\"shop.*\"]
+";
+
+    #[test]
+    fn a_good_file_gets_defaults() {
+        let p = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
+        assert_eq!(p.kafka.mode, PartitionMode::Hash);
+        assert_eq!(p.start, StartAt::Now);
+        assert_eq!(p.data_dir, PathBuf::from("/tmp/sluice-data"));
+        assert!(p.router.selects(&TableId::new("shop", "x")));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = Project::parse(
+            &GOOD
+                .replace("partitionz", "x")
+                .replace("format: oms", "format: omz"),
+            "p.yaml",
+            Path::new("."),
+        )
+        .expect_err("bad format");
+        assert_eq!(
+            e.to_string().split(" is not").next(),
+            Some("p.yaml:8: destination.format: \"omz\"")
+        );
+        let e = Project::parse(
+            &GOOD.replace("brokers:", "brokerz:"),
+            "p.yaml",
+            Path::new("."),
+        )
+        .expect_err("unknown field");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("p.yaml:7: destination: unknown field `brokerz`"),
+            "{msg}"
+        );
+        let e = Project::parse("name: [", "p.yaml", Path::new(".")).expect_err("broken yaml");
+        assert!(e.to_string().starts_with("p.yaml:1"), "{e}");
+    }
+}

@@ -1,0 +1,449 @@
+//! The incremental stage's loop: reader thread -> bounded channel -> route -> batches -> sink ->
+//! checkpoint.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use sluice_core::sink::{DeliveryItem, Sink, SinkError};
+use sluice_core::{BinlogPosition, Event, Position, TableId};
+use sluice_meta::{Checkpoint, MetaStore};
+use sluice_sink_kafka::KafkaSink;
+use sluice_source_mysql::decode::SchemaHistory;
+use sluice_source_mysql::live::{self, LiveConfig, StartAt};
+
+use crate::project::Project;
+
+/// Why a run ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The source failed (unreachable, purged position, decode error ...).
+    #[error("source: {0}")]
+    Source(String),
+    /// The destination refused a change or is misconfigured.
+    #[error("destination: {0}")]
+    Sink(String),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Meta(#[from] sluice_meta::MetaError),
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop once the checkpoint reached the source's end as of the start of the run.
+    pub until_caught_up: bool,
+    /// Set to stop gracefully (flush, checkpoint, return).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Changes delivered.
+    pub delivered: u64,
+    /// Final checkpoint position.
+    pub checkpoint: Option<Position>,
+}
+
+enum Msg {
+    Event(Event),
+    Failed(String),
+    Ended,
+}
+
+fn source_err(e: impl std::fmt::Display) -> RunError {
+    RunError::Source(e.to_string())
+}
+
+/// Tables of the source the rules select (for schema sync).
+async fn selected_tables(
+    conn: &mut mysql_async::Conn,
+    p: &Project,
+) -> Result<Vec<TableId>, RunError> {
+    let rows: Vec<(String, String)> = conn
+        .query(
+            "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN \
+             ('mysql','information_schema','performance_schema','sys')",
+        )
+        .await
+        .map_err(source_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, t)| TableId::new(d, t))
+        .filter(|t| p.router.selects(t))
+        .map(|t| p.router.rename.get(&t).cloned().unwrap_or(t))
+        .collect())
+}
+
+struct State {
+    meta: MetaStore,
+    history: SchemaHistory,
+    sequence: u64,
+    txn_number: u64,
+    /// The counters and position as of the last commit seen (what a checkpoint may record).
+    at_commit: Option<(BinlogPosition, u64, u64, u64)>,
+    in_txn: bool,
+    batch: Vec<DeliveryItem>,
+    /// Index in `batch` of the last item of the open transaction.
+    last_of_txn: Option<usize>,
+    rows: BTreeMap<String, u64>,
+    delivered: u64,
+    checkpoint: Option<Position>,
+}
+
+/// Runs the project until stopped, caught up (with `until_caught_up`) or failed.
+pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let meta = MetaStore::open(&p.data_dir)?;
+    let cp = meta.checkpoint(&p.name)?;
+    meta.set_state(&p.name, "incremental", "Running", "")?;
+    let result = run_inner(p, opts, meta, cp);
+    // Record how it ended (a second handle: the first moved into the run).
+    if let Ok(m) = MetaStore::open(&p.data_dir) {
+        let (state, msg) = match &result {
+            Ok(_) if opts.until_caught_up => ("Completed", String::new()),
+            Ok(_) => ("Stopped", String::new()),
+            Err(e) => ("Failed", e.to_string()),
+        };
+        let _ = m.set_state(&p.name, "incremental", state, &msg);
+    }
+    result
+}
+
+fn run_inner(
+    p: &Project,
+    opts: &RunOptions,
+    meta: MetaStore,
+    cp: Option<Checkpoint>,
+) -> Result<RunSummary, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(source_err)?;
+    let src_opts = mysql_async::Opts::from_url(&p.source_url).map_err(source_err)?;
+    let (tables, end, server_id) = rt.block_on(async {
+        let mut conn = mysql_async::Conn::new(src_opts.clone())
+            .await
+            .map_err(|e| {
+                RunError::Source(format!(
+                    "cannot connect to {}: {e}; check source.url and that the server runs",
+                    p.source_url_redacted()
+                ))
+            })?;
+        let tables = selected_tables(&mut conn, p).await?;
+        let (file, offset) = live::current_position(&mut conn)
+            .await
+            .map_err(source_err)?;
+        let server_id: Option<u32> = conn
+            .query_first("SELECT @@server_id")
+            .await
+            .map_err(source_err)?;
+        let _ = conn.disconnect().await;
+        Ok::<_, RunError>((
+            tables,
+            BinlogPosition {
+                file,
+                offset,
+                gtid: None,
+            },
+            server_id.unwrap_or(0),
+        ))
+    })?;
+    let mut source_info = p.source_info.clone();
+    source_info.server_id = server_id;
+    let format = sluice_format::by_name(&p.format, &p.format_options)
+        .ok_or_else(|| RunError::Sink(format!("unknown format {}", p.format)))?;
+    let mut sink = KafkaSink::new(p.kafka.clone(), format, source_info)
+        .map_err(|e| RunError::Sink(e.to_string()))?;
+    if p.schema_stage {
+        sink.prepare(&tables)
+            .map_err(|e| RunError::Sink(e.to_string()))?;
+    }
+    if !p.incremental {
+        return Ok(RunSummary::default());
+    }
+
+    let (start, history, sequence, txn_number) = match &cp {
+        Some(c) => {
+            let Position::Binlog(b) = &c.position;
+            let history: SchemaHistory = serde_json::from_str(&c.history).map_err(|e| {
+                RunError::Source(format!("the stored schema history is unreadable: {e}"))
+            })?;
+            (
+                StartAt::FileOffset {
+                    file: b.file.clone(),
+                    offset: b.offset,
+                },
+                history,
+                c.sequence,
+                c.txn_number,
+            )
+        }
+        None => (p.start.clone(), SchemaHistory::new(), 0, 0),
+    };
+    tracing::info!(project = %p.name, ?start, "incremental sync starts");
+    let cfg = LiveConfig {
+        opts: src_opts,
+        server_id: p.server_id,
+        start,
+        heartbeat: Duration::from_secs(u64::from(p.heartbeat_secs)),
+        reconnect_for: Duration::from_secs(300),
+        precheck_tables: Vec::new(),
+    };
+    // Bounded: the reader waits when the writer is behind (backpressure).
+    let (tx, rx) = sync_channel::<Msg>(p.batch_rows.max(1000) * 2);
+    let stop = opts.stop.clone();
+    let reader_stop = stop.clone();
+    let mut reader_history = history.clone();
+    let reader = std::thread::Builder::new()
+        .name("sluice-reader".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Msg::Failed(e.to_string()));
+                    return;
+                }
+            };
+            let r = rt.block_on(live::read(&cfg, &mut reader_history, |e| {
+                if reader_stop.load(Ordering::SeqCst) || tx.send(Msg::Event(e)).is_err() {
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(Ok(()))
+            }));
+            let _ = tx.send(match r {
+                Ok(()) => Msg::Ended,
+                Err(e) => Msg::Failed(e.to_string()),
+            });
+        })
+        .map_err(source_err)?;
+
+    let mut st = State {
+        meta,
+        history,
+        sequence,
+        txn_number,
+        at_commit: None,
+        in_txn: false,
+        batch: Vec::new(),
+        last_of_txn: None,
+        rows: BTreeMap::new(),
+        delivered: 0,
+        checkpoint: cp.map(|c| c.position),
+    };
+    let result = write_loop(p, opts, &rx, &mut sink, &mut st, &end);
+    stop.store(true, Ordering::SeqCst);
+    drop(rx);
+    let _ = reader.join();
+    result?;
+    Ok(RunSummary {
+        delivered: st.delivered,
+        checkpoint: st.checkpoint,
+    })
+}
+
+impl Project {
+    /// The source URL without its password, for messages.
+    pub fn source_url_redacted(&self) -> String {
+        match (self.source_url.find("://"), self.source_url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                let auth = &self.source_url[s + 3..at];
+                let user = auth.split(':').next().unwrap_or("");
+                format!(
+                    "{}{user}@{}",
+                    &self.source_url[..s + 3],
+                    &self.source_url[at + 1..]
+                )
+            }
+            _ => self.source_url.clone(),
+        }
+    }
+}
+
+fn write_loop(
+    p: &Project,
+    opts: &RunOptions,
+    rx: &Receiver<Msg>,
+    sink: &mut KafkaSink,
+    st: &mut State,
+    end: &BinlogPosition,
+) -> Result<(), RunError> {
+    let mut last_flush = Instant::now();
+    loop {
+        if opts.stop.load(Ordering::SeqCst) {
+            return flush(p, sink, st, &opts.stop);
+        }
+        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Msg::Ended),
+        };
+        match msg {
+            None => {}
+            Some(Msg::Failed(e)) => {
+                flush(p, sink, st, &opts.stop)?;
+                return Err(RunError::Source(e));
+            }
+            Some(Msg::Ended) => return flush(p, sink, st, &opts.stop),
+            Some(Msg::Event(e)) => accept(p, st, e),
+        }
+        let due = st.batch.len() >= p.batch_rows
+            || (!st.batch.is_empty() && last_flush.elapsed() > Duration::from_millis(200))
+            || (st.batch.is_empty()
+                && st.at_commit.is_some()
+                && last_flush.elapsed() > Duration::from_secs(1));
+        if due {
+            flush(p, sink, st, &opts.stop)?;
+            last_flush = Instant::now();
+        }
+        if opts.until_caught_up {
+            if let Some(Position::Binlog(b)) = &st.checkpoint {
+                if b >= end && st.batch.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn accept(p: &Project, st: &mut State, e: Event) {
+    match e {
+        Event::Begin { .. } => {
+            st.in_txn = true;
+            st.txn_number += 1;
+            st.last_of_txn = None;
+        }
+        Event::Commit { pos, ts_ms, .. } => {
+            if let Some(i) = st.last_of_txn.take() {
+                if let Some(item) = st.batch.get_mut(i) {
+                    item.last_in_txn = true;
+                }
+            }
+            st.in_txn = false;
+            let Position::Binlog(b) = pos;
+            st.at_commit = Some((b, st.sequence, st.txn_number, ts_ms));
+        }
+        Event::Heartbeat { pos, ts_ms } => {
+            if !st.in_txn {
+                let Position::Binlog(b) = &pos;
+                // Only forward: a heartbeat never moves the checkpoint back.
+                let newer = st.at_commit.as_ref().is_none_or(|(c, ..)| b > c);
+                if newer {
+                    st.at_commit = Some((b.clone(), st.sequence, st.txn_number, ts_ms));
+                }
+                if p.kafka.heartbeat_topic.is_some() {
+                    st.batch.push(DeliveryItem {
+                        event: Event::Heartbeat { pos, ts_ms },
+                        snapshot: false,
+                        sequence: None,
+                        txn_number: st.txn_number,
+                        last_in_txn: false,
+                    });
+                }
+            }
+        }
+        Event::Ddl(d) => {
+            let Position::Binlog(b) = &d.pos;
+            // Same DDL the reader applied: the stored history matches the checkpoint exactly.
+            let _ = st.history.apply_ddl(b, &d.db, &d.sql);
+            let standalone = !st.in_txn;
+            if let Some(ev) = p.router.route(Event::Ddl(d)) {
+                st.sequence += 1;
+                st.batch.push(DeliveryItem {
+                    event: ev,
+                    snapshot: false,
+                    sequence: Some(st.sequence),
+                    txn_number: st.txn_number,
+                    last_in_txn: standalone,
+                });
+                st.last_of_txn = Some(st.batch.len() - 1);
+            }
+        }
+        row @ Event::Row(_) => {
+            if let Some(ev) = p.router.route(row) {
+                if let Event::Row(r) = &ev {
+                    *st.rows
+                        .entry(format!("{}.{}", r.table.id.db, r.table.id.table))
+                        .or_default() += 1;
+                }
+                st.sequence += 1;
+                st.batch.push(DeliveryItem {
+                    event: ev,
+                    snapshot: false,
+                    sequence: Some(st.sequence),
+                    txn_number: st.txn_number,
+                    last_in_txn: false,
+                });
+                st.last_of_txn = Some(st.batch.len() - 1);
+            }
+        }
+    }
+}
+
+/// Delivers the batch (retrying while the destination is unavailable), then checkpoints the
+/// last commit it covers.
+fn flush(
+    p: &Project,
+    sink: &mut KafkaSink,
+    st: &mut State,
+    stop: &AtomicBool,
+) -> Result<(), RunError> {
+    if !st.batch.is_empty() {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match sink.deliver(&st.batch) {
+                Ok(()) => break,
+                Err(SinkError::Unavailable(e)) => {
+                    tracing::warn!("destination unavailable, retrying in {backoff:?}: {e}");
+                    let _ = st.meta.set_state(
+                        &p.name,
+                        "incremental",
+                        "Running",
+                        &format!("retrying: {e}"),
+                    );
+                    if stop.load(Ordering::SeqCst) {
+                        // Stopping: nothing of this batch is checkpointed; it is sent again
+                        // on the next run.
+                        return Ok(());
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(RunError::Sink(e.to_string())),
+            }
+        }
+        st.delivered += st.batch.len() as u64;
+        // Items of a transaction still open stay delivered but uncheckpointed; keep only the
+        // index bookkeeping of the open transaction consistent.
+        st.batch.clear();
+        st.last_of_txn = None;
+    }
+    if let Some((pos, sequence, txn_number, ts_ms)) = st.at_commit.clone() {
+        let position = Position::Binlog(pos);
+        if st.checkpoint.as_ref() != Some(&position) {
+            let history = serde_json::to_string(&st.history).map_err(source_err)?;
+            let rows: Vec<(String, u64)> = std::mem::take(&mut st.rows).into_iter().collect();
+            st.meta.save_checkpoint(
+                &p.name,
+                &Checkpoint {
+                    position: position.clone(),
+                    sequence,
+                    txn_number,
+                    history,
+                    ts_ms,
+                },
+                &rows,
+            )?;
+            st.checkpoint = Some(position);
+        }
+    }
+    Ok(())
+}

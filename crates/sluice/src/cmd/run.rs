@@ -1,0 +1,140 @@
+//! `sluice run -f project.yaml` and `sluice status`.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use sluice_meta::MetaStore;
+use sluice_pipeline::{Project, RunOptions};
+
+/// When `sluice run` stops by itself.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Until {
+    /// Once the checkpoint reached the source's end as of the start of the run.
+    CaughtUp,
+}
+
+/// Arguments of `sluice run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The project file (YAML; see docs/PROJECTS.md).
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// Stop by itself (exit 0) when this is reached.
+    #[arg(long, value_enum)]
+    until: Option<Until>,
+}
+
+/// Arguments of `sluice status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A project file: its data directory and name are used.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// The data directory holding meta.db.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Project name (default: every project in the store).
+    project: Option<String>,
+}
+
+/// Runs `sluice run`.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let project = Project::load(&args.file)?;
+    let opts = RunOptions {
+        until_caught_up: args.until.is_some(),
+        ..RunOptions::default()
+    };
+    // SIGINT / SIGTERM: stop gracefully (flush, checkpoint, exit 0).
+    let stop = opts.stop.clone();
+    std::thread::Builder::new()
+        .name("sluice-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            eprintln!("sluice: stopping (flushing and checkpointing)");
+            stop.store(true, Ordering::SeqCst);
+        })
+        .context("signal thread")?;
+    let summary = sluice_pipeline::run(&project, &opts)
+        .with_context(|| format!("project {}", project.name))?;
+    eprintln!(
+        "sluice: project {} delivered {} changes; checkpoint {}",
+        project.name,
+        summary.delivered,
+        summary
+            .checkpoint
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "none".into())
+    );
+    Ok(())
+}
+
+/// Runs `sluice status`.
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let (dir, only) = match (&args.file, &args.data_dir) {
+        (Some(f), _) => {
+            let p = Project::load(f)?;
+            (p.data_dir, Some(args.project.clone().unwrap_or(p.name)))
+        }
+        (None, Some(d)) => (d.clone(), args.project.clone()),
+        (None, None) => (PathBuf::from("sluice-data"), args.project.clone()),
+    };
+    if !dir.join("meta.db").exists() {
+        anyhow::bail!(
+            "no metadata store at {}; give --data-dir or -f project.yaml",
+            dir.join("meta.db").display()
+        );
+    }
+    let meta = MetaStore::open(&dir)?;
+    let names = match only {
+        Some(n) => vec![n],
+        None => meta.projects()?,
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for name in names {
+        let s = meta.status(&name)?;
+        println!("project:    {name}");
+        println!(
+            "stage:      {}",
+            if s.stage.is_empty() { "-" } else { &s.stage }
+        );
+        println!("state:      {}", s.state);
+        if !s.message.is_empty() {
+            println!("message:    {}", s.message);
+        }
+        match &s.checkpoint {
+            Some(c) => {
+                println!("checkpoint: {} (source time {} ms)", c.position, c.ts_ms);
+                println!(
+                    "latency:    {:.1} s (source time of the checkpoint vs now)",
+                    now_ms.saturating_sub(c.ts_ms) as f64 / 1000.0
+                );
+            }
+            None => println!("checkpoint: none"),
+        }
+        for (t, n) in &s.rows {
+            println!("rows:       {t} {n}");
+        }
+    }
+    Ok(())
+}

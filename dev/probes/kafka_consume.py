@@ -1,0 +1,60 @@
+"""An independent Kafka consumer for tests (confluent-kafka, not Sluice's client): reads every
+message of the given topics from the beginning and prints one JSON line per message
+({topic, partition, offset, key, headers, value}), stopping after --idle seconds without a
+new message (or when --expect messages were read)."""
+
+import argparse
+import base64
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--idle", type=float, default=5.0)
+    ap.add_argument("--expect", type=int, default=0)
+    ap.add_argument("topics", nargs="+")
+    a = ap.parse_args()
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "group.id": "sluice-test-" + uuid.uuid4().hex,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    md = c.list_topics(timeout=10)
+    parts = []
+    for t in a.topics:
+        if t not in md.topics:
+            print(f"topic {t} does not exist", file=sys.stderr)
+            return 2
+        for p in md.topics[t].partitions:
+            parts.append(TopicPartition(t, p, 0))
+    c.assign(parts)
+    seen, last = 0, time.time()
+    while time.time() - last < a.idle and not (a.expect and seen >= a.expect):
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            print(f"consumer: {m.error()}", file=sys.stderr)
+            continue
+        last = time.time()
+        seen += 1
+        headers = {k: (v.decode() if v is not None else None) for k, v in (m.headers() or [])}
+        print(json.dumps({
+            "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+            "key": m.key().decode("utf-8", "replace") if m.key() is not None else None,
+            "headers": headers,
+            "value": json.loads(m.value()) if m.value() else None,
+        }))
+    c.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
