@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value as Json};
-use sluice_core::render::value_to_json;
+use sluice_core::render::{days_from_civil, value_to_json};
 use sluice_core::{Column, ColumnType, Op, Position, RowChange, TableSchema, Value};
 
 use crate::{to_bytes, Change, Format, FormatError, Record, SourceInfo};
@@ -21,17 +21,6 @@ const VERSION: &str = concat!("sluice-", env!("CARGO_PKG_VERSION"));
 
 fn b64(b: &[u8]) -> Json {
     Json::String(base64::engine::general_purpose::STANDARD.encode(b))
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// DECIMAL text as Debezium's "precise" bytes: the unscaled value, big-endian two's complement.

@@ -87,13 +87,7 @@ pub fn parse_rfc3339(t: &str) -> Result<i64, String> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&da) {
         return Err(bad());
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = sluice_core::render::days_from_civil(y, mo as u32, da as u32);
     Ok(days * 86_400 + num(h)? * 3600 + num(mi)? * 60 + num(se)? - offset_secs)
 }
 
