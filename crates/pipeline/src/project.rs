@@ -225,6 +225,15 @@ impl Project {
         let raw: RawProject = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
+            // The YAML error repeats the location and the parent key: keep the plain reason.
+            let mut message = inner.to_string();
+            if let Some(at) = message.rfind(" at line ") {
+                message.truncate(at);
+            }
+            let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
+            if let Some(rest) = message.strip_prefix(&format!("{parent}: ")) {
+                message = rest.to_string();
+            }
             ProjectError {
                 file: file.to_string(),
                 line: inner.location().map(|l| l.line()),
@@ -233,7 +242,7 @@ impl Project {
                 } else {
                     format!("{path}: ")
                 },
-                message: inner.to_string(),
+                message,
             }
         })?;
         let bad = |field: &str, message: String| ProjectError {
@@ -534,7 +543,9 @@ objects:
         .expect_err("unknown field");
         let msg = e.to_string();
         assert!(
-            msg.starts_with("p.yaml:7: destination: unknown field `brokerz`"),
+            msg.starts_with(
+                "p.yaml:7: destination.brokerz: unknown field `brokerz`, expected one of"
+            ),
             "{msg}"
         );
         let e = Project::parse("name: [", "p.yaml", Path::new(".")).expect_err("broken yaml");
