@@ -1,7 +1,7 @@
 """An independent Kafka consumer for tests (confluent-kafka, not Sluice's client): reads every
 message of the given topics from the beginning and prints one JSON line per message
-({topic, partition, offset, key, headers, value}), stopping after --idle seconds without a
-new message (or when --expect messages were read)."""
+({topic, partition, offset, key, headers, value}), reading at least to each partition's high watermark, then stopping after --idle seconds
+without a new message (or when --expect messages were read)."""
 
 import argparse
 import base64
@@ -34,9 +34,22 @@ def main() -> int:
             return 2
         for p in md.topics[t].partitions:
             parts.append(TopicPartition(t, p, 0))
+    # Read at least up to each partition's high watermark (the first fetch from tansu can take
+    # seconds), then until --idle seconds pass without a new message (watermarks may lag).
+    targets = {}
+    for tp in parts:
+        _, high = c.get_watermark_offsets(tp, timeout=10)
+        targets[(tp.topic, tp.partition)] = high
+    reached = {k: v <= 0 for k, v in targets.items()}
     c.assign(parts)
-    seen, last = 0, time.time()
-    while time.time() - last < a.idle and not (a.expect and seen >= a.expect):
+    seen, last, started = 0, time.time(), time.time()
+    while not (a.expect and seen >= a.expect):
+        idle_for = time.time() - last
+        if all(reached.values()) and idle_for >= a.idle:
+            break
+        if not all(reached.values()) and idle_for >= max(a.idle, 60):
+            print(f"stuck below the high watermarks {targets}", file=sys.stderr)
+            return 3
         m = c.poll(0.5)
         if m is None:
             continue
@@ -45,6 +58,9 @@ def main() -> int:
             continue
         last = time.time()
         seen += 1
+        k = (m.topic(), m.partition())
+        if m.offset() >= targets.get(k, 0) - 1:
+            reached[k] = True
         headers = {k: (v.decode() if v is not None else None) for k, v in (m.headers() or [])}
         print(json.dumps({
             "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
