@@ -160,6 +160,15 @@ fn run_inner(
         .ok_or_else(|| RunError::Sink(format!("unknown format {}", p.format)))?;
     let mut sink = KafkaSink::new(p.kafka.clone(), format, source_info)
         .map_err(|e| RunError::Sink(e.to_string()))?;
+    // An outage in progress shows in `sluice status` (a second connection to the store).
+    if let Ok(m) = MetaStore::open(&p.data_dir) {
+        let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
+        sink.set_notifier(Box::new(move |note| {
+            if let Ok(m) = m.lock() {
+                let _ = m.set_state(&name, "incremental", "Running", note.unwrap_or(""));
+            }
+        }));
+    }
     if p.schema_stage {
         sink.prepare(&tables)
             .map_err(|e| RunError::Sink(e.to_string()))?;

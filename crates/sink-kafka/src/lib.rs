@@ -144,7 +144,11 @@ pub struct KafkaSink {
     /// Partition count of each topic checked or created.
     topics: HashMap<String, i32>,
     rt: tokio::runtime::Runtime,
+    notifier: Option<Notifier>,
 }
+
+/// Told of an outage in progress (`Some(text)`) and of its end (`None`), for status.
+pub type Notifier = Box<dyn Fn(Option<&str>) + Send>;
 
 fn kafka_err(what: &str) -> impl Fn(KafkaError) -> SinkError + '_ {
     move |e| SinkError::Unavailable(format!("kafka: {what}: {e}"))
@@ -196,7 +200,13 @@ impl KafkaSink {
             broker_down,
             topics: HashMap::new(),
             rt,
+            notifier: None,
         })
+    }
+
+    /// Installs the outage notifier (the pipeline records the note in the project's status).
+    pub fn set_notifier(&mut self, n: Notifier) {
+        self.notifier = Some(n);
     }
 
     /// Since when all brokers have been unreachable, if they are.
@@ -464,8 +474,10 @@ impl Sink for KafkaSink {
             }
             sent += 1;
         }
-        // Wait for every delivery report.
-        loop {
+        // Wait for every delivery report. librdkafka retries by itself through an outage
+        // (no message timeout); meanwhile the outage is reported, once a second.
+        let mut noted: Option<Instant> = None;
+        let result = loop {
             let (acked, failed) = match self.outcomes.lock() {
                 Ok(o) => (o.acked, o.failed.clone()),
                 Err(_) => {
@@ -478,17 +490,35 @@ impl Sink for KafkaSink {
                 let (t, p) = describe(&items[*i].event);
                 let key = String::from_utf8_lossy(&key_of(&items[*i].event)).replace('\u{1}', ",");
                 let msg = format!("kafka did not accept the change of {t} (key {key}) at {p}: {e}");
-                return Err(if permanent(e) {
+                break Err(if permanent(e) {
                     SinkError::Rejected(msg)
                 } else {
                     SinkError::Unavailable(msg)
                 });
             }
             if acked >= sent {
-                return Ok(());
+                break Ok(());
+            }
+            if let (Some(since), Some(n)) = (self.outage_since(), &self.notifier) {
+                if since.elapsed() > Duration::from_secs(2)
+                    && noted.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+                {
+                    let text = format!(
+                        "kafka brokers unreachable for {} s; {} of {sent} messages of the batch acknowledged; waiting",
+                        since.elapsed().as_secs(),
+                        acked
+                    );
+                    tracing::warn!("{text}");
+                    n(Some(&text));
+                    noted = Some(Instant::now());
+                }
             }
             std::thread::sleep(Duration::from_millis(1));
+        };
+        if let (Some(_), Some(n)) = (noted, &self.notifier) {
+            n(None);
         }
+        result
     }
 
     fn position_note(&self) -> Option<String> {

@@ -411,3 +411,87 @@ async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestRe
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_mid_stream_loses_nothing_and_shows_in_status() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let mut kafka = sluice_testkit::TempKafka::start()?;
+    let db = unique_name("outage");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let yaml = std::fs::read_to_string(&file_path)?.replace(&KAFKA.get(), &kafka.addr);
+    std::fs::write(&file_path, yaml)?;
+
+    let mut child = sluice()
+        .args(["run", "-f"])
+        .arg(&file_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    write_range(&mut c, &db, 1, 200).await?;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    kafka.stop();
+    // Changes made while the broker is down, and updates of rows already delivered.
+    write_range(&mut c, &db, 150, 400).await?;
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let status = sluice().args(["status", "-f"]).arg(&file_path).output()?;
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    kafka.resume()?;
+    write_range(&mut c, &db, 400, 500).await?;
+    // SIGTERM: a graceful stop; then a run to the end.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let _ = child.wait()?;
+    run_until_caught_up(&file_path)?;
+    assert!(
+        text.contains("kafka brokers unreachable"),
+        "status during the outage: {text}"
+    );
+
+    let py = services_cache().join("pytools/bin/python");
+    let out = Command::new(py)
+        .arg(repo_root().join("dev/probes/kafka_consume.py"))
+        .args([
+            "--bootstrap",
+            &kafka.addr,
+            "--idle",
+            "2",
+            &format!("{db}.t"),
+        ])
+        .output()?;
+    let msgs: Vec<Json> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rebuilt = check_sequences_and_rebuild(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "state rebuilt across the outage"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+/// Inserts ids `from..to` (updating those that exist), one transaction each.
+async fn write_range(
+    c: &mut mysql_async::Conn,
+    db: &str,
+    from: u32,
+    to: u32,
+) -> Result<(), mysql_async::Error> {
+    for i in from..to {
+        c.query_drop(format!(
+            "INSERT INTO {db}.t VALUES ({i}, 'v{i}', {i}.5) ON DUPLICATE KEY UPDATE v = 'again'"
+        ))
+        .await?;
+    }
+    Ok(())
+}

@@ -285,3 +285,93 @@ impl Drop for TempMariadb {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A throwaway Kafka-protocol broker (tansu from the services cache) with its own file storage
+/// on a free loopback port, for tests that stop and restart the broker without disturbing the
+/// shared one. Killed and removed on drop.
+pub struct TempKafka {
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TempKafka {
+    /// Starts a broker (the shared `kafka` service is brought up first: it installs tansu).
+    pub fn start() -> Result<Self, String> {
+        ensure_up(&[Service::Kafka]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let dir = std::env::temp_dir().join(unique_name("sluice-kafka"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut k = Self {
+            dir,
+            child: None,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        k.resume()?;
+        Ok(k)
+    }
+
+    fn tansu() -> Result<PathBuf, String> {
+        let cache = services_cache();
+        std::fs::read_dir(&cache)
+            .map_err(|e| format!("{}: {e}", cache.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin/tansu"))
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                format!(
+                    "no tansu under {}; run dev/services install kafka",
+                    cache.display()
+                )
+            })
+    }
+
+    /// Stops the broker (SIGKILL: an abrupt outage); its stored records stay.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the broker again on the same storage and port; returns once the port accepts.
+    pub fn resume(&mut self) -> Result<(), String> {
+        let log = std::fs::File::create(self.dir.join("tansu.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(Self::tansu()?)
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://{}", self.addr),
+                "--advertised-listener-url",
+                &format!("tcp://{}", self.addr),
+                "--storage-engine",
+                "sqlite:///tansu.db",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("tansu: {e}"))?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.addr).is_err() {
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default();
+                return Err(format!("temporary broker did not listen: {log}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempKafka {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
