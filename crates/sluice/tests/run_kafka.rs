@@ -711,3 +711,82 @@ async fn partition_modes_keep_total_per_table_and_per_key_order() -> TestResult 
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_rename_and_dml_filter_decide_what_arrives_and_under_which_name() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("rules");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    for t in ["orders", "skip_me", "items"] {
+        c.query_drop(format!(
+            "CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+        ))
+        .await?;
+        c.query_drop(format!(
+            "INSERT INTO {db}.{t} VALUES (1, 'a', 1), (2, 'b', 2)"
+        ))
+        .await?;
+        c.query_drop(format!("UPDATE {db}.{t} SET v = 'changed' WHERE id = 1"))
+            .await?;
+        c.query_drop(format!("DELETE FROM {db}.{t} WHERE id = 2"))
+            .await?;
+    }
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let yaml = std::fs::read_to_string(&file_path)?
+        .replace(
+            &format!("  include: [\"{db}.*\"]\n"),
+            &format!("  include: [\"{db}.*\"]\n  exclude: [\"{db}.skip_*\"]\n  rename:\n    {db}.orders: {db}_dst.orders_v2\n"),
+        )
+        .replace("options:\n", "options:\n  dml: [insert, delete]\n  ddl: false\n");
+    std::fs::write(&file_path, yaml)?;
+    run_until_caught_up(&file_path)?;
+
+    // Renamed: the topic and the names in the messages.
+    let renamed = consume(&format!("{db}_dst.orders_v2"), 0)?;
+    let kinds: Vec<(&str, &str, &str)> = renamed
+        .iter()
+        .map(|m| {
+            let v = &m["value"];
+            (
+                v["recordType"].as_str().unwrap_or(""),
+                v["allMetaData"]["db"].as_str().unwrap_or(""),
+                v["allMetaData"]["table_name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let dst = format!("{db}_dst");
+    assert_eq!(
+        kinds,
+        vec![
+            ("INSERT", dst.as_str(), "orders_v2"),
+            ("INSERT", dst.as_str(), "orders_v2"),
+            ("DELETE", dst.as_str(), "orders_v2")
+        ],
+        "no UPDATE (dml filter), no DDL (ddl: false), renamed"
+    );
+    // Included, not renamed; updates filtered out too.
+    let items = consume(&format!("{db}.items"), 0)?;
+    assert_eq!(items.len(), 3, "{items:?}");
+    // Excluded: no topic at all (schema sync creates only selected tables' topics).
+    let py = services_cache().join("pytools/bin/python");
+    let out = Command::new(py)
+        .arg(repo_root().join("dev/probes/kafka_consume.py"))
+        .args([
+            "--bootstrap",
+            &KAFKA.get(),
+            "--idle",
+            "1",
+            &format!("{db}.skip_me"),
+        ])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "excluded table reached Kafka: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
