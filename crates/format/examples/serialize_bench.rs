@@ -1,0 +1,124 @@
+//! Serializer speed per format on one core: encodes the same sysbench-like row change (id, k,
+//! c CHAR(120), pad CHAR(60), a DECIMAL and a TIMESTAMP) N times and prints events/s.
+//! Run through `bench/format-serialize`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_core::{
+    BinlogPosition, Column, ColumnType, Op, Position, RowChange, TableId, TableSchema, Value,
+};
+use sluice_format::{by_name, Change, DbType, FormatOptions, Record, SourceInfo, FORMAT_NAMES};
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300_000);
+    let col = |name: &str, ty: ColumnType, sql: &str| Column {
+        name: name.into(),
+        ty,
+        sql_type: sql.into(),
+        nullable: false,
+    };
+    let text = || ColumnType::Text {
+        charset: "utf8mb4".into(),
+    };
+    let table = Arc::new(TableSchema {
+        id: TableId::new("sbtest", "sbtest1"),
+        columns: vec![
+            col(
+                "id",
+                ColumnType::Integer {
+                    bytes: 4,
+                    unsigned: false,
+                },
+                "int",
+            ),
+            col(
+                "k",
+                ColumnType::Integer {
+                    bytes: 4,
+                    unsigned: false,
+                },
+                "int",
+            ),
+            col("c", text(), "char(120)"),
+            col("pad", text(), "char(60)"),
+            col(
+                "amt",
+                ColumnType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+                "decimal(10,2)",
+            ),
+            col("at", ColumnType::Timestamp { fsp: 0 }, "timestamp"),
+        ],
+        primary_key: vec![0],
+    });
+    let image = |i: i64| {
+        vec![
+            Value::Int(i),
+            Value::Int(i * 7 % 100_000),
+            Value::Text(format!("{i:011}").repeat(10)),
+            Value::Text(format!("{i:011}").repeat(5)),
+            Value::Decimal("12345.67".into()),
+            Value::Timestamp {
+                seconds: 1_714_550_400,
+                micros: 0,
+                fsp: 0,
+            },
+        ]
+    };
+    let row = RowChange {
+        op: Op::Update,
+        table,
+        before: Some(image(42)),
+        after: Some(image(43)),
+        ts_ms: 1_714_550_400_000,
+        txn: "0-1-42".into(),
+        seq: 0,
+        pos: Position::Binlog(BinlogPosition {
+            file: "mariadb-bin.000001".into(),
+            offset: 4,
+            gtid: None,
+        }),
+    };
+    let source = SourceInfo {
+        name: "bench".into(),
+        db_type: DbType::Mariadb,
+        server_id: 1,
+    };
+    for name in FORMAT_NAMES {
+        let Some(f) = by_name(name, &FormatOptions::default()) else {
+            continue;
+        };
+        let mut bytes = 0usize;
+        let t0 = Instant::now();
+        for i in 0..n {
+            let rec = Record {
+                change: Change::Row(&row),
+                source: &source,
+                sequence: Some(i),
+                last_in_txn: true,
+                txn_number: i,
+            };
+            match f.encode(&rec) {
+                Ok(Some(b)) => bytes += b.len(),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "serialize_{}: {:.0} events/s ({} bytes per message)",
+            name.replace('-', "_"),
+            n as f64 / secs,
+            bytes as u64 / n.max(1)
+        );
+    }
+}
