@@ -47,9 +47,11 @@ def main() -> int:
         idle_for = time.time() - last
         if all(reached.values()) and idle_for >= a.idle:
             break
-        if not all(reached.values()) and idle_for >= max(a.idle, 60):
-            print(f"stuck below the high watermarks {targets}", file=sys.stderr)
-            return 3
+        if not all(reached.values()) and idle_for >= max(a.idle, 20):
+            # Offsets may have gaps below a watermark: report, and let the caller's checks
+            # (sequences, state) judge what was read.
+            print(f"note: silent for {idle_for:.0f}s below the high watermarks {targets}", file=sys.stderr)
+            break
         m = c.poll(0.5)
         if m is None:
             continue
