@@ -209,6 +209,7 @@ fn run_inner(
     let stop = opts.stop.clone();
     let reader_stop = stop.clone();
     let mut reader_history = history.clone();
+    let data_dir = p.data_dir.clone();
     let reader = std::thread::Builder::new()
         .name("sluice-reader".into())
         .spawn(move || {
@@ -230,6 +231,13 @@ fn run_inner(
             }));
             let _ = tx.send(match r {
                 Ok(()) => Msg::Ended,
+                Err(e @ live::LiveError::Purged { .. }) => Msg::Failed(format!(
+                    "{e}. This project's checkpoint lies in the purged file: to start over, \
+                     remove its checkpoint (delete {} or give the project a new name) and \
+                     choose stages.start; keep binlogs longer (expire_logs_days / \
+                     binlog_expire_logs_seconds) than a project may stay stopped",
+                    data_dir.join("meta.db").display()
+                )),
                 Err(e) => Msg::Failed(e.to_string()),
             });
         })

@@ -790,3 +790,61 @@ async fn rules_rename_and_dml_filter_decide_what_arrives_and_under_which_name() 
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_whose_binlog_was_purged_is_a_clear_error() -> TestResult {
+    ensure_up(&[Service::Kafka]);
+    let server = sluice_testkit::TempMariadb::start(&[
+        "log_bin=mariadb-bin",
+        "server_id=9",
+        "binlog_format=ROW",
+        "binlog_row_image=FULL",
+        "binlog_row_metadata=FULL",
+    ])?;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
+        "mysql://root@{}",
+        server.addr
+    ))?)
+    .await?;
+    let db = unique_name("purged");
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    write_range(&mut c, &db, 1, 10).await?;
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", "earliest", "hash");
+    let yaml = std::fs::read_to_string(&file_path)?.replace(&MARIADB.get(), &server.addr);
+    std::fs::write(&file_path, yaml)?;
+    run_until_caught_up(&file_path)?;
+
+    // The checkpoint is in mariadb-bin.000001; purge it.
+    c.query_drop("FLUSH BINARY LOGS").await?;
+    c.query_drop("FLUSH BINARY LOGS").await?;
+    write_range(&mut c, &db, 10, 20).await?;
+    c.query_drop("PURGE BINARY LOGS TO 'mariadb-bin.000003'")
+        .await?;
+    let out = sluice()
+        .args(["run", "-f"])
+        .arg(&file_path)
+        .args(["--until", "caught-up"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a run past a purged checkpoint must fail: {err}"
+    );
+    assert!(
+        err.contains("binlog file mariadb-bin.000001 was purged; the earliest available is mariadb-bin.000003")
+            && err.contains("This project's checkpoint lies in the purged file"),
+        "{err}"
+    );
+    let status = sluice().args(["status", "-f"]).arg(&file_path).output()?;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("state:      Failed") && text.contains("was purged"),
+        "{text}"
+    );
+    Ok(())
+}
