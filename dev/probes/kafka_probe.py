@@ -13,9 +13,9 @@ TOPIC = "sluice-harness-probe"
 
 def main() -> int:
     bootstrap = sys.argv[1]
-    common = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000}
+    common = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000}
     admin = AdminClient(common)
-    if TOPIC not in admin.list_topics(timeout=3).topics:
+    if TOPIC not in admin.list_topics(timeout=10).topics:
         futures = admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])
         try:
             futures[TOPIC].result(5)

@@ -40,9 +40,16 @@ pub enum SinkError {
 pub trait Sink: Send {
     /// Schema sync: create or check what the tables need (topics, tables).
     fn prepare(&mut self, tables: &[TableId]) -> Result<(), SinkError>;
-    /// Delivers a batch; returns `Ok` only when every item was acknowledged. On `Err` nothing
-    /// of the batch may be assumed delivered (it is sent again).
-    fn deliver(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError>;
+    /// Starts sending a batch and returns its ticket; several batches may be in flight.
+    fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError>;
+    /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged.
+    /// On `Err` nothing of the batch may be assumed delivered (it is sent again).
+    fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError>;
+    /// Sends a batch and waits for it.
+    fn deliver(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        let ticket = self.send(items)?;
+        self.wait(ticket, items)
+    }
     /// A note for status (an outage in progress), if any.
     fn position_note(&self) -> Option<String> {
         None

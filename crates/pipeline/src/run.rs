@@ -259,7 +259,15 @@ fn run_inner(
     let result = write_loop(p, opts, &rx, &mut sink, &mut st, &end);
     stop.store(true, Ordering::SeqCst);
     drop(rx);
-    let _ = reader.join();
+    // The reader notices the stop at its next event; on an idle source that is the next
+    // heartbeat. It holds nothing to flush, so it is not waited for beyond a moment.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reader.is_finished() {
+        let _ = reader.join();
+    }
     result?;
     Ok(RunSummary {
         delivered: st.delivered,
@@ -459,6 +467,7 @@ fn flush(
                 },
                 &rows,
             )?;
+            tracing::debug!(checkpoint = %position, "checkpoint");
             st.checkpoint = Some(position);
         }
     }

@@ -89,12 +89,15 @@ pub struct KafkaConfig {
     pub properties: Vec<(String, String)>,
 }
 
-/// Delivery outcome per message of the batch in flight.
+/// Delivery outcomes of one batch in flight.
 #[derive(Default)]
-struct Outcomes {
+struct Outcome {
     acked: usize,
     failed: Vec<(usize, KafkaError)>,
 }
+
+/// Outcomes of every batch in flight, by ticket.
+type Outcomes = HashMap<u64, Outcome>;
 
 struct Ctx {
     outcomes: Arc<Mutex<Outcomes>>,
@@ -117,14 +120,16 @@ impl ClientContext for Ctx {
 }
 
 impl ProducerContext for Ctx {
-    type DeliveryOpaque = Box<usize>;
-    fn delivery(&self, result: &DeliveryResult<'_>, index: Self::DeliveryOpaque) {
-        let Ok(mut o) = self.outcomes.lock() else {
+    type DeliveryOpaque = Box<(u64, usize)>;
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (ticket, index) = *opaque;
+        let Ok(mut all) = self.outcomes.lock() else {
             return;
         };
+        let o = all.entry(ticket).or_default();
         match result {
             Ok(_) => o.acked += 1,
-            Err((e, _)) => o.failed.push((*index, e.clone())),
+            Err((e, _)) => o.failed.push((index, e.clone())),
         }
         if let Ok(mut d) = self.broker_down.lock() {
             *d = None;
@@ -145,6 +150,9 @@ pub struct KafkaSink {
     topics: HashMap<String, i32>,
     rt: tokio::runtime::Runtime,
     notifier: Option<Notifier>,
+    /// Next batch ticket, and how many messages each batch in flight sent.
+    next_ticket: u64,
+    sent: HashMap<u64, usize>,
 }
 
 /// Told of an outage in progress (`Some(text)`) and of its end (`None`), for status.
@@ -201,6 +209,8 @@ impl KafkaSink {
             topics: HashMap::new(),
             rt,
             notifier: None,
+            next_ticket: 0,
+            sent: HashMap::new(),
         })
     }
 
@@ -360,7 +370,9 @@ impl Sink for KafkaSink {
         Ok(())
     }
 
-    fn deliver(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+    fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
         // Encode and place everything first: a bad record fails before anything is sent.
         let mut msgs: Vec<Placed> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -403,7 +415,7 @@ impl Sink for KafkaSink {
             msgs.push((i, topic, partition, key, payload));
         }
         if let Ok(mut o) = self.outcomes.lock() {
-            *o = Outcomes::default();
+            o.insert(ticket, Outcome::default());
         }
         let mut sent = 0usize;
         for (i, topic, partition, key, payload) in &msgs {
@@ -450,7 +462,7 @@ impl Sink for KafkaSink {
                     key: "sluice.sequence",
                     value: Some(&seq),
                 });
-            let mut record = BaseRecord::with_opaque_to(topic, Box::new(*i))
+            let mut record = BaseRecord::with_opaque_to(topic, Box::new((ticket, *i)))
                 .partition(*partition)
                 .key(key)
                 .payload(payload)
@@ -474,12 +486,21 @@ impl Sink for KafkaSink {
             }
             sent += 1;
         }
+        self.sent.insert(ticket, sent);
+        Ok(ticket)
+    }
+
+    fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        let sent = self.sent.remove(&ticket).unwrap_or(0);
         // Wait for every delivery report. librdkafka retries by itself through an outage
         // (no message timeout); meanwhile the outage is reported, once a second.
         let mut noted: Option<Instant> = None;
         let result = loop {
             let (acked, failed) = match self.outcomes.lock() {
-                Ok(o) => (o.acked, o.failed.clone()),
+                Ok(all) => all
+                    .get(&ticket)
+                    .map(|o| (o.acked, o.failed.clone()))
+                    .unwrap_or_default(),
                 Err(_) => {
                     return Err(SinkError::Unavailable(
                         "delivery bookkeeping poisoned".into(),
@@ -517,6 +538,9 @@ impl Sink for KafkaSink {
         };
         if let (Some(_), Some(n)) = (noted, &self.notifier) {
             n(None);
+        }
+        if let Ok(mut all) = self.outcomes.lock() {
+            all.remove(&ticket);
         }
         result
     }

@@ -287,6 +287,14 @@ impl Decoder {
                 // Decoded for validity; they carry the statement text, the oldest binlog still
                 // needed for recovery, and the GTID state at the file start: no row data.
                 mariadb::validate(raw_type, ev.data()).map_err(|e| self.err(offset, "MariaDB event", e))?;
+                // At a file start, outside any transaction: a position the log has reached,
+                // reported like a heartbeat so a reader is caught up without waiting for one.
+                if raw_type != MARIADB_ANNOTATE_ROWS && self.txn.is_none() && self.mode == Mode::Replica {
+                    out.push(Event::Heartbeat {
+                        pos: self.pos(end),
+                        ts_ms,
+                    });
+                }
                 return Ok(());
             }
             MARIADB_GTID => {
