@@ -848,3 +848,44 @@ async fn a_checkpoint_whose_binlog_was_purged_is_a_clear_error() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compression_codec_delivers() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("codec");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    write_range(&mut c, &db, 1, 50).await?;
+    let want = source_rows(&mut c, &db).await?;
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let dir = temp_dir(&format!("{db}-{codec}"));
+        let file_path = project(
+            &dir,
+            &format!("{db}-{codec}"),
+            &db,
+            "oms",
+            &format!("{file}:{offset}"),
+            "hash",
+        );
+        let yaml = std::fs::read_to_string(&file_path)?.replace(
+            "\"{db}.{table}\"",
+            &format!("\"{{db}}.{{table}}.{codec}\"\n  compression: {codec}"),
+        );
+        std::fs::write(&file_path, yaml)?;
+        run_until_caught_up(&file_path).map_err(|e| format!("{codec}: {e}"))?;
+        if codec == "snappy" {
+            // tansu 0.6.0 acknowledges snappy batches but cannot serve them back (its fetch
+            // fails with UnexpectedType("Snappy")); delivery is all this broker can prove.
+            continue;
+        }
+        let msgs = consume(&format!("{db}.t.{codec}"), 0)?;
+        assert_eq!(rebuild_oms(&msgs)?, want, "codec {codec}");
+    }
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
