@@ -109,6 +109,8 @@ struct RawObjects {
     exclude: Vec<String>,
     #[serde(default)]
     rename: BTreeMap<String, String>,
+    #[serde(default)]
+    columns: BTreeMap<String, Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -410,6 +412,20 @@ fn validate(
         };
         rename.insert(split(from)?, split(to)?);
     }
+    let mut columns = HashMap::new();
+    for (table, cols) in &raw.objects.columns {
+        let id = table
+            .split_once('.')
+            .map(|(d, t)| TableId::new(d, t))
+            .ok_or_else(|| bad("objects.columns", format!("{table:?} must be db.table")))?;
+        if cols.is_empty() {
+            return Err(bad(
+                "objects.columns",
+                format!("{table}: list at least one column"),
+            ));
+        }
+        columns.insert(id, cols.clone());
+    }
     let mut ops = Vec::new();
     for o in &raw.options.dml {
         ops.push(match o.as_str() {
@@ -473,6 +489,7 @@ fn validate(
             include,
             exclude,
             rename,
+            columns,
             ops,
             ddl: raw.options.ddl,
         },

@@ -81,6 +81,35 @@ async fn selected_tables(
         .collect())
 }
 
+/// A column subset must name existing columns and keep the primary key (messages are keyed
+/// and partitioned by it).
+async fn check_column_subsets(conn: &mut mysql_async::Conn, p: &Project) -> Result<(), RunError> {
+    for (t, keep) in &p.router.columns {
+        let cols: Vec<(String, String)> = conn
+            .exec(
+                "SELECT column_name, column_key FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                (t.db.as_str(), t.table.as_str()),
+            )
+            .await
+            .map_err(source_err)?;
+        let has = |n: &str| keep.iter().any(|k| k.eq_ignore_ascii_case(n));
+        for k in keep {
+            if !cols.iter().any(|(c, _)| c.eq_ignore_ascii_case(k)) {
+                return Err(RunError::Source(format!(
+                    "objects.columns: {t} has no column {k}"
+                )));
+            }
+        }
+        if let Some((c, _)) = cols.iter().find(|(c, key)| key == "PRI" && !has(c)) {
+            return Err(RunError::Source(format!(
+                "objects.columns: {t}: the primary-key column {c} must be delivered (messages are keyed by it); add it to the list"
+            )));
+        }
+    }
+    Ok(())
+}
+
 struct State {
     meta: MetaStore,
     history: SchemaHistory,
@@ -136,6 +165,7 @@ fn run_inner(
                 ))
             })?;
         let tables = selected_tables(&mut conn, p).await?;
+        check_column_subsets(&mut conn, p).await?;
         let (file, offset) = live::current_position(&mut conn)
             .await
             .map_err(source_err)?;

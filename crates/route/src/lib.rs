@@ -76,6 +76,9 @@ pub struct Router {
     pub exclude: Vec<Pattern>,
     /// `db.table` -> new `db.table` at the destination.
     pub rename: HashMap<TableId, TableId>,
+    /// Per table (source name): the columns to deliver, in the given order of the table.
+    /// Key columns must be among them (checked when the project is loaded).
+    pub columns: HashMap<TableId, Vec<String>>,
     /// Row operations to deliver.
     pub ops: Vec<Op>,
     /// Deliver DDL.
@@ -107,6 +110,9 @@ impl Router {
                 if !self.selects(&r.table.id) || !self.ops.contains(&r.op) {
                     return None;
                 }
+                if let Some(keep) = self.columns.get(&r.table.id) {
+                    project(&mut r, keep);
+                }
                 r.table = self.renamed(&r.table);
                 Some(Event::Row(r))
             }
@@ -125,6 +131,37 @@ impl Router {
             other => Some(other),
         }
     }
+}
+
+/// Keeps only the `keep` columns (by name, case-insensitive) of a row and its schema.
+fn project(r: &mut sluice_core::RowChange, keep: &[String]) {
+    let idx: Vec<usize> = r
+        .table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| keep.iter().any(|k| k.eq_ignore_ascii_case(&c.name)))
+        .map(|(i, _)| i)
+        .collect();
+    let mut schema = (*r.table).clone();
+    schema.columns = idx
+        .iter()
+        .filter_map(|&i| r.table.columns.get(i).cloned())
+        .collect();
+    schema.primary_key = r
+        .table
+        .primary_key
+        .iter()
+        .filter_map(|k| idx.iter().position(|i| i == k))
+        .collect();
+    let pick = |img: &mut Option<Vec<sluice_core::Value>>| {
+        if let Some(values) = img.take() {
+            *img = Some(idx.iter().filter_map(|&i| values.get(i).cloned()).collect());
+        }
+    };
+    pick(&mut r.before);
+    pick(&mut r.after);
+    r.table = Arc::new(schema);
 }
 
 #[cfg(test)]

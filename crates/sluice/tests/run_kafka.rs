@@ -889,3 +889,63 @@ async fn every_compression_codec_delivers() -> TestResult {
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_subset_delivers_only_its_columns_and_must_keep_the_key() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("cols");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), secret VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (1, 'a', 'hidden', 1.00), (2, 'b', 'hidden', 2.00)"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "UPDATE {db}.t SET secret = 'still hidden', v = 'a2' WHERE id = 1"
+    ))
+    .await?;
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let base = std::fs::read_to_string(&file_path)?;
+    let with = |cols: &str| {
+        base.replace(
+            &format!("  include: [\"{db}.*\"]\n"),
+            &format!("  include: [\"{db}.*\"]\n  columns:\n    {db}.t: [{cols}]\n"),
+        )
+    };
+    // Without the key: refused before anything is sent.
+    std::fs::write(&file_path, with("v, amt"))?;
+    let err =
+        run_until_caught_up(&file_path).expect_err("a subset without the key must be refused");
+    assert!(
+        err.to_string()
+            .contains("the primary-key column id must be delivered"),
+        "{err}"
+    );
+
+    std::fs::write(&file_path, with("id, v, amt"))?;
+    run_until_caught_up(&file_path)?;
+    let msgs = consume(&format!("{db}.t"), 0)?;
+    let rows: Vec<&Json> = msgs
+        .iter()
+        .filter(|m| m["value"]["recordType"] != "DDL")
+        .collect();
+    assert_eq!(rows.len(), 3, "{msgs:?}");
+    for m in &rows {
+        for image in ["prevStruct", "postStruct"] {
+            if let Some(o) = m["value"][image].as_object() {
+                let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                assert_eq!(keys, ["amt", "id", "v"], "{m}");
+            }
+        }
+    }
+    assert_eq!(rebuild_oms(&msgs)?, source_rows(&mut c, &db).await?);
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
