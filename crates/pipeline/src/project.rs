@@ -539,6 +539,20 @@ objects:
     }
 
     #[test]
+    fn every_example_project_file_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).expect("examples/") {
+            let path = e.expect("entry").path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                Project::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no example in {}", dir.display());
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let e = Project::parse(
             &GOOD
