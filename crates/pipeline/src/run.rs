@@ -323,6 +323,10 @@ impl Project {
     }
 }
 
+/// How long a change may wait for its batch to fill: bounds the latency a steady trickle of
+/// changes sees (a full batch goes at once).
+const MAX_BATCH_WAIT: Duration = Duration::from_millis(20);
+
 fn write_loop(
     p: &Project,
     opts: &RunOptions,
@@ -351,7 +355,7 @@ fn write_loop(
             Some(Msg::Event(e)) => accept(p, st, e),
         }
         let due = st.batch.len() >= p.batch_rows
-            || (!st.batch.is_empty() && last_flush.elapsed() > Duration::from_millis(200))
+            || (!st.batch.is_empty() && last_flush.elapsed() > MAX_BATCH_WAIT)
             || (st.batch.is_empty()
                 && st.at_commit.is_some()
                 && last_flush.elapsed() > Duration::from_secs(1));
