@@ -50,8 +50,4 @@ pub trait Sink: Send {
         let ticket = self.send(items)?;
         self.wait(ticket, items)
     }
-    /// A note for status (an outage in progress), if any.
-    fn position_note(&self) -> Option<String> {
-        None
-    }
 }

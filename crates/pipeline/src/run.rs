@@ -373,6 +373,21 @@ fn write_loop(
     }
 }
 
+impl State {
+    /// Batches a routed row or DDL under the next source sequence.
+    fn push_change(&mut self, event: Event, last_in_txn: bool) {
+        self.sequence += 1;
+        self.batch.push(DeliveryItem {
+            event,
+            snapshot: false,
+            sequence: Some(self.sequence),
+            txn_number: self.txn_number,
+            last_in_txn,
+        });
+        self.last_of_txn = Some(self.batch.len() - 1);
+    }
+}
+
 fn accept(p: &Project, st: &mut State, e: Event) {
     match e {
         Event::Begin { .. } => {
@@ -415,15 +430,7 @@ fn accept(p: &Project, st: &mut State, e: Event) {
             let _ = st.history.apply_ddl(b, &d.db, &d.sql);
             let standalone = !st.in_txn;
             if let Some(ev) = p.router.route(Event::Ddl(d)) {
-                st.sequence += 1;
-                st.batch.push(DeliveryItem {
-                    event: ev,
-                    snapshot: false,
-                    sequence: Some(st.sequence),
-                    txn_number: st.txn_number,
-                    last_in_txn: standalone,
-                });
-                st.last_of_txn = Some(st.batch.len() - 1);
+                st.push_change(ev, standalone);
             }
         }
         row @ Event::Row(_) => {
@@ -433,15 +440,7 @@ fn accept(p: &Project, st: &mut State, e: Event) {
                         .entry(format!("{}.{}", r.table.id.db, r.table.id.table))
                         .or_default() += 1;
                 }
-                st.sequence += 1;
-                st.batch.push(DeliveryItem {
-                    event: ev,
-                    snapshot: false,
-                    sequence: Some(st.sequence),
-                    txn_number: st.txn_number,
-                    last_in_txn: false,
-                });
-                st.last_of_txn = Some(st.batch.len() - 1);
+                st.push_change(ev, false);
             }
         }
     }

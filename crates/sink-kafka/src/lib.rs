@@ -544,9 +544,4 @@ impl Sink for KafkaSink {
         }
         result
     }
-
-    fn position_note(&self) -> Option<String> {
-        self.outage_since()
-            .map(|t| format!("kafka brokers unreachable for {} s", t.elapsed().as_secs()))
-    }
 }

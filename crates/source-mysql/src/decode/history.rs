@@ -251,6 +251,37 @@ fn hidden_columns(c: &TableConstraint) -> Vec<ColumnInfo> {
         .collect()
 }
 
+/// MODIFY / CHANGE COLUMN: the column `old` gets name `new`, type `sql_type`, and moves to
+/// `position` (stays in place when none); key references follow the rename.
+fn redefine(
+    schema: &mut LogicalSchema,
+    what: &str,
+    old: &str,
+    new: &str,
+    sql_type: &str,
+    position: &Option<MySQLColumnPosition>,
+) -> Result<(), String> {
+    let i = schema
+        .columns
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(old))
+        .ok_or_else(|| format!("{what}: no such column"))?;
+    let mut col = schema.columns.remove(i);
+    col.name = new.to_string();
+    col.sql_type = sql_type.to_string();
+    col.family = Family::of_sql(sql_type);
+    for k in schema.primary_key.iter_mut() {
+        if k.eq_ignore_ascii_case(old) {
+            *k = new.to_string();
+        }
+    }
+    match position {
+        None => schema.columns.insert(i, col),
+        p => insert_at(&mut schema.columns, col, p)?,
+    }
+    Ok(())
+}
+
 fn insert_at(
     cols: &mut Vec<ColumnInfo>,
     col: ColumnInfo,
@@ -414,50 +445,28 @@ impl SchemaHistory {
                                 data_type,
                                 column_position,
                                 ..
-                            } => {
-                                let i = schema
-                                    .columns
-                                    .iter()
-                                    .position(|c| c.name.eq_ignore_ascii_case(&col_name.value))
-                                    .ok_or_else(|| {
-                                        format!("MODIFY {}: no such column in {id}", col_name.value)
-                                    })?;
-                                let mut col = schema.columns.remove(i);
-                                col.sql_type = data_type.to_string();
-                                col.family = Family::of_sql(&col.sql_type);
-                                match column_position {
-                                    None => schema.columns.insert(i, col),
-                                    p => insert_at(&mut schema.columns, col, p)?,
-                                }
-                            }
+                            } => redefine(
+                                &mut schema,
+                                &format!("MODIFY {} in {id}", col_name.value),
+                                &col_name.value,
+                                &col_name.value,
+                                &data_type.to_string(),
+                                column_position,
+                            )?,
                             AlterTableOperation::ChangeColumn {
                                 old_name,
                                 new_name,
                                 data_type,
                                 column_position,
                                 ..
-                            } => {
-                                let i = schema
-                                    .columns
-                                    .iter()
-                                    .position(|c| c.name.eq_ignore_ascii_case(&old_name.value))
-                                    .ok_or_else(|| {
-                                        format!("CHANGE {}: no such column in {id}", old_name.value)
-                                    })?;
-                                let mut col = schema.columns.remove(i);
-                                col.name = new_name.value.clone();
-                                col.sql_type = data_type.to_string();
-                                col.family = Family::of_sql(&col.sql_type);
-                                for k in schema.primary_key.iter_mut() {
-                                    if k.eq_ignore_ascii_case(&old_name.value) {
-                                        *k = new_name.value.clone();
-                                    }
-                                }
-                                match column_position {
-                                    None => schema.columns.insert(i, col),
-                                    p => insert_at(&mut schema.columns, col, p)?,
-                                }
-                            }
+                            } => redefine(
+                                &mut schema,
+                                &format!("CHANGE {} in {id}", old_name.value),
+                                &old_name.value,
+                                &new_name.value,
+                                &data_type.to_string(),
+                                column_position,
+                            )?,
                             AlterTableOperation::RenameColumn {
                                 old_column_name,
                                 new_column_name,
