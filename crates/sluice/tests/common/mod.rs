@@ -1,0 +1,316 @@
+//! Shared helpers of the Kafka end-to-end tests: projects, runs of `sluice`, an independent
+//! consumer (Python confluent-kafka), and rebuilding a table from messages.
+#![allow(dead_code, unused_imports)]
+
+pub use std::collections::BTreeMap;
+pub use std::path::{Path, PathBuf};
+pub use std::process::Command;
+
+pub use mysql_async::prelude::Queryable;
+pub use serde_json::Value as Json;
+pub use sluice_testkit::{
+    ensure_up, repo_root, services_cache, unique_name, Service, KAFKA, MARIADB,
+};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+pub async fn conn() -> Result<mysql_async::Conn, mysql_async::Error> {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
+        "mysql://root@{}",
+        MARIADB.get()
+    ))?)
+    .await
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+pub fn project(dir: &Path, name: &str, db: &str, format: &str, start: &str, mode: &str) -> PathBuf {
+    let yaml = format!(
+        "name: {name}
+source:
+  type: mariadb
+  url: mysql://root@{mariadb}
+  server_id: {sid}
+destination:
+  type: kafka
+  brokers: {kafka}
+  format: {format}
+  topic: \"{{db}}.{{table}}\"
+  partitions: 3
+  partition_mode: {mode}
+objects:
+  include: [\"{db}.*\"]
+stages:
+  start: \"{start}\"
+options:
+  heartbeat_secs: 1
+",
+        mariadb = MARIADB.get(),
+        kafka = KAFKA.get(),
+        sid = 3_000_000 + std::process::id() % 1_000_000,
+    );
+    let path = dir.join("project.yaml");
+    let _ = std::fs::write(&path, yaml);
+    path
+}
+
+pub fn run_until_caught_up(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let out = sluice()
+        .args(["run", "-f"])
+        .arg(file)
+        .args(["--until", "caught-up"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        return Err(format!("sluice run failed: {err}").into());
+    }
+    Ok(err)
+}
+
+/// Every message of `topic`, read by confluent-kafka.
+pub fn consume(topic: &str, expect: usize) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
+    consume_from(&KAFKA.get(), topic, expect)
+}
+
+/// Every message of `topic` on the broker at `bootstrap`, read by confluent-kafka.
+pub fn consume_from(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
+    let py = services_cache().join("pytools/bin/python");
+    let out = Command::new(py)
+        .arg(repo_root().join("dev/probes/kafka_consume.py"))
+        .args([
+            "--bootstrap",
+            bootstrap,
+            "--idle",
+            "3",
+            "--expect",
+            &expect.to_string(),
+            topic,
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("consumer failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// The source table as strings, keyed by id (the OMS value convention).
+pub async fn source_rows(
+    c: &mut mysql_async::Conn,
+    db: &str,
+) -> Result<BTreeMap<String, Json>, mysql_async::Error> {
+    let rows: Vec<(i64, Option<String>, String)> = c
+        .query(format!(
+            "SELECT id, v, CAST(amt AS CHAR) FROM {db}.t ORDER BY id"
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, v, amt)| {
+            (
+                id.to_string(),
+                serde_json::json!({"id": id.to_string(), "v": v, "amt": amt}),
+            )
+        })
+        .collect())
+}
+
+/// Rebuilds the table from OMS messages in partition order; checks per-partition sequences.
+pub fn rebuild_oms(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
+    let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
+    for m in msgs {
+        by_part
+            .entry(m["partition"].as_i64().unwrap_or(-1))
+            .or_default()
+            .push(m);
+    }
+    let mut state = BTreeMap::new();
+    for (_, mut ms) in by_part {
+        ms.sort_by_key(|m| m["offset"].as_i64());
+        let mut last_seq = 0u64;
+        for m in ms {
+            let v = &m["value"];
+            let kind = v["recordType"].as_str().unwrap_or("");
+            let seq = v["allMetaData"]["storeDataSequence"].as_u64().unwrap_or(0);
+            let header_seq: u64 = m["headers"]["sluice.sequence"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if seq != header_seq {
+                return Err(format!(
+                    "header sequence {header_seq} != storeDataSequence {seq}"
+                ));
+            }
+            // Duplicates (a replayed batch) are dropped by the documented rule.
+            if seq <= last_seq {
+                continue;
+            }
+            last_seq = seq;
+            let key = v["allMetaData"]["record_primary_value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            match kind {
+                "INSERT" | "UPDATE" => {
+                    let mut post = v["postStruct"].clone();
+                    // Only the columns compared (a later ADD COLUMN adds more).
+                    if let Some(o) = post.as_object_mut() {
+                        o.retain(|k, _| ["id", "v", "amt"].contains(&k.as_str()));
+                    }
+                    state.insert(key, post);
+                }
+                "DELETE" => {
+                    state.remove(&key);
+                }
+                "DDL" => {}
+                other => return Err(format!("unexpected recordType {other}")),
+            }
+        }
+    }
+    Ok(state)
+}
+
+pub async fn sluice_source_mysql_position(
+    c: &mut mysql_async::Conn,
+) -> Result<(String, u64), mysql_async::Error> {
+    let status: Vec<mysql_async::Row> = c.query("SHOW MASTER STATUS").await?;
+    let first = status
+        .first()
+        .ok_or(mysql_async::Error::Other("binary logging is off".into()))?;
+    let file: String = first
+        .get(0)
+        .ok_or(mysql_async::Error::Other("no file".into()))?;
+    let pos: u64 = first
+        .get(1)
+        .ok_or(mysql_async::Error::Other("no position".into()))?;
+    Ok((file, pos))
+}
+
+/// Kafka's murmur2, as documented in docs/KAFKA.md (checked against Kafka's published values in
+/// the sink's unit tests).
+pub fn sluice_sink_kafka_murmur(b: &[u8]) -> i32 {
+    sluice_sink_kafka::murmur2(b)
+}
+
+/// A tiny deterministic generator (no dependency needed for test workloads).
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Checks what a consumer read, by the documented rules: every source sequence from 1 to the
+/// highest appears (nothing lost); within a partition, after dropping what is not newer than
+/// what was already seen, sequences increase (per-key commit order). Returns the rebuilt table.
+pub fn check_sequences_and_rebuild(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
+    let seqs: std::collections::BTreeSet<u64> = msgs
+        .iter()
+        .filter_map(|m| m["value"]["allMetaData"]["storeDataSequence"].as_u64())
+        .collect();
+    let max = seqs.iter().next_back().copied().unwrap_or(0);
+    if max == 0 {
+        return Err("no message carried a sequence".into());
+    }
+    if seqs.len() as u64 != max {
+        let missing: Vec<u64> = (1..=max).filter(|s| !seqs.contains(s)).take(10).collect();
+        return Err(format!(
+            "{} of {max} sequences delivered; missing e.g. {missing:?}",
+            seqs.len()
+        ));
+    }
+    rebuild_oms(msgs)
+}
+
+/// Inserts ids `from..to` (updating those that exist), one transaction each.
+pub async fn write_range(
+    c: &mut mysql_async::Conn,
+    db: &str,
+    from: u32,
+    to: u32,
+) -> Result<(), mysql_async::Error> {
+    for i in from..to {
+        c.query_drop(format!(
+            "INSERT INTO {db}.t VALUES ({i}, 'v{i}', {i}.5) ON DUPLICATE KEY UPDATE v = 'again'"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// One row image of any format, reduced to the compared columns as strings.
+pub fn as_strings(image: &Json) -> Json {
+    let s = |v: &Json| match v {
+        Json::Null => Json::Null,
+        Json::String(s) => Json::String(s.clone()),
+        other => Json::String(other.to_string()),
+    };
+    serde_json::json!({"id": s(&image["id"]), "v": s(&image["v"]), "amt": s(&image["amt"])})
+}
+
+/// Rebuilds the table from the messages of one format (no duplicates in these runs).
+pub fn rebuild(format: &str, msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
+    let mut sorted: Vec<&Json> = msgs.iter().collect();
+    sorted.sort_by_key(|m| (m["partition"].as_i64(), m["offset"].as_i64()));
+    let mut state = BTreeMap::new();
+    for m in sorted {
+        let v = &m["value"];
+        let (op, image): (&str, &Json) = match format {
+            "canal" => {
+                if v["isDdl"] == true {
+                    continue;
+                }
+                (v["type"].as_str().unwrap_or(""), &v["data"][0])
+            }
+            "debezium" => {
+                let Some(op) = v["op"].as_str() else { continue };
+                (op, if op == "d" { &v["before"] } else { &v["after"] })
+            }
+            "debezium-flat" => {
+                if v.get("ddl").is_some() {
+                    continue;
+                }
+                (if v["__deleted"] == "true" { "d" } else { "c" }, v)
+            }
+            "maxwell" => {
+                let t = v["type"].as_str().unwrap_or("");
+                if !["insert", "update", "delete"].contains(&t) {
+                    continue;
+                }
+                (t, &v["data"])
+            }
+            other => return Err(format!("no rebuild for {other}")),
+        };
+        let row = as_strings(image);
+        let key = row["id"].as_str().unwrap_or("").to_string();
+        match op {
+            "INSERT" | "UPDATE" | "c" | "u" | "r" | "insert" | "update" => {
+                state.insert(key, row);
+            }
+            "DELETE" | "d" | "delete" => {
+                state.remove(&key);
+            }
+            other => return Err(format!("{format}: unexpected operation {other}")),
+        }
+    }
+    Ok(state)
+}

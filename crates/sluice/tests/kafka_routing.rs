@@ -1,0 +1,259 @@
+//! What reaches Kafka and where: partition modes, object rules, rename, DML/DDL filters,
+//! column subsets.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_modes_keep_total_per_table_and_per_key_order() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("parts");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    for t in ["a", "b", "c"] {
+        c.query_drop(format!(
+            "CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+        ))
+        .await?;
+    }
+    // Three concurrent writers, one per table, updating a few keys over and over.
+    let mut writers = Vec::new();
+    for t in ["a", "b", "c"] {
+        let db = db.clone();
+        writers.push(tokio::spawn(async move {
+            let mut c = conn().await?;
+            for i in 0..150u32 {
+                c.query_drop(format!(
+                    "INSERT INTO {db}.{t} VALUES ({}, 'v{i}', {i}) ON DUPLICATE KEY UPDATE v = 'v{i}', amt = {i}",
+                    i % 10
+                ))
+                .await?;
+            }
+            Ok::<(), mysql_async::Error>(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    let gtid_seq = |m: &Json| -> u64 {
+        m["value"]["allMetaData"]["transId"]
+            .as_str()
+            .and_then(|g| g.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    for mode in ["one", "table", "hash"] {
+        let dir = temp_dir(&format!("{db}-{mode}"));
+        let topic = format!("{db}.all.{mode}");
+        let file_path = project(
+            &dir,
+            &format!("{db}-{mode}"),
+            &db,
+            "oms",
+            &format!("{file}:{offset}"),
+            mode,
+        );
+        let yaml = std::fs::read_to_string(&file_path)?.replace(
+            "  topic: \"{db}.{table}\"\n",
+            &format!("  single_topic: \"{topic}\"\n"),
+        );
+        std::fs::write(&file_path, yaml)?;
+        run_until_caught_up(&file_path)?;
+        let all = consume(&topic, 0)?;
+        check_sequences_and_rebuild(&all).map_err(|e| format!("{mode}: {e}"))?;
+        let msgs: Vec<Json> = all
+            .into_iter()
+            .filter(|m| m["value"]["recordType"] != "DDL")
+            .collect();
+        assert_eq!(msgs.len(), 450, "{mode}: every change once");
+        // Group by partition, in offset order; what each partition holds and its order.
+        let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
+        for m in &msgs {
+            by_part
+                .entry(m["partition"].as_i64().unwrap_or(-1))
+                .or_default()
+                .push(m);
+        }
+        let mut home: BTreeMap<String, i64> = BTreeMap::new();
+        for (p, ms) in &mut by_part {
+            ms.sort_by_key(|m| m["offset"].as_i64());
+            // Source commit order (MariaDB GTID sequence numbers) never goes back in a partition.
+            let seqs: Vec<u64> = ms.iter().map(|m| gtid_seq(m)).collect();
+            assert!(
+                seqs.windows(2).all(|w| w[0] <= w[1]),
+                "{mode}: partition {p} out of commit order"
+            );
+            for m in ms.iter() {
+                let table = m["value"]["allMetaData"]["table_name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let unit = match mode {
+                    "one" => String::new(),
+                    "table" => table,
+                    _ => format!("{table}/{}", m["key"].as_str().unwrap_or("")),
+                };
+                let at = *home.entry(unit.clone()).or_insert(*p);
+                assert_eq!(
+                    at, *p,
+                    "{mode}: {unit:?} spread over partitions {at} and {p}"
+                );
+            }
+        }
+        if mode == "one" {
+            assert_eq!(
+                by_part.keys().collect::<Vec<_>>(),
+                vec![&0],
+                "one: only partition 0"
+            );
+        } else {
+            assert!(
+                by_part.len() > 1,
+                "{mode}: changes should spread over partitions"
+            );
+        }
+    }
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_rename_and_dml_filter_decide_what_arrives_and_under_which_name() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("rules");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    for t in ["orders", "skip_me", "items"] {
+        c.query_drop(format!(
+            "CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+        ))
+        .await?;
+        c.query_drop(format!(
+            "INSERT INTO {db}.{t} VALUES (1, 'a', 1), (2, 'b', 2)"
+        ))
+        .await?;
+        c.query_drop(format!("UPDATE {db}.{t} SET v = 'changed' WHERE id = 1"))
+            .await?;
+        c.query_drop(format!("DELETE FROM {db}.{t} WHERE id = 2"))
+            .await?;
+    }
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let yaml = std::fs::read_to_string(&file_path)?
+        .replace(
+            &format!("  include: [\"{db}.*\"]\n"),
+            &format!("  include: [\"{db}.*\"]\n  exclude: [\"{db}.skip_*\"]\n  rename:\n    {db}.orders: {db}_dst.orders_v2\n"),
+        )
+        .replace("options:\n", "options:\n  dml: [insert, delete]\n  ddl: false\n");
+    std::fs::write(&file_path, yaml)?;
+    run_until_caught_up(&file_path)?;
+
+    // Renamed: the topic and the names in the messages.
+    let renamed = consume(&format!("{db}_dst.orders_v2"), 0)?;
+    let kinds: Vec<(&str, &str, &str)> = renamed
+        .iter()
+        .map(|m| {
+            let v = &m["value"];
+            (
+                v["recordType"].as_str().unwrap_or(""),
+                v["allMetaData"]["db"].as_str().unwrap_or(""),
+                v["allMetaData"]["table_name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let dst = format!("{db}_dst");
+    assert_eq!(
+        kinds,
+        vec![
+            ("INSERT", dst.as_str(), "orders_v2"),
+            ("INSERT", dst.as_str(), "orders_v2"),
+            ("DELETE", dst.as_str(), "orders_v2")
+        ],
+        "no UPDATE (dml filter), no DDL (ddl: false), renamed"
+    );
+    // Included, not renamed; updates filtered out too.
+    let items = consume(&format!("{db}.items"), 0)?;
+    assert_eq!(items.len(), 3, "{items:?}");
+    // Excluded: no topic at all (schema sync creates only selected tables' topics).
+    let py = services_cache().join("pytools/bin/python");
+    let out = Command::new(py)
+        .arg(repo_root().join("dev/probes/kafka_consume.py"))
+        .args([
+            "--bootstrap",
+            &KAFKA.get(),
+            "--idle",
+            "1",
+            &format!("{db}.skip_me"),
+        ])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "excluded table reached Kafka: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_subset_delivers_only_its_columns_and_must_keep_the_key() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("cols");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), secret VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (1, 'a', 'hidden', 1.00), (2, 'b', 'hidden', 2.00)"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "UPDATE {db}.t SET secret = 'still hidden', v = 'a2' WHERE id = 1"
+    ))
+    .await?;
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let base = std::fs::read_to_string(&file_path)?;
+    let with = |cols: &str| {
+        base.replace(
+            &format!("  include: [\"{db}.*\"]\n"),
+            &format!("  include: [\"{db}.*\"]\n  columns:\n    {db}.t: [{cols}]\n"),
+        )
+    };
+    // Without the key: refused before anything is sent.
+    std::fs::write(&file_path, with("v, amt"))?;
+    let err =
+        run_until_caught_up(&file_path).expect_err("a subset without the key must be refused");
+    assert!(
+        err.to_string()
+            .contains("the primary-key column id must be delivered"),
+        "{err}"
+    );
+
+    std::fs::write(&file_path, with("id, v, amt"))?;
+    run_until_caught_up(&file_path)?;
+    let msgs = consume(&format!("{db}.t"), 0)?;
+    let rows: Vec<&Json> = msgs
+        .iter()
+        .filter(|m| m["value"]["recordType"] != "DDL")
+        .collect();
+    assert_eq!(rows.len(), 3, "{msgs:?}");
+    for m in &rows {
+        for image in ["prevStruct", "postStruct"] {
+            if let Some(o) = m["value"][image].as_object() {
+                let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                assert_eq!(keys, ["amt", "id", "v"], "{m}");
+            }
+        }
+    }
+    assert_eq!(rebuild_oms(&msgs)?, source_rows(&mut c, &db).await?);
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
