@@ -63,6 +63,31 @@ pub struct Status {
     pub updated_ms: u64,
     /// Rows delivered per table (`db.table`), incremental and full.
     pub rows: Vec<(String, u64)>,
+    /// Full-sync units (empty when full sync never ran).
+    pub full: Vec<FullUnit>,
+    /// Whether full sync finished.
+    pub full_done: bool,
+}
+
+/// One slice of a table that full sync copies, and how far it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FullUnit {
+    /// Number of the unit within the project.
+    pub unit: u32,
+    /// Source database.
+    pub db: String,
+    /// Source table.
+    pub table: String,
+    /// The key range (opaque to the store).
+    pub range: String,
+    /// Key of the last acknowledged row (opaque), None before the first chunk.
+    pub last_key: Option<String>,
+    /// Rows acknowledged.
+    pub rows: u64,
+    /// Estimated rows of the unit (for progress).
+    pub total: u64,
+    /// Every row of the unit was acknowledged.
+    pub done: bool,
 }
 
 /// The store.
@@ -97,7 +122,13 @@ impl MetaStore {
                message TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS table_rows (
                project TEXT NOT NULL, tbl TEXT NOT NULL, rows INTEGER NOT NULL,
-               PRIMARY KEY (project, tbl));",
+               PRIMARY KEY (project, tbl));
+             CREATE TABLE IF NOT EXISTS full_stage (
+               project TEXT PRIMARY KEY, done INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS full_unit (
+               project TEXT NOT NULL, unit INTEGER NOT NULL, db TEXT NOT NULL, tbl TEXT NOT NULL,
+               range TEXT NOT NULL, last_key TEXT, rows INTEGER NOT NULL, total INTEGER NOT NULL,
+               done INTEGER NOT NULL, PRIMARY KEY (project, unit));",
         )
         .map_err(err)?;
         Ok(Self { conn, path })
@@ -209,6 +240,133 @@ impl MetaStore {
             .map_err(self.err())
     }
 
+    /// Starts full sync: the checkpoint where incremental sync will replay from (taken before
+    /// any row is read) and the units to copy, in one transaction.
+    pub fn begin_full(
+        &mut self,
+        project: &str,
+        cp: &Checkpoint,
+        units: &[FullUnit],
+    ) -> Result<(), MetaError> {
+        self.save_checkpoint(project, cp, &[])?;
+        let path = self.path.clone();
+        let err = |source| MetaError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("DELETE FROM full_unit WHERE project = ?1", params![project])
+            .map_err(err)?;
+        for u in units {
+            tx.execute(
+                "INSERT INTO full_unit (project, unit, db, tbl, range, last_key, rows, total, done)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    project,
+                    u.unit,
+                    u.db,
+                    u.table,
+                    u.range,
+                    u.last_key,
+                    u.rows as i64,
+                    u.total as i64,
+                    u.done
+                ],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "INSERT INTO full_stage (project, done) VALUES (?1, 0)
+             ON CONFLICT(project) DO UPDATE SET done = 0",
+            params![project],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Whether full sync was begun (Some) and finished (Some(true)).
+    pub fn full_stage(&self, project: &str) -> Result<Option<bool>, MetaError> {
+        self.conn
+            .query_row(
+                "SELECT done FROM full_stage WHERE project = ?1",
+                params![project],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// The full-sync units of a project, in unit order.
+    pub fn full_units(&self, project: &str) -> Result<Vec<FullUnit>, MetaError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT unit, db, tbl, range, last_key, rows, total, done FROM full_unit
+                 WHERE project = ?1 ORDER BY unit",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![project], |r| {
+                Ok(FullUnit {
+                    unit: r.get(0)?,
+                    db: r.get(1)?,
+                    table: r.get(2)?,
+                    range: r.get(3)?,
+                    last_key: r.get(4)?,
+                    rows: r.get::<_, i64>(5)? as u64,
+                    total: r.get::<_, i64>(6)? as u64,
+                    done: r.get(7)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Records an acknowledged chunk of a unit (its last key, rows added, whether the unit is
+    /// finished) and the rows it adds to `table`'s count, in one transaction.
+    pub fn save_unit_progress(
+        &mut self,
+        project: &str,
+        unit: u32,
+        last_key: Option<&str>,
+        rows: u64,
+        done: bool,
+        table: &str,
+    ) -> Result<(), MetaError> {
+        let path = self.path.clone();
+        let err = |source| MetaError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "UPDATE full_unit SET last_key = COALESCE(?3, last_key), rows = rows + ?4, done = ?5
+             WHERE project = ?1 AND unit = ?2",
+            params![project, unit, last_key, rows as i64, done],
+        )
+        .map_err(err)?;
+        if rows > 0 {
+            tx.execute(
+                "INSERT INTO table_rows (project, tbl, rows) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(project, tbl) DO UPDATE SET rows = rows + ?3",
+                params![project, table, rows as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Marks full sync finished (incremental sync takes over from the stored checkpoint).
+    pub fn finish_full(&self, project: &str) -> Result<(), MetaError> {
+        self.conn
+            .execute(
+                "UPDATE full_stage SET done = 1 WHERE project = ?1",
+                params![project],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
     /// Projects known to the store.
     pub fn projects(&self) -> Result<Vec<String>, MetaError> {
         let mut st = self
@@ -261,6 +419,8 @@ impl MetaStore {
             checkpoint: self.checkpoint(project)?,
             updated_ms: updated_ms as u64,
             rows,
+            full: self.full_units(project)?,
+            full_done: self.full_stage(project)?.unwrap_or(false),
         })
     }
 }

@@ -7,6 +7,7 @@
 //! - Memory is bounded: the reader blocks on a bounded channel, and one batch is in flight.
 #![deny(missing_docs)]
 
+mod full;
 pub mod project;
 pub mod run;
 

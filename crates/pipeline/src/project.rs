@@ -111,6 +111,8 @@ struct RawObjects {
     rename: BTreeMap<String, String>,
     #[serde(default)]
     columns: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    keys: BTreeMap<String, Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -162,6 +164,17 @@ struct RawOptions {
     batch_rows: usize,
     #[serde(default = "five")]
     heartbeat_secs: u32,
+    #[serde(default = "four")]
+    full_readers: usize,
+    #[serde(default = "chunk_rows")]
+    full_chunk_rows: usize,
+}
+
+fn four() -> usize {
+    4
+}
+fn chunk_rows() -> usize {
+    5000
 }
 
 impl Default for RawOptions {
@@ -171,6 +184,8 @@ impl Default for RawOptions {
             ddl: true,
             batch_rows: batch_rows(),
             heartbeat_secs: 5,
+            full_readers: four(),
+            full_chunk_rows: chunk_rows(),
         }
     }
 }
@@ -198,6 +213,14 @@ pub struct Project {
     pub router: Router,
     /// Schema stage on.
     pub schema_stage: bool,
+    /// Full stage on.
+    pub full: bool,
+    /// Parallel full-sync readers.
+    pub full_readers: usize,
+    /// Rows per full-sync chunk (one SELECT, one destination batch, one progress record).
+    pub full_chunk_rows: usize,
+    /// Unique columns to key tables without a primary key by (source `db.table`).
+    pub keys: HashMap<TableId, Vec<String>>,
     /// Incremental stage on.
     pub incremental: bool,
     /// Where incremental starts when there is no checkpoint.
@@ -440,15 +463,35 @@ fn validate(
             }
         });
     }
-    if raw.stages.full {
+    let start = StartAt::parse(&raw.stages.start).map_err(|e| bad("stages.start", e))?;
+    if raw.stages.full && start != StartAt::Now {
         return Err(bad(
-            "stages.full",
-            "full sync is not available in this version; set full: false and start incremental \
-             from a position (see docs/PROJECTS.md)"
+            "stages.start",
+            "with full: true, incremental sync starts where full sync began; remove start \
+             (or set full: false to start from a position)"
                 .into(),
         ));
     }
-    let start = StartAt::parse(&raw.stages.start).map_err(|e| bad("stages.start", e))?;
+    if raw.options.full_readers == 0 || raw.options.full_chunk_rows == 0 {
+        return Err(bad(
+            "options.full_readers",
+            "full_readers and full_chunk_rows must be at least 1".into(),
+        ));
+    }
+    let mut keys = HashMap::new();
+    for (table, cols) in &raw.objects.keys {
+        let id = table
+            .split_once('.')
+            .map(|(d, t)| TableId::new(d, t))
+            .ok_or_else(|| bad("objects.keys", format!("{table:?} must be db.table")))?;
+        if cols.is_empty() {
+            return Err(bad(
+                "objects.keys",
+                format!("{table}: list the unique columns"),
+            ));
+        }
+        keys.insert(id, cols.clone());
+    }
     if raw.options.batch_rows == 0 {
         return Err(bad("options.batch_rows", "must be at least 1".into()));
     }
@@ -494,6 +537,10 @@ fn validate(
             ddl: raw.options.ddl,
         },
         schema_stage: raw.stages.schema,
+        full: raw.stages.full,
+        full_readers: raw.options.full_readers,
+        full_chunk_rows: raw.options.full_chunk_rows,
+        keys,
         incremental: raw.stages.incremental,
         start,
         batch_rows: raw.options.batch_rows,

@@ -16,6 +16,7 @@ use sluice_sink_kafka::KafkaSink;
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
 
+use crate::full;
 use crate::project::Project;
 
 /// Why a run ended badly.
@@ -77,7 +78,6 @@ async fn selected_tables(
         .into_iter()
         .map(|(d, t)| TableId::new(d, t))
         .filter(|t| p.router.selects(t))
-        .map(|t| p.router.rename.get(&t).cloned().unwrap_or(t))
         .collect())
 }
 
@@ -130,7 +130,12 @@ struct State {
 pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let meta = MetaStore::open(&p.data_dir)?;
     let cp = meta.checkpoint(&p.name)?;
-    meta.set_state(&p.name, "incremental", "Running", "")?;
+    let stage = if p.full && meta.full_stage(&p.name)? != Some(true) {
+        "full"
+    } else {
+        "incremental"
+    };
+    meta.set_state(&p.name, stage, "Running", "")?;
     let result = run_inner(p, opts, meta, cp);
     // Record how it ended (a second handle: the first moved into the run).
     if let Ok(m) = MetaStore::open(&p.data_dir) {
@@ -139,7 +144,11 @@ pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
             Ok(_) => ("Stopped", String::new()),
             Err(e) => ("Failed", e.to_string()),
         };
-        let _ = m.set_state(&p.name, "incremental", state, &msg);
+        let stage = m
+            .status(&p.name)
+            .map(|s| s.stage)
+            .unwrap_or_else(|_| stage.to_string());
+        let _ = m.set_state(&p.name, &stage, state, &msg);
     }
     result
 }
@@ -147,8 +156,8 @@ pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
 fn run_inner(
     p: &Project,
     opts: &RunOptions,
-    meta: MetaStore,
-    cp: Option<Checkpoint>,
+    mut meta: MetaStore,
+    mut cp: Option<Checkpoint>,
 ) -> Result<RunSummary, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -200,12 +209,66 @@ fn run_inner(
         }));
     }
     if p.schema_stage {
-        sink.prepare(&tables)
+        let renamed: Vec<TableId> = tables
+            .iter()
+            .map(|t| p.router.rename.get(t).cloned().unwrap_or_else(|| t.clone()))
+            .collect();
+        sink.prepare(&renamed)
             .map_err(|e| RunError::Sink(e.to_string()))?;
+    }
+    if p.full && meta.full_stage(&p.name)? != Some(true) {
+        if meta.full_stage(&p.name)?.is_none() {
+            // The replay position is taken before any row is read (see full.rs for why this
+            // hand-over loses nothing). An existing checkpoint is older still: also safe.
+            let (units, p0) = rt.block_on(async {
+                let mut conn = mysql_async::Conn::new(src_opts.clone())
+                    .await
+                    .map_err(source_err)?;
+                let (file, offset) = live::current_position(&mut conn)
+                    .await
+                    .map_err(source_err)?;
+                let units = full::plan(&mut conn, p, &tables).await?;
+                let _ = conn.disconnect().await;
+                Ok::<_, RunError>((
+                    units,
+                    BinlogPosition {
+                        file,
+                        offset,
+                        gtid: None,
+                    },
+                ))
+            })?;
+            let c = match cp.clone() {
+                Some(c) => c,
+                None => Checkpoint {
+                    position: Position::Binlog(p0),
+                    sequence: 0,
+                    txn_number: 0,
+                    history: serde_json::to_string(&SchemaHistory::new()).map_err(source_err)?,
+                    ts_ms: 0,
+                },
+            };
+            meta.begin_full(&p.name, &c, &units)?;
+            cp = Some(c);
+        }
+        meta.set_state(&p.name, "full", "Running", "")?;
+        let start = cp
+            .as_ref()
+            .map(|c| c.position.clone())
+            .ok_or_else(|| RunError::Source("full sync has no start position".into()))?;
+        if !full::run(p, &opts.stop, &mut meta, &mut sink, &start)? {
+            return Ok(RunSummary {
+                delivered: 0,
+                checkpoint: Some(start),
+            });
+        }
+        meta.finish_full(&p.name)?;
+        tracing::info!(project = %p.name, "full sync finished; incremental sync replays from {start}");
     }
     if !p.incremental {
         return Ok(RunSummary::default());
     }
+    meta.set_state(&p.name, "incremental", "Running", "")?;
 
     let (start, history, sequence, txn_number) = match &cp {
         Some(c) => {

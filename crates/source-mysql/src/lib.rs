@@ -4,7 +4,8 @@
 //! - [`decode`]: raw binlog events -> change events (where a row is decoded);
 //! - [`file`]: recorded binlog files, decoded offline;
 //! - [`live`]: a replica connection to a running server;
-//! - [`precheck`]: what must hold on the source before reading, each failure with its fix.
+//! - [`precheck`]: what must hold on the source before reading, each failure with its fix;
+//! - [`snapshot`]: full sync reads (schema from information_schema, rows in key-ordered chunks).
 //!
 //! Invariants: events come out in log order; every row is decoded with the table map that
 //! precedes it in the same transaction; an event or value that cannot be read exactly is an
@@ -15,3 +16,4 @@ pub mod decode;
 pub mod file;
 pub mod live;
 pub mod precheck;
+pub mod snapshot;

@@ -220,7 +220,7 @@ pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), mysql_as
 }
 
 /// The JSON columns of a MariaDB table (its JSON type is LONGTEXT with a `json_valid` check).
-async fn json_columns(
+pub(crate) async fn json_columns(
     conn: &mut Conn,
     table: &TableId,
 ) -> Result<HashSet<String>, mysql_async::Error> {

@@ -291,6 +291,7 @@ impl Drop for TempMariadb {
 /// shared one. Killed and removed on drop.
 pub struct TempKafka {
     dir: PathBuf,
+    storage: &'static str,
     child: Option<std::process::Child>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
@@ -299,6 +300,16 @@ pub struct TempKafka {
 impl TempKafka {
     /// Starts a broker (the shared `kafka` service is brought up first: it installs tansu).
     pub fn start() -> Result<Self, String> {
+        Self::start_with("sqlite:///tansu.db")
+    }
+
+    /// Starts a broker that keeps its records in memory: quick to read back in bulk, for tests
+    /// that write tens of thousands of records and never restart the broker.
+    pub fn start_memory() -> Result<Self, String> {
+        Self::start_with("memory://tansu/")
+    }
+
+    fn start_with(storage: &'static str) -> Result<Self, String> {
         ensure_up(&[Service::Kafka]);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -308,6 +319,7 @@ impl TempKafka {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut k = Self {
             dir,
+            storage,
             child: None,
             addr: format!("127.0.0.1:{port}"),
         };
@@ -350,7 +362,7 @@ impl TempKafka {
                 "--advertised-listener-url",
                 &format!("tcp://{}", self.addr),
                 "--storage-engine",
-                "sqlite:///tansu.db",
+                self.storage,
             ])
             .stdout(std::process::Stdio::null())
             .stderr(log)

@@ -132,6 +132,38 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             }
             None => println!("checkpoint: none"),
         }
+        if !s.full.is_empty() {
+            // Per table: rows copied / estimated total, and whether every unit finished.
+            let mut tables: std::collections::BTreeMap<String, (u64, u64, bool)> =
+                Default::default();
+            for u in &s.full {
+                let e = tables
+                    .entry(format!("{}.{}", u.db, u.table))
+                    .or_insert((0, 0, true));
+                e.0 += u.rows;
+                e.1 += u.total;
+                e.2 &= u.done;
+            }
+            println!(
+                "full sync:  {}",
+                if s.full_done {
+                    "finished"
+                } else {
+                    "in progress"
+                }
+            );
+            for (t, (rows, total, done)) in tables {
+                let pct = if done {
+                    100.0
+                } else {
+                    (rows as f64 * 100.0 / total.max(1) as f64).min(99.9)
+                };
+                println!(
+                    "full:       {t} {rows} of ~{total} rows ({pct:.1}%){}",
+                    if done { " done" } else { "" }
+                );
+            }
+        }
         for (t, n) in &s.rows {
             println!("rows:       {t} {n}");
         }

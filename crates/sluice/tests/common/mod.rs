@@ -156,6 +156,16 @@ pub fn rebuild_oms(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
                     "header sequence {header_seq} != storeDataSequence {seq}"
                 ));
             }
+            // Full-sync rows carry no sequence and precede every replayed change of their
+            // key (incremental sync starts after full sync ends): apply them as they come.
+            if kind == "ROW" {
+                let key = v["allMetaData"]["record_primary_value"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                state.insert(key, compared(&v["postStruct"]));
+                continue;
+            }
             // Duplicates (a replayed batch) are dropped by the documented rule.
             if seq <= last_seq {
                 continue;
@@ -167,12 +177,7 @@ pub fn rebuild_oms(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
                 .to_string();
             match kind {
                 "INSERT" | "UPDATE" => {
-                    let mut post = v["postStruct"].clone();
-                    // Only the columns compared (a later ADD COLUMN adds more).
-                    if let Some(o) = post.as_object_mut() {
-                        o.retain(|k, _| ["id", "v", "amt"].contains(&k.as_str()));
-                    }
-                    state.insert(key, post);
+                    state.insert(key, compared(&v["postStruct"]));
                 }
                 "DELETE" => {
                     state.remove(&key);
@@ -183,6 +188,15 @@ pub fn rebuild_oms(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
         }
     }
     Ok(state)
+}
+
+/// Only the columns compared (a later ADD COLUMN adds more).
+fn compared(post: &Json) -> Json {
+    let mut post = post.clone();
+    if let Some(o) = post.as_object_mut() {
+        o.retain(|k, _| ["id", "v", "amt"].contains(&k.as_str()));
+    }
+    post
 }
 
 pub async fn sluice_source_mysql_position(

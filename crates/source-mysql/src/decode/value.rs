@@ -164,7 +164,7 @@ pub fn convert(ty: &ColumnType, cell: BinlogValue<'_>) -> Result<Value, CellErro
     }
 }
 
-fn integer(v: MyValue, unsigned: bool, bytes: u8) -> Result<Value, CellError> {
+pub(crate) fn integer(v: MyValue, unsigned: bool, bytes: u8) -> Result<Value, CellError> {
     let raw: i128 = match v {
         MyValue::Int(i) => i128::from(i),
         MyValue::UInt(u) => i128::from(u),

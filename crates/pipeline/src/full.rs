@@ -1,0 +1,508 @@
+//! The full stage: copy the selected tables' existing rows, in key-ordered chunks, with several
+//! readers in parallel, resumable at chunk granularity.
+//!
+//! Hand-over to incremental sync: before the first row is read, the source's current binlog
+//! position P0 is stored as the project's checkpoint. Incremental sync then replays every
+//! change from P0. A row copied at time T >= P0 shows its state at T; every change after P0 is
+//! delivered after it, and each carries the whole row image, so a consumer applying messages
+//! per key in order ends at the source's state: nothing is missed (every change after P0 is
+//! replayed) and nothing is lost (a change before P0 is in the copied row). The price is that
+//! changes between P0 and T are seen twice (once inside the copied row, once replayed); the
+//! `snapshot`/`r`/`ROW` marking of copied rows tells them apart.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_core::sink::{DeliveryItem, Sink, SinkError};
+use sluice_core::{Event, Op, Position, RowChange, TableId, TableSchema};
+use sluice_meta::{FullUnit, MetaStore};
+use sluice_route::Router;
+use sluice_source_mysql::snapshot::{self, KeyRange, KeyValue};
+
+use crate::project::Project;
+use crate::run::RunError;
+
+/// Batches sent to the destination and not yet acknowledged, at most.
+const MAX_IN_FLIGHT: usize = 4;
+
+fn source_err(e: impl std::fmt::Display) -> RunError {
+    RunError::Source(e.to_string())
+}
+
+/// Splits the selected tables into units: one per table, or several key ranges for a large
+/// table with an integer key (so readers share it).
+pub(crate) async fn plan(
+    conn: &mut mysql_async::Conn,
+    p: &Project,
+    tables: &[TableId],
+) -> Result<Vec<FullUnit>, RunError> {
+    let mut units = Vec::new();
+    for t in tables {
+        let st = snapshot::table(conn, t, p.keys.get(t).map(Vec::as_slice))
+            .await
+            .map_err(source_err)?;
+        let wanted = (st.estimated_rows / (p.full_chunk_rows as u64 * 4).max(1))
+            .clamp(1, (p.full_readers * 2) as u64) as i128;
+        let mut ranges = vec![KeyRange::default()];
+        if wanted > 1 {
+            if let Some((lo, hi)) = snapshot::integer_key_bounds(conn, &st.schema)
+                .await
+                .map_err(source_err)?
+            {
+                let step = ((hi - lo + 1) / wanted).max(1);
+                ranges = (0..wanted)
+                    .map(|i| KeyRange {
+                        lo: (i > 0).then_some(lo + i * step),
+                        hi: (i + 1 < wanted).then_some(lo + (i + 1) * step),
+                    })
+                    .collect();
+            }
+        }
+        let share = st.estimated_rows / ranges.len() as u64;
+        for r in ranges {
+            units.push(FullUnit {
+                unit: units.len() as u32,
+                db: t.db.clone(),
+                table: t.table.clone(),
+                range: serde_json::to_string(&r).map_err(source_err)?,
+                last_key: None,
+                rows: 0,
+                total: share,
+                done: false,
+            });
+        }
+    }
+    Ok(units)
+}
+
+/// What a reader hands the writer.
+enum Msg {
+    Chunk {
+        unit: u32,
+        schema: Arc<TableSchema>,
+        rows: Vec<Vec<sluice_core::Value>>,
+        last_key: Option<String>,
+        done: bool,
+    },
+    Failed(String),
+}
+
+struct Work {
+    unit: u32,
+    table: TableId,
+    range: KeyRange,
+    after: Option<Vec<KeyValue>>,
+}
+
+/// One reader: takes units from the queue and sends their chunks, in key order.
+fn reader(
+    p: &Project,
+    queue: &Mutex<VecDeque<Work>>,
+    tx: &std::sync::mpsc::SyncSender<Msg>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let opts = mysql_async::Opts::from_url(&p.source_url).map_err(|e| e.to_string())?;
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", p.source_url_redacted()))?;
+        snapshot::prepare_session(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut schemas: BTreeMap<TableId, Arc<TableSchema>> = BTreeMap::new();
+        loop {
+            let Some(mut w) = queue.lock().map_err(|e| e.to_string())?.pop_front() else {
+                break;
+            };
+            let schema = match schemas.get(&w.table) {
+                Some(s) => s.clone(),
+                None => {
+                    let keys = p.keys.get(&w.table).map(Vec::as_slice);
+                    let s = Arc::new(
+                        snapshot::table(&mut conn, &w.table, keys)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .schema,
+                    );
+                    schemas.insert(w.table.clone(), s.clone());
+                    s
+                }
+            };
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let chunk = snapshot::read_chunk(
+                    &mut conn,
+                    &schema,
+                    &w.range,
+                    w.after.as_deref(),
+                    p.full_chunk_rows,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let done = chunk.rows.len() < p.full_chunk_rows;
+                let last_key = match &chunk.last_key {
+                    Some(k) => Some(serde_json::to_string(k).map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                w.after = chunk.last_key.clone().or(w.after);
+                let msg = Msg::Chunk {
+                    unit: w.unit,
+                    schema: schema.clone(),
+                    rows: chunk.rows,
+                    last_key,
+                    done,
+                };
+                if tx.send(msg).is_err() {
+                    return Ok(());
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        let _ = conn.disconnect().await;
+        Ok(())
+    })
+}
+
+struct InFlight {
+    ticket: u64,
+    items: Vec<DeliveryItem>,
+    unit: u32,
+    table: String,
+    last_key: Option<String>,
+    rows: u64,
+    done: bool,
+}
+
+/// Rows done and estimated per table, for the progress display.
+struct Progress {
+    tables: BTreeMap<String, (u64, u64, bool)>,
+    units_left: BTreeMap<u32, String>,
+    started: Instant,
+    rows_at_start: u64,
+    last_print: Instant,
+    tty: bool,
+    printed_lines: usize,
+}
+
+impl Progress {
+    fn new(units: &[FullUnit]) -> Self {
+        let mut tables: BTreeMap<String, (u64, u64, bool)> = BTreeMap::new();
+        let mut units_left = BTreeMap::new();
+        for u in units {
+            let name = format!("{}.{}", u.db, u.table);
+            let e = tables.entry(name.clone()).or_insert((0, 0, true));
+            e.0 += u.rows;
+            e.1 += u.total;
+            e.2 &= u.done;
+            if !u.done {
+                units_left.insert(u.unit, name);
+            }
+        }
+        let rows_at_start = tables.values().map(|t| t.0).sum();
+        Self {
+            tables,
+            units_left,
+            started: Instant::now(),
+            rows_at_start,
+            last_print: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            printed_lines: 0,
+        }
+    }
+
+    fn record(&mut self, unit: u32, table: &str, rows: u64, done: bool) {
+        if let Some(e) = self.tables.get_mut(table) {
+            e.0 += rows;
+        }
+        if done {
+            self.units_left.remove(&unit);
+            if !self.units_left.values().any(|t| t == table) {
+                if let Some(e) = self.tables.get_mut(table) {
+                    e.2 = true;
+                }
+            }
+        }
+    }
+
+    fn print(&mut self, force: bool) {
+        if !force && self.last_print.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        self.last_print = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let done_rows: u64 = self.tables.values().map(|t| t.0).sum();
+        let rate = (done_rows - self.rows_at_start) as f64 / secs;
+        let mut lines = Vec::new();
+        for (t, (rows, total, done)) in &self.tables {
+            let total = (*total).max(*rows);
+            let (pct, eta) = if *done {
+                (100.0, "done".to_string())
+            } else {
+                let left = total.saturating_sub(*rows) as f64;
+                (
+                    (*rows as f64 * 100.0 / total.max(1) as f64).min(99.9),
+                    if rate > 0.0 {
+                        format!("ETA {:.0} s", left / rate)
+                    } else {
+                        "ETA -".into()
+                    },
+                )
+            };
+            lines.push(format!(
+                "full sync {t}: {rows} / ~{total} rows ({pct:.1}%), {eta}"
+            ));
+        }
+        lines.push(format!("full sync: {done_rows} rows, {rate:.0} rows/s"));
+        if self.tty {
+            let mut err = std::io::stderr().lock();
+            if self.printed_lines > 0 {
+                let _ = write!(err, "\x1b[{}A", self.printed_lines);
+            }
+            for l in &lines {
+                let _ = writeln!(err, "\x1b[2K{l}");
+            }
+            self.printed_lines = lines.len();
+        } else {
+            for l in &lines {
+                tracing::info!("{l}");
+            }
+        }
+    }
+}
+
+/// Runs the full stage to its end (true) or until stopped (false).
+pub(crate) fn run(
+    p: &Project,
+    stop: &Arc<AtomicBool>,
+    meta: &mut MetaStore,
+    sink: &mut dyn Sink,
+    start: &Position,
+) -> Result<bool, RunError> {
+    let units = meta.full_units(&p.name)?;
+    let mut progress = Progress::new(&units);
+    let mut work = VecDeque::new();
+    for u in units.iter().filter(|u| !u.done) {
+        let range: KeyRange = serde_json::from_str(&u.range).map_err(source_err)?;
+        let after = match &u.last_key {
+            Some(k) => Some(serde_json::from_str::<Vec<KeyValue>>(k).map_err(source_err)?),
+            None => None,
+        };
+        work.push_back(Work {
+            unit: u.unit,
+            table: TableId::new(&u.db, &u.table),
+            range,
+            after,
+        });
+    }
+    if work.is_empty() {
+        return Ok(true);
+    }
+    tracing::info!(project = %p.name, units = work.len(), "full sync starts");
+    let readers = p.full_readers.min(work.len()).max(1);
+    let queue = Arc::new(Mutex::new(work));
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = sync_channel::<Msg>(readers * 2);
+    let mut handles = Vec::new();
+    for i in 0..readers {
+        let (p2, q, tx, rs) = (p.clone(), queue.clone(), tx.clone(), reader_stop.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("sluice-full-{i}"))
+            .spawn(move || {
+                if let Err(e) = reader(&p2, &q, &tx, &rs) {
+                    let _ = tx.send(Msg::Failed(e));
+                }
+            })
+            .map_err(source_err)?;
+        handles.push(h);
+    }
+    drop(tx);
+
+    let router = Router {
+        ops: vec![Op::Insert, Op::Update, Op::Delete],
+        ..p.router.clone()
+    };
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let result = (|| -> Result<bool, RunError> {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                return Ok(false);
+            }
+            let msg = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    progress.print(false);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match msg {
+                Msg::Failed(e) => {
+                    drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                    return Err(RunError::Source(format!("full sync: {e}")));
+                }
+                Msg::Chunk {
+                    unit,
+                    schema,
+                    rows,
+                    last_key,
+                    done,
+                } => {
+                    let table = format!("{}.{}", schema.id.db, schema.id.table);
+                    let n = rows.len() as u64;
+                    let ts_ms = now_ms();
+                    let items: Vec<DeliveryItem> = rows
+                        .into_iter()
+                        .filter_map(|row| {
+                            router.route(Event::Row(RowChange {
+                                op: Op::Insert,
+                                table: schema.clone(),
+                                before: None,
+                                after: Some(row),
+                                ts_ms,
+                                txn: String::new(),
+                                seq: 0,
+                                pos: start.clone(),
+                            }))
+                        })
+                        .map(|event| DeliveryItem {
+                            event,
+                            snapshot: true,
+                            sequence: None,
+                            txn_number: 0,
+                            last_in_txn: false,
+                        })
+                        .collect();
+                    let ticket = if items.is_empty() {
+                        0
+                    } else {
+                        send_retrying(p, sink, &items, stop)?
+                    };
+                    in_flight.push_back(InFlight {
+                        ticket,
+                        items,
+                        unit,
+                        table,
+                        last_key,
+                        rows: n,
+                        done,
+                    });
+                    while in_flight.len() > MAX_IN_FLIGHT {
+                        complete_front(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                    }
+                }
+            }
+            progress.print(false);
+        }
+        drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+        Ok(!stop.load(Ordering::SeqCst) && progress.units_left.is_empty())
+    })();
+    reader_stop.store(true, Ordering::SeqCst);
+    drop(rx);
+    for h in handles {
+        let _ = h.join();
+    }
+    progress.print(true);
+    result
+}
+
+fn send_retrying(
+    p: &Project,
+    sink: &mut dyn Sink,
+    items: &[DeliveryItem],
+    stop: &AtomicBool,
+) -> Result<u64, RunError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match sink.send(items) {
+            Ok(t) => return Ok(t),
+            Err(SinkError::Unavailable(e)) if !stop.load(Ordering::SeqCst) => {
+                tracing::warn!(project = %p.name, "destination unavailable, retrying in {backoff:?}: {e}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(RunError::Sink(e.to_string())),
+        }
+    }
+}
+
+/// Waits for the oldest batch in flight (sending it again while the destination is
+/// unavailable), then records its chunk as copied. Progress is recorded in send order, so a
+/// unit's stored key never passes a chunk the destination has not acknowledged.
+fn complete_front(
+    p: &Project,
+    sink: &mut dyn Sink,
+    meta: &mut MetaStore,
+    in_flight: &mut VecDeque<InFlight>,
+    progress: &mut Progress,
+    stop: &AtomicBool,
+) -> Result<bool, RunError> {
+    let Some(f) = in_flight.pop_front() else {
+        return Ok(false);
+    };
+    if !f.items.is_empty() {
+        let mut result = sink.wait(f.ticket, &f.items);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match result {
+                Ok(()) => break,
+                Err(SinkError::Unavailable(e)) => {
+                    if stop.load(Ordering::SeqCst) {
+                        // Not recorded: the chunk is copied again on the next run.
+                        in_flight.clear();
+                        return Ok(false);
+                    }
+                    tracing::warn!(project = %p.name, "destination unavailable, sending a chunk again in {backoff:?}: {e}");
+                    let _ = meta.set_state(&p.name, "full", "Running", &format!("retrying: {e}"));
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    result = sink.deliver(&f.items);
+                }
+                Err(e) => return Err(RunError::Sink(e.to_string())),
+            }
+        }
+    }
+    meta.save_unit_progress(
+        &p.name,
+        f.unit,
+        f.last_key.as_deref(),
+        f.rows,
+        f.done,
+        &f.table,
+    )?;
+    progress.record(f.unit, &f.table, f.rows, f.done);
+    Ok(true)
+}
+
+fn drain(
+    p: &Project,
+    sink: &mut dyn Sink,
+    meta: &mut MetaStore,
+    in_flight: &mut VecDeque<InFlight>,
+    progress: &mut Progress,
+    stop: &AtomicBool,
+) -> Result<(), RunError> {
+    while !in_flight.is_empty() {
+        complete_front(p, sink, meta, in_flight, progress, stop)?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,221 @@
+//! Full sync then incremental sync, under a concurrent writer: the hand-over loses nothing, a
+//! `kill -9` at any moment loses nothing, and tables without a key are refused clearly.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+/// A project with full sync on, small chunks (many progress records) and three readers.
+fn full_project(dir: &Path, db: &str, kafka: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let path = project(dir, db, db, "oms", "now", "hash");
+    let yaml = std::fs::read_to_string(&path)?
+        .replace("  start: \"now\"", "  full: true")
+        .replace(
+            "  heartbeat_secs: 1",
+            "  heartbeat_secs: 1\n  full_chunk_rows: 500\n  full_readers: 3",
+        )
+        .replace(&KAFKA.get(), kafka);
+    std::fs::write(&path, yaml)?;
+    Ok(path)
+}
+
+/// A table of `rows` rows, written in one statement.
+async fn seeded_table(c: &mut mysql_async::Conn, db: &str, rows: u32) -> TestResult {
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq), seq / 4 FROM {db}.seq_1_to_{rows}"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Inserts, updates and deletes over ids 1..=max (beyond the seeded rows too, and rows not
+/// yet copied), until stopped; returns how many statements it ran.
+fn writer(
+    db: String,
+    max: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
+    tokio::spawn(async move {
+        let mut c = conn().await?;
+        let mut rng = Lcg(u64::from(std::process::id()) * 31);
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let id = rng.next(max) + 1;
+            let sql = match rng.next(5) {
+                0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25)"),
+                2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
+                3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
+                _ => format!(
+                    "BEGIN; UPDATE {db}.t SET v = 'b{n}' WHERE id = {id}; \
+                     INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
+                    rng.next(max) + 1
+                ),
+            };
+            c.query_drop(sql).await?;
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(n)
+    })
+}
+
+fn status(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let out = sluice().args(["status", "-f"]).arg(file).output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_then_incremental_under_a_concurrent_writer_equals_the_source() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    // A broker of its own, in memory: tens of thousands of records read back at once.
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
+    let db = unique_name("full");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    seeded_table(&mut c, &db, 20_000).await?;
+    let file = full_project(&dir, &db, &kafka.addr)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 25_000, stop.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut child = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    // Let the writer run through the whole full sync and a little beyond it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while !status(&file)?.contains("full sync:  finished") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "full sync did not finish: {}",
+            status(&file)?
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let written = w.await??;
+    assert!(written > 100, "the writer made only {written} changes");
+    // SIGTERM: a graceful stop; then a run to the end of what was written.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(child.wait()?.success(), "sluice run did not stop cleanly");
+    run_until_caught_up(&file)?;
+
+    let msgs = consume_from(&kafka.addr, &format!("{db}.t"), 0)?;
+    let copied = msgs
+        .iter()
+        .filter(|m| m["value"]["recordType"] == "ROW")
+        .count();
+    assert!(copied >= 19_000, "only {copied} rows copied by full sync");
+    let rebuilt = check_sequences_and_rebuild(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "state rebuilt from Kafka"
+    );
+    let st = status(&file)?;
+    assert!(
+        st.contains(&format!("full:       {db}.t")) && st.contains("done"),
+        "{st}"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kill_9_cycles_during_full_and_incremental_sync_lose_nothing() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
+    let db = unique_name("fullcrash");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    seeded_table(&mut c, &db, 30_000).await?;
+    let file = full_project(&dir, &db, &kafka.addr)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 32_000, stop.clone());
+    let mut rng = Lcg(11 + u64::from(std::process::id()));
+    let mut saw_full = false;
+    for _ in 0..20 {
+        saw_full |= !status(&file)?.contains("full sync:  finished");
+        let mut child = sluice()
+            .args(["run", "-f"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
+        child.kill()?; // SIGKILL: no flush, no checkpoint
+        child.wait()?;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = w.await??;
+    assert!(written > 200, "the writer made only {written} changes");
+    assert!(saw_full, "no kill landed during full sync");
+    run_until_caught_up(&file)?;
+    assert!(status(&file)?.contains("full sync:  finished"));
+
+    let msgs = consume_from(&kafka.addr, &format!("{db}.t"), 0)?;
+    let rebuilt = check_sequences_and_rebuild(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "state rebuilt after 20 kill -9 cycles through full and incremental sync"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_key_is_refused_unless_unique_columns_are_named() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let db = unique_name("nokey");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT NOT NULL, v VARCHAR(20), amt DECIMAL(8,2), UNIQUE KEY (id))"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, 'x', 1 FROM {db}.seq_1_to_1200"
+    ))
+    .await?;
+    let file = full_project(&dir, &db, &KAFKA.get())?;
+    let out = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .args(["--until", "caught-up"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("`{db}`.`t`: the table has no primary key"))
+            && err.contains("objects.keys"),
+        "{err}"
+    );
+    // Naming the unique column makes it work.
+    let yaml = std::fs::read_to_string(&file)?.replace(
+        "objects:\n",
+        &format!("objects:\n  keys:\n    {db}.t: [id]\n"),
+    );
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    let msgs = consume(&format!("{db}.t"), 1200)?;
+    assert_eq!(msgs.len(), 1200);
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
