@@ -363,10 +363,10 @@ pub(crate) fn run(
                     let table = format!("{}.{}", schema.id.db, schema.id.table);
                     let n = rows.len() as u64;
                     let ts_ms = now_ms();
-                    let items: Vec<DeliveryItem> = rows
-                        .into_iter()
-                        .filter_map(|row| {
-                            router.route(Event::Row(RowChange {
+                    let mut items = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let routed = router
+                            .route(Event::Row(RowChange {
                                 op: Op::Insert,
                                 table: schema.clone(),
                                 before: None,
@@ -376,15 +376,19 @@ pub(crate) fn run(
                                 seq: 0,
                                 pos: start.clone(),
                             }))
-                        })
-                        .map(|event| DeliveryItem {
-                            event,
-                            snapshot: true,
-                            sequence: None,
-                            txn_number: 0,
-                            last_in_txn: false,
-                        })
-                        .collect();
+                            .map_err(|e| {
+                                RunError::Source(format!("{e} (full sync); fix objects.filters"))
+                            })?;
+                        if let Some(event) = routed {
+                            items.push(DeliveryItem {
+                                event,
+                                snapshot: true,
+                                sequence: None,
+                                txn_number: 0,
+                                last_in_txn: false,
+                            });
+                        }
+                    }
                     let ticket = if items.is_empty() {
                         0
                     } else {

@@ -113,6 +113,8 @@ struct RawObjects {
     columns: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     keys: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    filters: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -478,6 +480,13 @@ fn validate(
             "full_readers and full_chunk_rows must be at least 1".into(),
         ));
     }
+    let mut filters = Vec::new();
+    for (pattern, cond) in &raw.objects.filters {
+        let pat = Pattern::parse(pattern).map_err(|e| bad("objects.filters", e))?;
+        let f = sluice_route::RowFilter::parse(cond)
+            .map_err(|e| bad("objects.filters", format!("{pattern}: {e}")))?;
+        filters.push((pat, f));
+    }
     let mut keys = HashMap::new();
     for (table, cols) in &raw.objects.keys {
         let id = table
@@ -533,6 +542,7 @@ fn validate(
             exclude,
             rename,
             columns,
+            filters,
             ops,
             ddl: raw.options.ddl,
         },

@@ -81,6 +81,48 @@ async fn selected_tables(
         .collect())
 }
 
+/// Each selected table gets at most one row filter, and its columns exist.
+async fn check_filters(
+    conn: &mut mysql_async::Conn,
+    p: &Project,
+    tables: &[TableId],
+) -> Result<(), RunError> {
+    for t in tables {
+        let matching: Vec<_> = p
+            .router
+            .filters
+            .iter()
+            .filter(|(pat, _)| pat.matches(t))
+            .collect();
+        if matching.len() > 1 {
+            return Err(RunError::Source(format!(
+                "objects.filters: {t} matches {} filter patterns; make them disjoint",
+                matching.len()
+            )));
+        }
+        let Some((_, f)) = matching.first() else {
+            continue;
+        };
+        let cols: Vec<String> = conn
+            .exec(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ?",
+                (t.db.as_str(), t.table.as_str()),
+            )
+            .await
+            .map_err(source_err)?;
+        for c in f.columns() {
+            if !cols.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
+                return Err(RunError::Source(format!(
+                    "objects.filters: the condition for {t} ({}) reads column {c}, which the table does not have",
+                    f.text()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A column subset must name existing columns and keep the primary key (messages are keyed
 /// and partitioned by it).
 async fn check_column_subsets(conn: &mut mysql_async::Conn, p: &Project) -> Result<(), RunError> {
@@ -175,6 +217,7 @@ fn run_inner(
             })?;
         let tables = selected_tables(&mut conn, p).await?;
         check_column_subsets(&mut conn, p).await?;
+        check_filters(&mut conn, p, &tables).await?;
         let (file, offset) = live::current_position(&mut conn)
             .await
             .map_err(source_err)?;
@@ -415,7 +458,12 @@ fn write_loop(
                 return Err(RunError::Source(e));
             }
             Some(Msg::Ended) => return flush(p, sink, st, &opts.stop),
-            Some(Msg::Event(e)) => accept(p, st, e),
+            Some(Msg::Event(e)) => {
+                if let Err(e) = accept(p, st, e) {
+                    flush(p, sink, st, &opts.stop)?;
+                    return Err(e);
+                }
+            }
         }
         let due = st.batch.len() >= p.batch_rows
             || (!st.batch.is_empty() && last_flush.elapsed() > MAX_BATCH_WAIT)
@@ -451,7 +499,7 @@ impl State {
     }
 }
 
-fn accept(p: &Project, st: &mut State, e: Event) {
+fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
     match e {
         Event::Begin { .. } => {
             st.in_txn = true;
@@ -492,12 +540,20 @@ fn accept(p: &Project, st: &mut State, e: Event) {
             // Same DDL the reader applied: the stored history matches the checkpoint exactly.
             let _ = st.history.apply_ddl(b, &d.db, &d.sql);
             let standalone = !st.in_txn;
-            if let Some(ev) = p.router.route(Event::Ddl(d)) {
+            if let Some(ev) = p.router.route(Event::Ddl(d)).map_err(RunError::Source)? {
                 st.push_change(ev, standalone);
             }
         }
         row @ Event::Row(_) => {
-            if let Some(ev) = p.router.route(row) {
+            let at = match &row {
+                Event::Row(r) => format!("{} at {}", r.table.id, r.pos),
+                _ => String::new(),
+            };
+            let routed = p
+                .router
+                .route(row)
+                .map_err(|e| RunError::Source(format!("{e} ({at}); fix objects.filters")))?;
+            if let Some(ev) = routed {
                 if let Event::Row(r) = &ev {
                     *st.rows
                         .entry(format!("{}.{}", r.table.id.db, r.table.id.table))
@@ -507,6 +563,7 @@ fn accept(p: &Project, st: &mut State, e: Event) {
             }
         }
     }
+    Ok(())
 }
 
 /// Delivers the batch (retrying while the destination is unavailable), then checkpoints the

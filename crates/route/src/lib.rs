@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use sluice_core::{Event, Op, TableId, TableSchema};
 
+pub mod filter;
+pub use filter::RowFilter;
+
 /// A `db.table` pattern with `*` wildcards (`shop*.order_*`, `*.*`, `shop.orders`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
@@ -79,6 +82,8 @@ pub struct Router {
     /// Per table (source name): the columns to deliver, in the given order of the table.
     /// Key columns must be among them (checked when the project is loaded).
     pub columns: HashMap<TableId, Vec<String>>,
+    /// Row filters: the first pattern that matches a table gives its condition.
+    pub filters: Vec<(Pattern, RowFilter)>,
     /// Row operations to deliver.
     pub ops: Vec<Op>,
     /// Deliver DDL.
@@ -102,13 +107,50 @@ impl Router {
         }
     }
 
+    /// The row filter of a table, if any.
+    pub fn filter_for(&self, t: &TableId) -> Option<&RowFilter> {
+        self.filters
+            .iter()
+            .find(|(p, _)| p.matches(t))
+            .map(|(_, f)| f)
+    }
+
     /// The event as the destination should see it, or `None` when it is not delivered.
-    /// Begin/Commit/Heartbeat pass through untouched.
-    pub fn route(&self, e: Event) -> Option<Event> {
-        match e {
+    /// Begin/Commit/Heartbeat pass through untouched. An error means a row filter cannot be
+    /// evaluated on this row (it names a column the table does not have).
+    ///
+    /// With a row filter, an update is judged on both images: both pass -> the update; only
+    /// the after image -> an insert of it (the row enters the selection); only the before
+    /// image -> a delete of it (the row leaves); neither -> nothing. So a destination rebuilt
+    /// from the messages holds exactly the source rows that pass.
+    pub fn route(&self, e: Event) -> Result<Option<Event>, String> {
+        Ok(match e {
             Event::Row(mut r) => {
-                if !self.selects(&r.table.id) || !self.ops.contains(&r.op) {
-                    return None;
+                if !self.selects(&r.table.id) {
+                    return Ok(None);
+                }
+                if let Some(f) = self.filter_for(&r.table.id) {
+                    let judge = |img: &Option<Vec<sluice_core::Value>>| match img {
+                        Some(v) => f.passes(&r.table, v),
+                        None => Ok(false),
+                    };
+                    let (before, after) = (judge(&r.before)?, judge(&r.after)?);
+                    match (r.op, before, after) {
+                        (Op::Insert, _, false) | (Op::Delete, false, _) => return Ok(None),
+                        (Op::Update, false, false) => return Ok(None),
+                        (Op::Update, false, true) => {
+                            r.op = Op::Insert;
+                            r.before = None;
+                        }
+                        (Op::Update, true, false) => {
+                            r.op = Op::Delete;
+                            r.after = None;
+                        }
+                        _ => {}
+                    }
+                }
+                if !self.ops.contains(&r.op) {
+                    return Ok(None);
                 }
                 if let Some(keep) = self.columns.get(&r.table.id) {
                     project(&mut r, keep);
@@ -118,7 +160,7 @@ impl Router {
             }
             Event::Ddl(mut d) => {
                 if !self.ddl {
-                    return None;
+                    return Ok(None);
                 }
                 match &d.table {
                     Some(t) if self.selects(t) => {
@@ -129,7 +171,7 @@ impl Router {
                 }
             }
             other => Some(other),
-        }
+        })
     }
 }
 
