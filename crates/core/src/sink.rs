@@ -45,6 +45,10 @@ pub trait Sink: Send {
     /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged.
     /// On `Err` nothing of the batch may be assumed delivered (it is sent again).
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError>;
+    /// Bytes of everything acknowledged so far (keys and payloads), for metrics.
+    fn acknowledged_bytes(&self) -> u64 {
+        0
+    }
     /// Sends a batch and waits for it.
     fn deliver(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
         let ticket = self.send(items)?;

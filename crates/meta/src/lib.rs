@@ -123,6 +123,8 @@ impl MetaStore {
              CREATE TABLE IF NOT EXISTS table_rows (
                project TEXT NOT NULL, tbl TEXT NOT NULL, rows INTEGER NOT NULL,
                PRIMARY KEY (project, tbl));
+             CREATE TABLE IF NOT EXISTS control (
+               project TEXT PRIMARY KEY, paused INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS full_stage (
                project TEXT PRIMARY KEY, done INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS full_unit (
@@ -365,6 +367,32 @@ impl MetaStore {
             )
             .map(|_| ())
             .map_err(self.err())
+    }
+
+    /// Asks a running project to pause (true) or resume (false); it looks within a second.
+    pub fn set_paused(&self, project: &str, paused: bool) -> Result<(), MetaError> {
+        self.conn
+            .execute(
+                "INSERT INTO control (project, paused) VALUES (?1, ?2)
+                 ON CONFLICT(project) DO UPDATE SET paused = ?2",
+                params![project, paused],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Whether the project was asked to pause.
+    pub fn paused(&self, project: &str) -> Result<bool, MetaError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT paused FROM control WHERE project = ?1",
+                params![project],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+            .map_err(self.err())?
+            .unwrap_or(false))
     }
 
     /// Projects known to the store.

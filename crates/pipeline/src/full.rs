@@ -23,8 +23,17 @@ use sluice_meta::{FullUnit, MetaStore};
 use sluice_route::Router;
 use sluice_source_mysql::snapshot::{self, KeyRange, KeyValue};
 
+use crate::control::{PauseCheck, Throttle};
+use crate::metrics::Metrics;
 use crate::project::Project;
 use crate::run::RunError;
+
+/// Metrics, throttle and pause of the run, lent to the full stage.
+pub(crate) struct Controls<'a> {
+    pub(crate) metrics: &'a Metrics,
+    pub(crate) throttle: &'a mut Throttle,
+    pub(crate) pause: &'a mut PauseCheck,
+}
 
 /// Batches sent to the destination and not yet acknowledged, at most.
 const MAX_IN_FLIGHT: usize = 4;
@@ -187,6 +196,8 @@ struct InFlight {
 
 /// Rows done and estimated per table, for the progress display.
 struct Progress {
+    metrics: Metrics,
+    bytes_seen: u64,
     tables: BTreeMap<String, (u64, u64, bool)>,
     units_left: BTreeMap<u32, String>,
     started: Instant,
@@ -197,7 +208,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(units: &[FullUnit]) -> Self {
+    fn new(units: &[FullUnit], metrics: Metrics) -> Self {
         let mut tables: BTreeMap<String, (u64, u64, bool)> = BTreeMap::new();
         let mut units_left = BTreeMap::new();
         for u in units {
@@ -211,7 +222,12 @@ impl Progress {
             }
         }
         let rows_at_start = tables.values().map(|t| t.0).sum();
+        for (t, (done, total, _)) in &tables {
+            metrics.full(t, *done, *total);
+        }
         Self {
+            metrics,
+            bytes_seen: 0,
             tables,
             units_left,
             started: Instant::now(),
@@ -225,6 +241,7 @@ impl Progress {
     fn record(&mut self, unit: u32, table: &str, rows: u64, done: bool) {
         if let Some(e) = self.tables.get_mut(table) {
             e.0 += rows;
+            self.metrics.full(table, e.0, e.1.max(e.0));
         }
         if done {
             self.units_left.remove(&unit);
@@ -237,7 +254,8 @@ impl Progress {
     }
 
     fn print(&mut self, force: bool) {
-        if !force && self.last_print.elapsed() < Duration::from_secs(2) {
+        let every = if self.tty { 2 } else { 10 };
+        if !force && self.last_print.elapsed() < Duration::from_secs(every) {
             return;
         }
         self.last_print = Instant::now();
@@ -275,8 +293,9 @@ impl Progress {
             }
             self.printed_lines = lines.len();
         } else {
+            // Plain lines for logs (not redrawn).
             for l in &lines {
-                tracing::info!("{l}");
+                eprintln!("{l}");
             }
         }
     }
@@ -289,9 +308,10 @@ pub(crate) fn run(
     meta: &mut MetaStore,
     sink: &mut dyn Sink,
     start: &Position,
+    ctl: Controls<'_>,
 ) -> Result<bool, RunError> {
     let units = meta.full_units(&p.name)?;
-    let mut progress = Progress::new(&units);
+    let mut progress = Progress::new(&units, ctl.metrics.clone());
     let mut work = VecDeque::new();
     for u in units.iter().filter(|u| !u.done) {
         let range: KeyRange = serde_json::from_str(&u.range).map_err(source_err)?;
@@ -339,6 +359,10 @@ pub(crate) fn run(
             if stop.load(Ordering::SeqCst) {
                 drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
                 return Ok(false);
+            }
+            if ctl.pause.last_due() {
+                drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                ctl.pause.hold(meta, &p.name, "full", stop);
             }
             let msg = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(m) => m,
@@ -404,7 +428,11 @@ pub(crate) fn run(
                         done,
                     });
                     while in_flight.len() > MAX_IN_FLIGHT {
-                        complete_front(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                        if let Some((rows, bytes)) =
+                            complete_front(p, sink, meta, &mut in_flight, &mut progress, stop)?
+                        {
+                            ctl.throttle.after(rows, bytes, stop);
+                        }
                     }
                 }
             }
@@ -452,9 +480,9 @@ fn complete_front(
     in_flight: &mut VecDeque<InFlight>,
     progress: &mut Progress,
     stop: &AtomicBool,
-) -> Result<bool, RunError> {
+) -> Result<Option<(u64, u64)>, RunError> {
     let Some(f) = in_flight.pop_front() else {
-        return Ok(false);
+        return Ok(None);
     };
     if !f.items.is_empty() {
         let mut result = sink.wait(f.ticket, &f.items);
@@ -466,8 +494,9 @@ fn complete_front(
                     if stop.load(Ordering::SeqCst) {
                         // Not recorded: the chunk is copied again on the next run.
                         in_flight.clear();
-                        return Ok(false);
+                        return Ok(None);
                     }
+                    progress.metrics.error("writer");
                     tracing::warn!(project = %p.name, "destination unavailable, sending a chunk again in {backoff:?}: {e}");
                     let _ = meta.set_state(&p.name, "full", "Running", &format!("retrying: {e}"));
                     std::thread::sleep(backoff);
@@ -487,7 +516,13 @@ fn complete_front(
         &f.table,
     )?;
     progress.record(f.unit, &f.table, f.rows, f.done);
-    Ok(true)
+    let rows = f.items.len() as u64;
+    let bytes = sink
+        .acknowledged_bytes()
+        .saturating_sub(progress.bytes_seen);
+    progress.bytes_seen = sink.acknowledged_bytes();
+    progress.metrics.add("writer", rows, bytes);
+    Ok(Some((rows, bytes)))
 }
 
 fn drain(

@@ -7,7 +7,9 @@
 //! - Memory is bounded: the reader blocks on a bounded channel, and one batch is in flight.
 #![deny(missing_docs)]
 
+mod control;
 mod full;
+pub mod metrics;
 pub mod project;
 pub mod run;
 

@@ -115,6 +115,8 @@ struct RawObjects {
     keys: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     filters: BTreeMap<String, String>,
+    #[serde(default)]
+    sharding: BTreeMap<String, Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -170,6 +172,12 @@ struct RawOptions {
     full_readers: usize,
     #[serde(default = "chunk_rows")]
     full_chunk_rows: usize,
+    #[serde(default)]
+    throttle_rows: Option<u64>,
+    #[serde(default)]
+    throttle_bytes: Option<u64>,
+    #[serde(default)]
+    metrics_listen: Option<String>,
 }
 
 fn four() -> usize {
@@ -188,6 +196,9 @@ impl Default for RawOptions {
             heartbeat_secs: 5,
             full_readers: four(),
             full_chunk_rows: chunk_rows(),
+            throttle_rows: None,
+            throttle_bytes: None,
+            metrics_listen: None,
         }
     }
 }
@@ -223,6 +234,14 @@ pub struct Project {
     pub full_chunk_rows: usize,
     /// Unique columns to key tables without a primary key by (source `db.table`).
     pub keys: HashMap<TableId, Vec<String>>,
+    /// Sharding (partition hash) columns per table (source `db.table`).
+    pub sharding: HashMap<TableId, Vec<String>>,
+    /// At most this many rows per second reach the destination.
+    pub throttle_rows: Option<u64>,
+    /// At most this many bytes per second reach the destination.
+    pub throttle_bytes: Option<u64>,
+    /// Where `/metrics` is served (`127.0.0.1:9464`), if anywhere.
+    pub metrics_listen: Option<String>,
     /// Incremental stage on.
     pub incremental: bool,
     /// Where incremental starts when there is no checkpoint.
@@ -487,6 +506,34 @@ fn validate(
             .map_err(|e| bad("objects.filters", format!("{pattern}: {e}")))?;
         filters.push((pat, f));
     }
+    let mut sharding = HashMap::new();
+    for (table, cols) in &raw.objects.sharding {
+        let id = table
+            .split_once('.')
+            .map(|(d, t)| TableId::new(d, t))
+            .ok_or_else(|| bad("objects.sharding", format!("{table:?} must be db.table")))?;
+        if cols.is_empty() {
+            return Err(bad(
+                "objects.sharding",
+                format!("{table}: list the sharding columns"),
+            ));
+        }
+        sharding.insert(id, cols.clone());
+    }
+    if raw.options.throttle_rows == Some(0) || raw.options.throttle_bytes == Some(0) {
+        return Err(bad(
+            "options.throttle_rows",
+            "a throttle must be at least 1 (leave it out for none)".into(),
+        ));
+    }
+    if let Some(l) = &raw.options.metrics_listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "options.metrics_listen",
+                format!("{l:?} is not an address like 127.0.0.1:9464"),
+            ));
+        }
+    }
     let mut keys = HashMap::new();
     for (table, cols) in &raw.objects.keys {
         let id = table
@@ -531,6 +578,16 @@ fn validate(
             linger_ms: d.linger_ms,
             batch_bytes: d.batch_bytes,
             properties: d.properties.into_iter().collect(),
+            // The sink sees destination names: key the columns by the renamed table.
+            sharding: sharding
+                .iter()
+                .map(|(t, c)| {
+                    (
+                        rename.get(t).cloned().unwrap_or_else(|| t.clone()),
+                        c.clone(),
+                    )
+                })
+                .collect(),
         },
         format: d.format,
         format_options: FormatOptions {
@@ -551,6 +608,10 @@ fn validate(
         full_readers: raw.options.full_readers,
         full_chunk_rows: raw.options.full_chunk_rows,
         keys,
+        sharding,
+        throttle_rows: raw.options.throttle_rows,
+        throttle_bytes: raw.options.throttle_bytes,
+        metrics_listen: raw.options.metrics_listen,
         incremental: raw.stages.incremental,
         start,
         batch_rows: raw.options.batch_rows,

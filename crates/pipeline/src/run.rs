@@ -16,7 +16,9 @@ use sluice_sink_kafka::KafkaSink;
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
 
+use crate::control::{PauseCheck, Throttle};
 use crate::full;
+use crate::metrics::Metrics;
 use crate::project::Project;
 
 /// Why a run ended badly.
@@ -100,6 +102,23 @@ async fn check_filters(
                 matching.len()
             )));
         }
+        if let Some(cols) = p.sharding.get(t) {
+            let have: Vec<String> = conn
+                .exec(
+                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                     WHERE table_schema = ? AND table_name = ?",
+                    (t.db.as_str(), t.table.as_str()),
+                )
+                .await
+                .map_err(source_err)?;
+            for c in cols {
+                if !have.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+                    return Err(RunError::Source(format!(
+                        "objects.sharding: {t} has no column {c}"
+                    )));
+                }
+            }
+        }
         let Some((_, f)) = matching.first() else {
             continue;
         };
@@ -166,6 +185,20 @@ struct State {
     rows: BTreeMap<String, u64>,
     delivered: u64,
     checkpoint: Option<Position>,
+    metrics: Metrics,
+    throttle: Throttle,
+    pause: PauseCheck,
+    /// The sink's acknowledged bytes as of the last batch.
+    bytes_seen: u64,
+}
+
+/// Sets its flag when dropped (stops the metrics server when the run ends, however it ends).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Runs the project until stopped, caught up (with `until_caught_up`) or failed.
@@ -251,6 +284,20 @@ fn run_inner(
             }
         }));
     }
+    let metrics = Metrics::new(&p.name).map_err(|e| RunError::Source(format!("metrics: {e}")))?;
+    let _metrics_server = match &p.metrics_listen {
+        Some(addr) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let bound = metrics
+                .serve(addr, stop.clone())
+                .map_err(RunError::Source)?;
+            tracing::info!(project = %p.name, "metrics at http://{bound}/metrics");
+            Some(StopOnDrop(stop))
+        }
+        None => None,
+    };
+    let mut throttle = Throttle::new(p.throttle_rows, p.throttle_bytes);
+    let mut pause = PauseCheck::new();
     if p.schema_stage {
         let renamed: Vec<TableId> = tables
             .iter()
@@ -299,7 +346,12 @@ fn run_inner(
             .as_ref()
             .map(|c| c.position.clone())
             .ok_or_else(|| RunError::Source("full sync has no start position".into()))?;
-        if !full::run(p, &opts.stop, &mut meta, &mut sink, &start)? {
+        let controls = full::Controls {
+            metrics: &metrics,
+            throttle: &mut throttle,
+            pause: &mut pause,
+        };
+        if !full::run(p, &opts.stop, &mut meta, &mut sink, &start, controls)? {
             return Ok(RunSummary {
                 delivered: 0,
                 checkpoint: Some(start),
@@ -346,6 +398,7 @@ fn run_inner(
     let reader_stop = stop.clone();
     let mut reader_history = history.clone();
     let data_dir = p.data_dir.clone();
+    let reader_metrics = metrics.clone();
     let reader = std::thread::Builder::new()
         .name("sluice-reader".into())
         .spawn(move || {
@@ -360,6 +413,13 @@ fn run_inner(
                 }
             };
             let r = rt.block_on(live::read(&cfg, &mut reader_history, |e| {
+                match &e {
+                    Event::Row(_) => reader_metrics.add("reader", 1, 0),
+                    Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
+                        reader_metrics.position("reader", pos)
+                    }
+                    _ => {}
+                }
                 if reader_stop.load(Ordering::SeqCst) || tx.send(Msg::Event(e)).is_err() {
                     return ControlFlow::Break(());
                 }
@@ -391,6 +451,10 @@ fn run_inner(
         rows: BTreeMap::new(),
         delivered: 0,
         checkpoint: cp.map(|c| c.position),
+        metrics: metrics.clone(),
+        throttle,
+        pause,
+        bytes_seen: sink.acknowledged_bytes(),
     };
     let result = write_loop(p, opts, &rx, &mut sink, &mut st, &end);
     stop.store(true, Ordering::SeqCst);
@@ -446,6 +510,10 @@ fn write_loop(
         if opts.stop.load(Ordering::SeqCst) {
             return flush(p, sink, st, &opts.stop);
         }
+        if st.pause.last_due() {
+            flush(p, sink, st, &opts.stop)?;
+            st.pause.hold(&st.meta, &p.name, "incremental", &opts.stop);
+        }
         let msg = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => Some(m),
             Err(RecvTimeoutError::Timeout) => None,
@@ -454,6 +522,7 @@ fn write_loop(
         match msg {
             None => {}
             Some(Msg::Failed(e)) => {
+                st.metrics.error("reader");
                 flush(p, sink, st, &opts.stop)?;
                 return Err(RunError::Source(e));
             }
@@ -580,6 +649,7 @@ fn flush(
             match sink.deliver(&st.batch) {
                 Ok(()) => break,
                 Err(SinkError::Unavailable(e)) => {
+                    st.metrics.error("writer");
                     tracing::warn!("destination unavailable, retrying in {backoff:?}: {e}");
                     let _ = st.meta.set_state(
                         &p.name,
@@ -599,6 +669,15 @@ fn flush(
             }
         }
         st.delivered += st.batch.len() as u64;
+        let rows = st
+            .batch
+            .iter()
+            .filter(|i| matches!(i.event, Event::Row(_)))
+            .count() as u64;
+        let bytes = sink.acknowledged_bytes().saturating_sub(st.bytes_seen);
+        st.bytes_seen = sink.acknowledged_bytes();
+        st.metrics.add("writer", rows, bytes);
+        st.throttle.after(rows, bytes, stop);
         // Items of a transaction still open stay delivered but uncheckpointed; keep only the
         // index bookkeeping of the open transaction consistent.
         st.batch.clear();
@@ -621,6 +700,8 @@ fn flush(
                 &rows,
             )?;
             tracing::debug!(checkpoint = %position, "checkpoint");
+            st.metrics.checkpoint(ts_ms);
+            st.metrics.position("writer", &position);
             st.checkpoint = Some(position);
         }
     }

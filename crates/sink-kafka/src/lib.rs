@@ -87,6 +87,9 @@ pub struct KafkaConfig {
     pub batch_bytes: u32,
     /// Extra librdkafka properties (security: `security.protocol`, `sasl.*`, `ssl.*`).
     pub properties: Vec<(String, String)>,
+    /// Per table (destination name): columns whose values pick the partition in `hash` mode
+    /// instead of the primary key (the message key stays the primary key).
+    pub sharding: HashMap<TableId, Vec<String>>,
 }
 
 /// Delivery outcomes of one batch in flight.
@@ -150,9 +153,11 @@ pub struct KafkaSink {
     topics: HashMap<String, i32>,
     rt: tokio::runtime::Runtime,
     notifier: Option<Notifier>,
-    /// Next batch ticket, and how many messages each batch in flight sent.
+    /// Next batch ticket, and how many messages (and payload bytes) each batch in flight sent.
     next_ticket: u64,
-    sent: HashMap<u64, usize>,
+    sent: HashMap<u64, (usize, u64)>,
+    /// Key and payload bytes of every acknowledged message.
+    acked_bytes: u64,
 }
 
 /// Told of an outage in progress (`Some(text)`) and of its end (`None`), for status.
@@ -211,6 +216,7 @@ impl KafkaSink {
             notifier: None,
             next_ticket: 0,
             sent: HashMap::new(),
+            acked_bytes: 0,
         })
     }
 
@@ -298,6 +304,34 @@ impl KafkaSink {
 
 /// Message key: the key values in MySQL text form joined by `\u0001` (all columns when the
 /// table has no primary key); the table name for DDL; empty for heartbeats.
+/// The values of a table's sharding columns, joined like a key.
+fn sharding_key(r: &sluice_core::RowChange, cols: &[String]) -> Result<Vec<u8>, SinkError> {
+    let image = r.after.as_deref().or(r.before.as_deref()).unwrap_or(&[]);
+    let mut parts = Vec::with_capacity(cols.len());
+    for c in cols {
+        let i = r
+            .table
+            .columns
+            .iter()
+            .position(|col| col.name.eq_ignore_ascii_case(c))
+            .ok_or_else(|| {
+                SinkError::Rejected(format!(
+                    "sharding column {c} of {} is gone (dropped by a DDL?); change objects.sharding",
+                    r.table.id
+                ))
+            })?;
+        parts.push(
+            image
+                .get(i)
+                .and_then(|v| {
+                    sluice_format::text::value_text(v, sluice_format::text::BytesAs::Base64)
+                })
+                .unwrap_or_default(),
+        );
+    }
+    Ok(parts.join("\u{1}").into_bytes())
+}
+
 fn key_of(e: &Event) -> Vec<u8> {
     match e {
         Event::Row(r) => {
@@ -409,6 +443,10 @@ impl Sink for KafkaSink {
                     partitions,
                 ),
                 (PartitionMode::Table, Event::Ddl(_)) => partition::pick(&key, partitions),
+                (PartitionMode::Hash, Event::Row(r)) => match self.cfg.sharding.get(&r.table.id) {
+                    Some(cols) => partition::pick(&sharding_key(r, cols)?, partitions),
+                    None => partition::pick(&key, partitions),
+                },
                 (PartitionMode::Hash, _) => partition::pick(&key, partitions),
                 _ => 0,
             };
@@ -418,6 +456,7 @@ impl Sink for KafkaSink {
             o.insert(ticket, Outcome::default());
         }
         let mut sent = 0usize;
+        let mut bytes = 0u64;
         for (i, topic, partition, key, payload) in &msgs {
             let item = &items[*i];
             let (op, db, table, pos) = match &item.event {
@@ -485,13 +524,14 @@ impl Sink for KafkaSink {
                 }
             }
             sent += 1;
+            bytes += (key.len() + payload.len()) as u64;
         }
-        self.sent.insert(ticket, sent);
+        self.sent.insert(ticket, (sent, bytes));
         Ok(ticket)
     }
 
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        let sent = self.sent.remove(&ticket).unwrap_or(0);
+        let (sent, bytes) = self.sent.remove(&ticket).unwrap_or((0, 0));
         // Wait for every delivery report. librdkafka retries by itself through an outage
         // (no message timeout); meanwhile the outage is reported, once a second.
         let mut noted: Option<Instant> = None;
@@ -542,6 +582,13 @@ impl Sink for KafkaSink {
         if let Ok(mut all) = self.outcomes.lock() {
             all.remove(&ticket);
         }
+        if result.is_ok() {
+            self.acked_bytes += bytes;
+        }
         result
+    }
+
+    fn acknowledged_bytes(&self) -> u64 {
+        self.acked_bytes
     }
 }

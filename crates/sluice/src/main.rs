@@ -22,6 +22,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Show a project's stage, state, checkpoint, latency and rows per table.
     Status(cmd::run::StatusArgs),
+    /// Pause or resume a running project (through its metadata store).
+    Project(cmd::run::ProjectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::Capture(args) => cmd::capture::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Status(args) => cmd::run::status(args),
+        Command::Project(args) => cmd::run::project(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -39,6 +39,54 @@ pub struct StatusArgs {
     project: Option<String>,
 }
 
+/// What `sluice project` does.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProjectAction {
+    /// Hold the project: nothing is read or delivered until resumed (state Paused).
+    Pause,
+    /// Let a paused project go on.
+    Resume,
+}
+
+/// Arguments of `sluice project`.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// pause or resume.
+    #[arg(value_enum)]
+    action: ProjectAction,
+    /// A project file: its data directory and name are used.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// The data directory holding meta.db.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Project name (with --data-dir).
+    project: Option<String>,
+}
+
+/// Runs `sluice project pause|resume`.
+pub fn project(args: ProjectArgs) -> anyhow::Result<()> {
+    let (dir, name) = match (&args.file, &args.data_dir, &args.project) {
+        (Some(f), _, _) => {
+            let p = Project::load(f)?;
+            (p.data_dir, p.name)
+        }
+        (None, Some(d), Some(n)) => (d.clone(), n.clone()),
+        _ => anyhow::bail!("give -f project.yaml, or --data-dir DIR and the project name"),
+    };
+    if !dir.join("meta.db").exists() {
+        anyhow::bail!("no metadata store at {}", dir.join("meta.db").display());
+    }
+    let meta = MetaStore::open(&dir)?;
+    let pause = matches!(args.action, ProjectAction::Pause);
+    meta.set_paused(&name, pause)?;
+    println!(
+        "project {name}: {} requested (a running project acts within a second)",
+        if pause { "pause" } else { "resume" }
+    );
+    Ok(())
+}
+
 /// Runs `sluice run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let project = Project::load(&args.file)?;
@@ -46,6 +94,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         until_caught_up: args.until.is_some(),
         ..RunOptions::default()
     };
+    // SIGUSR1 / SIGUSR2: pause / resume (recorded in the metadata store, as `sluice project`
+    // does, so status shows it and a pause outlives the signal).
+    let (dir, name) = (project.data_dir.clone(), project.name.clone());
+    std::thread::Builder::new()
+        .name("sluice-pause-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut usr1), Ok(mut usr2)) = (
+                    signal(SignalKind::user_defined1()),
+                    signal(SignalKind::user_defined2()),
+                ) else {
+                    return;
+                };
+                loop {
+                    let pause = tokio::select! {
+                        _ = usr1.recv() => true,
+                        _ = usr2.recv() => false,
+                    };
+                    if let Ok(m) = MetaStore::open(&dir) {
+                        let _ = m.set_paused(&name, pause);
+                    }
+                }
+            });
+        })
+        .context("signal thread")?;
     // SIGINT / SIGTERM: stop gracefully (flush, checkpoint, exit 0).
     let stop = opts.stop.clone();
     std::thread::Builder::new()

@@ -1,0 +1,306 @@
+//! A project's numbers, for Prometheus: one registry per run, served at `/metrics` on
+//! `options.metrics_listen` when set.
+//!
+//! Per component (`reader`: the binlog reader; `writer`: what the destination acknowledged):
+//! rows and bytes (counters, and per-second gauges over the last 5 s), errors, and the
+//! position reached (file index and offset). For the project: the checkpoint's source time,
+//! the latency (now minus that time, computed when scraped), and full-sync progress per table.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::{
+    Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts as PromOpts, Registry, TextEncoder,
+};
+use sluice_core::{BinlogPosition, Position};
+
+/// The metric families of one project.
+#[derive(Clone)]
+pub struct Metrics {
+    project: String,
+    registry: Registry,
+    rows: IntCounterVec,
+    bytes: IntCounterVec,
+    errors: IntCounterVec,
+    rows_rate: GaugeVec,
+    bytes_rate: GaugeVec,
+    file_index: IntGaugeVec,
+    offset: IntGaugeVec,
+    checkpoint_ts: GaugeVec,
+    latency: GaugeVec,
+    full_rows: IntGaugeVec,
+    full_total: IntGaugeVec,
+    up: IntGaugeVec,
+}
+
+impl Metrics {
+    /// The families for `project`, registered in a registry of their own.
+    pub fn new(project: &str) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(PromOpts::new(name, help), &["project", "component"])?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+                let g = GaugeVec::new(PromOpts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        let igauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(PromOpts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        let pc = &["project", "component"];
+        Ok(Self {
+            project: project.to_string(),
+            rows: counter(
+                "sluice_rows_total",
+                "Row changes read (reader) or acknowledged by the destination (writer).",
+            )?,
+            bytes: counter(
+                "sluice_bytes_total",
+                "Bytes read from the binlog (reader) or sent as message payloads (writer).",
+            )?,
+            errors: counter(
+                "sluice_errors_total",
+                "Errors: reader failures, destination retries (writer).",
+            )?,
+            rows_rate: gauge(
+                "sluice_rows_per_second",
+                "Rows per second over the last 5 s.",
+                pc,
+            )?,
+            bytes_rate: gauge(
+                "sluice_bytes_per_second",
+                "Bytes per second over the last 5 s.",
+                pc,
+            )?,
+            file_index: igauge(
+                "sluice_position_file_index",
+                "Binlog file number of the position reached (mariadb-bin.000042 -> 42).",
+                pc,
+            )?,
+            offset: igauge(
+                "sluice_position_offset",
+                "Binlog offset of the position reached.",
+                pc,
+            )?,
+            checkpoint_ts: gauge(
+                "sluice_checkpoint_timestamp_seconds",
+                "Source time of the checkpoint (Unix seconds).",
+                &["project"],
+            )?,
+            latency: gauge(
+                "sluice_latency_seconds",
+                "Now minus the source time of the checkpoint.",
+                &["project"],
+            )?,
+            full_rows: igauge(
+                "sluice_full_rows_done",
+                "Full sync: rows copied and acknowledged, per table.",
+                &["project", "table"],
+            )?,
+            full_total: igauge(
+                "sluice_full_rows_estimated",
+                "Full sync: estimated rows, per table.",
+                &["project", "table"],
+            )?,
+            up: igauge("sluice_up", "1 while the project runs.", &["project"])?,
+            registry,
+        })
+    }
+
+    fn pc<'a>(&'a self, component: &'a str) -> [&'a str; 2] {
+        [self.project.as_str(), component]
+    }
+
+    /// Rows (and bytes) handled by a component.
+    pub fn add(&self, component: &str, rows: u64, bytes: u64) {
+        self.rows
+            .with_label_values(&self.pc(component))
+            .inc_by(rows);
+        self.bytes
+            .with_label_values(&self.pc(component))
+            .inc_by(bytes);
+    }
+
+    /// One error of a component.
+    pub fn error(&self, component: &str) {
+        self.errors.with_label_values(&self.pc(component)).inc();
+    }
+
+    /// The position a component reached.
+    pub fn position(&self, component: &str, pos: &Position) {
+        let Position::Binlog(BinlogPosition { file, offset, .. }) = pos;
+        let index = file
+            .rsplit_once('.')
+            .and_then(|(_, n)| n.parse::<i64>().ok())
+            .unwrap_or(0);
+        self.file_index
+            .with_label_values(&self.pc(component))
+            .set(index);
+        self.offset
+            .with_label_values(&self.pc(component))
+            .set(i64::try_from(*offset).unwrap_or(i64::MAX));
+    }
+
+    /// A checkpoint was written with this source time (ms).
+    pub fn checkpoint(&self, ts_ms: u64) {
+        if ts_ms > 0 {
+            self.checkpoint_ts
+                .with_label_values(&[self.project.as_str()])
+                .set(ts_ms as f64 / 1000.0);
+        }
+    }
+
+    /// Full-sync progress of one table.
+    pub fn full(&self, table: &str, done: u64, total: u64) {
+        let l = [self.project.as_str(), table];
+        self.full_rows
+            .with_label_values(&l)
+            .set(i64::try_from(done).unwrap_or(i64::MAX));
+        self.full_total
+            .with_label_values(&l)
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
+    }
+
+    /// The page `/metrics` serves (latency computed now).
+    pub fn render(&self) -> String {
+        let p = [self.project.as_str()];
+        let ts = self.checkpoint_ts.with_label_values(&p).get();
+        if ts > 0.0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.latency.with_label_values(&p).set((now - ts).max(0.0));
+        }
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Recomputes the per-second gauges from the counters (called every 5 s).
+    fn update_rates(&self, last: &mut Vec<(String, u64, u64)>, secs: f64) {
+        let mut next = Vec::new();
+        for component in ["reader", "writer"] {
+            let rows = self.rows.with_label_values(&self.pc(component)).get();
+            let bytes = self.bytes.with_label_values(&self.pc(component)).get();
+            if let Some((_, r0, b0)) = last.iter().find(|(c, ..)| c == component) {
+                self.rows_rate
+                    .with_label_values(&self.pc(component))
+                    .set(rows.saturating_sub(*r0) as f64 / secs);
+                self.bytes_rate
+                    .with_label_values(&self.pc(component))
+                    .set(bytes.saturating_sub(*b0) as f64 / secs);
+            }
+            next.push((component.to_string(), rows, bytes));
+        }
+        *last = next;
+    }
+
+    /// Serves `/metrics` (and `/health`) on `addr` from a thread of its own until `stop`.
+    /// Returns the address bound (port 0 picks a free one).
+    pub fn serve(&self, addr: &str, stop: Arc<AtomicBool>) -> Result<SocketAddr, String> {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| format!("options.metrics_listen {addr:?}: {e}"))?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("options.metrics_listen {addr}: cannot listen: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        self.up.with_label_values(&[self.project.as_str()]).set(1);
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("sluice-metrics".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let page = me.clone();
+                    let app = axum::Router::new()
+                        .route(
+                            "/metrics",
+                            axum::routing::get(move || {
+                                let m = page.clone();
+                                async move {
+                                    ([("content-type", "text/plain; version=0.0.4")], m.render())
+                                }
+                            }),
+                        )
+                        .route("/health", axum::routing::get(|| async { "ok\n" }));
+                    let rates = me.clone();
+                    let stop2 = stop.clone();
+                    tokio::spawn(async move {
+                        let mut last = Vec::new();
+                        let mut at = Instant::now();
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            if stop2.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            rates.update_rates(&mut last, at.elapsed().as_secs_f64());
+                            at = Instant::now();
+                        }
+                    });
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            while !stop.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                        })
+                        .await;
+                });
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(bound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_names_project_component_and_values() {
+        let m = Metrics::new("p1").expect("families");
+        m.add("writer", 3, 120);
+        m.error("writer");
+        m.position(
+            "reader",
+            &Position::Binlog(BinlogPosition {
+                file: "mariadb-bin.000042".into(),
+                offset: 777,
+                gtid: None,
+            }),
+        );
+        m.full("shop.orders", 10, 20);
+        m.checkpoint(1_000);
+        let page = m.render();
+        for want in [
+            "sluice_rows_total{component=\"writer\",project=\"p1\"} 3",
+            "sluice_bytes_total{component=\"writer\",project=\"p1\"} 120",
+            "sluice_errors_total{component=\"writer\",project=\"p1\"} 1",
+            "sluice_position_file_index{component=\"reader\",project=\"p1\"} 42",
+            "sluice_position_offset{component=\"reader\",project=\"p1\"} 777",
+            "sluice_full_rows_done{project=\"p1\",table=\"shop.orders\"} 10",
+            "sluice_checkpoint_timestamp_seconds{project=\"p1\"} 1",
+        ] {
+            assert!(page.contains(want), "no {want} in\n{page}");
+        }
+        assert!(page.contains("sluice_latency_seconds{project=\"p1\"}"));
+    }
+}
