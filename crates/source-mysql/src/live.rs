@@ -30,17 +30,26 @@ pub enum StartAt {
     },
     /// A MariaDB GTID position (`domain-server-seq[,...]`): read what follows it.
     MariadbGtid(String),
+    /// A MySQL GTID set (`uuid:1-100[:200-300][,uuid:...]`, the transactions already seen):
+    /// read every transaction not in it.
+    MysqlGtidSet(String),
     /// The first transaction that began at or after this moment (seconds since the epoch, UTC;
     /// binlog event times have one-second resolution).
     Time(i64),
 }
 
 impl StartAt {
-    /// Parses `now`, `earliest`, `FILE:OFFSET`, `gtid:D-S-N[,...]` or `time:RFC3339`.
+    /// Parses `now`, `earliest`, `FILE:OFFSET`, `gtid:D-S-N[,...]` (MariaDB),
+    /// `gtid:UUID:N-M[,...]` (a MySQL GTID set) or `time:RFC3339`.
     pub fn parse(s: &str) -> Result<StartAt, String> {
         Ok(match s {
             "now" => StartAt::Now,
             "earliest" => StartAt::Earliest,
+            _ if s.starts_with("gtid:") && s["gtid:".len()..].contains(':') => {
+                let set = s["gtid:".len()..].to_string();
+                mysql_gtid_set(&set)?;
+                StartAt::MysqlGtidSet(set)
+            }
             _ if s.starts_with("gtid:") => StartAt::MariadbGtid(s["gtid:".len()..].to_string()),
             _ if s.starts_with("time:") => StartAt::Time(parse_rfc3339(&s["time:".len()..])?),
             _ => {
@@ -205,6 +214,18 @@ pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<String>, mysql_async::Er
         row.get::<String, _>(0).unwrap_or_default()
     })
     .await
+}
+
+/// The SIDs of a MySQL GTID set (`uuid:1-5:7,uuid2:1-9`), as COM_BINLOG_DUMP_GTID sends them.
+pub fn mysql_gtid_set(set: &str) -> Result<Vec<mysql_common::packets::Sid<'static>>, String> {
+    set.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<mysql_common::packets::Sid<'static>>()
+                .map_err(|e| format!("gtid:{set}: {p:?} is not a MySQL GTID set entry (uuid:N-M): {e}"))
+        })
+        .collect()
 }
 
 /// The server's current end of log.
@@ -458,6 +479,19 @@ async fn stream_once(
                 .map_err(server("set GTID strict mode"))?;
             decoder.restart_at(String::new());
         }
+        StartAt::MysqlGtidSet(set) => {
+            if mariadb {
+                return Err(LiveError::Consumer(format!(
+                    "gtid:{set} is a MySQL GTID set, but the source is MariaDB, whose GTIDs look like \
+                     domain-server-sequence (gtid:0-1-42)"
+                )));
+            }
+            // No file: the server finds the first transaction not in the set.
+            request = request
+                .with_gtid()
+                .with_gtid_set(mysql_gtid_set(set).map_err(LiveError::Consumer)?);
+            decoder.restart_at(String::new());
+        }
         StartAt::Now | StartAt::Earliest | StartAt::Time(_) => {
             return Err(LiveError::Consumer(
                 "internal: start position not resolved".into(),
@@ -621,7 +655,31 @@ fn table_id(tme: &TableMapEvent<'_>) -> TableId {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rfc3339;
+    use super::{mysql_gtid_set, parse_rfc3339, StartAt};
+
+    #[test]
+    fn gtid_starts_tell_mysql_sets_from_mariadb_positions() {
+        assert_eq!(
+            StartAt::parse("gtid:0-1-42,1-2-7"),
+            Ok(StartAt::MariadbGtid("0-1-42,1-2-7".into()))
+        );
+        let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, 4e11fa47-71ca-11e1-9e33-c80aa9429562:23";
+        assert_eq!(
+            StartAt::parse(&format!("gtid:{set}")),
+            Ok(StartAt::MysqlGtidSet(set.into()))
+        );
+        let sids = mysql_gtid_set(set).expect("valid set");
+        assert_eq!(sids.len(), 2);
+        // The intervals go on the wire half-open, as COM_BINLOG_DUMP_GTID wants them.
+        let first: Vec<(u64, u64)> = sids[0]
+            .intervals()
+            .iter()
+            .map(|i| (i.start(), i.end()))
+            .collect();
+        assert_eq!(first, vec![(1, 6), (7, 8)]);
+        let e = StartAt::parse("gtid:not-a-uuid:1-2").expect_err("bad uuid");
+        assert!(e.contains("is not a MySQL GTID set entry"), "{e}");
+    }
 
     #[test]
     fn rfc3339_times_parse_to_epoch_seconds() {

@@ -24,9 +24,8 @@ const DAMAGED: &[&str] = &[
     "binlog_truncated_prev_gtid_event.000001",
 ];
 
-/// Not damaged, but not decoded yet: MySQL 5.1 pre-GA rows events, whose format description
-/// predates the v1 rows layout. Kept visible here so the gap cannot be forgotten.
-const KNOWN_GAPS: &[&str] = &["ver_5_1-wl2325_s.001"];
+/// Not damaged, but not decoded yet (kept visible here so a gap cannot be forgotten).
+const KNOWN_GAPS: &[&str] = &[];
 
 fn decode(name: &str) -> Result<Vec<serde_json::Value>, String> {
     let mut out = Vec::new();

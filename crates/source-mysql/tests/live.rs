@@ -662,3 +662,18 @@ async fn full_sync_reads_every_type_as_the_server_shows_it_and_as_the_binlog_dec
     conn.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_mysql_gtid_set_against_mariadb_names_the_right_form() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5".to_string();
+    let err = capture("nothing", StartAt::MysqlGtidSet(set), 1)
+        .await
+        .expect_err("a MySQL GTID set on MariaDB");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is a MySQL GTID set, but the source is MariaDB") && msg.contains("gtid:0-1-42"),
+        "{msg}"
+    );
+    Ok(())
+}

@@ -124,6 +124,10 @@ pub struct Decoder {
     next_gtid: Option<String>,
     /// MariaDB GTID event flagged standalone: the next statement is its own transaction.
     standalone: bool,
+    /// The file was written by a MySQL 5.1/5.2 pre-release with the wl#2325 event numbering
+    /// (XID = 20, BEGIN/EXECUTE_LOAD_QUERY = 21/22, rows events 16-19), told by its format
+    /// description's post-header lengths.
+    pre_release_numbering: bool,
     /// Offset of the event just past the last one decoded.
     next_offset: u64,
     /// Versions of table schemas by position, fed by DDL, checked against every table map.
@@ -163,6 +167,7 @@ impl Decoder {
             txn: None,
             next_gtid: None,
             standalone: false,
+            pre_release_numbering: false,
             next_offset: 4,
             history: SchemaHistory::new(),
         }
@@ -327,6 +332,32 @@ impl Decoder {
             }
             _ => {}
         }
+        if self.pre_release_numbering {
+            match raw_type {
+                // XID under the pre-release numbering: 8 bytes of transaction id, no post-header.
+                20 => {
+                    self.commit(end, ts_ms, out);
+                    return Ok(());
+                }
+                21 if self.mode == Mode::Inspect => return Ok(()),
+                22 if self.mode == Mode::Inspect => {
+                    let (db, sql) = pre_release_execute_load_query(ev.data())
+                        .ok_or_else(|| self.err(offset, "EXECUTE_LOAD_QUERY", "event too short"))?;
+                    return self.statement(db, sql, offset, end, ts_ms, out);
+                }
+                16..=19 | 21 | 22 => {
+                    return Err(DecodeError::Unsupported {
+                        file: self.file.clone(),
+                        offset,
+                        problem: format!(
+                            "event type {raw_type} of a MySQL 5.1 pre-release (wl#2325 numbering: rows or LOAD DATA events)"
+                        ),
+                        fix: "read binlogs of a MySQL 5.1 GA or later server".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
         let data = match ev.read_data() {
             Ok(Some(d)) => d,
             Ok(None) => {
@@ -339,7 +370,13 @@ impl Decoder {
             Err(e) => return Err(self.err(offset, &format!("event type {raw_type}"), e)),
         };
         match data {
-            EventData::FormatDescriptionEvent(_) => {}
+            EventData::FormatDescriptionEvent(fde) => {
+                let lengths = fde.event_type_header_lengths();
+                self.pre_release_numbering = lengths.len() == 22
+                    && lengths.get(19) == Some(&0)
+                    && lengths.get(20) == Some(&4)
+                    && lengths.get(21) == Some(&26);
+            }
             EventData::RotateEvent(r) => {
                 let name = rotate_name(r.name_raw());
                 if name != self.file {
@@ -718,6 +755,21 @@ impl Decoder {
         }
         Ok(out)
     }
+}
+
+/// Database and statement of an EXECUTE_LOAD_QUERY body: the query post-header (thread id 4,
+/// exec time 4, db length 1, error code 2, status-vars length 2), file id 4, start 4, end 4,
+/// duplicate handling 1; then the status variables, the database and a NUL, the statement.
+fn pre_release_execute_load_query(data: &[u8]) -> Option<(String, String)> {
+    let db_len = usize::from(*data.get(8)?);
+    let vars_len = usize::from(u16::from_le_bytes([*data.get(11)?, *data.get(12)?]));
+    let db_at = 26 + vars_len;
+    let db = data.get(db_at..db_at + db_len)?;
+    let sql = data.get(db_at + db_len + 1..)?;
+    Some((
+        String::from_utf8_lossy(db).into_owned(),
+        String::from_utf8_lossy(sql).into_owned(),
+    ))
 }
 
 /// Event type names for messages.
