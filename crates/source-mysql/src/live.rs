@@ -223,7 +223,9 @@ pub fn mysql_gtid_set(set: &str) -> Result<Vec<mysql_common::packets::Sid<'stati
         .filter(|p| !p.is_empty())
         .map(|p| {
             p.parse::<mysql_common::packets::Sid<'static>>()
-                .map_err(|e| format!("gtid:{set}: {p:?} is not a MySQL GTID set entry (uuid:N-M): {e}"))
+                .map_err(|e| {
+                    format!("gtid:{set}: {p:?} is not a MySQL GTID set entry (uuid:N-M): {e}")
+                })
         })
         .collect()
 }
@@ -663,7 +665,8 @@ mod tests {
             StartAt::parse("gtid:0-1-42,1-2-7"),
             Ok(StartAt::MariadbGtid("0-1-42,1-2-7".into()))
         );
-        let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, 4e11fa47-71ca-11e1-9e33-c80aa9429562:23";
+        let set =
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, 4e11fa47-71ca-11e1-9e33-c80aa9429562:23";
         assert_eq!(
             StartAt::parse(&format!("gtid:{set}")),
             Ok(StartAt::MysqlGtidSet(set.into()))

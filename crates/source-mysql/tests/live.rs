@@ -672,7 +672,8 @@ async fn a_mysql_gtid_set_against_mariadb_names_the_right_form() -> TestResult {
         .expect_err("a MySQL GTID set on MariaDB");
     let msg = err.to_string();
     assert!(
-        msg.contains("is a MySQL GTID set, but the source is MariaDB") && msg.contains("gtid:0-1-42"),
+        msg.contains("is a MySQL GTID set, but the source is MariaDB")
+            && msg.contains("gtid:0-1-42"),
         "{msg}"
     );
     Ok(())
