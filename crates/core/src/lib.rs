@@ -17,5 +17,7 @@ pub mod value;
 
 pub use event::{Ddl, Event, Op, RowChange};
 pub use position::{BinlogPosition, Position};
-pub use schema::{Column, ColumnType, TableId, TableSchema};
+pub use schema::{
+    Column, ColumnDef, ColumnType, IndexDef, TableDef, TableId, TableSchema, TableSpec,
+};
 pub use value::Value;

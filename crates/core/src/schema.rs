@@ -135,3 +135,56 @@ impl TableSchema {
             .collect()
     }
 }
+
+/// A column as the source declares it, for destinations that create tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDef {
+    /// Name.
+    pub name: String,
+    /// The full type as `information_schema.columns.column_type` shows it
+    /// (`decimal(10,2) unsigned`, `enum('a','b')`, `varchar(20)`).
+    pub column_type: String,
+    /// NULL allowed.
+    pub nullable: bool,
+    /// The default as an SQL expression (`'abc'`, `0`, `current_timestamp()`), if any.
+    pub default: Option<String>,
+    /// Character set of a text column.
+    pub charset: Option<String>,
+    /// Collation of a text column.
+    pub collation: Option<String>,
+    /// A JSON column (MariaDB's JSON is LONGTEXT with a `json_valid` check).
+    pub json: bool,
+    /// AUTO_INCREMENT.
+    pub auto_increment: bool,
+}
+
+/// An index of a table (besides the primary key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDef {
+    /// Index name.
+    pub name: String,
+    /// UNIQUE.
+    pub unique: bool,
+    /// Columns in index order, each with its prefix length (`KEY (c(10))`) if any.
+    pub columns: Vec<(String, Option<u64>)>,
+}
+
+/// A table's definition as the source has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    /// Columns in table order.
+    pub columns: Vec<ColumnDef>,
+    /// Primary-key column names in key order (empty: none).
+    pub primary_key: Vec<String>,
+    /// Secondary indexes.
+    pub indexes: Vec<IndexDef>,
+}
+
+/// What schema sync is handed for one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The table's name at the destination (after rename).
+    pub dest: TableId,
+    /// The source definition (column subsets applied), when the destination needs it.
+    pub def: Option<TableDef>,
+}

@@ -3,7 +3,7 @@
 //! [`Sink::deliver`] returned `Ok` for a batch.
 
 use crate::event::Event;
-use crate::schema::TableId;
+use crate::schema::TableSpec;
 
 /// One change handed to a destination, with its place in the stream.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub enum SinkError {
 /// A destination.
 pub trait Sink: Send {
     /// Schema sync: create or check what the tables need (topics, tables).
-    fn prepare(&mut self, tables: &[TableId]) -> Result<(), SinkError>;
+    fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError>;
     /// Starts sending a batch and returns its ticket; several batches may be in flight.
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError>;
     /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged.

@@ -75,8 +75,11 @@ fn batch_bytes() -> u32 {
 struct RawDestination {
     #[serde(rename = "type")]
     kind: String,
-    brokers: String,
-    format: String,
+    brokers: Option<String>,
+    format: Option<String>,
+    url: Option<String>,
+    writers: Option<usize>,
+    meta_db: Option<String>,
     topic: Option<String>,
     single_topic: Option<String>,
     #[serde(default)]
@@ -216,8 +219,10 @@ pub struct Project {
     pub source_info: sluice_format::SourceInfo,
     /// Our replica `server_id`.
     pub server_id: u32,
-    /// Kafka settings.
-    pub kafka: KafkaConfig,
+    /// Kafka settings (a Kafka destination).
+    pub kafka: Option<KafkaConfig>,
+    /// Database settings (a MySQL-compatible destination: OceanBase, MariaDB, MySQL).
+    pub database: Option<sluice_sink_mysql::MysqlConfig>,
     /// Message format name.
     pub format: String,
     /// Format options.
@@ -372,22 +377,66 @@ fn validate(
         ));
     }
     let d = raw.destination;
-    if d.kind != "kafka" {
-        return Err(bad(
-            "destination.type",
-            format!("{:?}: only kafka is available in this version", d.kind),
-        ));
-    }
-    if !FORMAT_NAMES.contains(&d.format.as_str()) {
-        return Err(bad(
-            "destination.format",
-            format!(
-                "{:?} is not a format; use one of {}",
-                d.format,
-                FORMAT_NAMES.join(", ")
-            ),
-        ));
-    }
+    let database = match d.kind.as_str() {
+        "kafka" => None,
+        "mysql" | "mariadb" | "oceanbase" => {
+            let url = d.url.clone().ok_or_else(|| {
+                bad(
+                    "destination.url",
+                    "give the destination as url: mysql://user:pass@host:port".into(),
+                )
+            })?;
+            if mysql_async::Opts::from_url(&url).is_err() {
+                return Err(bad(
+                    "destination.url",
+                    format!("{url:?} is not a mysql://user:pass@host:port URL"),
+                ));
+            }
+            Some(sluice_sink_mysql::MysqlConfig {
+                url,
+                project: raw.name.clone(),
+                writers: d.writers.unwrap_or(4).max(1),
+                meta_db: d.meta_db.clone().unwrap_or_else(|| "sluice".into()),
+            })
+        }
+        other => {
+            return Err(bad(
+                "destination.type",
+                format!("{other:?}: use kafka, or oceanbase / mariadb / mysql for a database"),
+            ))
+        }
+    };
+    let format = match (&database, &d.format) {
+        (Some(_), _) => String::new(),
+        (None, None) => {
+            return Err(bad(
+                "destination.format",
+                format!(
+                    "a Kafka destination needs a format: one of {}",
+                    FORMAT_NAMES.join(", ")
+                ),
+            ))
+        }
+        (None, Some(f)) if !FORMAT_NAMES.contains(&f.as_str()) => {
+            return Err(bad(
+                "destination.format",
+                format!(
+                    "{f:?} is not a format; use one of {}",
+                    FORMAT_NAMES.join(", ")
+                ),
+            ))
+        }
+        (None, Some(f)) => f.clone(),
+    };
+    let brokers = match (&database, &d.brokers) {
+        (None, None) => {
+            return Err(bad(
+                "destination.brokers",
+                "a Kafka destination needs brokers: host:port[,host:port]".into(),
+            ))
+        }
+        (_, b) => b.clone().unwrap_or_default(),
+    };
     let mode = match d.partition_mode.as_str() {
         "one" => PartitionMode::One,
         "hash" => PartitionMode::Hash,
@@ -567,8 +616,9 @@ fn validate(
         data_dir,
         source_url,
         server_id,
-        kafka: KafkaConfig {
-            brokers: d.brokers,
+        database: database.clone(),
+        kafka: database.is_none().then(|| KafkaConfig {
+            brokers,
             topics,
             heartbeat_topic: d.heartbeat_topic,
             partitions: d.partitions,
@@ -588,8 +638,8 @@ fn validate(
                     )
                 })
                 .collect(),
-        },
-        format: d.format,
+        }),
+        format,
         format_options: FormatOptions {
             debezium_schema: d.debezium_schema,
             debezium_decimal_precise: precise,
@@ -650,7 +700,7 @@ objects:
     #[test]
     fn a_good_file_gets_defaults() {
         let p = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
-        assert_eq!(p.kafka.mode, PartitionMode::Hash);
+        assert_eq!(p.kafka.as_ref().map(|k| k.mode), Some(PartitionMode::Hash));
         assert_eq!(p.start, StartAt::Now);
         assert_eq!(p.data_dir, PathBuf::from("/tmp/sluice-data"));
         assert!(p.router.selects(&TableId::new("shop", "x")));

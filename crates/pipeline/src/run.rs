@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{BinlogPosition, Event, Position, TableId};
+use sluice_core::{BinlogPosition, Event, Position, TableId, TableSpec};
 use sluice_meta::{Checkpoint, MetaStore};
 use sluice_sink_kafka::KafkaSink;
+use sluice_sink_mysql::MysqlSink;
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
+use sluice_source_mysql::snapshot;
 
 use crate::control::{PauseCheck, Throttle};
 use crate::full;
@@ -81,6 +83,50 @@ async fn selected_tables(
         .map(|(d, t)| TableId::new(d, t))
         .filter(|t| p.router.selects(t))
         .collect())
+}
+
+/// What schema sync is handed: destination names, and for a database destination the source
+/// definitions (column subsets applied).
+async fn table_specs(
+    p: &Project,
+    src_opts: &mysql_async::Opts,
+    tables: &[TableId],
+) -> Result<Vec<TableSpec>, RunError> {
+    let mut conn = None;
+    let mut specs = Vec::with_capacity(tables.len());
+    for t in tables {
+        let dest = p.router.rename.get(t).cloned().unwrap_or_else(|| t.clone());
+        let def = if p.database.is_some() {
+            if conn.is_none() {
+                conn = Some(
+                    mysql_async::Conn::new(src_opts.clone())
+                        .await
+                        .map_err(source_err)?,
+                );
+            }
+            let c = conn
+                .as_mut()
+                .ok_or_else(|| RunError::Source("no connection".into()))?;
+            let mut def = snapshot::table_def(c, t).await.map_err(source_err)?;
+            if let Some(keep) = p.router.columns.get(t) {
+                def.columns
+                    .retain(|c| keep.iter().any(|k| k.eq_ignore_ascii_case(&c.name)));
+                def.indexes.retain(|i| {
+                    i.columns
+                        .iter()
+                        .all(|(c, _)| keep.iter().any(|k| k.eq_ignore_ascii_case(c)))
+                });
+            }
+            Some(def)
+        } else {
+            None
+        };
+        specs.push(TableSpec { dest, def });
+    }
+    if let Some(c) = conn {
+        let _ = c.disconnect().await;
+    }
+    Ok(specs)
 }
 
 /// Each selected table gets at most one row filter, and its columns exist.
@@ -271,19 +317,28 @@ fn run_inner(
     })?;
     let mut source_info = p.source_info.clone();
     source_info.server_id = server_id;
-    let format = sluice_format::by_name(&p.format, &p.format_options)
-        .ok_or_else(|| RunError::Sink(format!("unknown format {}", p.format)))?;
-    let mut sink = KafkaSink::new(p.kafka.clone(), format, source_info)
-        .map_err(|e| RunError::Sink(e.to_string()))?;
-    // An outage in progress shows in `sluice status` (a second connection to the store).
-    if let Ok(m) = MetaStore::open(&p.data_dir) {
-        let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
-        sink.set_notifier(Box::new(move |note| {
-            if let Ok(m) = m.lock() {
-                let _ = m.set_state(&name, "incremental", "Running", note.unwrap_or(""));
+    let mut sink: Box<dyn Sink> = match (&p.database, &p.kafka) {
+        (Some(db), _) => {
+            Box::new(MysqlSink::new(db.clone()).map_err(|e| RunError::Sink(e.to_string()))?)
+        }
+        (None, Some(k)) => {
+            let format = sluice_format::by_name(&p.format, &p.format_options)
+                .ok_or_else(|| RunError::Sink(format!("unknown format {}", p.format)))?;
+            let mut sink = KafkaSink::new(k.clone(), format, source_info)
+                .map_err(|e| RunError::Sink(e.to_string()))?;
+            // An outage in progress shows in `sluice status` (a second connection to the store).
+            if let Ok(m) = MetaStore::open(&p.data_dir) {
+                let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
+                sink.set_notifier(Box::new(move |note| {
+                    if let Ok(m) = m.lock() {
+                        let _ = m.set_state(&name, "incremental", "Running", note.unwrap_or(""));
+                    }
+                }));
             }
-        }));
-    }
+            Box::new(sink)
+        }
+        (None, None) => return Err(RunError::Sink("the project has no destination".into())),
+    };
     let metrics = Metrics::new(&p.name).map_err(|e| RunError::Source(format!("metrics: {e}")))?;
     let _metrics_server = match &p.metrics_listen {
         Some(addr) => {
@@ -299,11 +354,8 @@ fn run_inner(
     let mut throttle = Throttle::new(p.throttle_rows, p.throttle_bytes);
     let mut pause = PauseCheck::new();
     if p.schema_stage {
-        let renamed: Vec<TableId> = tables
-            .iter()
-            .map(|t| p.router.rename.get(t).cloned().unwrap_or_else(|| t.clone()))
-            .collect();
-        sink.prepare(&renamed)
+        let specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
+        sink.prepare(&specs)
             .map_err(|e| RunError::Sink(e.to_string()))?;
     }
     if p.full && meta.full_stage(&p.name)? != Some(true) {
@@ -351,7 +403,7 @@ fn run_inner(
             throttle: &mut throttle,
             pause: &mut pause,
         };
-        if !full::run(p, &opts.stop, &mut meta, &mut sink, &start, controls)? {
+        if !full::run(p, &opts.stop, &mut meta, sink.as_mut(), &start, controls)? {
             return Ok(RunSummary {
                 delivered: 0,
                 checkpoint: Some(start),
@@ -456,7 +508,7 @@ fn run_inner(
         pause,
         bytes_seen: sink.acknowledged_bytes(),
     };
-    let result = write_loop(p, opts, &rx, &mut sink, &mut st, &end);
+    let result = write_loop(p, opts, &rx, sink.as_mut(), &mut st, &end);
     stop.store(true, Ordering::SeqCst);
     drop(rx);
     // The reader notices the stop at its next event; on an idle source that is the next
@@ -501,7 +553,7 @@ fn write_loop(
     p: &Project,
     opts: &RunOptions,
     rx: &Receiver<Msg>,
-    sink: &mut KafkaSink,
+    sink: &mut dyn Sink,
     st: &mut State,
     end: &BinlogPosition,
 ) -> Result<(), RunError> {
@@ -593,7 +645,10 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                 if newer {
                     st.at_commit = Some((b.clone(), st.sequence, st.txn_number, ts_ms));
                 }
-                if p.kafka.heartbeat_topic.is_some() {
+                if p.kafka
+                    .as_ref()
+                    .is_some_and(|k| k.heartbeat_topic.is_some())
+                {
                     st.batch.push(DeliveryItem {
                         event: Event::Heartbeat { pos, ts_ms },
                         snapshot: false,
@@ -639,7 +694,7 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
 /// last commit it covers.
 fn flush(
     p: &Project,
-    sink: &mut KafkaSink,
+    sink: &mut dyn Sink,
     st: &mut State,
     stop: &AtomicBool,
 ) -> Result<(), RunError> {

@@ -22,7 +22,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{Event, TableId};
+use sluice_core::{Event, TableId, TableSpec};
 use sluice_format::{Change, Format, Record, SourceInfo};
 
 pub use partition::murmur2;
@@ -391,8 +391,11 @@ fn permanent(e: &KafkaError) -> bool {
 }
 
 impl Sink for KafkaSink {
-    fn prepare(&mut self, tables: &[TableId]) -> Result<(), SinkError> {
-        let mut topics: Vec<String> = tables.iter().map(|t| self.cfg.topics.topic(t)).collect();
+    fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
+        let mut topics: Vec<String> = tables
+            .iter()
+            .map(|t| self.cfg.topics.topic(&t.dest))
+            .collect();
         if let Some(h) = &self.cfg.heartbeat_topic {
             topics.push(h.clone());
         }

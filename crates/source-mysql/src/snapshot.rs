@@ -444,6 +444,125 @@ pub async fn table(
     })
 }
 
+/// The definition of `id` as the source has it now (columns with full types, defaults,
+/// character sets; primary key; secondary indexes), for destinations that create tables.
+pub async fn table_def(
+    conn: &mut Conn,
+    id: &TableId,
+) -> Result<sluice_core::TableDef, SnapshotError> {
+    use sluice_core::{ColumnDef, IndexDef, TableDef};
+    let server = |what: &'static str| {
+        let table = id.to_string();
+        move |source| SnapshotError::Server {
+            table: table.clone(),
+            what,
+            source,
+        }
+    };
+    let mariadb: bool = conn
+        .query_first::<String, _>("SELECT VERSION()")
+        .await
+        .map_err(server("reading the server version"))?
+        .is_some_and(|v| v.contains("MariaDB"));
+    type Raw = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Raw> = conn
+        .exec(
+            "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR), CAST(is_nullable AS CHAR), \
+             CAST(column_default AS CHAR), CAST(character_set_name AS CHAR), CAST(collation_name AS CHAR), \
+             CAST(extra AS CHAR) \
+             FROM information_schema.columns WHERE table_schema = ? AND table_name = ? \
+             ORDER BY ordinal_position",
+            (&id.db, &id.table),
+        )
+        .await
+        .map_err(server("reading information_schema.columns"))?;
+    if rows.is_empty() {
+        return Err(SnapshotError::Table {
+            table: id.to_string(),
+            message: "the table does not exist (or this user may not see it; grant SELECT)".into(),
+        });
+    }
+    let json: HashSet<String> = crate::live::json_columns(conn, id)
+        .await
+        .unwrap_or_default();
+    let mut columns = Vec::new();
+    for (name, column_type, nullable, default, charset, collation, extra) in rows {
+        let extra_l = extra.to_ascii_lowercase();
+        if extra_l.contains("generated") && !extra_l.contains("default_generated") {
+            return Err(SnapshotError::Table {
+                table: id.to_string(),
+                message: format!(
+                    "column {name} is a generated column, which the database destination does not create yet; \
+                     leave it out with objects.columns"
+                ),
+            });
+        }
+        // MariaDB shows defaults as SQL (`'abc'`, `NULL`, `current_timestamp()`); MySQL shows
+        // literals bare and marks expressions DEFAULT_GENERATED.
+        let default = match default {
+            None => None,
+            Some(d) if mariadb && d.eq_ignore_ascii_case("NULL") => None,
+            Some(d) if mariadb => Some(d),
+            Some(d)
+                if extra_l.contains("default_generated")
+                    || d.eq_ignore_ascii_case("CURRENT_TIMESTAMP")
+                    || d.to_ascii_uppercase().starts_with("CURRENT_TIMESTAMP(") =>
+            {
+                Some(d)
+            }
+            Some(d) => Some(format!("'{}'", d.replace('\\', "\\\\").replace('\'', "''"))),
+        };
+        columns.push(ColumnDef {
+            json: json.contains(&name),
+            name,
+            column_type,
+            nullable: nullable.eq_ignore_ascii_case("YES"),
+            default,
+            charset,
+            collation,
+            auto_increment: extra_l.contains("auto_increment"),
+        });
+    }
+    let stats: Vec<(String, i64, String, Option<u64>)> = conn
+        .exec(
+            "SELECT CAST(index_name AS CHAR), non_unique, CAST(column_name AS CHAR), sub_part \
+             FROM information_schema.statistics WHERE table_schema = ? AND table_name = ? \
+             ORDER BY index_name, seq_in_index",
+            (&id.db, &id.table),
+        )
+        .await
+        .map_err(server("reading information_schema.statistics"))?;
+    let mut primary_key = Vec::new();
+    let mut indexes: Vec<IndexDef> = Vec::new();
+    for (index, non_unique, column, sub_part) in stats {
+        if index == "PRIMARY" {
+            primary_key.push(column);
+            continue;
+        }
+        match indexes.iter_mut().find(|i| i.name == index) {
+            Some(i) => i.columns.push((column, sub_part)),
+            None => indexes.push(IndexDef {
+                name: index,
+                unique: non_unique == 0,
+                columns: vec![(column, sub_part)],
+            }),
+        }
+    }
+    Ok(TableDef {
+        columns,
+        primary_key,
+        indexes,
+    })
+}
+
 /// The logical schema of a table read from `information_schema`, for seeding the schema
 /// history at the position where it is known to be current.
 pub fn logical_schema(schema: &TableSchema) -> LogicalSchema {
