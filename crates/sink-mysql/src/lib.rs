@@ -90,6 +90,18 @@ pub fn param(v: &Value) -> Result<MyValue, String> {
         Value::Double(f) => MyValue::Double(*f),
         Value::Decimal(s) | Value::Text(s) | Value::Json(s) => MyValue::Bytes(s.as_bytes().to_vec()),
         Value::Bytes(b) => MyValue::Bytes(b.clone()),
+        // Zero dates go as text: a zero-length binary DATE is read as 1970-01-01 by seekdb.
+        Value::Date { year: 0, month: 0, day: 0 } => MyValue::Bytes(b"0000-00-00".to_vec()),
+        Value::DateTime {
+            year: 0,
+            month: 0,
+            day: 0,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micros: 0,
+            ..
+        } => MyValue::Bytes(b"0000-00-00 00:00:00".to_vec()),
         Value::Date { year, month, day } => MyValue::Date(*year, *month, *day, 0, 0, 0, 0),
         Value::DateTime {
             year,
@@ -113,7 +125,7 @@ pub fn param(v: &Value) -> Result<MyValue, String> {
             seconds, micros, ..
         } => {
             if *seconds == 0 && *micros == 0 {
-                MyValue::Date(0, 0, 0, 0, 0, 0, 0)
+                MyValue::Bytes(b"0000-00-00 00:00:00".to_vec())
             } else {
                 let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
                 let s = seconds.rem_euclid(86_400);
