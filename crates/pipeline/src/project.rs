@@ -80,6 +80,7 @@ struct RawDestination {
     url: Option<String>,
     writers: Option<usize>,
     meta_db: Option<String>,
+    unsupported_ddl: Option<String>,
     topic: Option<String>,
     single_topic: Option<String>,
     #[serde(default)]
@@ -397,6 +398,16 @@ fn validate(
                 project: raw.name.clone(),
                 writers: d.writers.unwrap_or(4).max(1),
                 meta_db: d.meta_db.clone().unwrap_or_else(|| "sluice".into()),
+                ignore_other_ddl: match d.unsupported_ddl.as_deref() {
+                    None | Some("stop") => false,
+                    Some("ignore") => true,
+                    Some(other) => {
+                        return Err(bad(
+                            "destination.unsupported_ddl",
+                            format!("{other:?}: use stop or ignore"),
+                        ))
+                    }
+                },
             })
         }
         other => {

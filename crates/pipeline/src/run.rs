@@ -353,7 +353,9 @@ fn run_inner(
     };
     let mut throttle = Throttle::new(p.throttle_rows, p.throttle_bytes);
     let mut pause = PauseCheck::new();
-    if p.schema_stage {
+    // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
+    // follows the replayed DDL, and the source's current schema may be ahead of it.
+    if p.schema_stage && cp.is_none() {
         let specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
         sink.prepare(&specs)
             .map_err(|e| RunError::Sink(e.to_string()))?;

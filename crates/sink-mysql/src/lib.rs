@@ -19,6 +19,8 @@
 //!   source order.
 #![deny(missing_docs)]
 
+pub mod ddl;
+
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
@@ -39,6 +41,8 @@ pub struct MysqlConfig {
     pub writers: usize,
     /// Database of Sluice's checkpoint table at the destination.
     pub meta_db: String,
+    /// DDL outside the applied list is skipped (logged) instead of stopping the project.
+    pub ignore_other_ddl: bool,
 }
 
 fn q(ident: &str) -> String {
@@ -418,14 +422,84 @@ impl MysqlSink {
         create_table_sql(dest, def, self.oceanbase)
     }
 
+    /// Rows up to each DDL in parallel, then the DDL alone, in batch order.
     fn deliver_now(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        for item in items {
+        let mut start = 0;
+        for (i, item) in items.iter().enumerate() {
             if let Event::Ddl(d) = &item.event {
-                return Err(SinkError::Rejected(format!(
-                    "DDL is not applied to database destinations yet: `{}` at {}; set options.ddl: false to go on without it",
-                    d.sql, d.pos
-                )));
+                self.deliver_rows(&items[start..i])?;
+                self.apply_ddl(d, item.sequence)?;
+                start = i + 1;
             }
+        }
+        self.deliver_rows(&items[start..])
+    }
+
+    /// One DDL statement, once: skipped when every writer is past it; a replay of a statement
+    /// that was applied before a crash (duplicate column or index, nothing to drop) counts as
+    /// applied.
+    fn apply_ddl(&mut self, d: &sluice_core::Ddl, sequence: Option<u64>) -> Result<(), SinkError> {
+        let Some(dest) = &d.table else { return Ok(()) };
+        if sequence.is_some_and(|s| s <= self.applied_floor()) {
+            return Ok(());
+        }
+        let sql = match ddl::translate(&d.sql, dest, self.oceanbase) {
+            Ok(sql) => sql,
+            Err(e) if self.cfg.ignore_other_ddl => {
+                tracing::warn!("skipped at {}: {e}", d.pos);
+                return Ok(());
+            }
+            Err(e) => return Err(SinkError::Rejected(format!("{e} (at {})", d.pos))),
+        };
+        let meta_db = q(&self.cfg.meta_db);
+        let project = self.cfg.project.clone();
+        let writers = self.conns.len();
+        let pos = d.pos.to_string();
+        let conn = self
+            .conns
+            .first_mut()
+            .and_then(Option::as_mut)
+            .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+        self.rt.block_on(async {
+            match conn.query_drop(&sql).await {
+                Ok(()) => {}
+                Err(mysql_async::Error::Server(e)) if matches!(e.code, 1060 | 1061 | 1091) => {
+                    tracing::warn!("{sql}: {} (applied before a restart)", e.message);
+                }
+                Err(e) => {
+                    return Err(SinkError::Rejected(format!(
+                        "the destination refused `{sql}` (from `{}` at {}): {e}",
+                        d.sql, d.pos
+                    )))
+                }
+            }
+            if let Some(seq) = sequence {
+                for w in 0..writers {
+                    conn.exec_drop(
+                        format!(
+                            "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
+                             VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence)), \
+                             position = VALUES(position)"
+                        ),
+                        (project.clone(), w as u32, seq, pos.clone()),
+                    )
+                    .await
+                    .map_err(unavailable("write the checkpoint"))?;
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(seq) = sequence {
+            for a in self.applied.iter_mut() {
+                *a = (*a).max(seq);
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver_rows(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        if items.is_empty() {
+            return Ok(());
         }
         let writers = self.conns.len().max(1);
         // Each writer's share: its actions (only changes it has not applied) and the highest

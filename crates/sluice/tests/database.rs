@@ -391,3 +391,72 @@ async fn the_type_matrix_round_trips_into_oceanbase_seekdb() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::Oceanbase]);
     type_matrix_into("oceanbase", &OCEANBASE.get(), &[]).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Oceanbase]);
+    let db = unique_name("dbddl");
+    let dest_db = format!("{db}_copy");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET latin1)"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq) FROM {db}.seq_1_to_100"
+    ))
+    .await?;
+    let file = db_project(&dir, &db, &dest_db, "oceanbase", &OCEANBASE.get());
+    let yaml = std::fs::read_to_string(&file)?.replace("  ddl: false\n", "");
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    c.query_drop(format!("USE {db}")).await?;
+    for sql in [
+        "ALTER TABLE t ADD COLUMN w INT NOT NULL DEFAULT 7",
+        "INSERT INTO t VALUES (101, 'new', 8)",
+        "ALTER TABLE t MODIFY COLUMN v VARCHAR(50) CHARACTER SET latin1",
+        "UPDATE t SET v = 'a value longer than ten' WHERE id <= 3",
+        "CREATE INDEX iw ON t (w)",
+        "ALTER TABLE t ADD COLUMN gone INT",
+        "ALTER TABLE t DROP COLUMN gone",
+        "DELETE FROM t WHERE id = 50",
+    ] {
+        c.query_drop(sql).await?;
+    }
+    run_until_caught_up(&file)?;
+    let mut d = dest_conn(&OCEANBASE.get()).await?;
+    let q = |db: &str| format!("SELECT id, v, w FROM {db}.t ORDER BY id");
+    let src: Vec<(i64, String, i64)> = c.query(q(&db)).await?;
+    let dst: Vec<(i64, String, i64)> = d.query(q(&dest_db)).await?;
+    assert_eq!(dst, src);
+    let v_type: Option<String> = d
+        .exec_first(
+            "SELECT CAST(column_type AS CHAR) FROM information_schema.columns WHERE table_schema = ? AND table_name = 't' AND column_name = 'v'",
+            (&dest_db,),
+        )
+        .await?;
+    assert_eq!(v_type.as_deref(), Some("varchar(50)"));
+    let idx: Option<String> = d
+        .exec_first(
+            "SELECT CAST(index_name AS CHAR) FROM information_schema.statistics WHERE table_schema = ? AND table_name = 't' AND index_name = 'iw'",
+            (&dest_db,),
+        )
+        .await?;
+    assert_eq!(idx.as_deref(), Some("iw"));
+    // A replay (no destination rows were lost) applies nothing twice: a second run is quiet.
+    run_until_caught_up(&file)?;
+    // Anything else stops the project, naming the statement.
+    c.query_drop("TRUNCATE TABLE t").await?;
+    let err = run_until_caught_up(&file)
+        .expect_err("TRUNCATE stops")
+        .to_string();
+    assert!(
+        err.contains("TRUNCATE") && err.contains("options.ddl: false"),
+        "{err}"
+    );
+    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

@@ -301,6 +301,34 @@ fn insert_at(
     Ok(())
 }
 
+/// The table a DDL statement acts on (ALTER/CREATE/DROP/TRUNCATE TABLE, RENAME TABLE (the old
+/// name), CREATE/DROP INDEX ... ON), whether or not the history knows it; None for statements
+/// on no table or that cannot be parsed.
+pub fn ddl_target(db: &str, sql: &str) -> Option<TableId> {
+    let st = Parser::parse_sql(&MySqlDialect {}, sql)
+        .ok()?
+        .into_iter()
+        .next()?;
+    match st {
+        Statement::CreateTable(ct) => Some(table_of(&ct.name, db)),
+        Statement::AlterTable(at) => Some(table_of(&at.name, db)),
+        Statement::RenameTable(r) => r.first().map(|r| table_of(&r.old_name, db)),
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } => names.first().map(|n| table_of(n, db)),
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            table: Some(t),
+            ..
+        } => Some(table_of(&t, db)),
+        Statement::CreateIndex(ci) => Some(table_of(&ci.table_name, db)),
+        Statement::Truncate(t) => t.table_names.first().map(|n| table_of(&n.name, db)),
+        _ => None,
+    }
+}
+
 impl SchemaHistory {
     /// An empty history.
     pub fn new() -> Self {

@@ -582,9 +582,14 @@ impl Decoder {
         }
         let seq = self.next_seq();
         let txn = self.txn.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        // The table the statement acts on, also when the history never saw it created.
+        let table = changed
+            .into_iter()
+            .next()
+            .or_else(|| history::ddl_target(&db, &sql));
         out.push(Event::Ddl(Ddl {
             db,
-            table: changed.into_iter().next(),
+            table,
             sql,
             ts_ms,
             txn,
