@@ -12,6 +12,7 @@ mod full;
 pub mod metrics;
 pub mod project;
 pub mod run;
+pub mod shards;
 
 pub use project::{Project, ProjectError};
 pub use run::{run, RunError, RunOptions, RunSummary};

@@ -52,6 +52,33 @@ struct RawSource {
     password_env: Option<String>,
     server_id: Option<u32>,
     name: Option<String>,
+    #[serde(default)]
+    instances: Vec<RawInstance>,
+    #[serde(default)]
+    logical_tables: Vec<RawLogical>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    name: String,
+    url: String,
+    server_id: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogical {
+    name: String,
+    /// Instance name -> `db_{00..03}.orders_{0000..0127}` (or a list of such patterns).
+    shards: BTreeMap<String, OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 fn one() -> i32 {
@@ -248,6 +275,8 @@ pub struct Project {
     pub throttle_bytes: Option<u64>,
     /// Where `/metrics` is served (`127.0.0.1:9464`), if anywhere.
     pub metrics_listen: Option<String>,
+    /// A sharded source's instances (empty for a single source).
+    pub shards: Vec<crate::shards::ShardInstance>,
     /// Incremental stage on.
     pub incremental: bool,
     /// Where incremental starts when there is no checkpoint.
@@ -336,6 +365,7 @@ fn validate(
         "mysql" => DbType::Mysql,
         "mariadb" => DbType::Mariadb,
         "oceanbase" => DbType::ObMysql,
+        "sharded" => DbType::Mysql,
         other => {
             return Err(bad(
                 "source.type",
@@ -344,6 +374,71 @@ fn validate(
         }
     };
     let s = &raw.source;
+    let mut shards = Vec::new();
+    if s.kind == "sharded" {
+        if s.instances.is_empty() || s.logical_tables.is_empty() {
+            return Err(bad(
+                "source.instances",
+                "a sharded source lists instances (name, url) and logical_tables (name, shards)"
+                    .into(),
+            ));
+        }
+        for (n, inst) in s.instances.iter().enumerate() {
+            if mysql_async::Opts::from_url(&inst.url).is_err() {
+                return Err(bad(
+                    "source.instances",
+                    format!(
+                        "{}: {:?} is not a mysql://user:pass@host:port URL",
+                        inst.name, inst.url
+                    ),
+                ));
+            }
+            shards.push(crate::shards::ShardInstance {
+                name: inst.name.clone(),
+                url: inst.url.clone(),
+                server_id: inst.server_id.unwrap_or(4_200_000_000 - 2 - n as u32),
+                tables: Vec::new(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &s.logical_tables {
+            let logical = l
+                .name
+                .split_once('.')
+                .map(|(d, t)| TableId::new(d, t))
+                .ok_or_else(|| {
+                    bad(
+                        "source.logical_tables",
+                        format!("{:?} must be db.table", l.name),
+                    )
+                })?;
+            for (inst, pats) in &l.shards {
+                let pats = match pats {
+                    OneOrMany::One(p) => vec![p.clone()],
+                    OneOrMany::Many(v) => v.clone(),
+                };
+                let shard = shards.iter_mut().find(|x| &x.name == inst).ok_or_else(|| {
+                    bad(
+                        "source.logical_tables",
+                        format!("{}: no instance named {inst}", l.name),
+                    )
+                })?;
+                for pat in pats {
+                    for t in crate::shards::expand_tables(&pat)
+                        .map_err(|e| bad("source.logical_tables", e))?
+                    {
+                        if !seen.insert((inst.clone(), t.clone())) {
+                            return Err(bad(
+                                "source.logical_tables",
+                                format!("{t} of instance {inst} belongs to two logical tables"),
+                            ));
+                        }
+                        shard.tables.push((t, logical.clone()));
+                    }
+                }
+            }
+        }
+    }
     let password = match (&s.password, &s.password_env) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
@@ -355,6 +450,7 @@ fn validate(
         (None, None) => None,
     };
     let source_url = match (&s.url, &s.host) {
+        _ if !shards.is_empty() => shards[0].url.clone(),
         (Some(u), None) => u.clone(),
         (None, Some(h)) => {
             let user = s.user.clone().unwrap_or_else(|| "root".into());
@@ -398,6 +494,8 @@ fn validate(
                 project: raw.name.clone(),
                 writers: d.writers.unwrap_or(4).max(1),
                 meta_db: d.meta_db.clone().unwrap_or_else(|| "sluice".into()),
+                merge: HashMap::new(),
+                shard: None,
                 ignore_other_ddl: match d.unsupported_ddl.as_deref() {
                     None | Some("stop") => false,
                     Some("ignore") => true,
@@ -673,6 +771,7 @@ fn validate(
         throttle_rows: raw.options.throttle_rows,
         throttle_bytes: raw.options.throttle_bytes,
         metrics_listen: raw.options.metrics_listen,
+        shards,
         incremental: raw.stages.incremental,
         start,
         batch_rows: raw.options.batch_rows,

@@ -249,6 +249,9 @@ impl Drop for StopOnDrop {
 
 /// Runs the project until stopped, caught up (with `until_caught_up`) or failed.
 pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    if !p.shards.is_empty() {
+        return crate::shards::run_sharded(p, opts);
+    }
     let meta = MetaStore::open(&p.data_dir)?;
     let cp = meta.checkpoint(&p.name)?;
     let stage = if p.full && meta.full_stage(&p.name)? != Some(true) {

@@ -43,7 +43,17 @@ pub struct MysqlConfig {
     pub meta_db: String,
     /// DDL outside the applied list is skipped (logged) instead of stopping the project.
     pub ignore_other_ddl: bool,
+    /// Physical source table -> destination table, for logical tables (sharded sources);
+    /// tables not listed keep their (routed) name.
+    pub merge: HashMap<TableId, TableId>,
+    /// For a sharded source: the instance this writer serves. Destination tables then carry
+    /// [`SHARD_COLUMN`] (`instance/db.table` of each row), and a primary key already held by
+    /// another shard is an error naming both.
+    pub shard: Option<String>,
 }
+
+/// The column recording each row's shard in a logical table's destination.
+pub const SHARD_COLUMN: &str = "_sluice_shard";
 
 fn q(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
@@ -239,6 +249,8 @@ fn key_in(
 async fn apply(
     conn: &mut mysql_async::Transaction<'_>,
     actions: &[Action<'_>],
+    merge: &HashMap<TableId, TableId>,
+    shard: Option<&str>,
 ) -> Result<(), SinkError> {
     let mut i = 0;
     while i < actions.len() {
@@ -260,14 +272,49 @@ async fn apply(
                 Action::Remove(_, k) => k.clone(),
             })
             .collect();
-        let name = format!("{}.{}", q(&table.id.db), q(&table.id.table));
+        let dest = merge.get(&table.id).unwrap_or(&table.id);
+        let name = format!("{}.{}", q(&dest.db), q(&dest.table));
+        let origin = shard.map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
         let mut params = Vec::new();
         let cond = key_in(table, &keys, &mut params).map_err(SinkError::Rejected)?;
+        if let (Some(origin), true) = (&origin, put) {
+            // A key another shard already put here: two shards hold the same primary key.
+            let mut p2 = params.clone();
+            p2.push(MyValue::Bytes(origin.as_bytes().to_vec()));
+            let other: Option<String> = conn
+                .exec_first(
+                    format!(
+                        "SELECT {col} FROM {name} WHERE {cond} AND {col} <> ? LIMIT 1",
+                        col = q(SHARD_COLUMN)
+                    ),
+                    p2,
+                )
+                .await
+                .map_err(unavailable("check the shard of existing keys"))?;
+            if let Some(other) = other {
+                return Err(SinkError::Rejected(format!(
+                    "a primary key of {dest} exists in two shards: {other} and {origin}; the rows of a \
+                     logical table must have distinct keys across its shards (a row moved between \
+                     shards looks the same)"
+                )));
+            }
+        }
+        // Only this shard's row: a delete replayed late must not remove another shard's row.
+        let cond = match &origin {
+            Some(o) => {
+                params.push(MyValue::Bytes(o.as_bytes().to_vec()));
+                format!("{cond} AND {} = ?", q(SHARD_COLUMN))
+            }
+            None => cond,
+        };
         conn.exec_drop(format!("DELETE FROM {name} WHERE {cond}"), params)
             .await
             .map_err(unavailable("delete"))?;
         if put {
-            let cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+            let mut cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+            if origin.is_some() {
+                cols.push(q(SHARD_COLUMN));
+            }
             let one = format!("({})", vec!["?"; cols.len()].join(", "));
             let mut params = Vec::with_capacity(run.len() * cols.len());
             for a in run {
@@ -277,6 +324,9 @@ async fn apply(
                             param(v)
                                 .map_err(|e| SinkError::Rejected(format!("{}: {e}", table.id)))?,
                         );
+                    }
+                    if let Some(o) = &origin {
+                        params.push(MyValue::Bytes(o.as_bytes().to_vec()));
                     }
                 }
             }
@@ -405,6 +455,10 @@ impl MysqlSink {
         })
     }
 
+    fn dest_of(&self, t: &TableId) -> TableId {
+        self.cfg.merge.get(t).cloned().unwrap_or_else(|| t.clone())
+    }
+
     /// The highest source sequence applied by every writer (changes at or below it are at the
     /// destination).
     pub fn applied_floor(&self) -> u64 {
@@ -419,7 +473,7 @@ impl MysqlSink {
 
     /// The CREATE TABLE for `def` at `dest`, translated for the destination.
     pub fn create_table_sql(&self, dest: &TableId, def: &TableDef) -> String {
-        create_table_sql(dest, def, self.oceanbase)
+        create_table_sql(dest, def, self.oceanbase, self.cfg.shard.is_some())
     }
 
     /// Rows up to each DDL in parallel, then the DDL alone, in batch order.
@@ -439,11 +493,13 @@ impl MysqlSink {
     /// that was applied before a crash (duplicate column or index, nothing to drop) counts as
     /// applied.
     fn apply_ddl(&mut self, d: &sluice_core::Ddl, sequence: Option<u64>) -> Result<(), SinkError> {
-        let Some(dest) = &d.table else { return Ok(()) };
+        let Some(dest) = d.table.as_ref().map(|t| self.dest_of(t)) else {
+            return Ok(());
+        };
         if sequence.is_some_and(|s| s <= self.applied_floor()) {
             return Ok(());
         }
-        let sql = match ddl::translate(&d.sql, dest, self.oceanbase) {
+        let sql = match ddl::translate(&d.sql, &dest, self.oceanbase) {
             Ok(sql) => sql,
             Err(e) if self.cfg.ignore_other_ddl => {
                 tracing::warn!("skipped at {}: {e}", d.pos);
@@ -526,6 +582,8 @@ impl MysqlSink {
         }
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
+        let merge = &self.cfg.merge;
+        let shard = self.cfg.shard.as_deref();
         let mut conns: Vec<Option<Conn>> = std::mem::take(&mut self.conns);
         let result = self.rt.block_on(async {
             let mut futures = Vec::new();
@@ -540,7 +598,7 @@ impl MysqlSink {
                         .start_transaction(TxOpts::default())
                         .await
                         .map_err(unavailable("begin"))?;
-                    apply(&mut tx, &merged(acts)).await?;
+                    apply(&mut tx, &merged(acts), merge, shard).await?;
                     if let Some(seq) = seq {
                         tx.exec_drop(
                             format!(
@@ -595,8 +653,11 @@ impl MysqlSink {
         self.conns = conns;
         match first_err {
             None => Ok(()),
-            Some(SinkError::Rejected(e)) if e.contains("Duplicate entry") => {
+            // 1062: a unique key collided (writers reordered changes of different keys, or two
+            // shards wrote one key at once): once more on one connection, in source order.
+            Some(e) if e.to_string().contains("Duplicate entry") => {
                 tracing::warn!("a unique-key conflict between writers; applying the batch in source order: {e}");
+                self.reconnect()?;
                 self.deliver_in_order(items)
             }
             Some(e) => Err(e),
@@ -618,6 +679,8 @@ impl MysqlSink {
             })
             .unwrap_or_default();
         let applied = self.applied.clone();
+        let merge = &self.cfg.merge;
+        let shard = self.cfg.shard.as_deref();
         let mut conn = self
             .conns
             .first_mut()
@@ -637,7 +700,7 @@ impl MysqlSink {
                     if item.sequence.is_some_and(|s| s <= applied[w]) {
                         continue;
                     }
-                    apply(&mut tx, std::slice::from_ref(&a)).await?;
+                    apply(&mut tx, std::slice::from_ref(&a), merge, shard).await?;
                 }
             }
             if let Some(seq) = top {
@@ -708,7 +771,12 @@ fn normalized_type(t: &str) -> String {
 
 /// The CREATE TABLE for `def` at `dest`. On OceanBase, text columns become utf8mb4 with
 /// `utf8mb4_bin` (for `_bin` collations) or `utf8mb4_general_ci` (all others).
-pub fn create_table_sql(dest: &TableId, def: &TableDef, oceanbase: bool) -> String {
+pub fn create_table_sql(
+    dest: &TableId,
+    def: &TableDef,
+    oceanbase: bool,
+    shard_column: bool,
+) -> String {
     let mut parts = Vec::new();
     for c in &def.columns {
         let mut s = format!("{} ", q(&c.name));
@@ -738,6 +806,12 @@ pub fn create_table_sql(dest: &TableId, def: &TableDef, oceanbase: bool) -> Stri
         }
         parts.push(s);
     }
+    if shard_column {
+        parts.push(format!(
+            "{} VARCHAR(255) NOT NULL DEFAULT ''",
+            q(SHARD_COLUMN)
+        ));
+    }
     if !def.primary_key.is_empty() {
         let k: Vec<String> = def.primary_key.iter().map(|c| q(c)).collect();
         parts.push(format!("PRIMARY KEY ({})", k.join(", ")));
@@ -759,7 +833,7 @@ pub fn create_table_sql(dest: &TableId, def: &TableDef, oceanbase: bool) -> Stri
         ));
     }
     format!(
-        "CREATE TABLE {}.{} (\n  {}\n)",
+        "CREATE TABLE IF NOT EXISTS {}.{} (\n  {}\n)",
         q(&dest.db),
         q(&dest.table),
         parts.join(",\n  ")
@@ -769,43 +843,60 @@ pub fn create_table_sql(dest: &TableId, def: &TableDef, oceanbase: bool) -> Stri
 impl Sink for MysqlSink {
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
         let oceanbase = self.oceanbase;
+        let sharded = self.cfg.shard.is_some();
+        let dests: Vec<TableId> = tables.iter().map(|t| self.dest_of(&t.dest)).collect();
         let conn = self
             .conns
             .first_mut()
             .and_then(Option::as_mut)
             .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
         self.rt.block_on(async {
-            for spec in tables {
+            for (spec, dest) in tables.iter().zip(&dests) {
                 let Some(def) = &spec.def else { continue };
                 if def.primary_key.is_empty() {
                     return Err(SinkError::Config(format!(
                         "{}: the database destination needs a primary key to apply changes by key; add one at the source",
-                        spec.dest
+                        dest
                     )));
                 }
-                conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&spec.dest.db)))
+                conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
                     .await
                     .map_err(unavailable("create the database"))?;
                 let have: Vec<(String, String)> = conn
                     .exec(
                         "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) FROM information_schema.columns \
                          WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                        (&spec.dest.db, &spec.dest.table),
+                        (&dest.db, &dest.table),
                     )
                     .await
                     .map_err(unavailable("read the destination table"))?;
                 if have.is_empty() {
-                    let sql = create_table_sql(&spec.dest, def, oceanbase);
+                    // IF NOT EXISTS: the parts of a sharded project create it concurrently.
+                    let sql = create_table_sql(dest, def, oceanbase, sharded);
                     conn.query_drop(&sql).await.map_err(|e| {
-                        SinkError::Config(format!("creating {} failed: {e}\n{sql}", spec.dest))
+                        SinkError::Config(format!("creating {} failed: {e}\n{sql}", dest))
                     })?;
                     continue;
+                }
+                if sharded && !have.iter().any(|(n, _)| n == SHARD_COLUMN) {
+                    let sql = format!(
+                        "ALTER TABLE {}.{} ADD COLUMN {} VARCHAR(255) NOT NULL DEFAULT ''",
+                        q(&dest.db),
+                        q(&dest.table),
+                        q(SHARD_COLUMN)
+                    );
+                    if let Err(e) = conn.query_drop(&sql).await {
+                        // Another part of the project added it meanwhile.
+                        if !matches!(&e, mysql_async::Error::Server(s) if s.code == 1060) {
+                            return Err(SinkError::Config(format!("{sql}: {e}")));
+                        }
+                    }
                 }
                 for c in &def.columns {
                     let Some((_, ty)) = have.iter().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)) else {
                         return Err(SinkError::Config(format!(
                             "the existing table {} has no column {}; add it or drop the table to let Sluice create it",
-                            spec.dest, c.name
+                            dest, c.name
                         )));
                     };
                     let want = if c.json { "json".to_string() } else { normalized_type(&c.column_type) };
@@ -815,7 +906,7 @@ impl Sink for MysqlSink {
                     if want != got && !json_alias {
                         return Err(SinkError::Config(format!(
                             "the existing table {} has column {} as {ty}, the source has {}; make them the same type",
-                            spec.dest, c.name, c.column_type
+                            dest, c.name, c.column_type
                         )));
                     }
                 }
@@ -887,7 +978,7 @@ mod tests {
                 columns: vec![("code".into(), None), ("name".into(), Some(4))],
             }],
         };
-        let ob = create_table_sql(&TableId::new("d", "t"), &def, true);
+        let ob = create_table_sql(&TableId::new("d", "t"), &def, true, false);
         assert!(ob.contains("`name` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL DEFAULT 'x'"), "{ob}");
         assert!(
             ob.contains("`code` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"),
@@ -895,7 +986,11 @@ mod tests {
         );
         assert!(ob.contains("`id` int(11) NOT NULL AUTO_INCREMENT"), "{ob}");
         assert!(ob.contains("UNIQUE KEY `u` (`code`, `name`(4))"), "{ob}");
-        let maria = create_table_sql(&TableId::new("d", "t"), &def, false);
+        let maria = create_table_sql(&TableId::new("d", "t"), &def, false, true);
+        assert!(
+            maria.contains("`_sluice_shard` VARCHAR(255) NOT NULL DEFAULT ''"),
+            "{maria}"
+        );
         assert!(
             maria.contains("CHARACTER SET latin1 COLLATE latin1_swedish_ci"),
             "{maria}"

@@ -171,7 +171,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let (dir, only) = match (&args.file, &args.data_dir) {
         (Some(f), _) => {
             let p = Project::load(f)?;
-            (p.data_dir, Some(args.project.clone().unwrap_or(p.name)))
+            // A sharded project's parts are `NAME.INSTANCE`: show them all.
+            let only = match (&args.project, p.shards.is_empty()) {
+                (Some(n), _) => Some(n.clone()),
+                (None, true) => Some(p.name.clone()),
+                (None, false) => None,
+            };
+            (p.data_dir, only)
         }
         (None, Some(d)) => (d.clone(), args.project.clone()),
         (None, None) => (PathBuf::from("sluice-data"), args.project.clone()),

@@ -1,0 +1,225 @@
+//! Logical tables: one table whose rows live in many physical tables over several MySQL-family
+//! instances (`db_{00..15}.orders_{0000..0127}`), synchronized into one destination table.
+//!
+//! Each physical instance runs as a part of the project (`PROJECT.INSTANCE` in the metadata
+//! store) with its own binlog reader, full sync and checkpoint; all parts write through the
+//! database destination into the same destination tables, which record each row's shard so a
+//! primary key found in two shards is reported instead of silently merged.
+
+use std::collections::HashMap;
+
+use sluice_core::TableId;
+use sluice_route::Pattern;
+
+use crate::project::Project;
+use crate::run::{RunError, RunOptions, RunSummary};
+
+/// One physical instance of a sharded source.
+#[derive(Debug, Clone)]
+pub struct ShardInstance {
+    /// Name (unique in the project).
+    pub name: String,
+    /// `mysql://user:pass@host:port`.
+    pub url: String,
+    /// Our replica id on this instance.
+    pub server_id: u32,
+    /// Its physical tables and the logical table each belongs to.
+    pub tables: Vec<(TableId, TableId)>,
+}
+
+/// Expands one name pattern: `orders_{0000..0127}` (zero padding from the first bound's
+/// digits) or ShardingSphere's `t_order_${0..3}`; several ranges multiply.
+pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
+    let open = match (pattern.find("${"), pattern.find('{')) {
+        (Some(d), _) => Some((d, d + 2)),
+        (None, Some(b)) => Some((b, b + 1)),
+        (None, None) => None,
+    };
+    let Some((start, inner)) = open else {
+        return Ok(vec![pattern.to_string()]);
+    };
+    let close = pattern[inner..]
+        .find('}')
+        .map(|c| inner + c)
+        .ok_or_else(|| format!("{pattern:?}: a range is not closed with }}"))?;
+    let range = &pattern[inner..close];
+    let (lo, hi) = range
+        .split_once("..")
+        .ok_or_else(|| format!("{pattern:?}: a range is written {{FROM..TO}}"))?;
+    let width = lo.len();
+    let (a, b): (u64, u64) = (
+        lo.parse()
+            .map_err(|_| format!("{pattern:?}: {lo:?} is not a number"))?,
+        hi.parse()
+            .map_err(|_| format!("{pattern:?}: {hi:?} is not a number"))?,
+    );
+    if a > b || b - a > 100_000 {
+        return Err(format!(
+            "{pattern:?}: the range {a}..{b} is empty or too large"
+        ));
+    }
+    let rest = expand(&pattern[close + 1..])?;
+    let mut out = Vec::new();
+    for n in a..=b {
+        // Padding only when the bound was written with leading zeros (`{0000..0127}`).
+        let num = if lo.starts_with('0') && width > 1 {
+            format!("{n:0width$}")
+        } else {
+            n.to_string()
+        };
+        for r in &rest {
+            out.push(format!("{}{num}{r}", &pattern[..start]));
+        }
+    }
+    Ok(out)
+}
+
+/// Expands `db_pattern.table_pattern` into physical tables.
+pub fn expand_tables(pattern: &str) -> Result<Vec<TableId>, String> {
+    // The dot between database and table is the first one outside braces.
+    let mut depth = 0;
+    let mut split = None;
+    for (i, c) in pattern.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            '.' if depth == 0 => {
+                split = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let at = split.ok_or_else(|| format!("{pattern:?} must be db_pattern.table_pattern"))?;
+    let (dbs, tables) = (expand(&pattern[..at])?, expand(&pattern[at + 1..])?);
+    Ok(dbs
+        .iter()
+        .flat_map(|d| {
+            tables
+                .iter()
+                .map(move |t| TableId::new(d.clone(), t.clone()))
+        })
+        .collect())
+}
+
+/// The part of `p` that reads instance `s`.
+fn part(p: &Project, s: &ShardInstance) -> Project {
+    let mut sub = p.clone();
+    sub.name = format!("{}.{}", p.name, s.name);
+    sub.source_url = s.url.clone();
+    sub.server_id = s.server_id;
+    sub.shards = Vec::new();
+    // Only this instance's physical tables; names stay physical up to the destination, which
+    // maps them to the (renamed) logical table and records the shard of every row.
+    sub.router.include = s
+        .tables
+        .iter()
+        .filter_map(|(t, _)| Pattern::parse(&format!("{}.{}", t.db, t.table)).ok())
+        .collect();
+    let merge: HashMap<TableId, TableId> = s
+        .tables
+        .iter()
+        .map(|(phys, logical)| {
+            let dest = p
+                .router
+                .rename
+                .get(logical)
+                .cloned()
+                .unwrap_or_else(|| logical.clone());
+            (phys.clone(), dest)
+        })
+        .collect();
+    // Per-table options are written against logical names: give them to each physical table.
+    for (phys, logical) in &s.tables {
+        if let Some(c) = p.router.columns.get(logical) {
+            sub.router.columns.insert(phys.clone(), c.clone());
+        }
+        if let Some(k) = p.keys.get(logical) {
+            sub.keys.insert(phys.clone(), k.clone());
+        }
+    }
+    sub.router.rename = HashMap::new();
+    if let Some(db) = &mut sub.database {
+        db.project = sub.name.clone();
+        db.merge = merge;
+        db.shard = Some(s.name.clone());
+    }
+    // One metrics page per process: the first part serves it.
+    if p.shards.first().map(|f| f.name.as_str()) != Some(s.name.as_str()) {
+        sub.metrics_listen = None;
+    }
+    sub
+}
+
+/// Runs every part of a sharded project at once; the first failure stops the others.
+pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    if p.database.is_none() {
+        return Err(RunError::Sink(
+            "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql)".into(),
+        ));
+    }
+    let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
+    let results: Vec<Result<RunSummary, RunError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|sub| {
+                scope.spawn(move || {
+                    let r = crate::run::run(sub, opts);
+                    if r.is_err() {
+                        // One instance failed: stop the others gracefully.
+                        opts.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(RunError::Source("a shard reader panicked".into())))
+            })
+            .collect()
+    });
+    let mut summary = RunSummary::default();
+    for (r, s) in results.into_iter().zip(&p.shards) {
+        let r = r.map_err(|e| match e {
+            RunError::Source(m) => RunError::Source(format!("instance {}: {m}", s.name)),
+            RunError::Sink(m) => RunError::Sink(format!("instance {}: {m}", s.name)),
+            other => other,
+        })?;
+        summary.delivered += r.delivered;
+        summary.checkpoint = r.checkpoint;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_expand_with_padding_and_shardingsphere_syntax() {
+        assert_eq!(
+            expand("orders_{0000..0002}").expect("ok"),
+            vec!["orders_0000", "orders_0001", "orders_0002"]
+        );
+        assert_eq!(
+            expand("t_order_${0..1}").expect("ok"),
+            vec!["t_order_0", "t_order_1"]
+        );
+        assert_eq!(
+            expand("a{0..1}b{8..9}").expect("ok"),
+            vec!["a0b8", "a0b9", "a1b8", "a1b9"]
+        );
+        let t = expand_tables("db_{00..15}.orders_{0000..0127}").expect("ok");
+        assert_eq!(t.len(), 16 * 128);
+        assert_eq!(t[0], TableId::new("db_00", "orders_0000"));
+        assert_eq!(t[t.len() - 1], TableId::new("db_15", "orders_0127"));
+        let ss = expand_tables("ds_${0..1}.t_order_${0..3}").expect("ok");
+        assert_eq!(ss.len(), 8);
+        assert!(expand("x{3..1}").is_err());
+        assert!(expand("x{1..").is_err());
+        assert!(expand_tables("nodot").is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! Logical tables: 3 MariaDB instances x 2 databases x 4 tables of one logical table, merged
+//! into one OceanBase seekdb table, with a writer on every instance during full and incremental
+//! sync, and `kill -9` cycles; the destination must equal the union of the shards.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use sluice_testkit::{MARIADB_SHARD1, MARIADB_SHARD2, OCEANBASE};
+
+fn instances() -> Vec<String> {
+    vec![MARIADB.get(), MARIADB_SHARD1.get(), MARIADB_SHARD2.get()]
+}
+
+async fn at(addr: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
+        "mysql://root@{addr}"
+    ))?)
+    .await
+}
+
+/// Instance `i` holds databases `{u}_{2i}` and `{u}_{2i+1}`, each with `orders_0..3`; ids are
+/// distinct across shards: i * 1_000_000 + db * 100_000 + table * 10_000 + n.
+async fn seed(u: &str, rows: u32) -> TestResult {
+    for (i, addr) in instances().iter().enumerate() {
+        let mut c = at(addr).await?;
+        for d in [2 * i, 2 * i + 1] {
+            c.query_drop(format!("CREATE DATABASE {u}_{d}")).await?;
+            for t in 0..4 {
+                c.query_drop(format!(
+                    "CREATE TABLE {u}_{d}.orders_{t} (id BIGINT PRIMARY KEY, v VARCHAR(30), amt DECIMAL(10,2))"
+                ))
+                .await?;
+                let base = i * 1_000_000 + (d % 2) * 100_000 + t * 10_000;
+                c.query_drop(format!(
+                    "INSERT INTO {u}_{d}.orders_{t} SELECT {base} + seq, CONCAT('s', seq), seq / 4 FROM {u}_{d}.seq_1_to_{rows}"
+                ))
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sharded_project(dir: &Path, u: &str) -> PathBuf {
+    let addrs = instances();
+    let yaml = format!(
+        "name: {u}
+source:
+  type: sharded
+  instances:
+    - {{name: s0, url: \"mysql://root@{a0}\", server_id: {s0}}}
+    - {{name: s1, url: \"mysql://root@{a1}\", server_id: {s1}}}
+    - {{name: s2, url: \"mysql://root@{a2}\", server_id: {s2}}}
+  logical_tables:
+    - name: {u}.orders
+      shards:
+        s0: \"{u}_{{0..1}}.orders_{{0..3}}\"
+        s1: \"{u}_${{2..3}}.orders_${{0..3}}\"
+        s2: [\"{u}_4.orders_{{0..3}}\", \"{u}_5.orders_{{0..3}}\"]
+destination:
+  type: oceanbase
+  url: mysql://root@{ob}
+  writers: 3
+objects:
+  include: [\"*.*\"]
+  rename:
+    {u}.orders: {u}_dest.orders
+stages:
+  full: true
+options:
+  heartbeat_secs: 1
+  full_chunk_rows: 300
+  full_readers: 2
+",
+        a0 = addrs[0],
+        a1 = addrs[1],
+        a2 = addrs[2],
+        ob = OCEANBASE.get(),
+        s0 = 3_200_000 + std::process::id() % 100_000,
+        s1 = 3_300_000 + std::process::id() % 100_000,
+        s2 = 3_400_000 + std::process::id() % 100_000,
+    );
+    let path = dir.join("project.yaml");
+    let _ = std::fs::write(&path, yaml);
+    path
+}
+
+/// A writer per instance, on its own shards' key ranges, until stopped.
+fn writers(
+    u: &str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Result<u64, mysql_async::Error>>> {
+    instances()
+        .into_iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let (u, stop) = (u.to_string(), stop.clone());
+            tokio::spawn(async move {
+                let mut c = at(&addr).await?;
+                let mut rng = Lcg(u64::from(std::process::id()) + i as u64 * 101);
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let d = 2 * i + rng.next(2) as usize;
+                    let t = rng.next(4) as usize;
+                    let id = i * 1_000_000 + (d % 2) * 100_000 + t * 10_000 + rng.next(400) as usize + 1;
+                    let tbl = format!("{u}_{d}.orders_{t}");
+                    let sql = match rng.next(4) {
+                        0 => format!("REPLACE INTO {tbl} VALUES ({id}, 'w{n}', {n}.25)"),
+                        1 => format!("UPDATE {tbl} SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
+                        2 => format!("DELETE FROM {tbl} WHERE id = {id}"),
+                        _ => format!(
+                            "BEGIN; UPDATE {tbl} SET v = 'b{n}' WHERE id = {id}; \
+                             INSERT INTO {tbl} VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
+                            id + 1
+                        ),
+                    };
+                    c.query_drop(sql).await?;
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Ok(n)
+            })
+        })
+        .collect()
+}
+
+type Rows = Vec<(i64, Option<String>, Option<String>)>;
+
+/// The union of every shard, sorted by id.
+async fn union_of_shards(u: &str) -> Result<Rows, mysql_async::Error> {
+    let mut all = Vec::new();
+    for (i, addr) in instances().iter().enumerate() {
+        let mut c = at(addr).await?;
+        for d in [2 * i, 2 * i + 1] {
+            for t in 0..4 {
+                let rows: Rows = c
+                    .query(format!(
+                        "SELECT id, v, CAST(amt AS CHAR) FROM {u}_{d}.orders_{t}"
+                    ))
+                    .await?;
+                all.extend(rows);
+            }
+        }
+    }
+    all.sort();
+    Ok(all)
+}
+
+async fn destination(u: &str) -> Result<Rows, mysql_async::Error> {
+    let mut d = at(&OCEANBASE.get()).await?;
+    d.query(format!(
+        "SELECT id, v, CAST(amt AS CHAR) FROM {u}_dest.orders ORDER BY id"
+    ))
+    .await
+}
+
+async fn cleanup(u: &str) -> TestResult {
+    for (i, addr) in instances().iter().enumerate() {
+        let mut c = at(addr).await?;
+        for d in [2 * i, 2 * i + 1] {
+            c.query_drop(format!("DROP DATABASE IF EXISTS {u}_{d}"))
+                .await?;
+        }
+    }
+    at(&OCEANBASE.get())
+        .await?
+        .query_drop(format!("DROP DATABASE IF EXISTS {u}_dest"))
+        .await?;
+    Ok(())
+}
+
+fn status(dir: &Path) -> String {
+    sluice()
+        .args(["status", "--data-dir"])
+        .arg(dir.join("sluice-data"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("sh");
+    let dir = temp_dir(&u);
+    seed(&u, 300).await?;
+    let file = sharded_project(&dir, &u);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ws = writers(&u, &stop);
+    let mut child = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while status(&dir).matches("full sync:  finished").count() < 3 {
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            return Err(format!(
+                "full sync did not finish on every instance: {}",
+                status(&dir)
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in ws {
+        assert!(w.await?? > 50, "a writer made too few changes");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(child.wait()?.success());
+    run_until_caught_up(&file)?;
+    let want = union_of_shards(&u).await?;
+    assert!(want.len() > 7_000);
+    assert_eq!(
+        destination(&u).await?,
+        want,
+        "the destination table vs the union of the shards"
+    );
+    // Every row records its shard.
+    let mut d = at(&OCEANBASE.get()).await?;
+    let shards: Vec<String> = d
+        .query(format!(
+            "SELECT DISTINCT _sluice_shard FROM {u}_dest.orders ORDER BY 1"
+        ))
+        .await?;
+    assert_eq!(shards.len(), 24, "{shards:?}");
+    assert!(shards.contains(&format!("s1/{u}_2.orders_0")));
+
+    // A key present in two shards is reported, naming both.
+    let mut c = at(&MARIADB_SHARD2.get()).await?;
+    c.query_drop(format!("INSERT INTO {u}_4.orders_0 VALUES (1, 'dup', 1)"))
+        .await?;
+    let err = run_until_caught_up(&file)
+        .expect_err("duplicate key across shards")
+        .to_string();
+    assert!(
+        err.contains("exists in two shards")
+            && err.contains(&format!("s0/{u}_0.orders_0"))
+            && err.contains(&format!("s2/{u}_4.orders_0")),
+        "{err}"
+    );
+    cleanup(&u).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kill_9_cycles_of_a_sharded_project_end_equal_to_the_union() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("shk");
+    let dir = temp_dir(&u);
+    seed(&u, 500).await?;
+    let file = sharded_project(&dir, &u);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ws = writers(&u, &stop);
+    let mut rng = Lcg(3 + u64::from(std::process::id()));
+    let mut saw_full = false;
+    for _ in 0..20 {
+        saw_full |= status(&dir).matches("full sync:  finished").count() < 3;
+        let mut child = sluice()
+            .args(["run", "-f"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
+        child.kill()?;
+        child.wait()?;
+        // Never a row that no shard had: every destination id is one the shards use.
+        let dest = destination(&u).await.unwrap_or_default();
+        assert!(
+            dest.iter()
+                .all(|(id, ..)| id % 10_000 <= 500 && *id < 3_000_000),
+            "a row no shard could have"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in ws {
+        w.await??;
+    }
+    assert!(saw_full, "no kill landed during full sync");
+    run_until_caught_up(&file)?;
+    assert_eq!(
+        destination(&u).await?,
+        union_of_shards(&u).await?,
+        "after 20 kill -9 cycles"
+    );
+    cleanup(&u).await
+}
