@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sluice_core::Position;
 
 /// A metadata-store failure.
@@ -111,8 +111,13 @@ impl MetaStore {
             reason: e.to_string(),
         })?;
         let conn = Connection::open(&file).map_err(err)?;
+        // Several runs (the parts of a sharded project, `sluice status`) share the file: wait
+        // for a lock instead of failing, and take write locks up front (IMMEDIATE) so a
+        // reader never has to upgrade.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
              CREATE TABLE IF NOT EXISTS checkpoint (
                project TEXT PRIMARY KEY, position TEXT NOT NULL, sequence INTEGER NOT NULL,
                txn_number INTEGER NOT NULL, history TEXT NOT NULL, ts_ms INTEGER NOT NULL,
@@ -196,7 +201,10 @@ impl MetaStore {
             what: "checkpoint position".into(),
             reason: e.to_string(),
         })?;
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute(
             "INSERT INTO checkpoint (project, position, sequence, txn_number, history, ts_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -256,7 +264,10 @@ impl MetaStore {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute("DELETE FROM full_unit WHERE project = ?1", params![project])
             .map_err(err)?;
         for u in units {
@@ -340,7 +351,10 @@ impl MetaStore {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute(
             "UPDATE full_unit SET last_key = COALESCE(?3, last_key), rows = rows + ?4, done = ?5
              WHERE project = ?1 AND unit = ?2",

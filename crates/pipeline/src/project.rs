@@ -108,6 +108,8 @@ struct RawDestination {
     writers: Option<usize>,
     meta_db: Option<String>,
     unsupported_ddl: Option<String>,
+    #[serde(default)]
+    shard_in_key: bool,
     topic: Option<String>,
     single_topic: Option<String>,
     #[serde(default)]
@@ -496,6 +498,7 @@ fn validate(
                 meta_db: d.meta_db.clone().unwrap_or_else(|| "sluice".into()),
                 merge: HashMap::new(),
                 shard: None,
+                shard_in_key: d.shard_in_key,
                 ignore_other_ddl: match d.unsupported_ddl.as_deref() {
                     None | Some("stop") => false,
                     Some("ignore") => true,

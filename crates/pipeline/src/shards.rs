@@ -7,6 +7,9 @@
 //! primary key found in two shards is reported instead of silently merged.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_core::TableId;
 use sluice_route::Pattern;
@@ -159,27 +162,54 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
         ));
     }
     let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
+    // Each part has its own stop flag (a run raises its own flag when it ends, to stop its
+    // reader); the project's flag, or a failing part, raises all of them.
+    let flags: Vec<Arc<AtomicBool>> = parts
+        .iter()
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
+    let done = AtomicBool::new(false);
     let results: Vec<Result<RunSummary, RunError>> = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if opts.stop.load(Ordering::SeqCst) {
+                    for f in &flags {
+                        f.store(true, Ordering::SeqCst);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
         let handles: Vec<_> = parts
             .iter()
-            .map(|sub| {
+            .zip(&flags)
+            .map(|(sub, flag)| {
+                let flags = &flags;
                 scope.spawn(move || {
-                    let r = crate::run::run(sub, opts);
+                    let own = RunOptions {
+                        until_caught_up: opts.until_caught_up,
+                        stop: flag.clone(),
+                    };
+                    let r = crate::run::run(sub, &own);
                     if r.is_err() {
                         // One instance failed: stop the others gracefully.
-                        opts.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        for f in flags {
+                            f.store(true, Ordering::SeqCst);
+                        }
                     }
                     r
                 })
             })
             .collect();
-        handles
+        let results = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(RunError::Source("a shard reader panicked".into())))
             })
-            .collect()
+            .collect();
+        done.store(true, Ordering::SeqCst);
+        results
     });
     let mut summary = RunSummary::default();
     for (r, s) in results.into_iter().zip(&p.shards) {

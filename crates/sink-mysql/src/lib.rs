@@ -50,6 +50,9 @@ pub struct MysqlConfig {
     /// [`SHARD_COLUMN`] (`instance/db.table` of each row), and a primary key already held by
     /// another shard is an error naming both.
     pub shard: Option<String>,
+    /// With `shard`: the shard column joins the destination's primary key, so equal keys of
+    /// different shards are kept side by side instead of reported.
+    pub shard_in_key: bool,
 }
 
 /// The column recording each row's shard in a logical table's destination.
@@ -251,6 +254,7 @@ async fn apply(
     actions: &[Action<'_>],
     merge: &HashMap<TableId, TableId>,
     shard: Option<&str>,
+    shard_in_key: bool,
 ) -> Result<(), SinkError> {
     let mut i = 0;
     while i < actions.len() {
@@ -277,7 +281,7 @@ async fn apply(
         let origin = shard.map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
         let mut params = Vec::new();
         let cond = key_in(table, &keys, &mut params).map_err(SinkError::Rejected)?;
-        if let (Some(origin), true) = (&origin, put) {
+        if let (Some(origin), true, false) = (&origin, put, shard_in_key) {
             // A key another shard already put here: two shards hold the same primary key.
             let mut p2 = params.clone();
             p2.push(MyValue::Bytes(origin.as_bytes().to_vec()));
@@ -473,7 +477,13 @@ impl MysqlSink {
 
     /// The CREATE TABLE for `def` at `dest`, translated for the destination.
     pub fn create_table_sql(&self, dest: &TableId, def: &TableDef) -> String {
-        create_table_sql(dest, def, self.oceanbase, self.cfg.shard.is_some())
+        create_table_sql(
+            dest,
+            def,
+            self.oceanbase,
+            self.cfg.shard.is_some(),
+            self.cfg.shard_in_key,
+        )
     }
 
     /// Rows up to each DDL in parallel, then the DDL alone, in batch order.
@@ -584,6 +594,7 @@ impl MysqlSink {
         let project = self.cfg.project.clone();
         let merge = &self.cfg.merge;
         let shard = self.cfg.shard.as_deref();
+        let in_key = self.cfg.shard_in_key;
         let mut conns: Vec<Option<Conn>> = std::mem::take(&mut self.conns);
         let result = self.rt.block_on(async {
             let mut futures = Vec::new();
@@ -598,7 +609,7 @@ impl MysqlSink {
                         .start_transaction(TxOpts::default())
                         .await
                         .map_err(unavailable("begin"))?;
-                    apply(&mut tx, &merged(acts), merge, shard).await?;
+                    apply(&mut tx, &merged(acts), merge, shard, in_key).await?;
                     if let Some(seq) = seq {
                         tx.exec_drop(
                             format!(
@@ -681,6 +692,7 @@ impl MysqlSink {
         let applied = self.applied.clone();
         let merge = &self.cfg.merge;
         let shard = self.cfg.shard.as_deref();
+        let in_key = self.cfg.shard_in_key;
         let mut conn = self
             .conns
             .first_mut()
@@ -700,7 +712,7 @@ impl MysqlSink {
                     if item.sequence.is_some_and(|s| s <= applied[w]) {
                         continue;
                     }
-                    apply(&mut tx, std::slice::from_ref(&a), merge, shard).await?;
+                    apply(&mut tx, std::slice::from_ref(&a), merge, shard, in_key).await?;
                 }
             }
             if let Some(seq) = top {
@@ -776,6 +788,7 @@ pub fn create_table_sql(
     def: &TableDef,
     oceanbase: bool,
     shard_column: bool,
+    shard_in_key: bool,
 ) -> String {
     let mut parts = Vec::new();
     for c in &def.columns {
@@ -813,7 +826,10 @@ pub fn create_table_sql(
         ));
     }
     if !def.primary_key.is_empty() {
-        let k: Vec<String> = def.primary_key.iter().map(|c| q(c)).collect();
+        let mut k: Vec<String> = def.primary_key.iter().map(|c| q(c)).collect();
+        if shard_column && shard_in_key {
+            k.push(q(SHARD_COLUMN));
+        }
         parts.push(format!("PRIMARY KEY ({})", k.join(", ")));
     }
     for i in &def.indexes {
@@ -844,6 +860,7 @@ impl Sink for MysqlSink {
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
         let oceanbase = self.oceanbase;
         let sharded = self.cfg.shard.is_some();
+        let in_key = self.cfg.shard_in_key;
         let dests: Vec<TableId> = tables.iter().map(|t| self.dest_of(&t.dest)).collect();
         let conn = self
             .conns
@@ -872,7 +889,7 @@ impl Sink for MysqlSink {
                     .map_err(unavailable("read the destination table"))?;
                 if have.is_empty() {
                     // IF NOT EXISTS: the parts of a sharded project create it concurrently.
-                    let sql = create_table_sql(dest, def, oceanbase, sharded);
+                    let sql = create_table_sql(dest, def, oceanbase, sharded, in_key);
                     conn.query_drop(&sql).await.map_err(|e| {
                         SinkError::Config(format!("creating {} failed: {e}\n{sql}", dest))
                     })?;
@@ -978,7 +995,7 @@ mod tests {
                 columns: vec![("code".into(), None), ("name".into(), Some(4))],
             }],
         };
-        let ob = create_table_sql(&TableId::new("d", "t"), &def, true, false);
+        let ob = create_table_sql(&TableId::new("d", "t"), &def, true, false, false);
         assert!(ob.contains("`name` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL DEFAULT 'x'"), "{ob}");
         assert!(
             ob.contains("`code` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"),
@@ -986,7 +1003,11 @@ mod tests {
         );
         assert!(ob.contains("`id` int(11) NOT NULL AUTO_INCREMENT"), "{ob}");
         assert!(ob.contains("UNIQUE KEY `u` (`code`, `name`(4))"), "{ob}");
-        let maria = create_table_sql(&TableId::new("d", "t"), &def, false, true);
+        let maria = create_table_sql(&TableId::new("d", "t"), &def, false, true, true);
+        assert!(
+            maria.contains("PRIMARY KEY (`id`, `_sluice_shard`)"),
+            "{maria}"
+        );
         assert!(
             maria.contains("`_sluice_shard` VARCHAR(255) NOT NULL DEFAULT ''"),
             "{maria}"

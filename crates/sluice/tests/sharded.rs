@@ -294,3 +294,43 @@ async fn twenty_kill_9_cycles_of_a_sharded_project_end_equal_to_the_union() -> T
     );
     cleanup(&u).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("shq");
+    let dir = temp_dir(&u);
+    seed(&u, 5).await?;
+    let mut c = at(&MARIADB_SHARD2.get()).await?;
+    c.query_drop(format!("INSERT INTO {u}_4.orders_0 VALUES (1, 'dup', 1)"))
+        .await?;
+    let file = sharded_project(&dir, &u);
+    let yaml = std::fs::read_to_string(&file)?
+        .replace("  writers: 3\n", "  writers: 3\n  shard_in_key: true\n");
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    let mut d = at(&OCEANBASE.get()).await?;
+    let ones: Vec<(i64, String)> = d
+        .query(format!(
+            "SELECT id, _sluice_shard FROM {u}_dest.orders WHERE id = 1 ORDER BY 2"
+        ))
+        .await?;
+    assert_eq!(
+        ones,
+        vec![
+            (1, format!("s0/{u}_0.orders_0")),
+            (1, format!("s2/{u}_4.orders_0"))
+        ]
+    );
+    // Deletes stay within their shard.
+    c.query_drop(format!("DELETE FROM {u}_4.orders_0 WHERE id = 1"))
+        .await?;
+    run_until_caught_up(&file)?;
+    let left: Vec<String> = d
+        .query(format!(
+            "SELECT _sluice_shard FROM {u}_dest.orders WHERE id = 1"
+        ))
+        .await?;
+    assert_eq!(left, vec![format!("s0/{u}_0.orders_0")]);
+    cleanup(&u).await
+}
