@@ -44,13 +44,25 @@ impl Throttle {
 /// once per 500 ms.
 pub(crate) struct PauseCheck {
     last: Instant,
+    /// A sharded project's name, when this run is one of its parts: pausing the project pauses
+    /// every part.
+    parent: Option<String>,
 }
 
 impl PauseCheck {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(parent: Option<String>) -> Self {
         Self {
             last: Instant::now() - Duration::from_secs(1),
+            parent,
         }
+    }
+
+    fn asked(&self, meta: &MetaStore, project: &str) -> bool {
+        meta.paused(project).unwrap_or(false)
+            || self
+                .parent
+                .as_deref()
+                .is_some_and(|p| meta.paused(p).unwrap_or(false))
     }
 
     /// Whether a look at the store is due.
@@ -66,12 +78,12 @@ impl PauseCheck {
             return;
         }
         self.last = Instant::now();
-        if !meta.paused(project).unwrap_or(false) {
+        if !self.asked(meta, project) {
             return;
         }
         tracing::info!(project, "paused");
         let _ = meta.set_state(project, stage, "Paused", "");
-        while !stop.load(Ordering::SeqCst) && meta.paused(project).unwrap_or(false) {
+        while !stop.load(Ordering::SeqCst) && self.asked(meta, project) {
             std::thread::sleep(Duration::from_millis(200));
         }
         tracing::info!(project, "resumed");

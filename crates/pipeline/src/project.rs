@@ -279,6 +279,8 @@ pub struct Project {
     pub metrics_listen: Option<String>,
     /// A sharded source's instances (empty for a single source).
     pub shards: Vec<crate::shards::ShardInstance>,
+    /// For one part of a sharded project: the project's name.
+    pub parent: Option<String>,
     /// Incremental stage on.
     pub incremental: bool,
     /// Where incremental starts when there is no checkpoint.
@@ -775,6 +777,7 @@ fn validate(
         throttle_bytes: raw.options.throttle_bytes,
         metrics_listen: raw.options.metrics_listen,
         shards,
+        parent: None,
         incremental: raw.stages.incremental,
         start,
         batch_rows: raw.options.batch_rows,

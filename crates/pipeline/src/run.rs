@@ -355,7 +355,7 @@ fn run_inner(
         None => None,
     };
     let mut throttle = Throttle::new(p.throttle_rows, p.throttle_bytes);
-    let mut pause = PauseCheck::new();
+    let mut pause = PauseCheck::new(p.parent.clone());
     // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
     // follows the replayed DDL, and the source's current schema may be ahead of it.
     if p.schema_stage && cp.is_none() {

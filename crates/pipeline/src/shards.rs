@@ -112,6 +112,7 @@ fn part(p: &Project, s: &ShardInstance) -> Project {
     sub.source_url = s.url.clone();
     sub.server_id = s.server_id;
     sub.shards = Vec::new();
+    sub.parent = Some(p.name.clone());
     // Only this instance's physical tables; names stay physical up to the destination, which
     // maps them to the (renamed) logical table and records the shard of every row.
     sub.router.include = s

@@ -332,5 +332,52 @@ async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> 
         ))
         .await?;
     assert_eq!(left, vec![format!("s0/{u}_0.orders_0")]);
+
+    // Pausing the project pauses every part; resuming lets them go on.
+    let out = sluice()
+        .args(["project", "pause", "-f"])
+        .arg(&file)
+        .output()?;
+    assert!(out.status.success());
+    let mut child = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status(&dir).matches("state:      Paused").count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every part paused: {}",
+            status(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.query_drop(format!("INSERT INTO {u}_4.orders_1 VALUES (7, 'late', 1)"))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = format!("SELECT COUNT(*) FROM {u}_dest.orders WHERE v = 'late'");
+    assert_eq!(
+        d.query_first::<i64, _>(&late).await?,
+        Some(0),
+        "delivered while paused"
+    );
+    let out = sluice()
+        .args(["project", "resume", "-f"])
+        .arg(&file)
+        .output()?;
+    assert!(out.status.success());
+    while d.query_first::<i64, _>(&late).await? != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline + Duration::from_secs(30),
+            "not resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(child.wait()?.success());
     cleanup(&u).await
 }
