@@ -90,6 +90,27 @@ pub struct FullUnit {
     pub done: bool,
 }
 
+/// The store's schema, created when missing.
+const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS checkpoint (
+               project TEXT PRIMARY KEY, position TEXT NOT NULL, sequence INTEGER NOT NULL,
+               txn_number INTEGER NOT NULL, history TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+               updated_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS state (
+               project TEXT PRIMARY KEY, stage TEXT NOT NULL, state TEXT NOT NULL,
+               message TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS table_rows (
+               project TEXT NOT NULL, tbl TEXT NOT NULL, rows INTEGER NOT NULL,
+               PRIMARY KEY (project, tbl));
+             CREATE TABLE IF NOT EXISTS control (
+               project TEXT PRIMARY KEY, paused INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS full_stage (
+               project TEXT PRIMARY KEY, done INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS full_unit (
+               project TEXT NOT NULL, unit INTEGER NOT NULL, db TEXT NOT NULL, tbl TEXT NOT NULL,
+               range TEXT NOT NULL, last_key TEXT, rows INTEGER NOT NULL, total INTEGER NOT NULL,
+               done INTEGER NOT NULL, PRIMARY KEY (project, unit));";
+
 /// The store.
 pub struct MetaStore {
     conn: Connection,
@@ -116,28 +137,24 @@ impl MetaStore {
         // reader never has to upgrade.
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS checkpoint (
-               project TEXT PRIMARY KEY, position TEXT NOT NULL, sequence INTEGER NOT NULL,
-               txn_number INTEGER NOT NULL, history TEXT NOT NULL, ts_ms INTEGER NOT NULL,
-               updated_ms INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS state (
-               project TEXT PRIMARY KEY, stage TEXT NOT NULL, state TEXT NOT NULL,
-               message TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS table_rows (
-               project TEXT NOT NULL, tbl TEXT NOT NULL, rows INTEGER NOT NULL,
-               PRIMARY KEY (project, tbl));
-             CREATE TABLE IF NOT EXISTS control (
-               project TEXT PRIMARY KEY, paused INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS full_stage (
-               project TEXT PRIMARY KEY, done INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS full_unit (
-               project TEXT NOT NULL, unit INTEGER NOT NULL, db TEXT NOT NULL, tbl TEXT NOT NULL,
-               range TEXT NOT NULL, last_key TEXT, rows INTEGER NOT NULL, total INTEGER NOT NULL,
-               done INTEGER NOT NULL, PRIMARY KEY (project, unit));",
-        )
-        .map_err(err)?;
+        // Switching a new file to WAL needs it alone for a moment; several processes opening it
+        // at once may be told it is locked without waiting: try again briefly.
+        let mut tries = 0;
+        loop {
+            let r = conn.execute_batch(SCHEMA);
+            match r {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 50 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+                }
+                other => {
+                    other.map_err(err)?;
+                    break;
+                }
+            }
+        }
         Ok(Self { conn, path })
     }
 

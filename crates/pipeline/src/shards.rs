@@ -163,6 +163,8 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
         ));
     }
     let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
+    // Create the shared metadata store (WAL, tables) before the parts open it at once.
+    drop(sluice_meta::MetaStore::open(&p.data_dir)?);
     // Each part has its own stop flag (a run raises its own flag when it ends, to stop its
     // reader); the project's flag, or a failing part, raises all of them.
     let flags: Vec<Arc<AtomicBool>> = parts

@@ -350,6 +350,30 @@ async fn apply(
     Ok(())
 }
 
+/// Records that `writers` applied everything up to source sequence `seq` (never lowering it).
+async fn write_checkpoint<Q: Queryable>(
+    q: &mut Q,
+    meta_db: &str,
+    project: &str,
+    writers: std::ops::Range<usize>,
+    seq: u64,
+    pos: &str,
+) -> Result<(), SinkError> {
+    for w in writers {
+        q.exec_drop(
+            format!(
+                "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
+                 VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence)), \
+                 position = VALUES(position)"
+            ),
+            (project, w as u32, seq, pos),
+        )
+        .await
+        .map_err(unavailable("write the checkpoint"))?;
+    }
+    Ok(())
+}
+
 /// Only the last action of each key, in the order of those last actions.
 fn merged<'a>(actions: Vec<Action<'a>>) -> Vec<Action<'a>> {
     let mut last: HashMap<String, usize> = HashMap::new();
@@ -540,18 +564,7 @@ impl MysqlSink {
                 }
             }
             if let Some(seq) = sequence {
-                for w in 0..writers {
-                    conn.exec_drop(
-                        format!(
-                            "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
-                             VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence)), \
-                             position = VALUES(position)"
-                        ),
-                        (project.clone(), w as u32, seq, pos.clone()),
-                    )
-                    .await
-                    .map_err(unavailable("write the checkpoint"))?;
-                }
+                write_checkpoint(conn, &meta_db, &project, 0..writers, seq, &pos).await?;
             }
             Ok(())
         })?;
@@ -598,32 +611,27 @@ impl MysqlSink {
         let mut conns: Vec<Option<Conn>> = std::mem::take(&mut self.conns);
         let result = self.rt.block_on(async {
             let mut futures = Vec::new();
-            for (w, ((acts, seq, pos), conn)) in shares.into_iter().zip(conns.iter_mut()).enumerate() {
+            for (w, ((acts, seq, pos), conn)) in
+                shares.into_iter().zip(conns.iter_mut()).enumerate()
+            {
                 let (meta_db, project) = (meta_db.clone(), project.clone());
                 futures.push(async move {
                     if acts.is_empty() && seq.is_none() {
                         return Ok(());
                     }
-                    let conn = conn.as_mut().ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+                    let conn = conn
+                        .as_mut()
+                        .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
                     let mut tx = conn
                         .start_transaction(TxOpts::default())
                         .await
                         .map_err(unavailable("begin"))?;
                     apply(&mut tx, &merged(acts), merge, shard, in_key).await?;
                     if let Some(seq) = seq {
-                        tx.exec_drop(
-                            format!(
-                                "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
-                                 VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = VALUES(sequence), position = VALUES(position)"
-                            ),
-                            (project, w as u32, seq, pos),
-                        )
-                        .await
-                        .map_err(unavailable("write the checkpoint"))?;
+                        write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos).await?;
                     }
                     tx.commit().await.map_err(unavailable("commit"))?;
-                    Ok::<_, SinkError>(seq)
-                        .map(|_| ())
+                    Ok::<_, SinkError>(())
                 });
             }
             futures_util::future::join_all(futures).await
@@ -704,7 +712,10 @@ impl MysqlSink {
             (h.finish() % writers.max(1) as u64) as usize
         };
         let r = self.rt.block_on(async {
-            let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(unavailable("begin"))?;
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(unavailable("begin"))?;
             for item in items {
                 let Event::Row(r) = &item.event else { continue };
                 for a in actions(r) {
@@ -716,18 +727,7 @@ impl MysqlSink {
                 }
             }
             if let Some(seq) = top {
-                for w in 0..writers {
-                    tx.exec_drop(
-                        format!(
-                            "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
-                             VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence)), \
-                             position = VALUES(position)"
-                        ),
-                        (project.clone(), w as u32, seq, pos.clone()),
-                    )
-                    .await
-                    .map_err(unavailable("write the checkpoint"))?;
-                }
+                write_checkpoint(&mut tx, &meta_db, &project, 0..writers, seq, &pos).await?;
             }
             tx.commit().await.map_err(unavailable("commit"))
         });

@@ -108,15 +108,6 @@ async fn rows_of(c: &mut mysql_async::Conn, db: &str) -> Result<Rows, mysql_asyn
     .await
 }
 
-fn status(file: &Path) -> String {
-    sluice()
-        .args(["status", "-f"])
-        .arg(file)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default()
-}
-
 async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
     let db = unique_name(&format!("dbd{kind}"));
     let dest_db = format!("{db}_copy");
@@ -133,9 +124,9 @@ async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !status(&file).contains("full sync:  finished") {
+    while !status_of(&file).contains("full sync:  finished") {
         if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            return Err(format!("full sync did not finish: {}", status(&file)).into());
+            return Err(format!("full sync did not finish: {}", status_of(&file)).into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -194,7 +185,7 @@ async fn twenty_kill_9_cycles_into_mariadb_end_equal_to_the_source() -> TestResu
     let mut rng = Lcg(5 + u64::from(std::process::id()));
     let mut saw_full = false;
     for _ in 0..20 {
-        saw_full |= !status(&file).contains("full sync:  finished");
+        saw_full |= !status_of(&file).contains("full sync:  finished");
         let mut child = sluice()
             .args(["run", "-f"])
             .arg(&file)

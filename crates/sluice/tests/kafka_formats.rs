@@ -7,7 +7,9 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_delivers_a_stream_that_rebuilds_the_table() -> TestResult {
-    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    ensure_up(&[Service::Mariadb]);
+    // A broker of its own (in memory): quick to read back, and no load on the shared one.
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
     let db = unique_name("fmts");
     let mut c = conn().await?;
     let (file, offset) = sluice_source_mysql_position(&mut c).await?;
@@ -36,13 +38,14 @@ async fn every_format_delivers_a_stream_that_rebuilds_the_table() -> TestResult 
             &format!("{file}:{offset}"),
             "hash",
         );
+        use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "\"{db}.{table}\"",
             &format!("\"{{db}}.{{table}}.{format}\""),
         );
         std::fs::write(&file_path, yaml)?;
         run_until_caught_up(&file_path)?;
-        let msgs = consume(&format!("{db}.t.{format}"), 0)?;
+        let msgs = consume_from(&kafka.addr, &format!("{db}.t.{format}"), 0)?;
         assert_eq!(rebuild(format, &msgs)?, want, "format {format}");
     }
     c.query_drop(format!("DROP DATABASE {db}")).await?;
@@ -51,7 +54,9 @@ async fn every_format_delivers_a_stream_that_rebuilds_the_table() -> TestResult 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_compression_codec_delivers() -> TestResult {
-    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    ensure_up(&[Service::Mariadb]);
+    // A broker of its own (in memory): quick to read back, and no load on the shared one.
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
     let db = unique_name("codec");
     let mut c = conn().await?;
     let (file, offset) = sluice_source_mysql_position(&mut c).await?;
@@ -72,6 +77,7 @@ async fn every_compression_codec_delivers() -> TestResult {
             &format!("{file}:{offset}"),
             "hash",
         );
+        use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "\"{db}.{table}\"",
             &format!("\"{{db}}.{{table}}.{codec}\"\n  compression: {codec}"),
@@ -83,7 +89,7 @@ async fn every_compression_codec_delivers() -> TestResult {
             // fails with UnexpectedType("Snappy")); delivery is all this broker can prove.
             continue;
         }
-        let msgs = consume(&format!("{db}.t.{codec}"), 0)?;
+        let msgs = consume_from(&kafka.addr, &format!("{db}.t.{codec}"), 0)?;
         assert_eq!(rebuild_oms(&msgs)?, want, "codec {codec}");
     }
     c.query_drop(format!("DROP DATABASE {db}")).await?;
@@ -92,7 +98,9 @@ async fn every_compression_codec_delivers() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult {
-    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    ensure_up(&[Service::Mariadb]);
+    // A broker of its own (in memory): quick to read back, and no load on the shared one.
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
     let db = unique_name("tmatrix");
     let mut c = conn().await?;
     c.query_drop("SET SESSION time_zone = '+00:00'").await?;
@@ -157,13 +165,14 @@ async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult 
             &format!("{file}:{offset}"),
             "hash",
         );
+        use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "\"{db}.{table}\"",
             &format!("\"{{db}}.{{table}}.{format}\""),
         );
         std::fs::write(&file_path, yaml)?;
         run_until_caught_up(&file_path)?;
-        let msgs = consume(&format!("{db}.t.{format}"), 0)?;
+        let msgs = consume_from(&kafka.addr, &format!("{db}.t.{format}"), 0)?;
         let row = msgs
             .iter()
             .map(|m| &m["value"])

@@ -68,11 +68,6 @@ fn writer(
     })
 }
 
-fn status(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
-    let out = sluice().args(["status", "-f"]).arg(file).output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_then_incremental_under_a_concurrent_writer_equals_the_source() -> TestResult {
     ensure_up(&[Service::Mariadb]);
@@ -95,11 +90,11 @@ async fn full_then_incremental_under_a_concurrent_writer_equals_the_source() -> 
         .spawn()?;
     // Let the writer run through the whole full sync and a little beyond it.
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while !status(&file)?.contains("full sync:  finished") {
+    while !status_of(&file).contains("full sync:  finished") {
         assert!(
             std::time::Instant::now() < deadline,
             "full sync did not finish: {}",
-            status(&file)?
+            status_of(&file)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -126,7 +121,7 @@ async fn full_then_incremental_under_a_concurrent_writer_equals_the_source() -> 
         source_rows(&mut c, &db).await?,
         "state rebuilt from Kafka"
     );
-    let st = status(&file)?;
+    let st = status_of(&file);
     assert!(
         st.contains(&format!("full:       {db}.t")) && st.contains("done"),
         "{st}"
@@ -150,7 +145,7 @@ async fn twenty_kill_9_cycles_during_full_and_incremental_sync_lose_nothing() ->
     let mut rng = Lcg(11 + u64::from(std::process::id()));
     let mut saw_full = false;
     for _ in 0..20 {
-        saw_full |= !status(&file)?.contains("full sync:  finished");
+        saw_full |= !status_of(&file).contains("full sync:  finished");
         let mut child = sluice()
             .args(["run", "-f"])
             .arg(&file)
@@ -166,7 +161,7 @@ async fn twenty_kill_9_cycles_during_full_and_incremental_sync_lose_nothing() ->
     assert!(written > 200, "the writer made only {written} changes");
     assert!(saw_full, "no kill landed during full sync");
     run_until_caught_up(&file)?;
-    assert!(status(&file)?.contains("full sync:  finished"));
+    assert!(status_of(&file).contains("full sync:  finished"));
 
     let msgs = consume_from(&kafka.addr, &format!("{db}.t"), 0)?;
     let rebuilt = check_sequences_and_rebuild(&msgs)?;

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use sluice_core::render::{civil_from_days, days_from_civil};
 use sluice_core::{Column, ColumnType, TableId, TableSchema, Value};
 
-use crate::decode::charset;
 use crate::decode::history::{ColumnInfo, Family, LogicalSchema};
 
 /// A full-sync read failure.
@@ -145,6 +144,16 @@ impl KeyValue {
                 MyValue::Time(*neg, h / 24, (h % 24) as u8, *mi, *s, *us)
             }
         }
+    }
+}
+
+/// Maps a server error while `what` was being done on table `id`.
+fn server_error(id: &TableId, what: &'static str) -> impl Fn(mysql_async::Error) -> SnapshotError {
+    let table = id.to_string();
+    move |source| SnapshotError::Server {
+        table: table.clone(),
+        what,
+        source,
     }
 }
 
@@ -324,14 +333,7 @@ pub async fn table(
     id: &TableId,
     key_override: Option<&[String]>,
 ) -> Result<SnapshotTable, SnapshotError> {
-    let server = |what: &'static str| {
-        let table = id.to_string();
-        move |source| SnapshotError::Server {
-            table: table.clone(),
-            what,
-            source,
-        }
-    };
+    let server = |what: &'static str| server_error(id, what);
     type Raw = (
         String,
         String,
@@ -451,14 +453,7 @@ pub async fn table_def(
     id: &TableId,
 ) -> Result<sluice_core::TableDef, SnapshotError> {
     use sluice_core::{ColumnDef, IndexDef, TableDef};
-    let server = |what: &'static str| {
-        let table = id.to_string();
-        move |source| SnapshotError::Server {
-            table: table.clone(),
-            what,
-            source,
-        }
-    };
+    let server = |what: &'static str| server_error(id, what);
     let mariadb: bool = conn
         .query_first::<String, _>("SELECT VERSION()")
         .await
@@ -747,62 +742,16 @@ fn bytes(v: MyValue) -> Result<Vec<u8>, String> {
 }
 
 /// One binary-protocol cell -> the [`Value`] the binlog decoder gives for the same column.
+///
+/// Most types arrive as the binlog carries them and share the decoder's conversion; TIMESTAMP
+/// (parts in the session's UTC rather than epoch seconds), YEAR (the year itself), ENUM and SET
+/// (labels rather than index and bit mask) differ.
 pub fn convert(ty: &ColumnType, v: MyValue) -> Result<Value, String> {
     if v == MyValue::NULL {
         return Ok(Value::Null);
     }
     let utf8 = |b: Vec<u8>| String::from_utf8(b).map_err(|e| format!("not UTF-8: {e}"));
     Ok(match ty {
-        ColumnType::Integer { bytes, unsigned } => {
-            crate::decode::value::integer(v, *unsigned, *bytes)?
-        }
-        ColumnType::Float => match v {
-            MyValue::Float(f) => Value::Float(f),
-            MyValue::Double(f) => Value::Float(f as f32),
-            other => return Err(format!("FLOAT column holds {other:?}")),
-        },
-        ColumnType::Double => match v {
-            MyValue::Double(f) => Value::Double(f),
-            other => return Err(format!("DOUBLE column holds {other:?}")),
-        },
-        ColumnType::Decimal { .. } => Value::Decimal(utf8(bytes(v)?)?),
-        ColumnType::Text { charset } => Value::Text(charset::decode(charset, &bytes(v)?)?),
-        ColumnType::Binary { pad_to } => {
-            let mut b = bytes(v)?;
-            if b.len() < usize::from(*pad_to) {
-                b.resize(usize::from(*pad_to), 0);
-            }
-            Value::Bytes(b)
-        }
-        ColumnType::Vector => Value::Bytes(bytes(v)?),
-        ColumnType::Date => match v {
-            MyValue::Date(year, month, day, ..) => Value::Date { year, month, day },
-            other => return Err(format!("DATE column holds {other:?}")),
-        },
-        ColumnType::DateTime { fsp } => match v {
-            MyValue::Date(year, month, day, hour, minute, second, micros) => Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-                fsp: *fsp,
-            },
-            other => return Err(format!("DATETIME column holds {other:?}")),
-        },
-        ColumnType::Time { fsp } => match v {
-            MyValue::Time(negative, days, h, minutes, seconds, micros) => Value::Time {
-                negative,
-                hours: days * 24 + u32::from(h),
-                minutes,
-                seconds,
-                micros,
-                fsp: *fsp,
-            },
-            other => return Err(format!("TIME column holds {other:?}")),
-        },
         ColumnType::Timestamp { fsp } => match v {
             MyValue::Date(0, 0, 0, 0, 0, 0, 0) => Value::Timestamp {
                 seconds: 0,
@@ -825,16 +774,6 @@ pub fn convert(ty: &ColumnType, v: MyValue) -> Result<Value, String> {
             MyValue::UInt(y) => Value::Year(u16::try_from(y).map_err(|_| format!("YEAR {y}"))?),
             other => return Err(format!("YEAR column holds {other:?}")),
         },
-        ColumnType::Bit { width } => {
-            let b = bytes(v)?;
-            if b.len() > 8 {
-                return Err(format!("BIT value of {} bytes exceeds 64 bits", b.len()));
-            }
-            Value::Bit {
-                value: b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)),
-                width: *width,
-            }
-        }
         ColumnType::Enum { values } => {
             let label = utf8(bytes(v)?)?;
             let index = match values.iter().position(|l| *l == label) {
@@ -860,22 +799,7 @@ pub fn convert(ty: &ColumnType, v: MyValue) -> Result<Value, String> {
             }
             Value::Set { bits, text }
         }
-        ColumnType::Json => {
-            let text = utf8(bytes(v)?)?;
-            let parsed: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| format!("JSON column holds invalid JSON: {e}"))?;
-            Value::Json(parsed.to_string())
-        }
-        ColumnType::Geometry => {
-            let b = bytes(v)?;
-            if b.len() < 4 {
-                return Err(format!("GEOMETRY value of {} bytes has no SRID", b.len()));
-            }
-            Value::Geometry {
-                srid: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                wkb: b[4..].to_vec(),
-            }
-        }
+        _ => crate::decode::value::convert(ty, mysql_async::binlog::value::BinlogValue::Value(v))?,
     })
 }
 

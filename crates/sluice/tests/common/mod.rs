@@ -63,6 +63,22 @@ options:
     path
 }
 
+/// Points a project file at another Kafka broker.
+pub fn use_broker(file: &Path, addr: &str) -> std::io::Result<()> {
+    let yaml = std::fs::read_to_string(file)?.replace(&KAFKA.get(), addr);
+    std::fs::write(file, yaml)
+}
+
+/// `sluice status -f FILE` (empty when it cannot run).
+pub fn status_of(file: &Path) -> String {
+    sluice()
+        .args(["status", "-f"])
+        .arg(file)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default()
+}
+
 pub fn run_until_caught_up(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let out = sluice()
         .args(["run", "-f"])
