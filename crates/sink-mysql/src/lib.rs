@@ -19,16 +19,24 @@
 //!   source order.
 #![deny(missing_docs)]
 
+mod apply;
 pub mod ddl;
+mod schema;
+mod value;
 
-use std::collections::{HashMap, HashSet};
+pub use schema::create_table_sql;
+pub use value::param;
+
+use apply::{action_key, actions, apply, merged, write_checkpoint, Action};
+use schema::normalized_type;
+
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, TxOpts, Value as MyValue};
-use sluice_core::render::civil_from_days;
+use mysql_async::{Conn, Opts, TxOpts};
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{Event, Op, RowChange, TableDef, TableId, TableSchema, TableSpec, Value};
+use sluice_core::{Event, TableDef, TableId, TableSpec};
 
 /// Settings of the database destination.
 #[derive(Debug, Clone)]
@@ -58,11 +66,11 @@ pub struct MysqlConfig {
 /// The column recording each row's shard in a logical table's destination.
 pub const SHARD_COLUMN: &str = "_sluice_shard";
 
-fn q(ident: &str) -> String {
+pub(crate) fn q(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
-fn unavailable(what: &str) -> impl Fn(mysql_async::Error) -> SinkError + '_ {
+pub(crate) fn unavailable(what: &str) -> impl Fn(mysql_async::Error) -> SinkError + '_ {
     move |e| match &e {
         mysql_async::Error::Server(s) if is_permanent(s.code) => {
             SinkError::Rejected(format!("destination: {what}: {e}"))
@@ -92,301 +100,6 @@ fn is_permanent(code: u16) -> bool {
             | 1416
             | 3140
     )
-}
-
-/// A value as a statement parameter. TIMESTAMP is written in UTC (the session is +00:00).
-pub fn param(v: &Value) -> Result<MyValue, String> {
-    Ok(match v {
-        Value::Null => MyValue::NULL,
-        Value::Unavailable => {
-            return Err("the source logged a partial row (binlog_row_image is not FULL); a database destination needs whole rows".into())
-        }
-        Value::Int(i) => MyValue::Int(*i),
-        Value::UInt(u) => MyValue::UInt(*u),
-        Value::Float(f) => MyValue::Float(*f),
-        Value::Double(f) => MyValue::Double(*f),
-        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => MyValue::Bytes(s.as_bytes().to_vec()),
-        Value::Bytes(b) => MyValue::Bytes(b.clone()),
-        // Zero dates go as text: a zero-length binary DATE is read as 1970-01-01 by seekdb.
-        Value::Date { year: 0, month: 0, day: 0 } => MyValue::Bytes(b"0000-00-00".to_vec()),
-        Value::DateTime {
-            year: 0,
-            month: 0,
-            day: 0,
-            hour: 0,
-            minute: 0,
-            second: 0,
-            micros: 0,
-            ..
-        } => MyValue::Bytes(b"0000-00-00 00:00:00".to_vec()),
-        Value::Date { year, month, day } => MyValue::Date(*year, *month, *day, 0, 0, 0, 0),
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            ..
-        } => MyValue::Date(*year, *month, *day, *hour, *minute, *second, *micros),
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-            ..
-        } => MyValue::Time(*negative, hours / 24, (hours % 24) as u8, *minutes, *seconds, *micros),
-        Value::Timestamp {
-            seconds, micros, ..
-        } => {
-            if *seconds == 0 && *micros == 0 {
-                MyValue::Bytes(b"0000-00-00 00:00:00".to_vec())
-            } else {
-                let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
-                let s = seconds.rem_euclid(86_400);
-                MyValue::Date(
-                    u16::try_from(y).map_err(|_| format!("TIMESTAMP year {y}"))?,
-                    m as u8,
-                    d as u8,
-                    (s / 3600) as u8,
-                    (s / 60 % 60) as u8,
-                    (s % 60) as u8,
-                    *micros,
-                )
-            }
-        }
-        Value::Year(y) => MyValue::UInt(u64::from(*y)),
-        Value::Bit { value, .. } => MyValue::UInt(*value),
-        Value::Enum { label, .. } => MyValue::Bytes(label.as_bytes().to_vec()),
-        Value::Set { text, .. } => MyValue::Bytes(text.as_bytes().to_vec()),
-        Value::Geometry { srid, wkb } => {
-            // MySQL's internal geometry value: 4-byte little-endian SRID, then WKB.
-            let mut b = srid.to_le_bytes().to_vec();
-            b.extend_from_slice(wkb);
-            MyValue::Bytes(b)
-        }
-    })
-}
-
-/// What a change leaves at the destination for one key.
-#[derive(Debug, Clone)]
-enum Action<'a> {
-    /// The row is this image.
-    Put(&'a TableSchema, &'a [Value]),
-    /// The row is gone (key values).
-    Remove(&'a TableSchema, Vec<&'a Value>),
-}
-
-fn key_of<'a>(schema: &'a TableSchema, row: &'a [Value]) -> Vec<&'a Value> {
-    schema
-        .primary_key
-        .iter()
-        .filter_map(|&i| row.get(i))
-        .collect()
-}
-
-fn key_text(t: &TableId, key: &[&Value]) -> String {
-    format!("{}.{}|{:?}", t.db, t.table, key)
-}
-
-/// The actions of one row change: an update that moves the key removes the old key first.
-fn actions(r: &RowChange) -> Vec<Action<'_>> {
-    let s = r.table.as_ref();
-    match (r.op, r.before.as_deref(), r.after.as_deref()) {
-        (Op::Delete, Some(b), _) => vec![Action::Remove(s, key_of(s, b))],
-        (Op::Update, Some(b), Some(a)) if key_of(s, b) != key_of(s, a) => {
-            vec![Action::Remove(s, key_of(s, b)), Action::Put(s, a)]
-        }
-        (_, _, Some(a)) => vec![Action::Put(s, a)],
-        _ => Vec::new(),
-    }
-}
-
-fn action_table<'a>(a: &Action<'a>) -> &'a TableSchema {
-    match a {
-        Action::Put(s, _) | Action::Remove(s, _) => s,
-    }
-}
-
-fn action_key(a: &Action<'_>) -> String {
-    match a {
-        Action::Put(s, row) => key_text(&s.id, &key_of(s, row)),
-        Action::Remove(s, key) => key_text(&s.id, key),
-    }
-}
-
-/// `(k1, k2) IN ((?, ?), ...)` (or `k IN (?, ...)`) for these keys.
-fn key_in(
-    schema: &TableSchema,
-    keys: &[Vec<&Value>],
-    params: &mut Vec<MyValue>,
-) -> Result<String, String> {
-    let names: Vec<String> = schema
-        .primary_key
-        .iter()
-        .filter_map(|&i| schema.columns.get(i))
-        .map(|c| q(&c.name))
-        .collect();
-    let mut tuples = Vec::with_capacity(keys.len());
-    for k in keys {
-        for v in k {
-            params.push(param(v)?);
-        }
-        tuples.push(if names.len() == 1 {
-            "?".to_string()
-        } else {
-            format!("({})", vec!["?"; names.len()].join(", "))
-        });
-    }
-    Ok(if names.len() == 1 {
-        format!("{} IN ({})", names[0], tuples.join(", "))
-    } else {
-        format!("({}) IN ({})", names.join(", "), tuples.join(", "))
-    })
-}
-
-/// Applies actions in order, grouping runs of one table and one kind into multi-row
-/// statements (each key appears once: runs cannot reorder changes of one key).
-async fn apply(
-    conn: &mut mysql_async::Transaction<'_>,
-    actions: &[Action<'_>],
-    merge: &HashMap<TableId, TableId>,
-    shard: Option<&str>,
-    shard_in_key: bool,
-) -> Result<(), SinkError> {
-    let mut i = 0;
-    while i < actions.len() {
-        let table = action_table(&actions[i]);
-        let put = matches!(actions[i], Action::Put(..));
-        let mut j = i;
-        while j < actions.len()
-            && std::ptr::eq(action_table(&actions[j]), table)
-            && matches!(actions[j], Action::Put(..)) == put
-            && j - i < 500
-        {
-            j += 1;
-        }
-        let run = &actions[i..j];
-        let keys: Vec<Vec<&Value>> = run
-            .iter()
-            .map(|a| match a {
-                Action::Put(s, row) => key_of(s, row),
-                Action::Remove(_, k) => k.clone(),
-            })
-            .collect();
-        let dest = merge.get(&table.id).unwrap_or(&table.id);
-        let name = format!("{}.{}", q(&dest.db), q(&dest.table));
-        let origin = shard.map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
-        let mut params = Vec::new();
-        let cond = key_in(table, &keys, &mut params).map_err(SinkError::Rejected)?;
-        if let (Some(origin), true, false) = (&origin, put, shard_in_key) {
-            // A key another shard already put here: two shards hold the same primary key.
-            let mut p2 = params.clone();
-            p2.push(MyValue::Bytes(origin.as_bytes().to_vec()));
-            let other: Option<String> = conn
-                .exec_first(
-                    format!(
-                        "SELECT {col} FROM {name} WHERE {cond} AND {col} <> ? LIMIT 1",
-                        col = q(SHARD_COLUMN)
-                    ),
-                    p2,
-                )
-                .await
-                .map_err(unavailable("check the shard of existing keys"))?;
-            if let Some(other) = other {
-                return Err(SinkError::Rejected(format!(
-                    "a primary key of {dest} exists in two shards: {other} and {origin}; the rows of a \
-                     logical table must have distinct keys across its shards (a row moved between \
-                     shards looks the same)"
-                )));
-            }
-        }
-        // Only this shard's row: a delete replayed late must not remove another shard's row.
-        let cond = match &origin {
-            Some(o) => {
-                params.push(MyValue::Bytes(o.as_bytes().to_vec()));
-                format!("{cond} AND {} = ?", q(SHARD_COLUMN))
-            }
-            None => cond,
-        };
-        conn.exec_drop(format!("DELETE FROM {name} WHERE {cond}"), params)
-            .await
-            .map_err(unavailable("delete"))?;
-        if put {
-            let mut cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
-            if origin.is_some() {
-                cols.push(q(SHARD_COLUMN));
-            }
-            let one = format!("({})", vec!["?"; cols.len()].join(", "));
-            let mut params = Vec::with_capacity(run.len() * cols.len());
-            for a in run {
-                if let Action::Put(_, row) = a {
-                    for v in row.iter() {
-                        params.push(
-                            param(v)
-                                .map_err(|e| SinkError::Rejected(format!("{}: {e}", table.id)))?,
-                        );
-                    }
-                    if let Some(o) = &origin {
-                        params.push(MyValue::Bytes(o.as_bytes().to_vec()));
-                    }
-                }
-            }
-            conn.exec_drop(
-                format!(
-                    "INSERT INTO {name} ({}) VALUES {}",
-                    cols.join(", "),
-                    vec![one; run.len()].join(", ")
-                ),
-                params,
-            )
-            .await
-            .map_err(unavailable("insert"))?;
-        }
-        i = j;
-    }
-    Ok(())
-}
-
-/// Records that `writers` applied everything up to source sequence `seq` (never lowering it).
-async fn write_checkpoint<Q: Queryable>(
-    q: &mut Q,
-    meta_db: &str,
-    project: &str,
-    writers: std::ops::Range<usize>,
-    seq: u64,
-    pos: &str,
-) -> Result<(), SinkError> {
-    for w in writers {
-        q.exec_drop(
-            format!(
-                "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
-                 VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence)), \
-                 position = VALUES(position)"
-            ),
-            (project, w as u32, seq, pos),
-        )
-        .await
-        .map_err(unavailable("write the checkpoint"))?;
-    }
-    Ok(())
-}
-
-/// Only the last action of each key, in the order of those last actions.
-fn merged<'a>(actions: Vec<Action<'a>>) -> Vec<Action<'a>> {
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for (i, a) in actions.iter().enumerate() {
-        last.insert(action_key(a), i);
-    }
-    let keep: HashSet<usize> = last.into_values().collect();
-    actions
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(_, a)| a)
-        .collect()
 }
 
 /// The destination.
@@ -766,96 +479,6 @@ impl MysqlSink {
     }
 }
 
-/// Normalized column type for comparing source and destination (`int(11)` -> `int`).
-fn normalized_type(t: &str) -> String {
-    let t = t.to_ascii_lowercase();
-    let base = t.split_whitespace().collect::<Vec<_>>().join(" ");
-    // Display widths of integer types are cosmetic.
-    for int in ["tinyint", "smallint", "mediumint", "bigint", "int"] {
-        if let Some(rest) = base.strip_prefix(&format!("{int}(")) {
-            if let Some(close) = rest.find(')') {
-                return format!("{int}{}", &rest[close + 1..]);
-            }
-        }
-    }
-    base
-}
-
-/// The CREATE TABLE for `def` at `dest`. On OceanBase, text columns become utf8mb4 with
-/// `utf8mb4_bin` (for `_bin` collations) or `utf8mb4_general_ci` (all others).
-pub fn create_table_sql(
-    dest: &TableId,
-    def: &TableDef,
-    oceanbase: bool,
-    shard_column: bool,
-    shard_in_key: bool,
-) -> String {
-    let mut parts = Vec::new();
-    for c in &def.columns {
-        let mut s = format!("{} ", q(&c.name));
-        if c.json {
-            s.push_str("json");
-        } else {
-            s.push_str(&c.column_type);
-        }
-        if let (Some(cs), Some(co), false) = (&c.charset, &c.collation, c.json) {
-            if oceanbase {
-                let co = if co.ends_with("_bin") {
-                    "utf8mb4_bin"
-                } else {
-                    "utf8mb4_general_ci"
-                };
-                s.push_str(&format!(" CHARACTER SET utf8mb4 COLLATE {co}"));
-            } else {
-                s.push_str(&format!(" CHARACTER SET {cs} COLLATE {co}"));
-            }
-        }
-        s.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
-        if let Some(d) = &c.default {
-            s.push_str(&format!(" DEFAULT {d}"));
-        }
-        if c.auto_increment {
-            s.push_str(" AUTO_INCREMENT");
-        }
-        parts.push(s);
-    }
-    if shard_column {
-        parts.push(format!(
-            "{} VARCHAR(255) NOT NULL DEFAULT ''",
-            q(SHARD_COLUMN)
-        ));
-    }
-    if !def.primary_key.is_empty() {
-        let mut k: Vec<String> = def.primary_key.iter().map(|c| q(c)).collect();
-        if shard_column && shard_in_key {
-            k.push(q(SHARD_COLUMN));
-        }
-        parts.push(format!("PRIMARY KEY ({})", k.join(", ")));
-    }
-    for i in &def.indexes {
-        let cols: Vec<String> = i
-            .columns
-            .iter()
-            .map(|(c, p)| match p {
-                Some(n) => format!("{}({n})", q(c)),
-                None => q(c),
-            })
-            .collect();
-        parts.push(format!(
-            "{}KEY {} ({})",
-            if i.unique { "UNIQUE " } else { "" },
-            q(&i.name),
-            cols.join(", ")
-        ));
-    }
-    format!(
-        "CREATE TABLE IF NOT EXISTS {}.{} (\n  {}\n)",
-        q(&dest.db),
-        q(&dest.table),
-        parts.join(",\n  ")
-    )
-}
-
 impl Sink for MysqlSink {
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
         let oceanbase = self.oceanbase;
@@ -945,78 +568,5 @@ impl Sink for MysqlSink {
         self.results
             .remove(&ticket)
             .unwrap_or_else(|| Err(SinkError::Unavailable(format!("unknown batch {ticket}"))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sluice_core::ColumnDef;
-
-    #[test]
-    fn create_table_translates_collations_for_oceanbase() {
-        let def = TableDef {
-            columns: vec![
-                ColumnDef {
-                    name: "id".into(),
-                    column_type: "int(11)".into(),
-                    nullable: false,
-                    default: None,
-                    charset: None,
-                    collation: None,
-                    json: false,
-                    auto_increment: true,
-                },
-                ColumnDef {
-                    name: "name".into(),
-                    column_type: "varchar(20)".into(),
-                    nullable: true,
-                    default: Some("'x'".into()),
-                    charset: Some("latin1".into()),
-                    collation: Some("latin1_swedish_ci".into()),
-                    json: false,
-                    auto_increment: false,
-                },
-                ColumnDef {
-                    name: "code".into(),
-                    column_type: "varchar(8)".into(),
-                    nullable: false,
-                    default: None,
-                    charset: Some("utf8mb4".into()),
-                    collation: Some("utf8mb4_bin".into()),
-                    json: false,
-                    auto_increment: false,
-                },
-            ],
-            primary_key: vec!["id".into()],
-            indexes: vec![sluice_core::IndexDef {
-                name: "u".into(),
-                unique: true,
-                columns: vec![("code".into(), None), ("name".into(), Some(4))],
-            }],
-        };
-        let ob = create_table_sql(&TableId::new("d", "t"), &def, true, false, false);
-        assert!(ob.contains("`name` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL DEFAULT 'x'"), "{ob}");
-        assert!(
-            ob.contains("`code` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"),
-            "{ob}"
-        );
-        assert!(ob.contains("`id` int(11) NOT NULL AUTO_INCREMENT"), "{ob}");
-        assert!(ob.contains("UNIQUE KEY `u` (`code`, `name`(4))"), "{ob}");
-        let maria = create_table_sql(&TableId::new("d", "t"), &def, false, true, true);
-        assert!(
-            maria.contains("PRIMARY KEY (`id`, `_sluice_shard`)"),
-            "{maria}"
-        );
-        assert!(
-            maria.contains("`_sluice_shard` VARCHAR(255) NOT NULL DEFAULT ''"),
-            "{maria}"
-        );
-        assert!(
-            maria.contains("CHARACTER SET latin1 COLLATE latin1_swedish_ci"),
-            "{maria}"
-        );
-        assert_eq!(normalized_type("INT(11) unsigned"), "int unsigned");
-        assert_eq!(normalized_type("decimal(10,2)"), "decimal(10,2)");
     }
 }

@@ -1,0 +1,230 @@
+//! Apply: row changes -> the destination's last state per key, as multi-row statements.
+
+use std::collections::{HashMap, HashSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Value as MyValue;
+use sluice_core::sink::SinkError;
+use sluice_core::{Op, RowChange, TableId, TableSchema, Value};
+
+use crate::value::param;
+use crate::{q, unavailable, SHARD_COLUMN};
+
+/// What a change leaves at the destination for one key.
+#[derive(Debug, Clone)]
+pub(crate) enum Action<'a> {
+    /// The row is this image.
+    Put(&'a TableSchema, &'a [Value]),
+    /// The row is gone (key values).
+    Remove(&'a TableSchema, Vec<&'a Value>),
+}
+
+pub(crate) fn key_of<'a>(schema: &'a TableSchema, row: &'a [Value]) -> Vec<&'a Value> {
+    schema
+        .primary_key
+        .iter()
+        .filter_map(|&i| row.get(i))
+        .collect()
+}
+
+pub(crate) fn key_text(t: &TableId, key: &[&Value]) -> String {
+    format!("{}.{}|{:?}", t.db, t.table, key)
+}
+
+/// The actions of one row change: an update that moves the key removes the old key first.
+pub(crate) fn actions(r: &RowChange) -> Vec<Action<'_>> {
+    let s = r.table.as_ref();
+    match (r.op, r.before.as_deref(), r.after.as_deref()) {
+        (Op::Delete, Some(b), _) => vec![Action::Remove(s, key_of(s, b))],
+        (Op::Update, Some(b), Some(a)) if key_of(s, b) != key_of(s, a) => {
+            vec![Action::Remove(s, key_of(s, b)), Action::Put(s, a)]
+        }
+        (_, _, Some(a)) => vec![Action::Put(s, a)],
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn action_table<'a>(a: &Action<'a>) -> &'a TableSchema {
+    match a {
+        Action::Put(s, _) | Action::Remove(s, _) => s,
+    }
+}
+
+pub(crate) fn action_key(a: &Action<'_>) -> String {
+    match a {
+        Action::Put(s, row) => key_text(&s.id, &key_of(s, row)),
+        Action::Remove(s, key) => key_text(&s.id, key),
+    }
+}
+
+/// `(k1, k2) IN ((?, ?), ...)` (or `k IN (?, ...)`) for these keys.
+pub(crate) fn key_in(
+    schema: &TableSchema,
+    keys: &[Vec<&Value>],
+    params: &mut Vec<MyValue>,
+) -> Result<String, String> {
+    let names: Vec<String> = schema
+        .primary_key
+        .iter()
+        .filter_map(|&i| schema.columns.get(i))
+        .map(|c| q(&c.name))
+        .collect();
+    let mut tuples = Vec::with_capacity(keys.len());
+    for k in keys {
+        for v in k {
+            params.push(param(v)?);
+        }
+        tuples.push(if names.len() == 1 {
+            "?".to_string()
+        } else {
+            format!("({})", vec!["?"; names.len()].join(", "))
+        });
+    }
+    Ok(if names.len() == 1 {
+        format!("{} IN ({})", names[0], tuples.join(", "))
+    } else {
+        format!("({}) IN ({})", names.join(", "), tuples.join(", "))
+    })
+}
+
+/// Applies actions in order, grouping runs of one table and one kind into multi-row
+/// statements (each key appears once: runs cannot reorder changes of one key).
+pub(crate) async fn apply(
+    conn: &mut mysql_async::Transaction<'_>,
+    actions: &[Action<'_>],
+    merge: &HashMap<TableId, TableId>,
+    shard: Option<&str>,
+    shard_in_key: bool,
+) -> Result<(), SinkError> {
+    let mut i = 0;
+    while i < actions.len() {
+        let table = action_table(&actions[i]);
+        let put = matches!(actions[i], Action::Put(..));
+        let mut j = i;
+        while j < actions.len()
+            && std::ptr::eq(action_table(&actions[j]), table)
+            && matches!(actions[j], Action::Put(..)) == put
+            && j - i < 500
+        {
+            j += 1;
+        }
+        let run = &actions[i..j];
+        let keys: Vec<Vec<&Value>> = run
+            .iter()
+            .map(|a| match a {
+                Action::Put(s, row) => key_of(s, row),
+                Action::Remove(_, k) => k.clone(),
+            })
+            .collect();
+        let dest = merge.get(&table.id).unwrap_or(&table.id);
+        let name = format!("{}.{}", q(&dest.db), q(&dest.table));
+        let origin = shard.map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
+        let mut params = Vec::new();
+        let cond = key_in(table, &keys, &mut params).map_err(SinkError::Rejected)?;
+        if let (Some(origin), true, false) = (&origin, put, shard_in_key) {
+            // A key another shard already put here: two shards hold the same primary key.
+            let mut p2 = params.clone();
+            p2.push(MyValue::Bytes(origin.as_bytes().to_vec()));
+            let other: Option<String> = conn
+                .exec_first(
+                    format!(
+                        "SELECT {col} FROM {name} WHERE {cond} AND {col} <> ? LIMIT 1",
+                        col = q(SHARD_COLUMN)
+                    ),
+                    p2,
+                )
+                .await
+                .map_err(unavailable("check the shard of existing keys"))?;
+            if let Some(other) = other {
+                return Err(SinkError::Rejected(format!(
+                    "a primary key of {dest} exists in two shards: {other} and {origin}; the rows of a \
+                     logical table must have distinct keys across its shards (a row moved between \
+                     shards looks the same)"
+                )));
+            }
+        }
+        // Only this shard's row: a delete replayed late must not remove another shard's row.
+        let cond = match &origin {
+            Some(o) => {
+                params.push(MyValue::Bytes(o.as_bytes().to_vec()));
+                format!("{cond} AND {} = ?", q(SHARD_COLUMN))
+            }
+            None => cond,
+        };
+        conn.exec_drop(format!("DELETE FROM {name} WHERE {cond}"), params)
+            .await
+            .map_err(unavailable("delete"))?;
+        if put {
+            let mut cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+            if origin.is_some() {
+                cols.push(q(SHARD_COLUMN));
+            }
+            let one = format!("({})", vec!["?"; cols.len()].join(", "));
+            let mut params = Vec::with_capacity(run.len() * cols.len());
+            for a in run {
+                if let Action::Put(_, row) = a {
+                    for v in row.iter() {
+                        params.push(
+                            param(v)
+                                .map_err(|e| SinkError::Rejected(format!("{}: {e}", table.id)))?,
+                        );
+                    }
+                    if let Some(o) = &origin {
+                        params.push(MyValue::Bytes(o.as_bytes().to_vec()));
+                    }
+                }
+            }
+            conn.exec_drop(
+                format!(
+                    "INSERT INTO {name} ({}) VALUES {}",
+                    cols.join(", "),
+                    vec![one; run.len()].join(", ")
+                ),
+                params,
+            )
+            .await
+            .map_err(unavailable("insert"))?;
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+/// Records that `writers` applied everything up to source sequence `seq` (never lowering it).
+pub(crate) async fn write_checkpoint<Q: Queryable>(
+    q: &mut Q,
+    meta_db: &str,
+    project: &str,
+    writers: std::ops::Range<usize>,
+    seq: u64,
+    pos: &str,
+) -> Result<(), SinkError> {
+    for w in writers {
+        q.exec_drop(
+            format!(
+                "INSERT INTO {meta_db}.sluice_checkpoint (project, writer, sequence, position) \
+                 VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence)), \
+                 position = VALUES(position)"
+            ),
+            (project, w as u32, seq, pos),
+        )
+        .await
+        .map_err(unavailable("write the checkpoint"))?;
+    }
+    Ok(())
+}
+
+/// Only the last action of each key, in the order of those last actions.
+pub(crate) fn merged<'a>(actions: Vec<Action<'a>>) -> Vec<Action<'a>> {
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, a) in actions.iter().enumerate() {
+        last.insert(action_key(a), i);
+    }
+    let keep: HashSet<usize> = last.into_values().collect();
+    actions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, a)| a)
+        .collect()
+}

@@ -1,0 +1,81 @@
+//! Values as statement parameters.
+
+use mysql_async::Value as MyValue;
+use sluice_core::render::civil_from_days;
+use sluice_core::Value;
+
+/// A value as a statement parameter. TIMESTAMP is written in UTC (the session is +00:00).
+pub fn param(v: &Value) -> Result<MyValue, String> {
+    Ok(match v {
+        Value::Null => MyValue::NULL,
+        Value::Unavailable => {
+            return Err("the source logged a partial row (binlog_row_image is not FULL); a database destination needs whole rows".into())
+        }
+        Value::Int(i) => MyValue::Int(*i),
+        Value::UInt(u) => MyValue::UInt(*u),
+        Value::Float(f) => MyValue::Float(*f),
+        Value::Double(f) => MyValue::Double(*f),
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => MyValue::Bytes(s.as_bytes().to_vec()),
+        Value::Bytes(b) => MyValue::Bytes(b.clone()),
+        // Zero dates go as text: a zero-length binary DATE is read as 1970-01-01 by seekdb.
+        Value::Date { year: 0, month: 0, day: 0 } => MyValue::Bytes(b"0000-00-00".to_vec()),
+        Value::DateTime {
+            year: 0,
+            month: 0,
+            day: 0,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micros: 0,
+            ..
+        } => MyValue::Bytes(b"0000-00-00 00:00:00".to_vec()),
+        Value::Date { year, month, day } => MyValue::Date(*year, *month, *day, 0, 0, 0, 0),
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            ..
+        } => MyValue::Date(*year, *month, *day, *hour, *minute, *second, *micros),
+        Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+            ..
+        } => MyValue::Time(*negative, hours / 24, (hours % 24) as u8, *minutes, *seconds, *micros),
+        Value::Timestamp {
+            seconds, micros, ..
+        } => {
+            if *seconds == 0 && *micros == 0 {
+                MyValue::Bytes(b"0000-00-00 00:00:00".to_vec())
+            } else {
+                let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+                let s = seconds.rem_euclid(86_400);
+                MyValue::Date(
+                    u16::try_from(y).map_err(|_| format!("TIMESTAMP year {y}"))?,
+                    m as u8,
+                    d as u8,
+                    (s / 3600) as u8,
+                    (s / 60 % 60) as u8,
+                    (s % 60) as u8,
+                    *micros,
+                )
+            }
+        }
+        Value::Year(y) => MyValue::UInt(u64::from(*y)),
+        Value::Bit { value, .. } => MyValue::UInt(*value),
+        Value::Enum { label, .. } => MyValue::Bytes(label.as_bytes().to_vec()),
+        Value::Set { text, .. } => MyValue::Bytes(text.as_bytes().to_vec()),
+        Value::Geometry { srid, wkb } => {
+            // MySQL's internal geometry value: 4-byte little-endian SRID, then WKB.
+            let mut b = srid.to_le_bytes().to_vec();
+            b.extend_from_slice(wkb);
+            MyValue::Bytes(b)
+        }
+    })
+}
