@@ -168,7 +168,9 @@ async fn rules_rename_and_dml_filter_decide_what_arrives_and_under_which_name() 
     run_until_caught_up(&file_path)?;
 
     // Renamed: the topic and the names in the messages.
-    let renamed = consume_from(&kafka.addr, &format!("{db}_dst.orders_v2"), 0)?;
+    let mut renamed = consume_from(&kafka.addr, &format!("{db}_dst.orders_v2"), 0)?;
+    // Commit order across partitions is the source sequence (docs/FORMATS.md).
+    renamed.sort_by_key(|m| m["value"]["allMetaData"]["storeDataSequence"].as_u64());
     let kinds: Vec<(&str, &str, &str)> = renamed
         .iter()
         .map(|m| {
