@@ -117,12 +117,7 @@ async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
     let file = db_project(&dir, &db, &dest_db, kind, dest);
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(db.clone(), 6_000, stop.clone());
-    let mut child = sluice()
-        .args(["run", "-f"])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = spawn_run(&file)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !status_of(&file).contains("full sync:  finished") {
         if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
@@ -134,9 +129,7 @@ async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
     stop.store(true, Ordering::SeqCst);
     let written = w.await??;
     assert!(written > 100, "the writer made only {written} changes");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    sigterm(&child)?;
     assert!(child.wait()?.success());
     run_until_caught_up(&file)?;
     let mut d = dest_conn(dest).await?;
@@ -186,12 +179,7 @@ async fn twenty_kill_9_cycles_into_mariadb_end_equal_to_the_source() -> TestResu
     let mut saw_full = false;
     for _ in 0..20 {
         saw_full |= !status_of(&file).contains("full sync:  finished");
-        let mut child = sluice()
-            .args(["run", "-f"])
-            .arg(&file)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
+        let mut child = spawn_run(&file)?;
         tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
         child.kill()?;
         child.wait()?;

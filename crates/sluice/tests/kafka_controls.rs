@@ -72,12 +72,7 @@ async fn metrics_pause_resume_throttle_and_sharding_columns() -> TestResult {
     std::fs::write(&path, yaml)?;
 
     let t0 = Instant::now();
-    let mut child = sluice()
-        .args(["run", "-f"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = spawn_run(&path)?;
     let writer_rows = format!("sluice_rows_total{{component=\"writer\",project=\"{db}\"}}");
     wait_for("600 rows delivered", || {
         scrape(&metrics)
@@ -156,9 +151,7 @@ async fn metrics_pause_resume_throttle_and_sharding_columns() -> TestResult {
     })
     .await?;
     assert!(status(&path).contains("state:      Running"));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    sigterm(&child)?;
     assert!(child.wait()?.success());
 
     // Sharding: every row lands in the partition of its grp value, not of its id.

@@ -52,12 +52,7 @@ async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestRe
 
     let mut rng = Lcg(7 + u64::from(std::process::id()));
     for _ in 0..20 {
-        let mut child = sluice()
-            .args(["run", "-f"])
-            .arg(&file_path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
+        let mut child = spawn_run(&file_path)?;
         tokio::time::sleep(std::time::Duration::from_millis(300 + rng.next(1200))).await;
         child.kill()?; // SIGKILL: no flush, no checkpoint
         child.wait()?;
@@ -111,9 +106,7 @@ async fn a_broker_outage_mid_stream_loses_nothing_and_shows_in_status() -> TestR
     kafka.resume()?;
     write_range(&mut c, &db, 400, 500).await?;
     // SIGTERM: a graceful stop; then a run to the end.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    sigterm(&child)?;
     let _ = child.wait()?;
     run_until_caught_up(&file_path)?;
     assert!(

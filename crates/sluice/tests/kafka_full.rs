@@ -82,12 +82,7 @@ async fn full_then_incremental_under_a_concurrent_writer_equals_the_source() -> 
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(db.clone(), 25_000, stop.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut child = sluice()
-        .args(["run", "-f"])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = spawn_run(&file)?;
     // Let the writer run through the whole full sync and a little beyond it.
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     while !status_of(&file).contains("full sync:  finished") {
@@ -103,9 +98,7 @@ async fn full_then_incremental_under_a_concurrent_writer_equals_the_source() -> 
     let written = w.await??;
     assert!(written > 100, "the writer made only {written} changes");
     // SIGTERM: a graceful stop; then a run to the end of what was written.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    sigterm(&child)?;
     assert!(child.wait()?.success(), "sluice run did not stop cleanly");
     run_until_caught_up(&file)?;
 
@@ -146,12 +139,7 @@ async fn twenty_kill_9_cycles_during_full_and_incremental_sync_lose_nothing() ->
     let mut saw_full = false;
     for _ in 0..20 {
         saw_full |= !status_of(&file).contains("full sync:  finished");
-        let mut child = sluice()
-            .args(["run", "-f"])
-            .arg(&file)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
+        let mut child = spawn_run(&file)?;
         tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
         child.kill()?; // SIGKILL: no flush, no checkpoint
         child.wait()?;

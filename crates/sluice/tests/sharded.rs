@@ -206,12 +206,7 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
     let file = sharded_project(&dir, &u);
     let stop = Arc::new(AtomicBool::new(false));
     let ws = writers(&u, &stop);
-    let mut child = sluice()
-        .args(["run", "-f"])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = spawn_run(&file)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while status(&dir).matches("full sync:  finished").count() < 3 {
         if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
@@ -228,9 +223,7 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
     for w in ws {
         assert!(w.await?? > 50, "a writer made too few changes");
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    sigterm(&child)?;
     assert!(child.wait()?.success());
     run_until_caught_up(&file)?;
     let want = union_of_shards(&u).await?;
@@ -286,12 +279,7 @@ async fn twenty_kill_9_cycles_of_a_sharded_project_end_equal_to_the_union() -> T
     let mut saw_full = false;
     for _ in 0..20 {
         saw_full |= status(&dir).matches("full sync:  finished").count() < 3;
-        let mut child = sluice()
-            .args(["run", "-f"])
-            .arg(&file)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
+        let mut child = spawn_run(&file)?;
         tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
         child.kill()?;
         child.wait()?;
@@ -361,12 +349,7 @@ async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> 
         .arg(&file)
         .output()?;
     assert!(out.status.success());
-    let mut child = sluice()
-        .args(["run", "-f"])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = spawn_run(&file)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while status(&dir).matches("state:      Paused").count() < 3 {
         assert!(
@@ -397,9 +380,7 @@ async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    sigterm(&child)?;
     assert!(child.wait()?.success());
     cleanup(&u).await
 }

@@ -69,6 +69,24 @@ pub fn use_broker(file: &Path, addr: &str) -> std::io::Result<()> {
     std::fs::write(file, yaml)
 }
 
+/// `sluice run -f FILE` in the background, quiet.
+pub fn spawn_run(file: &Path) -> std::io::Result<std::process::Child> {
+    sluice()
+        .args(["run", "-f"])
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
+/// SIGTERM to a running `sluice run`: the graceful stop (flush, checkpoint, exit 0).
+pub fn sigterm(child: &std::process::Child) -> std::io::Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .map(|_| ())
+}
+
 /// `sluice status -f FILE` (empty when it cannot run).
 pub fn status_of(file: &Path) -> String {
     sluice()
