@@ -1,8 +1,11 @@
 //! The full stage: copy the selected tables' existing rows, in key-ordered chunks, with several
 //! readers in parallel, resumable at chunk granularity.
 //!
-//! Hand-over to incremental sync: before the first row is read, the source's current binlog
-//! position P0 is stored as the project's checkpoint. Incremental sync then replays every
+//! Hand-over to incremental sync: before the first row is read, a binlog position P0 is stored
+//! as the project's checkpoint, taken so that every transaction before P0 is already visible to
+//! the copy (`live::snapshot_position`: the position of a consistent snapshot, or the end of the
+//! log under a momentary read lock; the plain end of the log is not enough, as a transaction is
+//! in the binlog before the engine shows it). Incremental sync then replays every
 //! change from P0. A row copied at time T >= P0 shows its state at T; every change after P0 is
 //! delivered after it, and each carries the whole row image, so a consumer applying messages
 //! per key in order ends at the source's state: nothing is missed (every change after P0 is

@@ -371,9 +371,9 @@ fn run_inner(
                 let mut conn = mysql_async::Conn::new(src_opts.clone())
                     .await
                     .map_err(source_err)?;
-                let (file, offset) = live::current_position(&mut conn)
-                    .await
-                    .map_err(source_err)?;
+                let (file, offset) = live::snapshot_position(&mut conn).await.map_err(|e| {
+                    RunError::Source(format!("take the full sync's hand-over position: {e}"))
+                })?;
                 let units = full::plan(&mut conn, p, &tables).await?;
                 let _ = conn.disconnect().await;
                 Ok::<_, RunError>((

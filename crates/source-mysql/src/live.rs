@@ -242,6 +242,100 @@ pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), mysql_as
     ))
 }
 
+/// A binlog position to replay from after copying rows: every transaction the log holds before
+/// it is visible to any read that starts after this call returns.
+///
+/// `SHOW MASTER STATUS` alone does not promise that: a server writes a transaction to the binlog
+/// before the storage engine makes it visible, so the end of the log can already be past a
+/// transaction a fresh read does not yet see. A copy made after such a position misses the
+/// change and the replay skips it: the row stays old for good (a real race under concurrent
+/// writers; `tests/handover.rs` catches it within seconds). So:
+/// - MariaDB (and Percona Server): a consistent snapshot reports the binlog position that
+///   matches it exactly (`binlog_snapshot_file` / `binlog_snapshot_position`); no lock.
+/// - Otherwise (MySQL): the position is read under `FLUSH TABLES WITH READ LOCK`, held only for
+///   that read, which waits for commits in flight (as Debezium's minimal snapshot lock does).
+///   It needs the RELOAD privilege; without it the full sync is refused with that fix.
+pub async fn snapshot_position(conn: &mut Conn) -> Result<(String, u64), SnapshotPositionError> {
+    let sql = |what: &'static str| move |source| SnapshotPositionError::Server { what, source };
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await
+        .map_err(sql("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
+    let status: Result<Vec<(String, String)>, _> =
+        conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await;
+    conn.query_drop("COMMIT").await.map_err(sql("COMMIT"))?;
+    let status = status.map_err(sql("SHOW STATUS LIKE 'binlog_snapshot_%'"))?;
+    let get = |name: &str| {
+        status
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    if let (Some(file), Some(offset)) =
+        (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+    {
+        if !file.is_empty() {
+            let offset = offset.parse().map_err(|_| SnapshotPositionError::Server {
+                what: "read binlog_snapshot_position",
+                source: mysql_async::Error::Other(format!("{offset:?} is not an offset").into()),
+            })?;
+            return Ok((file, offset));
+        }
+    }
+    position_under_read_lock(conn).await
+}
+
+/// The end of the binlog read while `FLUSH TABLES WITH READ LOCK` holds back new commits (and
+/// has waited for those in flight), released at once.
+pub async fn position_under_read_lock(
+    conn: &mut Conn,
+) -> Result<(String, u64), SnapshotPositionError> {
+    // Wait briefly for the lock rather than stall every writer behind a long query.
+    let _ = conn.query_drop("SET SESSION lock_wait_timeout = 10").await;
+    if let Err(e) = conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+        return Err(match &e {
+            mysql_async::Error::Server(s) if s.code == 1227 || s.code == 1045 => {
+                SnapshotPositionError::NeedsReload(s.message.clone())
+            }
+            _ => SnapshotPositionError::Server {
+                what: "FLUSH TABLES WITH READ LOCK",
+                source: e,
+            },
+        });
+    }
+    let position = current_position(conn).await;
+    let unlocked = conn.query_drop("UNLOCK TABLES").await;
+    let position = position.map_err(|source| SnapshotPositionError::Server {
+        what: "SHOW MASTER STATUS",
+        source,
+    })?;
+    unlocked.map_err(|source| SnapshotPositionError::Server {
+        what: "UNLOCK TABLES",
+        source,
+    })?;
+    Ok(position)
+}
+
+/// Why the hand-over position could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotPositionError {
+    /// A statement failed.
+    #[error("{what}: {source}")]
+    Server {
+        /// The statement.
+        what: &'static str,
+        /// The server's error.
+        source: mysql_async::Error,
+    },
+    /// The server has no snapshot binlog position and the user may not take the brief lock.
+    #[error(
+        "this server reports no binlog position for a consistent snapshot, so the full sync \
+         needs `FLUSH TABLES WITH READ LOCK` for a moment to take its hand-over position, and \
+         it was refused ({0}); grant it with `GRANT RELOAD ON *.* TO <user>`, or turn the full \
+         stage off"
+    )]
+    NeedsReload(String),
+}
+
 /// The JSON columns of a MariaDB table (its JSON type is LONGTEXT with a `json_valid` check).
 pub(crate) async fn json_columns(
     conn: &mut Conn,

@@ -1,0 +1,192 @@
+//! The hand-over position of a full sync, against the harness's real MariaDB under concurrent
+//! writers: every transaction the binlog holds before the position must already be visible to a
+//! read that starts after it. Otherwise replaying from the position skips a change the copy did
+//! not see, and the destination keeps the old row for good.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts};
+use sluice_core::{Event, Position, Value};
+use sluice_source_mysql::decode::SchemaHistory;
+use sluice_source_mysql::live::{self, current_position, LiveConfig, StartAt};
+use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WRITERS: i64 = 8;
+
+/// A binlog place as (file number, offset).
+type At = (u64, u64);
+const STRIDE: i64 = 10_000_000;
+
+fn opts() -> Opts {
+    Opts::from_url(&format!("mysql://root@{}", MARIADB.get())).expect("harness URL")
+}
+
+/// The binlog offset of a position (file, offset) as comparable numbers.
+fn key(file: &str, offset: u64) -> At {
+    let n = file
+        .rsplit_once('.')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0);
+    (n, offset)
+}
+
+/// Writers insert increasing ids (one transaction each) while positions are taken and the table
+/// read; then the binlog says where each insert's transaction began. A transaction that began
+/// before a position but was not visible to the read after it is a lost change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_transaction_before_the_handover_position_is_visible_to_the_copy() -> TestResult {
+    check(Method::Snapshot).await
+}
+
+/// The same with the read-lock method a server without snapshot positions (MySQL) gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_read_lock_position_is_as_safe() -> TestResult {
+    check(Method::ReadLock).await
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Snapshot,
+    ReadLock,
+}
+
+async fn check(method: Method) -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let db = unique_name("handover");
+    let mut conn = Conn::new(opts()).await?;
+    conn.query_drop(format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, pad VARCHAR(200))"
+    ))
+    .await?;
+    let (file0, offset0) = current_position(&mut conn).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (stop, db) = (stop.clone(), db.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = Conn::new(opts()).await?;
+            let mut n = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                c.exec_drop(
+                    format!("INSERT INTO {db}.t VALUES (?, REPEAT('x', 150))"),
+                    (w * STRIDE + n,),
+                )
+                .await?;
+            }
+            Ok::<i64, mysql_async::Error>(n)
+        }));
+    }
+
+    // (position, per writer the highest id visible to a read that started after it)
+    let mut samples: Vec<(At, HashMap<i64, i64>)> = Vec::new();
+    let mut reader = Conn::new(opts()).await?;
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        let (file, offset) = match method {
+            Method::Snapshot => live::snapshot_position(&mut conn).await?,
+            Method::ReadLock => live::position_under_read_lock(&mut conn).await?,
+        };
+        let rows: Vec<(i64, Option<i64>)> = reader
+            .query(
+                (0..WRITERS)
+                    .map(|w| {
+                        format!(
+                            "SELECT {w}, MAX(id) FROM {db}.t WHERE id BETWEEN {lo} AND {hi}",
+                            lo = w * STRIDE,
+                            hi = w * STRIDE + STRIDE - 1
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL "),
+            )
+            .await?;
+        samples.push((
+            key(&file, offset),
+            rows.into_iter()
+                .filter_map(|(w, m)| Some((w, m?)))
+                .collect(),
+        ));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for w in writers {
+        total += w.await??;
+    }
+    assert!(total > 1000, "the writers wrote only {total} rows");
+
+    // Where each insert's transaction began.
+    let cfg = LiveConfig {
+        opts: opts(),
+        server_id: 1_100_000 + (std::process::id() % 1_000_000),
+        start: StartAt::FileOffset {
+            file: file0,
+            offset: offset0,
+        },
+        heartbeat: Duration::from_secs(1),
+        reconnect_for: Duration::from_secs(30),
+        precheck_tables: Vec::new(),
+    };
+    let mut began: Vec<(i64, At)> = Vec::new();
+    let mut begin = (0, 0);
+    let mut history = SchemaHistory::new();
+    let read = live::read(&cfg, &mut history, |e: Event| {
+        match &e {
+            Event::Begin {
+                pos: Position::Binlog(p),
+                ..
+            } => begin = key(&p.file, p.offset),
+            Event::Row(r) if r.table.id.db == db => {
+                if let Some(Some(Value::Int(id))) = r.after.as_ref().map(|a| a.first().cloned()) {
+                    began.push((id, begin));
+                }
+            }
+            _ => {}
+        }
+        if began.len() as i64 >= total {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(Ok(()))
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(120), read).await??;
+    assert_eq!(began.len() as i64, total, "every insert is in the binlog");
+
+    // One connection per writer commits in order, so per writer both the ids and the positions
+    // where their transactions began increase: the last id that began before a position must be
+    // visible after it.
+    let mut per_writer: HashMap<i64, Vec<(i64, At)>> = HashMap::new();
+    for (id, at) in &began {
+        per_writer.entry(id / STRIDE).or_default().push((*id, *at));
+    }
+    let mut lost = Vec::new();
+    for (pos, visible) in &samples {
+        for (w, txns) in &per_writer {
+            let before = txns.partition_point(|(_, at)| at < pos);
+            if before == 0 {
+                continue;
+            }
+            let (id, at) = txns[before - 1];
+            if visible.get(w).is_none_or(|max| id > *max) {
+                lost.push((id, at, *pos));
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} transactions began before a hand-over position but were not visible to the read \
+         after it (id, began at, position): {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    conn.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
