@@ -3,6 +3,11 @@
 //! Invariant: a checkpoint (position, source sequence, transaction number, schema history,
 //! rows per table) is written in one SQLite transaction with `synchronous=FULL`, so after any
 //! crash the store holds either the old checkpoint or the new one, whole.
+//!
+//! A sharded project's checkpoint is the vector of its instances' checkpoints, kept in ONE row
+//! (`vector_checkpoint`): each part (`PROJECT.INSTANCE`, registered with [`MetaStore::
+//! register_parts`]) replaces its own component in a transaction that rewrites the row, so the
+//! vector is always read and written whole.
 #![deny(missing_docs)]
 
 use std::path::Path;
@@ -34,7 +39,7 @@ pub enum MetaError {
 }
 
 /// Where a project may resume, as one unit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// Resume position (the end of the last fully acknowledged transaction).
     pub position: Position,
@@ -109,7 +114,14 @@ const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
              CREATE TABLE IF NOT EXISTS full_unit (
                project TEXT NOT NULL, unit INTEGER NOT NULL, db TEXT NOT NULL, tbl TEXT NOT NULL,
                range TEXT NOT NULL, last_key TEXT, rows INTEGER NOT NULL, total INTEGER NOT NULL,
-               done INTEGER NOT NULL, PRIMARY KEY (project, unit));";
+               done INTEGER NOT NULL, PRIMARY KEY (project, unit));
+             CREATE TABLE IF NOT EXISTS part (
+               project TEXT PRIMARY KEY, parent TEXT NOT NULL, instance TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS vector_checkpoint (
+               project TEXT PRIMARY KEY, parts TEXT NOT NULL, updated_ms INTEGER NOT NULL);";
+
+/// The vector checkpoint of a sharded project: per instance, its checkpoint.
+pub type VectorCheckpoint = std::collections::BTreeMap<String, Checkpoint>;
 
 /// The store.
 pub struct MetaStore {
@@ -165,40 +177,41 @@ impl MetaStore {
         }
     }
 
-    /// The project's checkpoint, if it has one.
+    /// The project's checkpoint, if it has one (a part's: its component of the vector).
     pub fn checkpoint(&self, project: &str) -> Result<Option<Checkpoint>, MetaError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT position, sequence, txn_number, history, ts_ms FROM checkpoint WHERE project = ?1",
-                params![project],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(self.err())?;
-        let Some((pos, sequence, txn_number, history, ts_ms)) = row else {
-            return Ok(None);
+        read_checkpoint(&self.conn, &self.path, project)
+    }
+
+    /// Records that `parts` (instance name, part project name) make up the sharded project
+    /// `parent`, whose checkpoint is then one vector.
+    pub fn register_parts(
+        &mut self,
+        parent: &str,
+        parts: &[(String, String)],
+    ) -> Result<(), MetaError> {
+        let path = self.path.clone();
+        let err = |source| MetaError::Sqlite {
+            path: path.clone(),
+            source,
         };
-        let position = serde_json::from_str(&pos).map_err(|e| MetaError::Corrupt {
-            path: self.path.clone(),
-            what: "checkpoint position".into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Some(Checkpoint {
-            position,
-            sequence: sequence as u64,
-            txn_number: txn_number as u64,
-            history,
-            ts_ms: ts_ms as u64,
-        }))
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        for (instance, name) in parts {
+            tx.execute(
+                "INSERT INTO part (project, parent, instance) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(project) DO UPDATE SET parent = ?2, instance = ?3",
+                params![name, parent, instance],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The vector checkpoint of a sharded project (empty when none of its parts has one).
+    pub fn vector_checkpoint(&self, parent: &str) -> Result<VectorCheckpoint, MetaError> {
+        read_vector(&self.conn, &self.path, parent)
     }
 
     /// Writes the checkpoint and adds the rows delivered since the last one, in one transaction.
@@ -213,31 +226,11 @@ impl MetaStore {
             path: path.clone(),
             source,
         };
-        let pos = serde_json::to_string(&cp.position).map_err(|e| MetaError::Corrupt {
-            path: path.clone(),
-            what: "checkpoint position".into(),
-            reason: e.to_string(),
-        })?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        tx.execute(
-            "INSERT INTO checkpoint (project, position, sequence, txn_number, history, ts_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(project) DO UPDATE SET position = ?2, sequence = ?3, txn_number = ?4,
-               history = ?5, ts_ms = ?6, updated_ms = ?7",
-            params![
-                project,
-                pos,
-                cp.sequence as i64,
-                cp.txn_number as i64,
-                cp.history,
-                cp.ts_ms as i64,
-                now_ms() as i64
-            ],
-        )
-        .map_err(err)?;
+        write_checkpoint(&tx, &path, project, cp)?;
         for (table, n) in rows {
             tx.execute(
                 "INSERT INTO table_rows (project, tbl, rows) VALUES (?1, ?2, ?3)
@@ -275,7 +268,6 @@ impl MetaStore {
         cp: &Checkpoint,
         units: &[FullUnit],
     ) -> Result<(), MetaError> {
-        self.save_checkpoint(project, cp, &[])?;
         let path = self.path.clone();
         let err = |source| MetaError::Sqlite {
             path: path.clone(),
@@ -285,6 +277,7 @@ impl MetaStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
+        write_checkpoint(&tx, &path, project, cp)?;
         tx.execute("DELETE FROM full_unit WHERE project = ?1", params![project])
             .map_err(err)?;
         for u in units {
@@ -430,7 +423,10 @@ impl MetaStore {
     pub fn projects(&self) -> Result<Vec<String>, MetaError> {
         let mut st = self
             .conn
-            .prepare("SELECT project FROM state UNION SELECT project FROM checkpoint ORDER BY 1")
+            .prepare(
+                "SELECT project FROM state UNION SELECT project FROM checkpoint \
+                 UNION SELECT project FROM vector_checkpoint ORDER BY 1",
+            )
             .map_err(self.err())?;
         let rows = st
             .query_map([], |r| r.get::<_, String>(0))
@@ -453,7 +449,9 @@ impl MetaStore {
         let updated_ms: i64 = self
             .conn
             .query_row(
-                "SELECT updated_ms FROM checkpoint WHERE project = ?1",
+                "SELECT updated_ms FROM checkpoint WHERE project = ?1
+                 UNION ALL SELECT v.updated_ms FROM vector_checkpoint v JOIN part p
+                   ON p.parent = v.project WHERE p.project = ?1",
                 params![project],
                 |r| r.get(0),
             )
@@ -482,6 +480,142 @@ impl MetaStore {
             full_done: self.full_stage(project)?.unwrap_or(false),
         })
     }
+}
+
+fn sqlite(path: &str) -> impl Fn(rusqlite::Error) -> MetaError + '_ {
+    move |source| MetaError::Sqlite {
+        path: path.to_string(),
+        source,
+    }
+}
+
+fn corrupt(path: &str, what: &str, e: impl std::fmt::Display) -> MetaError {
+    MetaError::Corrupt {
+        path: path.to_string(),
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The sharded project and instance `project` is a part of, if it is one.
+fn part_of(
+    conn: &Connection,
+    path: &str,
+    project: &str,
+) -> Result<Option<(String, String)>, MetaError> {
+    conn.query_row(
+        "SELECT parent, instance FROM part WHERE project = ?1",
+        params![project],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(sqlite(path))
+}
+
+fn read_vector(conn: &Connection, path: &str, parent: &str) -> Result<VectorCheckpoint, MetaError> {
+    let parts: Option<String> = conn
+        .query_row(
+            "SELECT parts FROM vector_checkpoint WHERE project = ?1",
+            params![parent],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    match parts {
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| corrupt(path, "vector checkpoint", e))
+        }
+        None => Ok(VectorCheckpoint::new()),
+    }
+}
+
+fn read_checkpoint(
+    conn: &Connection,
+    path: &str,
+    project: &str,
+) -> Result<Option<Checkpoint>, MetaError> {
+    if let Some((parent, instance)) = part_of(conn, path, project)? {
+        if let Some(cp) = read_vector(conn, path, &parent)?.remove(&instance) {
+            return Ok(Some(cp));
+        }
+        // A store written before parts shared one vector keeps the part's own row.
+    }
+    let row = conn
+        .query_row(
+            "SELECT position, sequence, txn_number, history, ts_ms FROM checkpoint WHERE project = ?1",
+            params![project],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    let Some((pos, sequence, txn_number, history, ts_ms)) = row else {
+        return Ok(None);
+    };
+    let position =
+        serde_json::from_str(&pos).map_err(|e| corrupt(path, "checkpoint position", e))?;
+    Ok(Some(Checkpoint {
+        position,
+        sequence: sequence as u64,
+        txn_number: txn_number as u64,
+        history,
+        ts_ms: ts_ms as u64,
+    }))
+}
+
+/// Writes `project`'s checkpoint inside the caller's transaction: a part replaces its component
+/// of the parent's vector (read and rewritten whole under the transaction's write lock).
+fn write_checkpoint(
+    conn: &Connection,
+    path: &str,
+    project: &str,
+    cp: &Checkpoint,
+) -> Result<(), MetaError> {
+    if let Some((parent, instance)) = part_of(conn, path, project)? {
+        let mut vector = read_vector(conn, path, &parent)?;
+        vector.insert(instance, cp.clone());
+        let json =
+            serde_json::to_string(&vector).map_err(|e| corrupt(path, "vector checkpoint", e))?;
+        conn.execute(
+            "INSERT INTO vector_checkpoint (project, parts, updated_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(project) DO UPDATE SET parts = ?2, updated_ms = ?3",
+            params![parent, json, now_ms() as i64],
+        )
+        .map_err(sqlite(path))?;
+        // The part's own row (from a store written before the vector) is superseded.
+        conn.execute(
+            "DELETE FROM checkpoint WHERE project = ?1",
+            params![project],
+        )
+        .map_err(sqlite(path))?;
+        return Ok(());
+    }
+    let pos =
+        serde_json::to_string(&cp.position).map_err(|e| corrupt(path, "checkpoint position", e))?;
+    conn.execute(
+        "INSERT INTO checkpoint (project, position, sequence, txn_number, history, ts_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(project) DO UPDATE SET position = ?2, sequence = ?3, txn_number = ?4,
+           history = ?5, ts_ms = ?6, updated_ms = ?7",
+        params![
+            project,
+            pos,
+            cp.sequence as i64,
+            cp.txn_number as i64,
+            cp.history,
+            cp.ts_ms as i64,
+            now_ms() as i64
+        ],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
 }
 
 fn now_ms() -> u64 {
@@ -527,6 +661,60 @@ mod tests {
         assert_eq!(s.rows, vec![("d.t".to_string(), 5)]);
         assert_eq!(s.state, "Running");
         assert_eq!(m.projects().expect("projects"), vec!["p".to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn cp_at(offset: u64) -> Checkpoint {
+        Checkpoint {
+            position: Position::Binlog(BinlogPosition {
+                file: "b.000001".into(),
+                offset,
+                gtid: None,
+            }),
+            sequence: offset,
+            txn_number: 1,
+            history: "{}".into(),
+            ts_ms: offset,
+        }
+    }
+
+    #[test]
+    fn the_parts_of_a_sharded_project_share_one_vector_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("sluice-meta-v-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut m = MetaStore::open(&dir).expect("open");
+        // A part's own row from before the vector is read until the part writes again.
+        m.save_checkpoint("sh.a", &cp_at(4), &[])
+            .expect("legacy row");
+        m.register_parts(
+            "sh",
+            &[("a".into(), "sh.a".into()), ("b".into(), "sh.b".into())],
+        )
+        .expect("register");
+        assert_eq!(m.checkpoint("sh.a").expect("read"), Some(cp_at(4)));
+        assert!(m.vector_checkpoint("sh").expect("vector").is_empty());
+        m.save_checkpoint("sh.b", &cp_at(200), &[("d.t".into(), 1)])
+            .expect("save b");
+        m.save_checkpoint("sh.a", &cp_at(100), &[]).expect("save a");
+        m.save_checkpoint("sh.a", &cp_at(150), &[]).expect("save a");
+        let m = MetaStore::open(&dir).expect("reopen");
+        let v = m.vector_checkpoint("sh").expect("vector");
+        assert_eq!(v.len(), 2);
+        assert_eq!(v["a"], cp_at(150));
+        assert_eq!(v["b"], cp_at(200));
+        assert_eq!(m.checkpoint("sh.a").expect("read"), Some(cp_at(150)));
+        assert_eq!(m.checkpoint("sh.b").expect("read"), Some(cp_at(200)));
+        assert_eq!(
+            m.status("sh.b").expect("status").rows,
+            vec![("d.t".to_string(), 1)]
+        );
+        // The vector is the only copy: the legacy row is gone.
+        assert!(m.projects().expect("projects").contains(&"sh".to_string()));
+        let legacy: i64 = m
+            .conn
+            .query_row("SELECT COUNT(*) FROM checkpoint", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(legacy, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

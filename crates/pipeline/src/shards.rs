@@ -2,9 +2,10 @@
 //! instances (`db_{00..15}.orders_{0000..0127}`), synchronized into one destination table.
 //!
 //! Each physical instance runs as a part of the project (`PROJECT.INSTANCE` in the metadata
-//! store) with its own binlog reader, full sync and checkpoint; all parts write through the
-//! database destination into the same destination tables, which record each row's shard so a
-//! primary key found in two shards is reported instead of silently merged.
+//! store) with its own binlog reader and full sync; the project's checkpoint is the vector of
+//! the parts' positions, stored as one row that each part updates in place. All parts write
+//! through the database destination into the same destination tables, which record each row's
+//! shard so a primary key found in two shards is reported instead of silently merged.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -164,7 +165,14 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
     }
     let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
     // Create the shared metadata store (WAL, tables) before the parts open it at once.
-    drop(sluice_meta::MetaStore::open(&p.data_dir)?);
+    // and record the parts, whose checkpoints are then one vector row.
+    let registered: Vec<(String, String)> = p
+        .shards
+        .iter()
+        .zip(&parts)
+        .map(|(s, sub)| (s.name.clone(), sub.name.clone()))
+        .collect();
+    sluice_meta::MetaStore::open(&p.data_dir)?.register_parts(&p.name, &registered)?;
     // Each part has its own stop flag (a run raises its own flag when it ends, to stop its
     // reader); the project's flag, or a failing part, raises all of them.
     let flags: Vec<Arc<AtomicBool>> = parts

@@ -198,6 +198,17 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     for name in names {
+        // A sharded project: its checkpoint, one vector of the instances' positions.
+        let vector = meta.vector_checkpoint(&name)?;
+        if !vector.is_empty() {
+            println!("project:    {name} (sharded: one part per instance below)");
+            println!("checkpoint: vector of {} instances", vector.len());
+            for (instance, c) in &vector {
+                println!("  {instance}: {} (source time {} ms)", c.position, c.ts_ms);
+            }
+            println!();
+            continue;
+        }
         let s = meta.status(&name)?;
         println!("project:    {name}");
         println!(

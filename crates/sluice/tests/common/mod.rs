@@ -12,6 +12,9 @@ pub use sluice_testkit::{
     ensure_up, repo_root, services_cache, unique_name, Service, KAFKA, MARIADB,
 };
 
+pub mod compare;
+pub use compare::{compare, Shape, Side};
+
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn sluice() -> Command {
