@@ -40,6 +40,12 @@ pub enum SinkError {
 pub trait Sink: Send {
     /// Schema sync: create or check what the tables need (topics, tables).
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError>;
+    /// The project starts afresh (no checkpoint of its own): forget any record the destination
+    /// keeps of an earlier run under the same name, which would otherwise make it skip changes
+    /// (a re-created project, or a source whose binlog numbering restarted).
+    fn start_afresh(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Starts sending a batch and returns its ticket; several batches may be in flight.
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError>;
     /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged.

@@ -356,6 +356,10 @@ fn run_inner(
     };
     let mut throttle = Throttle::new(p.throttle_rows, p.throttle_bytes);
     let mut pause = PauseCheck::new(p.parent.clone());
+    if cp.is_none() {
+        sink.start_afresh()
+            .map_err(|e| RunError::Sink(e.to_string()))?;
+    }
     // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
     // follows the replayed DDL, and the source's current schema may be ahead of it.
     if p.schema_stage && cp.is_none() {

@@ -480,6 +480,23 @@ impl MysqlSink {
 }
 
 impl Sink for MysqlSink {
+    fn start_afresh(&mut self) -> Result<(), SinkError> {
+        let (meta_db, project) = (q(&self.cfg.meta_db), self.cfg.project.clone());
+        let conn = self
+            .conns
+            .first_mut()
+            .and_then(Option::as_mut)
+            .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+        self.rt
+            .block_on(conn.exec_drop(
+                format!("DELETE FROM {meta_db}.sluice_checkpoint WHERE project = ?"),
+                (&project,),
+            ))
+            .map_err(unavailable("clear an earlier run's checkpoint rows"))?;
+        self.applied.iter_mut().for_each(|a| *a = 0);
+        Ok(())
+    }
+
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
         let oceanbase = self.oceanbase;
         let sharded = self.cfg.shard.is_some();

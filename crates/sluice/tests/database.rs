@@ -447,3 +447,48 @@ async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project(
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+/// A project re-created under the same name (a new data directory) reads from its start again:
+/// the destination's checkpoint rows of the earlier run must not make it skip those changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_project_applies_again_what_an_earlier_run_applied() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let dest = MARIADB_SHARD1.get();
+    let db = unique_name("dbre");
+    let dest_db = format!("{db}_copy");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, \
+         v VARCHAR(20) NOT NULL DEFAULT 'none', amt DECIMAL(8,2), note TEXT, KEY v (v))"
+    ))
+    .await?;
+    let (file, offset): (String, u64) = c
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .map(|r: mysql_async::Row| (r.get(0).unwrap_or_default(), r.get(1).unwrap_or(4)))
+        .ok_or("no binlog")?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq), seq / 4, NULL FROM {db}.seq_1_to_1500; \
+         UPDATE {db}.t SET note = 'x' WHERE id % 7 = 0; DELETE FROM {db}.t WHERE id % 11 = 0"
+    ))
+    .await?;
+    let project = db_project(&dir, &db, &dest_db, "mariadb", &dest);
+    let yaml = std::fs::read_to_string(&project)?.replace(
+        "stages:\n  full: true\n",
+        &format!("stages:\n  start: \"{file}:{offset}\"\n"),
+    );
+    std::fs::write(&project, yaml)?;
+    run_until_caught_up(&project)?;
+    equal_to_source(&dest, &dest_db, &db, "first run").await?;
+
+    // Start over: a new data directory, the destination table gone, its checkpoint rows kept.
+    let mut d = dest_conn(&dest).await?;
+    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
+    std::fs::remove_dir_all(dir.join("sluice-data"))?;
+    run_until_caught_up(&project)?;
+    equal_to_source(&dest, &dest_db, &db, "the re-created project").await?;
+    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
