@@ -89,12 +89,18 @@ pub(crate) fn key_in(
 
 /// Applies actions in order, grouping runs of one table and one kind into multi-row
 /// statements (each key appears once: runs cannot reorder changes of one key).
+///
+/// `copied`: the actions are rows of a full-sync chunk, whose keys are normally not at the
+/// destination yet: a put is tried as a plain INSERT first, and only when a key is already
+/// there (a chunk copied again after a crash) does it fall back to delete-then-insert. The
+/// delete of absent keys costs the destination more than the insert itself.
 pub(crate) async fn apply(
     conn: &mut mysql_async::Transaction<'_>,
     actions: &[Action<'_>],
     merge: &HashMap<TableId, TableId>,
     shard: Option<&str>,
     shard_in_key: bool,
+    copied: bool,
 ) -> Result<(), SinkError> {
     let mut i = 0;
     while i < actions.len() {
@@ -151,43 +157,65 @@ pub(crate) async fn apply(
             }
             None => cond,
         };
+        if put && copied {
+            // A failed statement is rolled back alone; the transaction goes on.
+            let (sql, values) = insert(&name, table, run, origin.as_deref())?;
+            match conn.exec_drop(sql, values).await {
+                Ok(()) => {
+                    i = j;
+                    continue;
+                }
+                Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
+                Err(e) => return Err(unavailable("insert")(e)),
+            }
+        }
         conn.exec_drop(format!("DELETE FROM {name} WHERE {cond}"), params)
             .await
             .map_err(unavailable("delete"))?;
         if put {
-            let mut cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
-            if origin.is_some() {
-                cols.push(q(SHARD_COLUMN));
-            }
-            let one = format!("({})", vec!["?"; cols.len()].join(", "));
-            let mut params = Vec::with_capacity(run.len() * cols.len());
-            for a in run {
-                if let Action::Put(_, row) = a {
-                    for v in row.iter() {
-                        params.push(
-                            param(v)
-                                .map_err(|e| SinkError::Rejected(format!("{}: {e}", table.id)))?,
-                        );
-                    }
-                    if let Some(o) = &origin {
-                        params.push(MyValue::Bytes(o.as_bytes().to_vec()));
-                    }
-                }
-            }
-            conn.exec_drop(
-                format!(
-                    "INSERT INTO {name} ({}) VALUES {}",
-                    cols.join(", "),
-                    vec![one; run.len()].join(", ")
-                ),
-                params,
-            )
-            .await
-            .map_err(unavailable("insert"))?;
+            let (sql, values) = insert(&name, table, run, origin.as_deref())?;
+            conn.exec_drop(sql, values)
+                .await
+                .map_err(unavailable("insert"))?;
         }
         i = j;
     }
     Ok(())
+}
+
+/// One multi-row INSERT of the puts of `run` (with the shard column when sharded): the
+/// statement and its parameters; a value the destination cannot take is a rejection.
+fn insert(
+    name: &str,
+    table: &TableSchema,
+    run: &[Action<'_>],
+    origin: Option<&str>,
+) -> Result<(String, Vec<MyValue>), SinkError> {
+    let mut cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+    if origin.is_some() {
+        cols.push(q(SHARD_COLUMN));
+    }
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let mut params = Vec::with_capacity(run.len() * cols.len());
+    let mut rows = 0;
+    for a in run {
+        if let Action::Put(_, row) = a {
+            rows += 1;
+            for v in row.iter() {
+                params
+                    .push(param(v).map_err(|e| SinkError::Rejected(format!("{}: {e}", table.id)))?);
+            }
+            if let Some(o) = origin {
+                params.push(MyValue::Bytes(o.as_bytes().to_vec()));
+            }
+        }
+    }
+    let sql = format!(
+        "INSERT INTO {name} ({}) VALUES {}",
+        cols.join(", "),
+        vec![one; rows].join(", ")
+    );
+    Ok((sql, params))
 }
 
 /// Records that `writers` applied everything up to source sequence `seq` (never lowering it).

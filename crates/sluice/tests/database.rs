@@ -492,3 +492,29 @@ async fn a_recreated_project_applies_again_what_an_earlier_run_applied() -> Test
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+/// Full sync inserts copied rows without deleting first; keys already at the destination (a
+/// chunk copied again after a crash, or rows left there before) must still end as the source's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copied_rows_replace_what_the_destination_already_holds() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let dest = MARIADB_SHARD1.get();
+    let db = unique_name("dbpre");
+    let dest_db = format!("{db}_copy");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 2_000).await?;
+    let mut d = dest_conn(&dest).await?;
+    d.query_drop(format!(
+        "CREATE DATABASE {dest_db}; CREATE TABLE {dest_db}.t (id INT PRIMARY KEY, \
+         v VARCHAR(20) NOT NULL DEFAULT 'none', amt DECIMAL(8,2), note TEXT, KEY v (v)); \
+         INSERT INTO {dest_db}.t SELECT seq * 3, 'stale', 0, 'old' FROM {dest_db}.seq_1_to_600"
+    ))
+    .await?;
+    let project = db_project(&dir, &db, &dest_db, "mariadb", &dest);
+    run_until_caught_up(&project)?;
+    equal_to_source(&dest, &dest_db, &db, "after copying over stale rows").await?;
+    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
