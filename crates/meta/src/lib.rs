@@ -134,10 +134,7 @@ impl MetaStore {
     pub fn open(dir: &Path) -> Result<Self, MetaError> {
         let file = dir.join("meta.db");
         let path = file.display().to_string();
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite(&path);
         std::fs::create_dir_all(dir).map_err(|e| MetaError::Corrupt {
             path: path.clone(),
             what: "data directory".into(),
@@ -190,10 +187,7 @@ impl MetaStore {
         parts: &[(String, String)],
     ) -> Result<(), MetaError> {
         let path = self.path.clone();
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite(&path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -222,10 +216,7 @@ impl MetaStore {
         rows: &[(String, u64)],
     ) -> Result<(), MetaError> {
         let path = self.path.clone();
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite(&path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -269,10 +260,7 @@ impl MetaStore {
         units: &[FullUnit],
     ) -> Result<(), MetaError> {
         let path = self.path.clone();
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite(&path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -357,10 +345,7 @@ impl MetaStore {
         table: &str,
     ) -> Result<(), MetaError> {
         let path = self.path.clone();
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite(&path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -482,7 +467,7 @@ impl MetaStore {
     }
 }
 
-fn sqlite(path: &str) -> impl Fn(rusqlite::Error) -> MetaError + '_ {
+fn sqlite(path: &str) -> impl Fn(rusqlite::Error) -> MetaError + Copy + '_ {
     move |source| MetaError::Sqlite {
         path: path.to_string(),
         source,

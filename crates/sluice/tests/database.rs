@@ -11,6 +11,25 @@ use std::time::Duration;
 use common::*;
 use sluice_testkit::{MARIADB_SHARD1, OCEANBASE};
 
+/// A test's source database, its copy's name at the destination, and its data directory.
+fn names(prefix: &str) -> (String, String, PathBuf) {
+    let db = unique_name(prefix);
+    let dir = temp_dir(&db);
+    (db.clone(), format!("{db}_copy"), dir)
+}
+
+/// Drops the copy at the destination and the source database.
+async fn drop_both(
+    c: &mut mysql_async::Conn,
+    d: &mut mysql_async::Conn,
+    db: &str,
+    dest_db: &str,
+) -> TestResult {
+    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
 async fn dest_conn(addr: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
         "mysql://root@{addr}"
@@ -119,9 +138,7 @@ async fn equal_to_source(dest: &str, dest_db: &str, db: &str, what: &str) -> Tes
 }
 
 async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
-    let db = unique_name(&format!("dbd{kind}"));
-    let dest_db = format!("{db}_copy");
-    let dir = temp_dir(&db);
+    let (db, dest_db, dir) = names(&format!("dbd{kind}"));
     let mut c = conn().await?;
     seeded(&mut c, &db, 5_000).await?;
     let file = db_project(&dir, &db, &dest_db, kind, dest);
@@ -158,9 +175,7 @@ async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
         )
         .await?;
     assert!(!writers.is_empty(), "no checkpoint rows at the destination");
-    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
-    c.query_drop(format!("DROP DATABASE {db}")).await?;
-    Ok(())
+    drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,9 +194,7 @@ async fn mariadb_to_mariadb_full_and_incremental_equals_the_source() -> TestResu
 async fn twenty_kill_9_cycles_into_mariadb_end_equal_to_the_source() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::MariadbShards]);
     let dest = MARIADB_SHARD1.get();
-    let db = unique_name("dbcrash");
-    let dest_db = format!("{db}_copy");
-    let dir = temp_dir(&db);
+    let (db, dest_db, dir) = names("dbcrash");
     let mut c = conn().await?;
     seeded(&mut c, &db, 8_000).await?;
     let file = db_project(&dir, &db, &dest_db, "mariadb", &dest);
@@ -203,9 +216,7 @@ async fn twenty_kill_9_cycles_into_mariadb_end_equal_to_the_source() -> TestResu
     run_until_caught_up(&file)?;
     equal_to_source(&dest, &dest_db, &db, "after 20 kill -9 cycles").await?;
     let mut d = dest_conn(&dest).await?;
-    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
-    c.query_drop(format!("DROP DATABASE {db}")).await?;
-    Ok(())
+    drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
 /// The type matrix of the capture tests: (name, SQL type, expression rendering it as text).
@@ -322,9 +333,7 @@ async fn rendered(
 /// The whole type matrix through full sync (rows 1-2) and incremental sync (rows 3-4 and an
 /// update) into `dest`; every value read back equals the source's, except `skip` columns.
 async fn type_matrix_into(kind: &str, dest: &str, skip: &[&str]) -> TestResult {
-    let db = unique_name(&format!("dbt{kind}"));
-    let dest_db = format!("{db}_copy");
-    let dir = temp_dir(&db);
+    let (db, dest_db, dir) = names(&format!("dbt{kind}"));
     let mut c = conn().await?;
     c.query_drop("SET SESSION sql_mode = ''").await?;
     let cols: Vec<String> = TYPES.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
@@ -362,9 +371,7 @@ async fn type_matrix_into(kind: &str, dest: &str, skip: &[&str]) -> TestResult {
             assert_eq!(g, w, "{kind}: row {id} column {name}");
         }
     }
-    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
-    c.query_drop(format!("DROP DATABASE {db}")).await?;
-    Ok(())
+    drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,9 +389,7 @@ async fn the_type_matrix_round_trips_into_oceanbase_seekdb() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::Oceanbase]);
-    let db = unique_name("dbddl");
-    let dest_db = format!("{db}_copy");
-    let dir = temp_dir(&db);
+    let (db, dest_db, dir) = names("dbddl");
     let mut c = conn().await?;
     c.query_drop(format!("CREATE DATABASE {db}")).await?;
     c.query_drop(format!(
@@ -443,9 +448,7 @@ async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project(
         err.contains("TRUNCATE") && err.contains("options.ddl: false"),
         "{err}"
     );
-    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
-    c.query_drop(format!("DROP DATABASE {db}")).await?;
-    Ok(())
+    drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
 /// A project re-created under the same name (a new data directory) reads from its start again:
@@ -454,9 +457,7 @@ async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project(
 async fn a_recreated_project_applies_again_what_an_earlier_run_applied() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::MariadbShards]);
     let dest = MARIADB_SHARD1.get();
-    let db = unique_name("dbre");
-    let dest_db = format!("{db}_copy");
-    let dir = temp_dir(&db);
+    let (db, dest_db, dir) = names("dbre");
     let mut c = conn().await?;
     c.query_drop(format!(
         "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, \
@@ -488,9 +489,7 @@ async fn a_recreated_project_applies_again_what_an_earlier_run_applied() -> Test
     std::fs::remove_dir_all(dir.join("sluice-data"))?;
     run_until_caught_up(&project)?;
     equal_to_source(&dest, &dest_db, &db, "the re-created project").await?;
-    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
-    c.query_drop(format!("DROP DATABASE {db}")).await?;
-    Ok(())
+    drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
 /// Full sync inserts copied rows without deleting first; keys already at the destination (a
@@ -499,9 +498,7 @@ async fn a_recreated_project_applies_again_what_an_earlier_run_applied() -> Test
 async fn copied_rows_replace_what_the_destination_already_holds() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::MariadbShards]);
     let dest = MARIADB_SHARD1.get();
-    let db = unique_name("dbpre");
-    let dest_db = format!("{db}_copy");
-    let dir = temp_dir(&db);
+    let (db, dest_db, dir) = names("dbpre");
     let mut c = conn().await?;
     seeded(&mut c, &db, 2_000).await?;
     let mut d = dest_conn(&dest).await?;
@@ -514,7 +511,5 @@ async fn copied_rows_replace_what_the_destination_already_holds() -> TestResult 
     let project = db_project(&dir, &db, &dest_db, "mariadb", &dest);
     run_until_caught_up(&project)?;
     equal_to_source(&dest, &dest_db, &db, "after copying over stale rows").await?;
-    d.query_drop(format!("DROP DATABASE {dest_db}")).await?;
-    c.query_drop(format!("DROP DATABASE {db}")).await?;
-    Ok(())
+    drop_both(&mut c, &mut d, &db, &dest_db).await
 }
