@@ -190,3 +190,28 @@ async fn check(method: Method) -> TestResult {
     conn.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+/// Without the RELOAD privilege the read-lock method is refused with the grant that fixes it.
+#[tokio::test]
+async fn the_read_lock_without_reload_names_the_grant() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let user = unique_name("norl");
+    let mut root = Conn::new(opts()).await?;
+    root.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; \
+         GRANT SELECT, REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO '{user}'@'%'"
+    ))
+    .await?;
+    let url = format!("mysql://{user}:pw@{}", MARIADB.get());
+    let mut conn = Conn::new(Opts::from_url(&url)?).await?;
+    let err = live::position_under_read_lock(&mut conn)
+        .await
+        .expect_err("FLUSH TABLES WITH READ LOCK needs RELOAD")
+        .to_string();
+    assert!(err.contains("GRANT RELOAD ON *.*"), "{err}");
+    // The snapshot method needs no such privilege.
+    live::snapshot_position(&mut conn).await?;
+    drop(conn);
+    root.query_drop(format!("DROP USER '{user}'@'%'")).await?;
+    Ok(())
+}
