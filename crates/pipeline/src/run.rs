@@ -473,10 +473,23 @@ fn run_inner(
                     return;
                 }
             };
+            // Binlog bytes read, from the distance between successive positions (after a
+            // rotation: the new file's offset; the old file's tail is its rotate event).
+            let mut last: Option<(String, u64)> = None;
             let r = rt.block_on(live::read(&cfg, &mut reader_history, |e| {
                 match &e {
                     Event::Row(_) => reader_metrics.add("reader", 1, 0),
                     Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
+                        let Position::Binlog(b) = pos;
+                        let bytes = match &last {
+                            Some((file, offset)) if *file == b.file => {
+                                b.offset.saturating_sub(*offset)
+                            }
+                            Some(_) => b.offset,
+                            None => 0,
+                        };
+                        reader_metrics.add("reader", 0, bytes);
+                        last = Some((b.file.clone(), b.offset));
                         reader_metrics.position("reader", pos)
                     }
                     _ => {}

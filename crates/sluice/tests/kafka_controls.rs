@@ -97,14 +97,17 @@ async fn metrics_pause_resume_throttle_and_sharding_columns() -> TestResult {
     ] {
         assert!(page.contains(family), "no {family} in\n{page}");
     }
-    assert!(
-        sample(
-            &page,
-            &format!("sluice_bytes_total{{component=\"writer\",project=\"{db}\"}}")
-        )
-        .unwrap_or(0.0)
-            > 0.0
-    );
+    for component in ["writer", "reader"] {
+        assert!(
+            sample(
+                &page,
+                &format!("sluice_bytes_total{{component=\"{component}\",project=\"{db}\"}}")
+            )
+            .unwrap_or(0.0)
+                > 0.0,
+            "no {component} bytes in\n{page}"
+        );
+    }
 
     // Pause: nothing more is delivered; the state says so; resume delivers the rest.
     let out = sluice()
