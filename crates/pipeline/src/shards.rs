@@ -143,6 +143,23 @@ fn part(p: &Project, s: &ShardInstance) -> Project {
             sub.keys.insert(phys.clone(), k.clone());
         }
     }
+    // Row filters too: each physical table gets the condition of its logical table (first);
+    // patterns written against physical names still apply after those.
+    let mut filters: Vec<_> = s
+        .tables
+        .iter()
+        .filter_map(|(phys, logical)| {
+            let (_, f) = p
+                .router
+                .filters
+                .iter()
+                .find(|(pat, _)| pat.matches(logical))?;
+            let exact = Pattern::parse(&format!("{}.{}", phys.db, phys.table)).ok()?;
+            Some((exact, f.clone()))
+        })
+        .collect();
+    filters.extend(p.router.filters.iter().cloned());
+    sub.router.filters = filters;
     sub.router.rename = HashMap::new();
     if let Some(db) = &mut sub.database {
         db.project = sub.name.clone();

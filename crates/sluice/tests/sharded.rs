@@ -393,3 +393,29 @@ async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> 
     assert!(child.wait()?.success());
     cleanup(&u).await
 }
+
+/// A row filter written against the logical table's name applies to every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_filter_on_the_logical_table_applies_to_every_shard() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("shf");
+    let dir = temp_dir(&u);
+    seed(&u, 5).await?;
+    let file = sharded_project(&dir, &u);
+    let yaml = std::fs::read_to_string(&file)?.replace(
+        "stages:\n",
+        &format!("  filters:\n    {u}.orders: \"amt > 0.5\"\nstages:\n"),
+    );
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    let mut d = at(&OCEANBASE.get()).await?;
+    let (rows, low): (i64, i64) = d
+        .query_first(format!(
+            "SELECT COUNT(*), CAST(SUM(amt <= 0.5) AS SIGNED) FROM {u}_dest.orders"
+        ))
+        .await?
+        .ok_or("no answer")?;
+    // 5 rows per table (amt 0.25 .. 1.25), 3 above 0.5, in 24 tables.
+    assert_eq!((rows, low), (72, 0));
+    cleanup(&u).await
+}
