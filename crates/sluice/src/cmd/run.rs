@@ -94,40 +94,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         until_caught_up: args.until.is_some(),
         ..RunOptions::default()
     };
-    // SIGUSR1 / SIGUSR2: pause / resume (recorded in the metadata store, as `sluice project`
-    // does, so status shows it and a pause outlives the signal).
-    let (dir, name) = (project.data_dir.clone(), project.name.clone());
-    std::thread::Builder::new()
-        .name("sluice-pause-signals".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut usr1), Ok(mut usr2)) = (
-                    signal(SignalKind::user_defined1()),
-                    signal(SignalKind::user_defined2()),
-                ) else {
-                    return;
-                };
-                loop {
-                    let pause = tokio::select! {
-                        _ = usr1.recv() => true,
-                        _ = usr2.recv() => false,
-                    };
-                    if let Ok(m) = MetaStore::open(&dir) {
-                        let _ = m.set_paused(&name, pause);
-                    }
-                }
-            });
-        })
-        .context("signal thread")?;
+    // One thread for the signals. SIGUSR1 / SIGUSR2: pause / resume (recorded in the metadata
+    // store, as `sluice project` does, so status shows it and a pause outlives the signal).
     // SIGINT / SIGTERM: stop gracefully (flush, checkpoint, exit 0).
-    let stop = opts.stop.clone();
+    let (dir, name, stop) = (
+        project.data_dir.clone(),
+        project.name.clone(),
+        opts.stop.clone(),
+    );
     std::thread::Builder::new()
         .name("sluice-signals".into())
         .spawn(move || {
@@ -138,14 +112,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 return;
             };
             rt.block_on(async {
-                let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                use tokio::signal::unix::{signal, Signal, SignalKind};
+                // A signal that cannot be registered never arrives.
+                async fn next(s: &mut Option<Signal>) {
+                    match s {
+                        Some(s) => {
+                            s.recv().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                }
+                let mut usr1 = signal(SignalKind::user_defined1()).ok();
+                let mut usr2 = signal(SignalKind::user_defined2()).ok();
+                let mut term = signal(SignalKind::terminate()).ok();
+                let mut int = signal(SignalKind::interrupt()).ok();
+                loop {
+                    let pause = tokio::select! {
+                        _ = next(&mut usr1) => true,
+                        _ = next(&mut usr2) => false,
+                        _ = next(&mut term) => break,
+                        _ = next(&mut int) => break,
+                    };
+                    if let Ok(m) = MetaStore::open(&dir) {
+                        let _ = m.set_paused(&name, pause);
+                    }
                 }
             });
             eprintln!("sluice: stopping (flushing and checkpointing)");

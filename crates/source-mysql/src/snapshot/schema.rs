@@ -198,14 +198,9 @@ pub async fn table(
         .await
         .map_err(server("reading information_schema.columns"))?;
     if rows.is_empty() {
-        return Err(SnapshotError::Table {
-            table: id.to_string(),
-            message: "the table does not exist (or this user may not see it; grant SELECT)".into(),
-        });
+        return Err(no_such_table(id));
     }
-    let json: HashSet<String> = crate::live::json_columns(conn, id)
-        .await
-        .unwrap_or_default();
+    let json = json_columns(conn, id).await;
     let mut columns = Vec::with_capacity(rows.len());
     for (name, data_type, ctype, charset, nullable, octets, precision, scale, dtp) in rows {
         let c = ColumnRow {
@@ -321,14 +316,9 @@ pub async fn table_def(
         .await
         .map_err(server("reading information_schema.columns"))?;
     if rows.is_empty() {
-        return Err(SnapshotError::Table {
-            table: id.to_string(),
-            message: "the table does not exist (or this user may not see it; grant SELECT)".into(),
-        });
+        return Err(no_such_table(id));
     }
-    let json: HashSet<String> = crate::live::json_columns(conn, id)
-        .await
-        .unwrap_or_default();
+    let json = json_columns(conn, id).await;
     let mut columns = Vec::new();
     for (name, column_type, nullable, default, charset, collation, extra) in rows {
         let extra_l = extra.to_ascii_lowercase();
@@ -418,6 +408,20 @@ pub fn logical_schema(schema: &TableSchema) -> LogicalSchema {
             .map(|s| s.to_string())
             .collect(),
     }
+}
+
+fn no_such_table(id: &TableId) -> SnapshotError {
+    SnapshotError::Table {
+        table: id.to_string(),
+        message: "the table does not exist (or this user may not see it; grant SELECT)".into(),
+    }
+}
+
+/// The table's JSON columns (MariaDB's JSON is LONGTEXT with a check); none when unreadable.
+async fn json_columns(conn: &mut Conn, id: &TableId) -> HashSet<String> {
+    crate::live::json_columns(conn, id)
+        .await
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
