@@ -400,6 +400,7 @@ fn run_inner(
                 },
             };
             meta.begin_full(&p.name, &c, &units)?;
+            tracing::info!(project = %p.name, units = units.len(), "full sync begins; incremental sync will replay from {}", c.position);
             cp = Some(c);
         }
         meta.set_state(&p.name, "full", "Running", "")?;
@@ -444,7 +445,7 @@ fn run_inner(
         }
         None => (p.start.clone(), SchemaHistory::new(), 0, 0),
     };
-    tracing::info!(project = %p.name, ?start, "incremental sync starts");
+    tracing::info!(project = %p.name, ?start, sequence, "incremental sync starts");
     let cfg = LiveConfig {
         opts: src_opts,
         server_id: p.server_id,

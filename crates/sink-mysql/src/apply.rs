@@ -87,6 +87,17 @@ pub(crate) fn key_in(
     })
 }
 
+/// Where actions land: the destination table of each source table, the shard the rows come
+/// from, and, for a sharded project, the columns each destination table has now.
+pub(crate) struct Landing<'a> {
+    pub(crate) merge: &'a HashMap<TableId, TableId>,
+    pub(crate) shard: Option<&'a str>,
+    pub(crate) shard_in_key: bool,
+    /// Sharded: a shard's column missing here was dropped by another shard's DDL; its values
+    /// are not written. Tables not listed are written whole.
+    pub(crate) columns: &'a HashMap<TableId, HashSet<String>>,
+}
+
 /// Applies actions in order, grouping runs of one table and one kind into multi-row
 /// statements (each key appears once: runs cannot reorder changes of one key).
 ///
@@ -97,9 +108,7 @@ pub(crate) fn key_in(
 pub(crate) async fn apply(
     conn: &mut mysql_async::Transaction<'_>,
     actions: &[Action<'_>],
-    merge: &HashMap<TableId, TableId>,
-    shard: Option<&str>,
-    shard_in_key: bool,
+    to: &Landing<'_>,
     copied: bool,
 ) -> Result<(), SinkError> {
     let mut i = 0;
@@ -122,12 +131,15 @@ pub(crate) async fn apply(
                 Action::Remove(_, k) => k.clone(),
             })
             .collect();
-        let dest = merge.get(&table.id).unwrap_or(&table.id);
+        let dest = to.merge.get(&table.id).unwrap_or(&table.id);
         let name = format!("{}.{}", q(&dest.db), q(&dest.table));
-        let origin = shard.map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
+        let origin = to
+            .shard
+            .map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
+        let has = to.columns.get(dest);
         let mut params = Vec::new();
         let cond = key_in(table, &keys, &mut params).map_err(SinkError::Rejected)?;
-        if let (Some(origin), true, false) = (&origin, put, shard_in_key) {
+        if let (Some(origin), true, false) = (&origin, put, to.shard_in_key) {
             // A key another shard already put here: two shards hold the same primary key.
             let mut p2 = params.clone();
             p2.push(MyValue::Bytes(origin.as_bytes().to_vec()));
@@ -159,39 +171,64 @@ pub(crate) async fn apply(
         };
         if put && copied {
             // A failed statement is rolled back alone; the transaction goes on.
-            let (sql, values) = insert(&name, table, run, origin.as_deref())?;
+            let (sql, values) = insert(&name, table, run, origin.as_deref(), has)?;
             match conn.exec_drop(sql, values).await {
                 Ok(()) => {
                     i = j;
                     continue;
                 }
                 Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
-                Err(e) => return Err(unavailable("insert")(e)),
+                Err(e) => return Err(insert_failed(e, origin.is_some())),
             }
         }
         conn.exec_drop(format!("DELETE FROM {name} WHERE {cond}"), params)
             .await
             .map_err(unavailable("delete"))?;
         if put {
-            let (sql, values) = insert(&name, table, run, origin.as_deref())?;
+            let (sql, values) = insert(&name, table, run, origin.as_deref(), has)?;
             conn.exec_drop(sql, values)
                 .await
-                .map_err(unavailable("insert"))?;
+                .map_err(|e| insert_failed(e, origin.is_some()))?;
         }
         i = j;
     }
     Ok(())
 }
 
-/// One multi-row INSERT of the puts of `run` (with the shard column when sharded): the
-/// statement and its parameters; a value the destination cannot take is a rejection.
+/// An insert the destination refused. For a shard's row, an unknown column means another
+/// shard's DDL dropped it after this sink last read the table: worth writing again (the
+/// columns are read anew), not a rejection.
+fn insert_failed(e: mysql_async::Error, sharded: bool) -> SinkError {
+    match &e {
+        mysql_async::Error::Server(s) if sharded && s.code == 1054 => SinkError::Unavailable(
+            format!("destination: the table changed under this batch (DDL of another shard); writing it again: {e}"),
+        ),
+        _ => unavailable("insert")(e),
+    }
+}
+
+/// One multi-row INSERT of the puts of `run` (with the shard column when sharded), of the
+/// columns the destination has (`has`; all when None): the statement and its parameters; a
+/// value the destination cannot take is a rejection.
 fn insert(
     name: &str,
     table: &TableSchema,
     run: &[Action<'_>],
     origin: Option<&str>,
+    has: Option<&HashSet<String>>,
 ) -> Result<(String, Vec<MyValue>), SinkError> {
-    let mut cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+    let keep: Vec<bool> = table
+        .columns
+        .iter()
+        .map(|c| has.is_none_or(|h| h.contains(&c.name.to_lowercase())))
+        .collect();
+    let mut cols: Vec<String> = table
+        .columns
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(c, _)| q(&c.name))
+        .collect();
     if origin.is_some() {
         cols.push(q(SHARD_COLUMN));
     }
@@ -201,7 +238,7 @@ fn insert(
     for a in run {
         if let Action::Put(_, row) = a {
             rows += 1;
-            for v in row.iter() {
+            for v in row.iter().zip(&keep).filter(|(_, k)| **k).map(|(v, _)| v) {
                 params
                     .push(param(v).map_err(|e| SinkError::Rejected(format!("{}: {e}", table.id)))?);
             }

@@ -27,11 +27,10 @@ mod value;
 pub use schema::create_table_sql;
 pub use value::param;
 
-use apply::{action_key, actions, apply, merged, write_checkpoint, Action};
+use apply::{action_key, actions, apply, merged, write_checkpoint, Action, Landing};
 use schema::normalized_type;
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, TxOpts};
@@ -113,6 +112,12 @@ pub struct MysqlSink {
     oceanbase: bool,
     results: HashMap<u64, Result<(), SinkError>>,
     next_ticket: u64,
+    /// Sharded: the columns of each destination table (lower case), read when first written
+    /// and again after DDL, so rows of shards not yet altered fit a table another shard's DDL
+    /// changed.
+    dest_columns: HashMap<TableId, HashSet<String>>,
+    /// Shard columns already reported as missing at the destination.
+    warned: HashSet<(TableId, String)>,
 }
 
 impl MysqlSink {
@@ -167,19 +172,8 @@ impl MysqlSink {
                 )
                 .await
                 .map_err(unavailable("read the checkpoint"))?;
-            let mut applied = vec![0u64; writers];
-            let stored_writers = rows.len();
-            for (w, seq) in &rows {
-                if let Some(a) = applied.get_mut(*w as usize) {
-                    *a = *seq;
-                }
-            }
-            // Changed writer count: a key may now go to another writer; skip only what every
-            // writer applied (the rest is applied again, idempotently).
-            if stored_writers != 0 && stored_writers != writers {
-                let floor = rows.iter().map(|(_, s)| *s).min().unwrap_or(0);
-                applied = vec![floor; writers];
-            }
+            let applied = applied_from_rows(&rows, writers);
+            tracing::info!(project = %cfg.project, ?applied, "destination: sequences applied per writer");
             Ok::<_, SinkError>((conns, oceanbase, applied))
         })?;
         Ok(Self {
@@ -190,6 +184,8 @@ impl MysqlSink {
             oceanbase,
             results: HashMap::new(),
             next_ticket: 0,
+            dest_columns: HashMap::new(),
+            warned: HashSet::new(),
         })
     }
 
@@ -204,9 +200,7 @@ impl MysqlSink {
     }
 
     fn writer_of(&self, key: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() % self.conns.len().max(1) as u64) as usize
+        writer_for(key, self.conns.len())
     }
 
     /// The CREATE TABLE for `def` at `dest`, translated for the destination.
@@ -255,6 +249,7 @@ impl MysqlSink {
         let project = self.cfg.project.clone();
         let writers = self.conns.len();
         let pos = d.pos.to_string();
+        let sharded = self.cfg.shard.is_some();
         let conn = self
             .conns
             .first_mut()
@@ -264,7 +259,12 @@ impl MysqlSink {
             match conn.query_drop(&sql).await {
                 Ok(()) => {}
                 Err(mysql_async::Error::Server(e)) if matches!(e.code, 1060 | 1061 | 1091) => {
-                    tracing::warn!("{sql}: {} (applied before a restart)", e.message);
+                    // Normal for a sharded table (every shard runs the DDL): not a warning.
+                    if sharded {
+                        tracing::info!("{sql}: {} (already applied by another shard)", e.message);
+                    } else {
+                        tracing::warn!("{sql}: {} (applied before a restart)", e.message);
+                    }
                 }
                 Err(e) => {
                     return Err(SinkError::Rejected(format!(
@@ -278,6 +278,7 @@ impl MysqlSink {
             }
             Ok(())
         })?;
+        self.dest_columns.remove(&dest);
         if let Some(seq) = sequence {
             for a in self.applied.iter_mut() {
                 *a = (*a).max(seq);
@@ -290,6 +291,7 @@ impl MysqlSink {
         if items.is_empty() {
             return Ok(());
         }
+        self.read_dest_columns(items)?;
         let writers = self.conns.len().max(1);
         // Each writer's share: its actions (only changes it has not applied) and the highest
         // sequence and position they reach.
@@ -315,9 +317,13 @@ impl MysqlSink {
         }
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
-        let merge = &self.cfg.merge;
-        let shard = self.cfg.shard.as_deref();
-        let in_key = self.cfg.shard_in_key;
+        let to = Landing {
+            merge: &self.cfg.merge,
+            shard: self.cfg.shard.as_deref(),
+            shard_in_key: self.cfg.shard_in_key,
+            columns: &self.dest_columns,
+        };
+        let to = &to;
         // A full-sync chunk: its keys are normally new at the destination (see `apply`).
         let copied = items.iter().all(|i| i.snapshot);
         let mut conns: Vec<Option<Conn>> = std::mem::take(&mut self.conns);
@@ -338,7 +344,7 @@ impl MysqlSink {
                         .start_transaction(TxOpts::default())
                         .await
                         .map_err(unavailable("begin"))?;
-                    apply(&mut tx, &merged(acts), merge, shard, in_key, copied).await?;
+                    apply(&mut tx, &merged(acts), to, copied).await?;
                     if let Some(seq) = seq {
                         write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos).await?;
                     }
@@ -382,6 +388,10 @@ impl MysqlSink {
             }
         }
         self.conns = conns;
+        if first_err.is_some() {
+            // Another shard's DDL may be why: read the tables again before the next attempt.
+            self.dest_columns.clear();
+        }
         match first_err {
             None => Ok(()),
             // 1062: a unique key collided (writers reordered changes of different keys, or two
@@ -410,19 +420,18 @@ impl MysqlSink {
             })
             .unwrap_or_default();
         let applied = self.applied.clone();
-        let merge = &self.cfg.merge;
-        let shard = self.cfg.shard.as_deref();
-        let in_key = self.cfg.shard_in_key;
+        let to = Landing {
+            merge: &self.cfg.merge,
+            shard: self.cfg.shard.as_deref(),
+            shard_in_key: self.cfg.shard_in_key,
+            columns: &self.dest_columns,
+        };
         let mut conn = self
             .conns
             .first_mut()
             .and_then(Option::take)
             .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
-        let writer_of = |k: &str| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            k.hash(&mut h);
-            (h.finish() % writers.max(1) as u64) as usize
-        };
+        let writer_of = |k: &str| writer_for(k, writers);
         let r = self.rt.block_on(async {
             let mut tx = conn
                 .start_transaction(TxOpts::default())
@@ -435,15 +444,7 @@ impl MysqlSink {
                     if item.sequence.is_some_and(|s| s <= applied[w]) {
                         continue;
                     }
-                    apply(
-                        &mut tx,
-                        std::slice::from_ref(&a),
-                        merge,
-                        shard,
-                        in_key,
-                        false,
-                    )
-                    .await?;
+                    apply(&mut tx, std::slice::from_ref(&a), &to, false).await?;
                 }
             }
             if let Some(seq) = top {
@@ -458,6 +459,54 @@ impl MysqlSink {
         if let Some(seq) = top {
             for a in self.applied.iter_mut() {
                 *a = (*a).max(seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sharded: reads the columns of the destination tables these rows go to (those not read
+    /// yet), and reports once each shard column the destination no longer has.
+    fn read_dest_columns(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        if self.cfg.shard.is_none() {
+            return Ok(());
+        }
+        for item in items {
+            let Event::Row(r) = &item.event else { continue };
+            let dest = self.dest_of(&r.table.id);
+            if !self.dest_columns.contains_key(&dest) {
+                let conn = self
+                    .conns
+                    .first_mut()
+                    .and_then(Option::as_mut)
+                    .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+                let names: Vec<String> = self
+                    .rt
+                    .block_on(conn.exec(
+                        "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                         WHERE table_schema = ? AND table_name = ?",
+                        (&dest.db, &dest.table),
+                    ))
+                    .map_err(unavailable("read the destination table's columns"))?;
+                if names.is_empty() {
+                    // Not there (yet): write rows whole and let the destination say what is wrong.
+                    continue;
+                }
+                let names = names.into_iter().map(|n| n.to_lowercase()).collect();
+                self.dest_columns.insert(dest.clone(), names);
+            }
+            let Some(has) = self.dest_columns.get(&dest) else {
+                continue;
+            };
+            for c in &r.table.columns {
+                let name = c.name.to_lowercase();
+                if !has.contains(&name) && self.warned.insert((dest.clone(), name)) {
+                    tracing::warn!(
+                        "column {} of {} is not in the destination table {dest} (dropped by \
+                         another shard's DDL?): its values are not written",
+                        c.name,
+                        r.table.id
+                    );
+                }
             }
         }
         Ok(())
@@ -480,6 +529,48 @@ impl MysqlSink {
             Ok(())
         })
     }
+}
+
+/// The writer of a key: FNV-1a of its text, so that the mapping is the same in every build
+/// and run (the destination's per-writer checkpoint rows rely on it; std's hasher may change
+/// between Rust releases).
+fn writer_for(key: &str, writers: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % writers.max(1) as u64) as usize
+}
+
+/// What each of `writers` writers has applied, from the destination's checkpoint rows
+/// `(writer, sequence)`. Exact per writer only when every writer of this count has a row and
+/// no other writer does. Otherwise every writer gets a floor: with another writer count a key
+/// may now go to another writer, so only what all of them applied is skipped; and a writer
+/// without a row has applied nothing (a crash can land between the writers' commits of one
+/// batch), so then the floor is 0 and everything from the checkpoint is applied again,
+/// idempotently.
+fn applied_from_rows(rows: &[(u32, u64)], writers: usize) -> Vec<u64> {
+    let writers = writers.max(1);
+    let mut applied: Vec<Option<u64>> = vec![None; writers];
+    let mut other_count = false;
+    for &(w, seq) in rows {
+        match applied.get_mut(w as usize) {
+            Some(a) => *a = Some(seq),
+            None => other_count = true,
+        }
+    }
+    if !other_count {
+        if let Some(exact) = applied.iter().copied().collect::<Option<Vec<u64>>>() {
+            return exact;
+        }
+    }
+    let floor = if applied.iter().any(Option::is_none) {
+        0
+    } else {
+        rows.iter().map(|(_, s)| *s).min().unwrap_or(0)
+    };
+    vec![floor; writers]
 }
 
 /// Settings of every writer session: UTC for TIMESTAMP, zero dates allowed, no implicit defaults
@@ -505,17 +596,23 @@ async fn session_settings(c: &mut Conn) -> Result<(), SinkError> {
 impl Sink for MysqlSink {
     fn start_afresh(&mut self) -> Result<(), SinkError> {
         let (meta_db, project) = (q(&self.cfg.meta_db), self.cfg.project.clone());
+        let writers = self.conns.len();
         let conn = self
             .conns
             .first_mut()
             .and_then(Option::as_mut)
             .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
-        self.rt
-            .block_on(conn.exec_drop(
+        self.rt.block_on(async {
+            conn.exec_drop(
                 format!("DELETE FROM {meta_db}.sluice_checkpoint WHERE project = ?"),
                 (&project,),
-            ))
+            )
+            .await
             .map_err(unavailable("clear an earlier run's checkpoint rows"))?;
+            // A row per writer from the start: after a crash between the writers' commits of
+            // one batch, a writer that did not commit still shows what it applied (nothing).
+            write_checkpoint(conn, &meta_db, &project, 0..writers, 0, "").await
+        })?;
         self.applied.iter_mut().for_each(|a| *a = 0);
         Ok(())
     }
@@ -608,5 +705,33 @@ impl Sink for MysqlSink {
         self.results
             .remove(&ticket)
             .unwrap_or_else(|| Err(SinkError::Unavailable(format!("unknown batch {ticket}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_of_a_key_is_fnv1a_and_the_same_in_every_build() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (the published test vector).
+        assert_eq!(writer_for("a", 3), (0xaf63_dc4c_8601_ec8c_u64 % 3) as usize);
+        assert_eq!(writer_for("", 3), (0xcbf2_9ce4_8422_2325_u64 % 3) as usize);
+        assert_eq!(writer_for("anything", 1), 0);
+    }
+
+    #[test]
+    fn applied_sequences_are_exact_only_when_every_writer_has_a_row() {
+        // Every writer committed: exact.
+        assert_eq!(applied_from_rows(&[(0, 9), (1, 7), (2, 8)], 3), [9, 7, 8]);
+        // A crash after writer 0's commit, before the others' first: they applied nothing.
+        assert_eq!(applied_from_rows(&[(0, 197)], 3), [0, 0, 0]);
+        assert_eq!(applied_from_rows(&[(0, 5), (2, 6)], 3), [0, 0, 0]);
+        // Fewer writers than before: only what every old writer applied.
+        assert_eq!(applied_from_rows(&[(0, 9), (1, 7), (2, 8)], 2), [7, 7]);
+        // More writers than before: the new one has no row, everything is applied again.
+        assert_eq!(applied_from_rows(&[(0, 9), (1, 7)], 3), [0, 0, 0]);
+        // A new project.
+        assert_eq!(applied_from_rows(&[], 2), [0, 0]);
     }
 }

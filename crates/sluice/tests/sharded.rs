@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +138,15 @@ fn hex(s: &str) -> String {
 /// The destination table against the union of the shards: a checksum per range of 1,000 ids on
 /// every side, then row by row in the ranges that differ. Returns the rows compared.
 async fn equal_to_union(u: &str, what: &str) -> Result<i64, Box<dyn std::error::Error>> {
+    equal_in(u, what, &["id", "v", "CAST(amt AS CHAR)"]).await
+}
+
+/// [`equal_to_union`] over these columns.
+async fn equal_in(
+    u: &str,
+    what: &str,
+    columns: &[&str],
+) -> Result<i64, Box<dyn std::error::Error>> {
     let sources: Vec<Side> = instances()
         .into_iter()
         .enumerate()
@@ -151,7 +161,7 @@ async fn equal_to_union(u: &str, what: &str) -> Result<i64, Box<dyn std::error::
     let dest = Side::new(OCEANBASE.get(), vec![format!("{u}_dest.orders")]);
     let shape = Shape {
         key: "id",
-        columns: &["id", "v", "CAST(amt AS CHAR)"],
+        columns,
         width: 1_000,
     };
     let c = compare(&dest, &sources, &shape).await?;
@@ -290,8 +300,13 @@ async fn twenty_kill_9_cycles_of_a_sharded_project_end_equal_to_the_union() -> T
     let ws = writers(&u, &stop);
     let mut rng = Lcg(3 + u64::from(std::process::id()));
     let mut saw_full = false;
-    for _ in 0..20 {
+    for cycle in 0..20 {
         saw_full |= status(&dir).matches("full sync:  finished").count() < 3;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("runs.log"))?;
+        writeln!(log, "--- cycle {cycle}")?;
         let mut child = spawn_run(&file)?;
         tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
         child.kill()?;
@@ -417,5 +432,96 @@ async fn a_row_filter_on_the_logical_table_applies_to_every_shard() -> TestResul
         .ok_or("no answer")?;
     // 5 rows per table (amt 0.25 .. 1.25), 3 above 0.5, in 24 tables.
     assert_eq!((rows, low), (72, 0));
+    cleanup(&u).await
+}
+
+/// Column and index DDL run shard by shard (as a DBA rolls it over a sharded database) reaches
+/// the one destination table once; rows of shards not yet altered keep flowing meanwhile, with
+/// or without the column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("shd");
+    let dir = temp_dir(&u);
+    seed(&u, 20).await?;
+    let file = sharded_project(&dir, &u);
+    run_until_caught_up(&file)?;
+    // Every shard in turn: add the column, then write a row there and one into a shard not
+    // yet altered.
+    let mut shards: Vec<(String, String)> = Vec::new();
+    for (i, addr) in instances().into_iter().enumerate() {
+        for d in [2 * i, 2 * i + 1] {
+            for t in 0..4 {
+                shards.push((addr.clone(), format!("{u}_{d}.orders_{t}")));
+            }
+        }
+    }
+    let last = shards.len() - 1;
+    for (k, (addr, tbl)) in shards.iter().enumerate() {
+        let mut c = at(addr).await?;
+        c.query_drop(format!(
+            "ALTER TABLE {tbl} ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'n'"
+        ))
+        .await?;
+        c.query_drop(format!("CREATE INDEX ix_v ON {tbl} (v)"))
+            .await?;
+        c.query_drop(format!(
+            "UPDATE {tbl} SET note = 'added{k}' WHERE id % 10 = 1"
+        ))
+        .await?;
+        let (addr2, other) = &shards[last - k];
+        if last - k > k {
+            at(addr2)
+                .await?
+                .query_drop(format!(
+                    "UPDATE {other} SET v = 'before{k}' WHERE id % 10 = 2"
+                ))
+                .await?;
+        }
+    }
+    run_until_caught_up(&file)?;
+    equal_in(
+        &u,
+        "after ADD COLUMN on every shard",
+        &["id", "v", "CAST(amt AS CHAR)", "note"],
+    )
+    .await?;
+    let indexes = format!(
+        "SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics \
+         WHERE table_schema = '{u}_dest' AND table_name = 'orders' AND index_name = 'ix_v'"
+    );
+    let mut d = at(&OCEANBASE.get()).await?;
+    assert_eq!(d.query_first::<i64, _>(&indexes).await?, Some(1));
+    // The same, dropping the column: rows of shards that still have it lose it on the way.
+    for (k, (addr, tbl)) in shards.iter().enumerate() {
+        let mut c = at(addr).await?;
+        c.query_drop(format!("ALTER TABLE {tbl} DROP COLUMN note"))
+            .await?;
+        c.query_drop(format!("DROP INDEX ix_v ON {tbl}")).await?;
+        c.query_drop(format!(
+            "UPDATE {tbl} SET v = 'dropped{k}' WHERE id % 10 = 3"
+        ))
+        .await?;
+        let (addr2, other) = &shards[last - k];
+        if last - k > k {
+            at(addr2)
+                .await?
+                .query_drop(format!(
+                    "UPDATE {other} SET note = 'still{k}' WHERE id % 10 = 4"
+                ))
+                .await?;
+        }
+    }
+    run_until_caught_up(&file)?;
+    equal_to_union(&u, "after DROP COLUMN on every shard").await?;
+    assert_eq!(d.query_first::<i64, _>(&indexes).await?, Some(0));
+    let cols: Vec<String> = d
+        .exec(
+            "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+             WHERE table_schema = ? AND table_name = 'orders' ORDER BY ordinal_position",
+            (format!("{u}_dest"),),
+        )
+        .await?;
+    assert_eq!(cols, ["id", "v", "amt", "_sluice_shard"]);
     cleanup(&u).await
 }

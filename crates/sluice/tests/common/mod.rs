@@ -72,13 +72,21 @@ pub fn use_broker(file: &Path, addr: &str) -> std::io::Result<()> {
     std::fs::write(file, yaml)
 }
 
-/// `sluice run -f FILE` in the background, quiet.
+/// `sluice run -f FILE` in the background; its log is appended to `runs.log` beside the project
+/// file (read it when a test fails).
 pub fn spawn_run(file: &Path) -> std::io::Result<std::process::Child> {
-    sluice()
-        .args(["run", "-f"])
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file.with_file_name("runs.log"))?;
+    let mut cmd = sluice();
+    if std::env::var_os("SLUICE_LOG").is_none() {
+        cmd.env("SLUICE_LOG", "info");
+    }
+    cmd.args(["run", "-f"])
         .arg(file)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
 }
 
