@@ -721,6 +721,12 @@ fn flush(
     st: &mut State,
     stop: &AtomicBool,
 ) -> Result<(), RunError> {
+    // The last change of a transaction still open stays for the next batch: only when its
+    // commit is read is it known to be the last (formats mark it: Maxwell's `commit`).
+    let held = match (st.in_txn, st.last_of_txn) {
+        (true, Some(i)) if i + 1 == st.batch.len() => st.batch.pop(),
+        _ => None,
+    };
     if !st.batch.is_empty() {
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -756,10 +762,13 @@ fn flush(
         st.bytes_seen = sink.acknowledged_bytes();
         st.metrics.add("writer", rows, bytes);
         st.throttle.after(rows, bytes, stop);
-        // Items of a transaction still open stay delivered but uncheckpointed; keep only the
-        // index bookkeeping of the open transaction consistent.
+        // Items of a transaction still open stay delivered but uncheckpointed.
         st.batch.clear();
         st.last_of_txn = None;
+    }
+    if let Some(item) = held {
+        st.batch.push(item);
+        st.last_of_txn = Some(0);
     }
     if let Some((pos, sequence, txn_number, ts_ms)) = st.at_commit.clone() {
         let position = Position::Binlog(pos);

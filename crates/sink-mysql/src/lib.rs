@@ -631,9 +631,17 @@ impl Sink for MysqlSink {
             for (spec, dest) in tables.iter().zip(&dests) {
                 let Some(def) = &spec.def else { continue };
                 if def.primary_key.is_empty() {
+                    let what = if sharded {
+                        format!(
+                            "the logical table {dest} (from {}) has no primary key; a logical table needs one \
+                             (its rows from every shard are told apart and applied by key, as OMS requires)",
+                            spec.dest
+                        )
+                    } else {
+                        format!("{dest} has no primary key; the database destination needs one to apply changes by key")
+                    };
                     return Err(SinkError::Config(format!(
-                        "{}: the database destination needs a primary key to apply changes by key; add one at the source",
-                        dest
+                        "{what}; add one at the source"
                     )));
                 }
                 conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))

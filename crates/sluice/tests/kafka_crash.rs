@@ -13,13 +13,8 @@ async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestRe
     let db = unique_name("crash");
     let dir = temp_dir(&db);
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
-    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let start = new_table(&mut c, &db).await?;
+    let file_path = project(&dir, &db, &db, "oms", &start, "hash");
     let yaml = std::fs::read_to_string(&file_path)?.replace(&KAFKA.get(), &kafka.addr);
     std::fs::write(&file_path, yaml)?;
 
@@ -80,13 +75,8 @@ async fn a_broker_outage_mid_stream_loses_nothing_and_shows_in_status() -> TestR
     let db = unique_name("outage");
     let dir = temp_dir(&db);
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
-    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let start = new_table(&mut c, &db).await?;
+    let file_path = project(&dir, &db, &db, "oms", &start, "hash");
     let yaml = std::fs::read_to_string(&file_path)?.replace(&KAFKA.get(), &kafka.addr);
     std::fs::write(&file_path, yaml)?;
 

@@ -12,12 +12,7 @@ async fn every_format_delivers_a_stream_that_rebuilds_the_table() -> TestResult 
     let kafka = sluice_testkit::TempKafka::start_memory()?;
     let db = unique_name("fmts");
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
+    let start = new_table(&mut c, &db).await?;
     write_range(&mut c, &db, 1, 120).await?;
     c.query_drop(format!(
         "UPDATE {db}.t SET amt = amt + 1, v = NULL WHERE id % 5 = 0"
@@ -30,14 +25,7 @@ async fn every_format_delivers_a_stream_that_rebuilds_the_table() -> TestResult 
     for format in ["canal", "debezium", "debezium-flat", "maxwell"] {
         let dir = temp_dir(&format!("{db}-{format}"));
         let name = format!("{db}-{format}");
-        let file_path = project(
-            &dir,
-            &name,
-            &db,
-            format,
-            &format!("{file}:{offset}"),
-            "hash",
-        );
+        let file_path = project(&dir, &name, &db, format, &start, "hash");
         use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "\"{db}.{table}\"",
@@ -59,24 +47,12 @@ async fn every_compression_codec_delivers() -> TestResult {
     let kafka = sluice_testkit::TempKafka::start_memory()?;
     let db = unique_name("codec");
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
+    let start = new_table(&mut c, &db).await?;
     write_range(&mut c, &db, 1, 50).await?;
     let want = source_rows(&mut c, &db).await?;
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let dir = temp_dir(&format!("{db}-{codec}"));
-        let file_path = project(
-            &dir,
-            &format!("{db}-{codec}"),
-            &db,
-            "oms",
-            &format!("{file}:{offset}"),
-            "hash",
-        );
+        let file_path = project(&dir, &format!("{db}-{codec}"), &db, "oms", &start, "hash");
         use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "\"{db}.{table}\"",
@@ -105,6 +81,7 @@ async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult 
     let mut c = conn().await?;
     c.query_drop("SET SESSION time_zone = '+00:00'").await?;
     let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    let start = format!("{file}:{offset}");
     c.query_drop(format!("CREATE DATABASE {db}")).await?;
     c.query_drop(format!(
         "CREATE TABLE {db}.t (id INT PRIMARY KEY, biu BIGINT UNSIGNED, dec1 DECIMAL(5,2),
@@ -157,14 +134,7 @@ async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult 
     ];
     for (format, want) in expect {
         let dir = temp_dir(&format!("{db}-{format}"));
-        let file_path = project(
-            &dir,
-            &format!("{db}-{format}"),
-            &db,
-            format,
-            &format!("{file}:{offset}"),
-            "hash",
-        );
+        let file_path = project(&dir, &format!("{db}-{format}"), &db, format, &start, "hash");
         use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "\"{db}.{table}\"",
@@ -185,6 +155,59 @@ async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult 
             .ok_or_else(|| format!("{format}: no row message in {msgs:?}"))?;
         assert_eq!(row, want, "{format}");
     }
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+/// A transaction larger than a batch is delivered over several batches; its last row still
+/// carries Maxwell's `commit: true`, and no other row does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_split_over_batches_marks_only_its_last_row() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
+    let db = unique_name("txnsplit");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let start = new_table(&mut c, &db).await?;
+    // Transactions of 1, 7, 50, 51 and 173 rows, one statement per row; batches of one change,
+    // so every batch ends before its transaction's commit is read.
+    let sizes = [1, 7, 50, 51, 173];
+    let mut id = 0;
+    for n in sizes {
+        let mut sql = String::from("BEGIN;");
+        for _ in 0..n {
+            id += 1;
+            sql.push_str(&format!("INSERT INTO {db}.t VALUES ({id}, 'x', 1);"));
+        }
+        sql.push_str("COMMIT");
+        c.query_drop(sql).await?;
+    }
+    let path = project(&dir, &db, &db, "maxwell", &start, "one");
+    use_broker(&path, &kafka.addr)?;
+    let yaml = std::fs::read_to_string(&path)?.replace("options:\n", "options:\n  batch_rows: 1\n");
+    std::fs::write(&path, yaml)?;
+    run_until_caught_up(&path)?;
+    let msgs = consume_from(&kafka.addr, &format!("{db}.t"), 0)?;
+    // Per transaction (xid), in delivery order: its rows and which of them say commit.
+    let mut txns: Vec<(i64, usize, Vec<usize>)> = Vec::new();
+    for m in msgs
+        .iter()
+        .map(|m| &m["value"])
+        .filter(|m| m["type"] == "insert")
+    {
+        let xid = m["xid"].as_i64().ok_or("no xid")?;
+        if txns.last().map(|t| t.0) != Some(xid) {
+            txns.push((xid, 0, Vec::new()));
+        }
+        let t = txns.last_mut().ok_or("no transaction")?;
+        if m.get("commit") == Some(&serde_json::json!(true)) {
+            t.2.push(t.1);
+        }
+        t.1 += 1;
+    }
+    let got: Vec<(usize, Vec<usize>)> = txns.into_iter().map(|(_, n, c)| (n, c)).collect();
+    let want: Vec<(usize, Vec<usize>)> = sizes.iter().map(|&n| (n, vec![n - 1])).collect();
+    assert_eq!(got, want, "(rows, indexes of commit: true) per transaction");
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }

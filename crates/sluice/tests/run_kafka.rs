@@ -14,12 +14,7 @@ async fn a_mariadb_to_kafka_project_rebuilds_the_table_and_resumes_without_loss(
     let db = unique_name("run");
     let dir = temp_dir(&db);
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
+    let start = new_table(&mut c, &db).await?;
     for i in 1..=300 {
         c.query_drop(format!("INSERT INTO {db}.t VALUES ({i}, 'v{i}', {i}.5)"))
             .await?;
@@ -35,7 +30,7 @@ async fn a_mariadb_to_kafka_project_rebuilds_the_table_and_resumes_without_loss(
         "BEGIN; UPDATE {db}.t SET v = NULL WHERE id = 1; INSERT INTO {db}.t VALUES (1000, 'x', 0.01); COMMIT"
     ))
     .await?;
-    let file_path = project(&dir, &db, &db, "oms", &format!("{file}:{offset}"), "hash");
+    let file_path = project(&dir, &db, &db, "oms", &start, "hash");
     use_broker(&file_path, &kafka.addr)?;
     run_until_caught_up(&file_path)?;
 

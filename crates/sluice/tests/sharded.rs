@@ -26,15 +26,23 @@ async fn at(addr: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
 /// Instance `i` holds databases `{u}_{2i}` and `{u}_{2i+1}`, each with `orders_0..3`; ids are
 /// distinct across shards: i * 1_000_000 + db * 100_000 + table * 10_000 + n.
 async fn seed(u: &str, rows: u32) -> TestResult {
+    seed_as(
+        u,
+        rows,
+        "id BIGINT PRIMARY KEY, v VARCHAR(30), amt DECIMAL(10,2)",
+    )
+    .await
+}
+
+/// [`seed`] with these column definitions.
+async fn seed_as(u: &str, rows: u32, columns: &str) -> TestResult {
     for (i, addr) in instances().iter().enumerate() {
         let mut c = at(addr).await?;
         for d in [2 * i, 2 * i + 1] {
             c.query_drop(format!("CREATE DATABASE {u}_{d}")).await?;
             for t in 0..4 {
-                c.query_drop(format!(
-                    "CREATE TABLE {u}_{d}.orders_{t} (id BIGINT PRIMARY KEY, v VARCHAR(30), amt DECIMAL(10,2))"
-                ))
-                .await?;
+                c.query_drop(format!("CREATE TABLE {u}_{d}.orders_{t} ({columns})"))
+                    .await?;
                 let base = i * 1_000_000 + (d % 2) * 100_000 + t * 10_000;
                 c.query_drop(format!(
                     "INSERT INTO {u}_{d}.orders_{t} SELECT {base} + seq, CONCAT('s', seq), seq / 4 FROM {u}_{d}.seq_1_to_{rows}"
@@ -435,6 +443,27 @@ async fn a_row_filter_on_the_logical_table_applies_to_every_shard() -> TestResul
     cleanup(&u).await
 }
 
+/// Runs statements shard by shard, as a DBA rolls DDL over a sharded database: on shard k,
+/// each of `each` (`{t}`: its table, `{k}`: k), then `meanwhile` on a shard not reached yet.
+async fn roll_over(shards: &[(String, String)], each: &[&str], meanwhile: &str) -> TestResult {
+    let fill = |sql: &str, t: &str, k: usize| sql.replace("{t}", t).replace("{k}", &k.to_string());
+    let last = shards.len() - 1;
+    for (k, (addr, tbl)) in shards.iter().enumerate() {
+        let mut c = at(addr).await?;
+        for sql in each {
+            c.query_drop(fill(sql, tbl, k)).await?;
+        }
+        let (addr2, other) = &shards[last - k];
+        if last - k > k {
+            at(addr2)
+                .await?
+                .query_drop(fill(meanwhile, other, k))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Column and index DDL run shard by shard (as a DBA rolls it over a sharded database) reaches
 /// the one destination table once; rows of shards not yet altered keep flowing meanwhile, with
 /// or without the column.
@@ -456,29 +485,16 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
             }
         }
     }
-    let last = shards.len() - 1;
-    for (k, (addr, tbl)) in shards.iter().enumerate() {
-        let mut c = at(addr).await?;
-        c.query_drop(format!(
-            "ALTER TABLE {tbl} ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'n'"
-        ))
-        .await?;
-        c.query_drop(format!("CREATE INDEX ix_v ON {tbl} (v)"))
-            .await?;
-        c.query_drop(format!(
-            "UPDATE {tbl} SET note = 'added{k}' WHERE id % 10 = 1"
-        ))
-        .await?;
-        let (addr2, other) = &shards[last - k];
-        if last - k > k {
-            at(addr2)
-                .await?
-                .query_drop(format!(
-                    "UPDATE {other} SET v = 'before{k}' WHERE id % 10 = 2"
-                ))
-                .await?;
-        }
-    }
+    roll_over(
+        &shards,
+        &[
+            "ALTER TABLE {t} ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'n'",
+            "CREATE INDEX ix_v ON {t} (v)",
+            "UPDATE {t} SET note = 'added{k}' WHERE id % 10 = 1",
+        ],
+        "UPDATE {t} SET v = 'before{k}' WHERE id % 10 = 2",
+    )
+    .await?;
     run_until_caught_up(&file)?;
     equal_in(
         &u,
@@ -493,25 +509,16 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
     let mut d = at(&OCEANBASE.get()).await?;
     assert_eq!(d.query_first::<i64, _>(&indexes).await?, Some(1));
     // The same, dropping the column: rows of shards that still have it lose it on the way.
-    for (k, (addr, tbl)) in shards.iter().enumerate() {
-        let mut c = at(addr).await?;
-        c.query_drop(format!("ALTER TABLE {tbl} DROP COLUMN note"))
-            .await?;
-        c.query_drop(format!("DROP INDEX ix_v ON {tbl}")).await?;
-        c.query_drop(format!(
-            "UPDATE {tbl} SET v = 'dropped{k}' WHERE id % 10 = 3"
-        ))
-        .await?;
-        let (addr2, other) = &shards[last - k];
-        if last - k > k {
-            at(addr2)
-                .await?
-                .query_drop(format!(
-                    "UPDATE {other} SET note = 'still{k}' WHERE id % 10 = 4"
-                ))
-                .await?;
-        }
-    }
+    roll_over(
+        &shards,
+        &[
+            "ALTER TABLE {t} DROP COLUMN note",
+            "DROP INDEX ix_v ON {t}",
+            "UPDATE {t} SET v = 'dropped{k}' WHERE id % 10 = 3",
+        ],
+        "UPDATE {t} SET note = 'still{k}' WHERE id % 10 = 4",
+    )
+    .await?;
     run_until_caught_up(&file)?;
     equal_to_union(&u, "after DROP COLUMN on every shard").await?;
     assert_eq!(d.query_first::<i64, _>(&indexes).await?, Some(0));
@@ -523,5 +530,38 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
         )
         .await?;
     assert_eq!(cols, ["id", "v", "amt", "_sluice_shard"]);
+    cleanup(&u).await
+}
+
+/// A logical table must have a primary key (as OMS requires): without one the project stops
+/// before writing anything, naming the logical table and the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logical_table_without_a_primary_key_is_refused_by_name() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("shn");
+    let dir = temp_dir(&u);
+    seed_as(
+        &u,
+        5,
+        "id BIGINT NOT NULL, v VARCHAR(30), amt DECIMAL(10,2)",
+    )
+    .await?;
+    let file = sharded_project(&dir, &u);
+    let err = run_until_caught_up(&file)
+        .expect_err("no primary key")
+        .to_string();
+    assert!(
+        err.contains(&format!("`{u}_dest`.`orders`"))
+            && err.contains("logical table")
+            && err.contains("primary key"),
+        "{err}"
+    );
+    let tables: Option<i64> = at(&OCEANBASE.get())
+        .await?
+        .query_first(format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{u}_dest'"
+        ))
+        .await?;
+    assert_eq!(tables, Some(0), "nothing created");
     cleanup(&u).await
 }

@@ -244,6 +244,19 @@ fn compared(post: &Json) -> Json {
     post
 }
 
+/// Creates database `db` with the tests' table `t (id INT PRIMARY KEY, v VARCHAR(20), amt
+/// DECIMAL(8,2))`; returns the binlog position just before it (`file:offset`), where a project
+/// can start.
+pub async fn new_table(c: &mut mysql_async::Conn, db: &str) -> Result<String, mysql_async::Error> {
+    let (file, offset) = sluice_source_mysql_position(c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    Ok(format!("{file}:{offset}"))
+}
+
 pub async fn sluice_source_mysql_position(
     c: &mut mysql_async::Conn,
 ) -> Result<(String, u64), mysql_async::Error> {
