@@ -252,10 +252,82 @@ pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), mysql_as
 /// writers; `tests/handover.rs` catches it within seconds). So:
 /// - MariaDB (and Percona Server): a consistent snapshot reports the binlog position that
 ///   matches it exactly (`binlog_snapshot_file` / `binlog_snapshot_position`); no lock.
+///   Except at a binlog rotation: when a commit group fills a file, MariaDB moves the snapshot
+///   position to the start of the new file before that group is visible (`tests/handover.rs`
+///   with 64 KB files sees it every run). A snapshot position before the first transaction of
+///   its file is therefore not trusted: the read lock below decides instead, or, without
+///   RELOAD, the snapshot is taken again until it is past the file's start or stays put.
 /// - Otherwise (MySQL): the position is read under `FLUSH TABLES WITH READ LOCK`, held only for
 ///   that read, which waits for commits in flight (as Debezium's minimal snapshot lock does).
 ///   It needs the RELOAD privilege; without it the full sync is refused with that fix.
 pub async fn snapshot_position(conn: &mut Conn) -> Result<(String, u64), SnapshotPositionError> {
+    let mut last: Option<(String, u64)> = None;
+    for _ in 0..20 {
+        let Some(at) = consistent_snapshot_position(conn).await? else {
+            return position_under_read_lock(conn).await;
+        };
+        if !before_first_transaction(conn, &at.0, at.1).await {
+            return Ok(at);
+        }
+        match position_under_read_lock(conn).await {
+            Err(SnapshotPositionError::NeedsReload(_)) => {}
+            other => return other,
+        }
+        // No lock allowed: an idle server stays at the new file's start; once the same start
+        // is reported twice, 100 ms apart, the group that filled the old file is long visible.
+        if last.as_ref() == Some(&at) {
+            return Ok(at);
+        }
+        last = Some(at);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(SnapshotPositionError::Server {
+        what: "take a snapshot position past a binlog file's start",
+        source: mysql_async::Error::Other(
+            "the binlog rotated at every attempt for 2 s; try again, or grant RELOAD".into(),
+        ),
+    })
+}
+
+/// Whether only the header events of `file` (format description, GTID list, checkpoint) lie
+/// before `offset`. When the events cannot be listed (no BINLOG MONITOR / REPLICATION CLIENT),
+/// an offset within the first KiB counts as the start: headers are a few hundred bytes.
+async fn before_first_transaction(conn: &mut Conn, file: &str, offset: u64) -> bool {
+    let rows: Result<Vec<mysql_async::Row>, _> = conn
+        .query(format!(
+            "SHOW BINLOG EVENTS IN '{}' LIMIT 8",
+            file.replace('\'', "''")
+        ))
+        .await;
+    let Ok(rows) = rows else {
+        return offset < 1024;
+    };
+    for r in rows {
+        let ty: String = r.get("Event_type").unwrap_or_default();
+        let end: u64 = r.get("End_log_pos").unwrap_or(u64::MAX);
+        if end > offset {
+            break;
+        }
+        let header = [
+            "Format_desc",
+            "Gtid_list",
+            "Binlog_checkpoint",
+            "Start_encryption",
+            "Previous_gtids",
+            "Rotate",
+        ];
+        if !header.contains(&ty.as_str()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The binlog position of a consistent snapshot, where the server reports one (MariaDB,
+/// Percona Server).
+async fn consistent_snapshot_position(
+    conn: &mut Conn,
+) -> Result<Option<(String, u64)>, SnapshotPositionError> {
     let sql = |what: &'static str| move |source| SnapshotPositionError::Server { what, source };
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         .await
@@ -278,10 +350,10 @@ pub async fn snapshot_position(conn: &mut Conn) -> Result<(String, u64), Snapsho
                 what: "read binlog_snapshot_position",
                 source: mysql_async::Error::Other(format!("{offset:?} is not an offset").into()),
             })?;
-            return Ok((file, offset));
+            return Ok(Some((file, offset)));
         }
     }
-    position_under_read_lock(conn).await
+    Ok(None)
 }
 
 /// The end of the binlog read while `FLUSH TABLES WITH READ LOCK` holds back new commits (and
