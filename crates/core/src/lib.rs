@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod hash;
 pub mod position;
 pub mod render;
 pub mod schema;

@@ -32,24 +32,41 @@ pub struct ShardInstance {
 }
 
 /// Expands one name pattern: `orders_{0000..0127}` (zero padding from the first bound's
-/// digits) or ShardingSphere's `t_order_${0..3}`; several ranges multiply.
+/// digits), or ShardingSphere's inline forms `t_order_${0..3}` and `ds_${['a', 'b']}`;
+/// several ranges multiply.
 pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
-    let open = match (pattern.find("${"), pattern.find('{')) {
-        (Some(d), _) => Some((d, d + 2)),
-        (None, Some(b)) => Some((b, b + 1)),
-        (None, None) => None,
-    };
-    let Some((start, inner)) = open else {
+    let Some(b) = pattern.find('{') else {
         return Ok(vec![pattern.to_string()]);
+    };
+    // `${` is ShardingSphere's spelling of the same thing.
+    let (start, inner) = if b > 0 && pattern.as_bytes()[b - 1] == b'$' {
+        (b - 1, b + 1)
+    } else {
+        (b, b + 1)
     };
     let close = pattern[inner..]
         .find('}')
         .map(|c| inner + c)
         .ok_or_else(|| format!("{pattern:?}: a range is not closed with }}"))?;
-    let range = &pattern[inner..close];
-    let (lo, hi) = range
-        .split_once("..")
-        .ok_or_else(|| format!("{pattern:?}: a range is written {{FROM..TO}}"))?;
+    let range = pattern[inner..close].trim();
+    let rest = expand(&pattern[close + 1..])?;
+    if let Some(list) = range.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        // A list of names or numbers: `['a', 'b']`, `[0, 1]`.
+        let mut out = Vec::new();
+        for item in list.split(',') {
+            let item = item.trim().trim_matches(|c| c == '\'' || c == '"');
+            if item.is_empty() {
+                return Err(format!("{pattern:?}: an empty item in a list"));
+            }
+            for r in &rest {
+                out.push(format!("{}{item}{r}", &pattern[..start]));
+            }
+        }
+        return Ok(out);
+    }
+    let (lo, hi) = range.split_once("..").ok_or_else(|| {
+        format!("{pattern:?}: a range is written {{FROM..TO}} (or ${{['a', 'b']}}, a list)")
+    })?;
     let width = lo.len();
     let (a, b): (u64, u64) = (
         lo.parse()
@@ -62,7 +79,6 @@ pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
             "{pattern:?}: the range {a}..{b} is empty or too large"
         ));
     }
-    let rest = expand(&pattern[close + 1..])?;
     let mut out = Vec::new();
     for n in a..=b {
         // Padding only when the bound was written with leading zeros (`{0000..0127}`).
@@ -276,6 +292,11 @@ mod tests {
         assert_eq!(t[t.len() - 1], TableId::new("db_15", "orders_0127"));
         let ss = expand_tables("ds_${0..1}.t_order_${0..3}").expect("ok");
         assert_eq!(ss.len(), 8);
+        assert_eq!(
+            expand("ds_${['a', \"b\"]}_${[0,1]}").expect("ok"),
+            vec!["ds_a_0", "ds_a_1", "ds_b_0", "ds_b_1"]
+        );
+        assert!(expand("x${[a,,b]}").is_err());
         assert!(expand("x{3..1}").is_err());
         assert!(expand("x{1..").is_err());
         assert!(expand_tables("nodot").is_err());

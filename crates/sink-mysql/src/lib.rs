@@ -532,15 +532,9 @@ impl MysqlSink {
 }
 
 /// The writer of a key: FNV-1a of its text, so that the mapping is the same in every build
-/// and run (the destination's per-writer checkpoint rows rely on it; std's hasher may change
-/// between Rust releases).
+/// and run (the destination's per-writer checkpoint rows rely on it).
 fn writer_for(key: &str, writers: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % writers.max(1) as u64) as usize
+    (sluice_core::hash::fnv1a(key.as_bytes()) % writers.max(1) as u64) as usize
 }
 
 /// What each of `writers` writers has applied, from the destination's checkpoint rows

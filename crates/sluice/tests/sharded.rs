@@ -565,3 +565,49 @@ async fn a_logical_table_without_a_primary_key_is_refused_by_name() -> TestResul
     assert_eq!(tables, Some(0), "nothing created");
     cleanup(&u).await
 }
+
+/// The topology pasted as an Apache ShardingSphere rule file: its data sources (six databases
+/// on three servers) become three instances, its actualDataNodes the logical table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shardingsphere_rule_file_configures_the_logical_table() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("shs");
+    let dir = temp_dir(&u);
+    seed(&u, 50).await?;
+    let mut sources = String::new();
+    for (i, addr) in instances().iter().enumerate() {
+        for d in [2 * i, 2 * i + 1] {
+            sources.push_str(&format!(
+                "  ds_{d}:\n    dataSourceClassName: com.zaxxer.hikari.HikariDataSource\n    \
+                 jdbcUrl: jdbc:mysql://{addr}/{u}_{d}?serverTimezone=UTC&useSSL=false\n    \
+                 username: root\n    password:\n"
+            ));
+        }
+    }
+    std::fs::write(
+        dir.join("config-sharding.yaml"),
+        format!(
+            "databaseName: {u}\ndataSources:\n{sources}rules:\n- !SHARDING\n  tables:\n    orders:\n      \
+             actualDataNodes: ds_${{0..5}}.orders_${{0..3}}\n      tableStrategy:\n        standard:\n          \
+             shardingColumn: id\n          shardingAlgorithmName: by_id\n  shardingAlgorithms:\n    by_id:\n      \
+             type: INLINE\n      props:\n        algorithm-expression: orders_${{id % 4}}\n"
+        ),
+    )?;
+    let file = dir.join("project.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: {u}\nsource:\n  type: sharded\n  shardingsphere: config-sharding.yaml\n\
+             destination:\n  type: oceanbase\n  url: mysql://root@{ob}\n\
+             objects:\n  include: [\"*.*\"]\n  rename:\n    {u}.orders: {u}_dest.orders\n\
+             stages:\n  full: true\n",
+            ob = OCEANBASE.get()
+        ),
+    )?;
+    run_until_caught_up(&file)?;
+    let rows = equal_to_union(&u, "from a ShardingSphere rule file").await?;
+    assert_eq!(rows, 24 * 50);
+    let st = status(&dir);
+    assert!(st.contains("checkpoint: vector of 3 instances"), "{st}");
+    cleanup(&u).await
+}

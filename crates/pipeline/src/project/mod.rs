@@ -25,6 +25,7 @@ pub struct ProjectError {
 }
 
 mod raw;
+mod shardingsphere;
 
 use raw::{OneOrMany, RawProject};
 
@@ -132,6 +133,46 @@ impl Project {
     }
 }
 
+/// The instances and logical tables of `source.shardingsphere`, when it names a rule file.
+fn shardingsphere_topology(
+    s: &raw::RawSource,
+    base: &Path,
+    bad: &dyn Fn(&str, String) -> ProjectError,
+) -> Result<Option<shardingsphere::Imported>, ProjectError> {
+    let Some(f) = &s.shardingsphere else {
+        return Ok(None);
+    };
+    let field = "source.shardingsphere";
+    if !s.instances.is_empty() || !s.logical_tables.is_empty() {
+        return Err(bad(
+            field,
+            "give either a ShardingSphere rule file or instances and logical_tables, not both"
+                .into(),
+        ));
+    }
+    if s.kind != "sharded" {
+        return Err(bad(
+            field,
+            "a ShardingSphere rule file describes a sharded source: set source.type: sharded"
+                .into(),
+        ));
+    }
+    let path = base.join(f);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| bad(field, format!("{}: {e}", path.display())))?;
+    shardingsphere::import(&text, s.logical_database.as_deref())
+        .map(Some)
+        .map_err(|e| bad(field, format!("{}: {e}", path.display())))
+}
+
+/// The replica id a project (or a part of one) uses when none is set: from its name, so that
+/// two projects reading one server do not take each other's binlog connection (a server keeps
+/// one connection per replica id), and the same on every run. In 4,000,000,000 ..
+/// 4,199,999,999, far from the small ids replicas usually have.
+fn default_server_id(name: &str) -> u32 {
+    4_000_000_000 + (sluice_core::hash::fnv1a(name.as_bytes()) % 200_000_000) as u32
+}
+
 /// The line where the last key of a dotted field path first appears (best effort).
 fn line_of(text: &str, field: &str) -> Option<usize> {
     let key = field.rsplit('.').next()?;
@@ -171,15 +212,21 @@ fn validate(
     };
     let s = &raw.source;
     let mut shards = Vec::new();
+    let imported = shardingsphere_topology(s, base, bad)?;
+    let (instances, logical_tables) = match &imported {
+        Some(i) => (&i.instances, &i.logical_tables),
+        None => (&s.instances, &s.logical_tables),
+    };
     if s.kind == "sharded" {
-        if s.instances.is_empty() || s.logical_tables.is_empty() {
+        if instances.is_empty() || logical_tables.is_empty() {
             return Err(bad(
                 "source.instances",
-                "a sharded source lists instances (name, url) and logical_tables (name, shards)"
+                "a sharded source lists instances (name, url) and logical_tables (name, shards), \
+                 or names a ShardingSphere rule file (shardingsphere: rules.yaml)"
                     .into(),
             ));
         }
-        for (n, inst) in s.instances.iter().enumerate() {
+        for inst in instances {
             if mysql_async::Opts::from_url(&inst.url).is_err() {
                 return Err(bad(
                     "source.instances",
@@ -192,12 +239,14 @@ fn validate(
             shards.push(crate::shards::ShardInstance {
                 name: inst.name.clone(),
                 url: inst.url.clone(),
-                server_id: inst.server_id.unwrap_or(4_200_000_000 - 2 - n as u32),
+                server_id: inst
+                    .server_id
+                    .unwrap_or_else(|| default_server_id(&format!("{}.{}", raw.name, inst.name))),
                 tables: Vec::new(),
             });
         }
         let mut seen = std::collections::HashSet::new();
-        for l in &s.logical_tables {
+        for l in logical_tables {
             let logical = l
                 .name
                 .split_once('.')
@@ -511,7 +560,10 @@ fn validate(
         Some(d) => base.join(d),
         None => base.join("sluice-data"),
     };
-    let server_id = raw.source.server_id.unwrap_or(4_200_000_000 - 1);
+    let server_id = raw
+        .source
+        .server_id
+        .unwrap_or_else(|| default_server_id(&raw.name));
     Ok(Project {
         source_info: sluice_format::SourceInfo {
             name: raw.source.name.clone().unwrap_or_else(|| raw.name.clone()),
@@ -612,6 +664,50 @@ objects:
         assert_eq!(p.start, StartAt::Now);
         assert_eq!(p.data_dir, PathBuf::from("/tmp/sluice-data"));
         assert!(p.router.selects(&TableId::new("shop", "x")));
+    }
+
+    #[test]
+    fn default_replica_ids_differ_by_project_and_instance_and_stay_put() {
+        let a = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
+        let b = Project::parse(
+            &GOOD.replace("name: p1", "name: p2"),
+            "p.yaml",
+            Path::new("/tmp"),
+        )
+        .expect("valid");
+        assert_ne!(a.server_id, b.server_id);
+        assert_eq!(a.server_id, default_server_id("p1"));
+        assert!((4_000_000_000..4_200_000_000).contains(&a.server_id));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let p = Project::load(&dir.join("sharded-from-shardingsphere.yaml")).expect("loads");
+        let ids: Vec<u32> = p.shards.iter().map(|s| s.server_id).collect();
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1]);
+    }
+
+    #[test]
+    fn a_shardingsphere_file_is_for_a_sharded_source_only_and_alone() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let with = |extra: &str| {
+            GOOD.replace(
+                "  url: mysql://root@127.0.0.1:3316\n",
+                &format!("  url: mysql://root@127.0.0.1:3316\n{extra}"),
+            )
+        };
+        let e = Project::parse(
+            &with("  shardingsphere: shardingsphere/config-sharding.yaml\n"),
+            "p.yaml",
+            &dir,
+        )
+        .expect_err("not sharded");
+        assert!(e.to_string().contains("source.type: sharded"), "{e}");
+        let e = Project::parse(
+            &with("  shardingsphere: nowhere.yaml\n").replace("type: mariadb", "type: sharded"),
+            "p.yaml",
+            &dir,
+        )
+        .expect_err("no file");
+        assert!(e.to_string().contains("nowhere.yaml"), "{e}");
     }
 
     #[test]

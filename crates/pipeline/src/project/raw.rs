@@ -36,6 +36,11 @@ pub(super) struct RawSource {
     pub(super) instances: Vec<RawInstance>,
     #[serde(default)]
     pub(super) logical_tables: Vec<RawLogical>,
+    /// An Apache ShardingSphere rule file (path relative to the project file) giving the
+    /// instances and logical tables instead.
+    pub(super) shardingsphere: Option<String>,
+    /// With `shardingsphere`: the logical database (default: the file's databaseName).
+    pub(super) logical_database: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
