@@ -419,7 +419,7 @@ pub(crate) fn run(
                     let ticket = if items.is_empty() {
                         0
                     } else {
-                        send_retrying(p, sink, &items, stop)?
+                        send_retrying(p, sink, meta, &items, stop)?
                     };
                     in_flight.push_back(InFlight {
                         ticket,
@@ -456,15 +456,24 @@ pub(crate) fn run(
 fn send_retrying(
     p: &Project,
     sink: &mut dyn Sink,
+    meta: &MetaStore,
     items: &[DeliveryItem],
     stop: &AtomicBool,
 ) -> Result<u64, RunError> {
     let mut backoff = Duration::from_millis(200);
+    let mut retried = false;
     loop {
         match sink.send(items) {
-            Ok(t) => return Ok(t),
+            Ok(t) => {
+                if retried {
+                    let _ = meta.set_state(&p.name, "full", "Running", "");
+                }
+                return Ok(t);
+            }
             Err(SinkError::Unavailable(e)) if !stop.load(Ordering::SeqCst) => {
                 tracing::warn!(project = %p.name, "destination unavailable, retrying in {backoff:?}: {e}");
+                let _ = meta.set_state(&p.name, "full", "Running", &format!("retrying: {e}"));
+                retried = true;
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -490,9 +499,15 @@ fn complete_front(
     if !f.items.is_empty() {
         let mut result = sink.wait(f.ticket, &f.items);
         let mut backoff = Duration::from_millis(200);
+        let mut retried = false;
         loop {
             match result {
-                Ok(()) => break,
+                Ok(()) => {
+                    if retried {
+                        let _ = meta.set_state(&p.name, "full", "Running", "");
+                    }
+                    break;
+                }
                 Err(SinkError::Unavailable(e)) => {
                     if stop.load(Ordering::SeqCst) {
                         // Not recorded: the chunk is copied again on the next run.
@@ -502,6 +517,7 @@ fn complete_front(
                     progress.metrics.error("writer");
                     tracing::warn!(project = %p.name, "destination unavailable, sending a chunk again in {backoff:?}: {e}");
                     let _ = meta.set_state(&p.name, "full", "Running", &format!("retrying: {e}"));
+                    retried = true;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     result = sink.deliver(&f.items);

@@ -729,9 +729,16 @@ fn flush(
     };
     if !st.batch.is_empty() {
         let mut backoff = Duration::from_millis(200);
+        let mut retried = false;
         loop {
             match sink.deliver(&st.batch) {
-                Ok(()) => break,
+                Ok(()) => {
+                    if retried {
+                        // The outage is over: status stops saying so.
+                        let _ = st.meta.set_state(&p.name, "incremental", "Running", "");
+                    }
+                    break;
+                }
                 Err(SinkError::Unavailable(e)) => {
                     st.metrics.error("writer");
                     tracing::warn!("destination unavailable, retrying in {backoff:?}: {e}");
@@ -746,6 +753,7 @@ fn flush(
                         // on the next run.
                         return Ok(());
                     }
+                    retried = true;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }

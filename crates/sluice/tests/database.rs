@@ -513,3 +513,81 @@ async fn copied_rows_replace_what_the_destination_already_holds() -> TestResult 
     equal_to_source(&dest, &dest_db, &db, "after copying over stale rows").await?;
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
+
+/// The destination server crashes (kill -9) during full sync and again during incremental
+/// sync, under a concurrent writer, and comes back seconds later: the project waits and
+/// retries instead of failing, then goes on, and the destination ends equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_crashes_and_returns_loses_nothing() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let mut dest = sluice_testkit::TempMariadb::start(&[])?;
+    let (db, dest_db, dir) = names("dbout");
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 20_000).await?;
+    let file = db_project(&dir, &db, &dest_db, "mariadb", &dest.addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 21_000, stop.clone());
+    let mut child = spawn_run(&file)?;
+    let copied = format!("SELECT COUNT(*) FROM {dest_db}.t");
+    // Down during full sync: once some rows are there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: Option<i64> = match dest_conn(&dest.addr).await {
+            Ok(mut d) => d.query_first(&copied).await.unwrap_or(None),
+            Err(_) => None,
+        };
+        if n.is_some_and(|n| n > 0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing copied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let full_during = !status_of(&file).contains("full sync:  finished");
+    dest.crash();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait()?.is_none(),
+        "the run gave up while the destination was down"
+    );
+    dest.start_again()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !status_of(&file).contains("full sync:  finished") {
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait()?.is_none(),
+            "full sync did not finish after the destination came back: {}",
+            status_of(&file)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Down during incremental sync.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    dest.crash();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = status_of(&file);
+    assert!(st.contains("retrying"), "the outage shows in status: {st}");
+    assert!(
+        child.try_wait()?.is_none(),
+        "the run gave up while the destination was down"
+    );
+    dest.start_again()?;
+    // Once it is back, status stops showing the outage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status_of(&file).contains("retrying") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still retrying: {}",
+            status_of(&file)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = w.await??;
+    assert!(written > 200, "the writer made only {written} changes");
+    sigterm(&child)?;
+    assert!(child.wait()?.success());
+    run_until_caught_up(&file)?;
+    assert!(full_during, "the first crash came after the full sync");
+    equal_to_source(&dest.addr, &dest_db, &db, "after two destination crashes").await?;
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

@@ -255,6 +255,19 @@ impl TempMariadb {
         self.wait_ready()
     }
 
+    /// Kills the server (SIGKILL: a crash, in-flight transactions lost to recovery); it stays
+    /// down until [`TempMariadb::start_again`].
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a crashed server again on the same data and port (crash recovery runs).
+    pub fn start_again(&mut self) -> Result<(), String> {
+        self.child = Self::spawn(&self.dir)?;
+        self.wait_ready()
+    }
+
     /// Ready when root can connect over the socket; root@127.0.0.1 is (re)granted for TCP.
     fn wait_ready(&self) -> Result<(), String> {
         let sock = format!("--socket={}/mysqld.sock", self.dir.display());
