@@ -74,6 +74,10 @@ pub(crate) fn unavailable(what: &str) -> impl Fn(mysql_async::Error) -> SinkErro
         mysql_async::Error::Server(s) if is_permanent(s.code) => {
             SinkError::Rejected(format!("destination: {what}: {e}"))
         }
+        // The driver's I/O error says "Input/output error" twice around the OS error.
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => {
+            SinkError::Unavailable(format!("destination: {what}: {io}"))
+        }
         _ => SinkError::Unavailable(format!("destination: {what}: {e}")),
     }
 }
