@@ -90,32 +90,28 @@ fn writer(
     max: u64,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
-    tokio::spawn(async move {
-        let mut c = conn().await?;
-        let mut rng = Lcg(u64::from(std::process::id()) * 17);
-        let mut n = 0u64;
-        while !stop.load(Ordering::SeqCst) {
+    writer_loop(
+        MARIADB.get(),
+        u64::from(std::process::id()) * 17,
+        stop,
+        move |rng, n| {
             let id = rng.next(max) + 1;
-            let sql = match rng.next(6) {
-                0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25, NULL)"),
-                2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
-                3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
-                4 => format!(
-                    "UPDATE IGNORE {db}.t SET id = {} WHERE id = {id}",
-                    rng.next(max) + 1
-                ),
-                _ => format!(
-                    "BEGIN; UPDATE {db}.t SET note = 'b{n}' WHERE id = {id}; \
-                     INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00, 'x') ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
-                    rng.next(max) + 1
-                ),
-            };
-            c.query_drop(sql).await?;
-            n += 1;
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            match rng.next(6) {
+            0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25, NULL)"),
+            2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
+            3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
+            4 => format!(
+                "UPDATE IGNORE {db}.t SET id = {} WHERE id = {id}",
+                rng.next(max) + 1
+            ),
+            _ => format!(
+                "BEGIN; UPDATE {db}.t SET note = 'b{n}' WHERE id = {id}; \
+                 INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00, 'x') ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
+                rng.next(max) + 1
+            ),
         }
-        Ok(n)
-    })
+        },
+    )
 }
 
 /// The destination copy against the source table: a checksum per range of 500 ids on each

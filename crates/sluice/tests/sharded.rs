@@ -107,31 +107,23 @@ fn writers(
         .into_iter()
         .enumerate()
         .map(|(i, addr)| {
-            let (u, stop) = (u.to_string(), stop.clone());
-            tokio::spawn(async move {
-                let mut c = at(&addr).await?;
-                let mut rng = Lcg(u64::from(std::process::id()) + i as u64 * 101);
-                let mut n = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    let d = 2 * i + rng.next(2) as usize;
-                    let t = rng.next(4) as usize;
-                    let id = i * 1_000_000 + (d % 2) * 100_000 + t * 10_000 + rng.next(400) as usize + 1;
-                    let tbl = format!("{u}_{d}.orders_{t}");
-                    let sql = match rng.next(4) {
-                        0 => format!("REPLACE INTO {tbl} VALUES ({id}, 'w{n}', {n}.25)"),
-                        1 => format!("UPDATE {tbl} SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
-                        2 => format!("DELETE FROM {tbl} WHERE id = {id}"),
-                        _ => format!(
-                            "BEGIN; UPDATE {tbl} SET v = 'b{n}' WHERE id = {id}; \
-                             INSERT INTO {tbl} VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
-                            id + 1
-                        ),
-                    };
-                    c.query_drop(sql).await?;
-                    n += 1;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+            let u = u.to_string();
+            let seed = u64::from(std::process::id()) + i as u64 * 101;
+            writer_loop(addr, seed, stop.clone(), move |rng, n| {
+                let d = 2 * i + rng.next(2) as usize;
+                let t = rng.next(4) as usize;
+                let id = i * 1_000_000 + (d % 2) * 100_000 + t * 10_000 + rng.next(400) as usize + 1;
+                let tbl = format!("{u}_{d}.orders_{t}");
+                match rng.next(4) {
+                    0 => format!("REPLACE INTO {tbl} VALUES ({id}, 'w{n}', {n}.25)"),
+                    1 => format!("UPDATE {tbl} SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
+                    2 => format!("DELETE FROM {tbl} WHERE id = {id}"),
+                    _ => format!(
+                        "BEGIN; UPDATE {tbl} SET v = 'b{n}' WHERE id = {id}; \
+                         INSERT INTO {tbl} VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
+                        id + 1
+                    ),
                 }
-                Ok(n)
             })
         })
         .collect()

@@ -291,6 +291,30 @@ impl Lcg {
     }
 }
 
+/// A writer for tests: on a connection to `addr`, runs `statement(rng, n)` for n = 0, 1, ...
+/// with a short pause between, until `stop`; returns how many statements ran.
+pub fn writer_loop(
+    addr: String,
+    seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut statement: impl FnMut(&mut Lcg, u64) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
+    tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
+            "mysql://root@{addr}"
+        ))?)
+        .await?;
+        let mut rng = Lcg(seed);
+        let mut n = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            c.query_drop(statement(&mut rng, n)).await?;
+            n += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        Ok(n)
+    })
+}
+
 /// Checks what a consumer read, by the documented rules: every source sequence from 1 to the
 /// highest appears (nothing lost); within a partition, after dropping what is not newer than
 /// what was already seen, sequences increase (per-key commit order). Returns the rebuilt table.
