@@ -5,7 +5,7 @@
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sluice_core::{Event, Op, TableId, TableSchema};
 
@@ -88,6 +88,36 @@ pub struct Router {
     pub ops: Vec<Op>,
     /// Deliver DDL.
     pub ddl: bool,
+    /// Schemas as delivered, made once per source schema (not per row).
+    pub shapes: Shapes,
+}
+
+/// The delivered schema (renamed, columns kept) of each source schema met, with the indexes of
+/// the kept columns. One `Arc` per source schema: rows of one table share their schema, which
+/// saves a copy per row and lets destinations group rows of one table by pointer. Each router
+/// has its own (a clone starts empty: its rules may be changed).
+#[derive(Default)]
+pub struct Shapes(Mutex<HashMap<TableId, Vec<Shape>>>);
+
+/// Schema versions kept per table (older ones are made again if they come back).
+const SHAPES_PER_TABLE: usize = 4;
+
+struct Shape {
+    input: Arc<TableSchema>,
+    output: Arc<TableSchema>,
+    keep: Option<Vec<usize>>,
+}
+
+impl Clone for Shapes {
+    fn clone(&self) -> Self {
+        Shapes::default()
+    }
+}
+
+impl std::fmt::Debug for Shapes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shapes")
+    }
 }
 
 impl Router {
@@ -96,15 +126,42 @@ impl Router {
         self.include.iter().any(|p| p.matches(t)) && !self.exclude.iter().any(|p| p.matches(t))
     }
 
-    fn renamed(&self, schema: &Arc<TableSchema>) -> Arc<TableSchema> {
-        match self.rename.get(&schema.id) {
-            None => schema.clone(),
-            Some(to) => {
-                let mut s = (**schema).clone();
-                s.id = to.clone();
-                Arc::new(s)
+    /// The schema rows of `schema` are delivered with, and which of their values they keep
+    /// (None: all), made once per source schema.
+    fn shape(&self, schema: &Arc<TableSchema>) -> (Arc<TableSchema>, Option<Vec<usize>>) {
+        let same = |s: &&Shape| Arc::ptr_eq(&s.input, schema) || *s.input == **schema;
+        if let Ok(shapes) = self.shapes.0.lock() {
+            if let Some(s) = shapes.get(&schema.id).and_then(|l| l.iter().find(same)) {
+                return (s.output.clone(), s.keep.clone());
             }
         }
+        let (mut out, keep) = match self.columns.get(&schema.id) {
+            Some(cols) => {
+                let (s, idx) = projected(schema, cols);
+                (s, Some(idx))
+            }
+            None => ((**schema).clone(), None),
+        };
+        if let Some(to) = self.rename.get(&schema.id) {
+            out.id = to.clone();
+        }
+        let out = if keep.is_none() && out.id == schema.id {
+            schema.clone()
+        } else {
+            Arc::new(out)
+        };
+        if let Ok(mut shapes) = self.shapes.0.lock() {
+            let list = shapes.entry(schema.id.clone()).or_default();
+            list.push(Shape {
+                input: schema.clone(),
+                output: out.clone(),
+                keep: keep.clone(),
+            });
+            if list.len() > SHAPES_PER_TABLE {
+                list.remove(0);
+            }
+        }
+        (out, keep)
     }
 
     /// The row filter of a table, if any.
@@ -152,10 +209,18 @@ impl Router {
                 if !self.ops.contains(&r.op) {
                     return Ok(None);
                 }
-                if let Some(keep) = self.columns.get(&r.table.id) {
-                    project(&mut r, keep);
+                let (schema, keep) = self.shape(&r.table);
+                if let Some(idx) = keep {
+                    let pick = |img: &mut Option<Vec<sluice_core::Value>>| {
+                        if let Some(values) = img.take() {
+                            *img =
+                                Some(idx.iter().filter_map(|&i| values.get(i).cloned()).collect());
+                        }
+                    };
+                    pick(&mut r.before);
+                    pick(&mut r.after);
                 }
-                r.table = self.renamed(&r.table);
+                r.table = schema;
                 Some(Event::Row(r))
             }
             Event::Ddl(mut d) => {
@@ -175,35 +240,26 @@ impl Router {
     }
 }
 
-/// Keeps only the `keep` columns (by name, case-insensitive) of a row and its schema.
-fn project(r: &mut sluice_core::RowChange, keep: &[String]) {
-    let idx: Vec<usize> = r
-        .table
+/// The schema with only the `keep` columns (by name, case-insensitive), and their indexes.
+fn projected(table: &TableSchema, keep: &[String]) -> (TableSchema, Vec<usize>) {
+    let idx: Vec<usize> = table
         .columns
         .iter()
         .enumerate()
         .filter(|(_, c)| keep.iter().any(|k| k.eq_ignore_ascii_case(&c.name)))
         .map(|(i, _)| i)
         .collect();
-    let mut schema = (*r.table).clone();
+    let mut schema = table.clone();
     schema.columns = idx
         .iter()
-        .filter_map(|&i| r.table.columns.get(i).cloned())
+        .filter_map(|&i| table.columns.get(i).cloned())
         .collect();
-    schema.primary_key = r
-        .table
+    schema.primary_key = table
         .primary_key
         .iter()
         .filter_map(|k| idx.iter().position(|i| i == k))
         .collect();
-    let pick = |img: &mut Option<Vec<sluice_core::Value>>| {
-        if let Some(values) = img.take() {
-            *img = Some(idx.iter().filter_map(|&i| values.get(i).cloned()).collect());
-        }
-    };
-    pick(&mut r.before);
-    pick(&mut r.after);
-    r.table = Arc::new(schema);
+    (schema, idx)
 }
 
 #[cfg(test)]
@@ -228,5 +284,61 @@ mod tests {
         assert!(r.selects(&t("crm", "anything")));
         assert!(!r.selects(&t("crmx", "a")));
         assert!(wild("a*b*c", "aXXbYc") && !wild("a*b*c", "aXXbY"));
+    }
+
+    fn row(table: &Arc<TableSchema>, id: i64) -> Event {
+        Event::Row(sluice_core::RowChange {
+            op: Op::Insert,
+            table: table.clone(),
+            before: None,
+            after: Some(vec![
+                sluice_core::Value::Int(id),
+                sluice_core::Value::Int(id * 10),
+            ]),
+            ts_ms: 0,
+            txn: String::new(),
+            seq: 0,
+            pos: sluice_core::Position::Binlog(sluice_core::BinlogPosition {
+                file: "f.000001".into(),
+                offset: 4,
+                gtid: None,
+            }),
+        })
+    }
+
+    #[test]
+    fn rows_of_one_table_share_their_delivered_schema() {
+        let col = |n: &str| sluice_core::Column {
+            name: n.into(),
+            ty: sluice_core::ColumnType::Integer {
+                bytes: 8,
+                unsigned: false,
+            },
+            sql_type: "bigint".into(),
+            nullable: false,
+        };
+        let schema = TableSchema {
+            id: TableId::new("d", "t"),
+            columns: vec![col("id"), col("v")],
+            primary_key: vec![0],
+        };
+        // Two copies of one schema, as two transactions' table maps could give.
+        let (a, b) = (Arc::new(schema.clone()), Arc::new(schema));
+        let r = Router {
+            include: vec![Pattern::parse("d.*").expect("p")],
+            rename: [(TableId::new("d", "t"), TableId::new("e", "u"))].into(),
+            columns: [(TableId::new("d", "t"), vec!["id".to_string()])].into(),
+            ops: vec![Op::Insert],
+            ..Router::default()
+        };
+        let out = |e: Event| match r.route(e) {
+            Ok(Some(Event::Row(r))) => r,
+            other => panic!("{other:?}"),
+        };
+        let (x, y) = (out(row(&a, 1)), out(row(&b, 2)));
+        assert!(Arc::ptr_eq(&x.table, &y.table), "one delivered schema");
+        assert_eq!(x.table.id, TableId::new("e", "u"));
+        assert_eq!(x.table.columns.len(), 1);
+        assert_eq!(y.after, Some(vec![sluice_core::Value::Int(2)]));
     }
 }

@@ -57,6 +57,12 @@ pub(crate) fn action_key(a: &Action<'_>) -> String {
     }
 }
 
+/// Whether two rows' schemas are one: the same `Arc` (the usual case: sources and routing
+/// share one per table), else the same table and columns.
+fn same_table(a: &TableSchema, b: &TableSchema) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// `(k1, k2) IN ((?, ?), ...)` (or `k IN (?, ...)`) for these keys.
 pub(crate) fn key_in(
     schema: &TableSchema,
@@ -117,13 +123,30 @@ pub(crate) async fn apply(
         let put = matches!(actions[i], Action::Put(..));
         let mut j = i;
         while j < actions.len()
-            && std::ptr::eq(action_table(&actions[j]), table)
+            && same_table(action_table(&actions[j]), table)
             && matches!(actions[j], Action::Put(..)) == put
             && j - i < 500
         {
             j += 1;
         }
         let run = &actions[i..j];
+        let dest = to.merge.get(&table.id).unwrap_or(&table.id);
+        let name = format!("{}.{}", q(&dest.db), q(&dest.table));
+        let origin = to
+            .shard
+            .map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
+        let has = to.columns.get(dest);
+        // A put of a shard's row first checks that no other shard holds its key.
+        let check_shards = origin.is_some() && put && !to.shard_in_key;
+        // Copied rows are tried as a plain INSERT first; no key list is needed for that.
+        if put
+            && copied
+            && !check_shards
+            && insert_new(conn, &name, table, run, &origin, has).await?
+        {
+            i = j;
+            continue;
+        }
         let keys: Vec<Vec<&Value>> = run
             .iter()
             .map(|a| match a {
@@ -131,15 +154,9 @@ pub(crate) async fn apply(
                 Action::Remove(_, k) => k.clone(),
             })
             .collect();
-        let dest = to.merge.get(&table.id).unwrap_or(&table.id);
-        let name = format!("{}.{}", q(&dest.db), q(&dest.table));
-        let origin = to
-            .shard
-            .map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
-        let has = to.columns.get(dest);
         let mut params = Vec::new();
         let cond = key_in(table, &keys, &mut params).map_err(SinkError::Rejected)?;
-        if let (Some(origin), true, false) = (&origin, put, to.shard_in_key) {
+        if let (Some(origin), true) = (&origin, check_shards) {
             // A key another shard already put here: two shards hold the same primary key.
             let mut p2 = params.clone();
             p2.push(MyValue::Bytes(origin.as_bytes().to_vec()));
@@ -169,17 +186,13 @@ pub(crate) async fn apply(
             }
             None => cond,
         };
-        if put && copied {
-            // A failed statement is rolled back alone; the transaction goes on.
-            let (sql, values) = insert(&name, table, run, origin.as_deref(), has)?;
-            match conn.exec_drop(sql, values).await {
-                Ok(()) => {
-                    i = j;
-                    continue;
-                }
-                Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
-                Err(e) => return Err(insert_failed(e, origin.is_some())),
-            }
+        if put
+            && copied
+            && check_shards
+            && insert_new(conn, &name, table, run, &origin, has).await?
+        {
+            i = j;
+            continue;
         }
         conn.exec_drop(format!("DELETE FROM {name} WHERE {cond}"), params)
             .await
@@ -193,6 +206,24 @@ pub(crate) async fn apply(
         i = j;
     }
     Ok(())
+}
+
+/// Inserts the puts of `run` as new rows: false (and nothing written: a failed statement is
+/// rolled back alone, the transaction goes on) when a key is already there.
+async fn insert_new(
+    conn: &mut mysql_async::Transaction<'_>,
+    name: &str,
+    table: &TableSchema,
+    run: &[Action<'_>],
+    origin: &Option<String>,
+    has: Option<&HashSet<String>>,
+) -> Result<bool, SinkError> {
+    let (sql, values) = insert(name, table, run, origin.as_deref(), has)?;
+    match conn.exec_drop(sql, values).await {
+        Ok(()) => Ok(true),
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(false),
+        Err(e) => Err(insert_failed(e, origin.is_some())),
+    }
 }
 
 /// An insert the destination refused. For a shard's row, an unknown column means another
@@ -279,17 +310,18 @@ pub(crate) async fn write_checkpoint<Q: Queryable>(
     Ok(())
 }
 
-/// Only the last action of each key, in the order of those last actions.
-pub(crate) fn merged<'a>(actions: Vec<Action<'a>>) -> Vec<Action<'a>> {
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for (i, a) in actions.iter().enumerate() {
-        last.insert(action_key(a), i);
+/// Only the last action of each key (actions come with their key text), in the order of
+/// those last actions.
+pub(crate) fn merged<'a>(actions: Vec<(String, Action<'a>)>) -> Vec<Action<'a>> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(actions.len());
+    for (i, (key, _)) in actions.iter().enumerate() {
+        last.insert(key.as_str(), i);
     }
     let keep: HashSet<usize> = last.into_values().collect();
     actions
         .into_iter()
         .enumerate()
         .filter(|(i, _)| keep.contains(i))
-        .map(|(_, a)| a)
+        .map(|(_, (_, a))| a)
         .collect()
 }

@@ -105,6 +105,14 @@ fn is_permanent(code: u16) -> bool {
     )
 }
 
+/// One writer's part of a batch: its actions with their key text, the highest source
+/// sequence among them and that change's position.
+type Share<'a> = (
+    Vec<(String, Action<'a>)>,
+    Option<u64>,
+    Option<&'a sluice_core::Position>,
+);
+
 /// The destination.
 pub struct MysqlSink {
     cfg: MysqlConfig,
@@ -203,10 +211,6 @@ impl MysqlSink {
         self.applied.iter().copied().min().unwrap_or(0)
     }
 
-    fn writer_of(&self, key: &str) -> usize {
-        writer_for(key, self.conns.len())
-    }
-
     /// The CREATE TABLE for `def` at `dest`, translated for the destination.
     pub fn create_table_sql(&self, dest: &TableId, def: &TableDef) -> String {
         create_table_sql(
@@ -297,28 +301,31 @@ impl MysqlSink {
         }
         self.read_dest_columns(items)?;
         let writers = self.conns.len().max(1);
-        // Each writer's share: its actions (only changes it has not applied) and the highest
-        // sequence and position they reach.
-        let mut shares: Vec<(Vec<Action<'_>>, Option<u64>, String)> = (0..writers)
-            .map(|_| (Vec::new(), None, String::new()))
-            .collect();
+        // Each writer's share: its actions with their key text (only changes it has not
+        // applied), and the highest sequence they reach with its position. Each key's text is
+        // made once: it picks the writer and merges the key's changes.
+        let mut shares: Vec<Share<'_>> = (0..writers).map(|_| (Vec::new(), None, None)).collect();
         for item in items {
             let Event::Row(r) = &item.event else { continue };
             for a in actions(r) {
-                let w = self.writer_of(&action_key(&a));
+                let key = action_key(&a);
+                let w = writer_for(&key, writers);
                 if let Some(seq) = item.sequence {
                     if seq <= self.applied[w] {
                         continue;
                     }
                 }
                 let share = &mut shares[w];
-                share.0.push(a);
+                share.0.push((key, a));
                 if let Some(seq) = item.sequence {
-                    share.1 = Some(share.1.map_or(seq, |s: u64| s.max(seq)));
-                    share.2 = r.pos.to_string();
+                    if share.1.is_none_or(|s| seq > s) {
+                        share.1 = Some(seq);
+                        share.2 = Some(&r.pos);
+                    }
                 }
             }
         }
+        let tops: Vec<Option<u64>> = shares.iter().map(|s| s.1).collect();
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
         let to = Landing {
@@ -341,6 +348,12 @@ impl MysqlSink {
                     if acts.is_empty() && seq.is_none() {
                         return Ok(());
                     }
+                    // Copied rows have distinct keys: nothing to merge.
+                    let acts: Vec<Action<'_>> = if copied {
+                        acts.into_iter().map(|(_, a)| a).collect()
+                    } else {
+                        merged(acts)
+                    };
                     let conn = conn
                         .as_mut()
                         .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
@@ -348,8 +361,9 @@ impl MysqlSink {
                         .start_transaction(TxOpts::default())
                         .await
                         .map_err(unavailable("begin"))?;
-                    apply(&mut tx, &merged(acts), to, copied).await?;
+                    apply(&mut tx, &acts, to, copied).await?;
                     if let Some(seq) = seq {
+                        let pos = pos.map(ToString::to_string).unwrap_or_default();
                         write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos).await?;
                     }
                     tx.commit().await.map_err(unavailable("commit"))?;
@@ -363,20 +377,8 @@ impl MysqlSink {
         for (w, r) in result.into_iter().enumerate() {
             match r {
                 Ok(()) => {
-                    let top = items
-                        .iter()
-                        .filter_map(|i| match &i.event {
-                            Event::Row(r) => Some((i.sequence, r)),
-                            _ => None,
-                        })
-                        .filter(|(_, r)| {
-                            actions(r)
-                                .iter()
-                                .any(|a| self.writer_of(&action_key(a)) == w)
-                        })
-                        .filter_map(|(s, _)| s)
-                        .max();
-                    if let Some(top) = top {
+                    // Changes it skipped were at or below what it had applied already.
+                    if let Some(top) = tops[w] {
                         self.applied[w] = self.applied[w].max(top);
                     }
                 }

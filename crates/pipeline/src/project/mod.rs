@@ -610,6 +610,7 @@ fn validate(
             filters,
             ops,
             ddl: raw.options.ddl,
+            shapes: Default::default(),
         },
         schema_stage: raw.stages.schema,
         full: raw.stages.full,

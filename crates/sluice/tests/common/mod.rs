@@ -72,9 +72,35 @@ pub fn use_broker(file: &Path, addr: &str) -> std::io::Result<()> {
     std::fs::write(file, yaml)
 }
 
+/// A `sluice run` in the background, killed when dropped: a test that fails half-way leaves no
+/// run behind to load the machine (one did, and slowed every benchmark after it).
+pub struct Running(pub std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `sluice run -f FILE` in the background; its log is appended to `runs.log` beside the project
 /// file (read it when a test fails).
-pub fn spawn_run(file: &Path) -> std::io::Result<std::process::Child> {
+pub fn spawn_run(file: &Path) -> std::io::Result<Running> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -88,6 +114,7 @@ pub fn spawn_run(file: &Path) -> std::io::Result<std::process::Child> {
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Running)
 }
 
 /// SIGTERM to a running `sluice run`: the graceful stop (flush, checkpoint, exit 0).

@@ -118,6 +118,10 @@ pub struct Decoder {
     file: String,
     /// Table maps of the current transaction, by table id, with the schema built from each.
     tables: HashMap<u64, (TableMapEvent<'static>, Arc<TableSchema>)>,
+    /// The last schema made for each table: a table map that gives the same schema again
+    /// (every transaction has one) reuses it, so rows of one table share one `Arc` across
+    /// transactions (no copy per transaction; destinations group rows by it).
+    last_schema: HashMap<TableId, Arc<TableSchema>>,
     /// Known hints per table (e.g. MariaDB JSON columns), supplied by the caller.
     hints: HashMap<TableId, TableHints>,
     txn: Option<OpenTxn>,
@@ -164,6 +168,7 @@ impl Decoder {
             mode,
             file: file.into(),
             tables: HashMap::new(),
+            last_schema: HashMap::new(),
             hints: HashMap::new(),
             txn: None,
             next_gtid: None,
@@ -465,8 +470,16 @@ impl Decoder {
                         offset,
                         reason,
                     })?;
+                let schema = match self.last_schema.get(&schema.id) {
+                    Some(last) if **last == schema => last.clone(),
+                    _ => {
+                        let fresh = Arc::new(schema);
+                        self.last_schema.insert(fresh.id.clone(), fresh.clone());
+                        fresh
+                    }
+                };
                 self.tables
-                    .insert(tme.table_id(), (tme.into_owned(), Arc::new(schema)));
+                    .insert(tme.table_id(), (tme.into_owned(), schema));
             }
             EventData::RowsEvent(rows) => self.rows(&rows, offset, ts_ms, out)?,
             EventData::TransactionPayloadEvent(_) => {
