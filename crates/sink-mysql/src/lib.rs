@@ -476,8 +476,13 @@ impl MysqlSink {
         if self.cfg.shard.is_none() {
             return Ok(());
         }
+        // Once per schema in the batch, not per row.
+        let mut seen: HashSet<*const sluice_core::TableSchema> = HashSet::new();
         for item in items {
             let Event::Row(r) = &item.event else { continue };
+            if !seen.insert(std::sync::Arc::as_ptr(&r.table)) {
+                continue;
+            }
             let dest = self.dest_of(&r.table.id);
             if !self.dest_columns.contains_key(&dest) {
                 let conn = self
