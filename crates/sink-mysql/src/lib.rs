@@ -258,11 +258,7 @@ impl MysqlSink {
         let writers = self.conns.len();
         let pos = d.pos.to_string();
         let sharded = self.cfg.shard.is_some();
-        let conn = self
-            .conns
-            .first_mut()
-            .and_then(Option::as_mut)
-            .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+        let conn = first_writer(&mut self.conns)?;
         self.rt.block_on(async {
             match conn.query_drop(&sql).await {
                 Ok(()) => {}
@@ -485,11 +481,7 @@ impl MysqlSink {
             }
             let dest = self.dest_of(&r.table.id);
             if !self.dest_columns.contains_key(&dest) {
-                let conn = self
-                    .conns
-                    .first_mut()
-                    .and_then(Option::as_mut)
-                    .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+                let conn = first_writer(&mut self.conns)?;
                 let names: Vec<String> = self
                     .rt
                     .block_on(conn.exec(
@@ -540,6 +532,14 @@ impl MysqlSink {
             Ok(())
         })
     }
+}
+
+/// The first writer's connection (schema sync, DDL and checkpoint rows go through it).
+fn first_writer(conns: &mut [Option<Conn>]) -> Result<&mut Conn, SinkError> {
+    conns
+        .first_mut()
+        .and_then(Option::as_mut)
+        .ok_or_else(|| SinkError::Unavailable("writer lost".into()))
 }
 
 /// The writer of a key: FNV-1a of its text, so that the mapping is the same in every build
@@ -602,11 +602,7 @@ impl Sink for MysqlSink {
     fn start_afresh(&mut self) -> Result<(), SinkError> {
         let (meta_db, project) = (q(&self.cfg.meta_db), self.cfg.project.clone());
         let writers = self.conns.len();
-        let conn = self
-            .conns
-            .first_mut()
-            .and_then(Option::as_mut)
-            .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+        let conn = first_writer(&mut self.conns)?;
         self.rt.block_on(async {
             conn.exec_drop(
                 format!("DELETE FROM {meta_db}.sluice_checkpoint WHERE project = ?"),
@@ -627,11 +623,7 @@ impl Sink for MysqlSink {
         let sharded = self.cfg.shard.is_some();
         let in_key = self.cfg.shard_in_key;
         let dests: Vec<TableId> = tables.iter().map(|t| self.dest_of(&t.dest)).collect();
-        let conn = self
-            .conns
-            .first_mut()
-            .and_then(Option::as_mut)
-            .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+        let conn = first_writer(&mut self.conns)?;
         self.rt.block_on(async {
             for (spec, dest) in tables.iter().zip(&dests) {
                 let Some(def) = &spec.def else { continue };
