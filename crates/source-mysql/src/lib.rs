@@ -14,6 +14,7 @@
 
 pub mod decode;
 pub mod file;
+mod handover;
 pub mod live;
 pub mod precheck;
 pub mod snapshot;
