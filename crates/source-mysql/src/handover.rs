@@ -171,4 +171,3 @@ pub enum SnapshotPositionError {
     )]
     NeedsReload(String),
 }
-
