@@ -13,6 +13,7 @@ pub mod hash;
 pub mod position;
 pub mod render;
 pub mod schema;
+pub mod secret;
 pub mod sink;
 pub mod value;
 
@@ -21,4 +22,5 @@ pub use position::{BinlogPosition, Position};
 pub use schema::{
     Column, ColumnDef, ColumnType, IndexDef, TableDef, TableId, TableSchema, TableSpec,
 };
+pub use secret::{Secret, SecretUrl};
 pub use value::Value;

@@ -404,6 +404,18 @@ impl MetaStore {
             .unwrap_or(false))
     }
 
+    /// The part projects of the sharded project `parent` (empty for any other project).
+    pub fn parts(&self, parent: &str) -> Result<Vec<String>, MetaError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT project FROM part WHERE parent = ?1 ORDER BY 1")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![parent], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
     /// Projects known to the store.
     pub fn projects(&self) -> Result<Vec<String>, MetaError> {
         let mut st = self

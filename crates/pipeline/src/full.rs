@@ -122,10 +122,10 @@ fn reader(
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let opts = mysql_async::Opts::from_url(&p.source_url).map_err(|e| e.to_string())?;
+        let opts = mysql_async::Opts::from_url(p.source_url.expose()).map_err(|e| e.to_string())?;
         let mut conn = mysql_async::Conn::new(opts)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", p.source_url_redacted()))?;
+            .map_err(|e| format!("cannot connect to {}: {e}", p.source_url))?;
         snapshot::prepare_session(&mut conn)
             .await
             .map_err(|e| e.to_string())?;

@@ -9,10 +9,12 @@
 
 mod control;
 mod full;
+mod lock;
 pub mod metrics;
 pub mod project;
 pub mod run;
 pub mod shards;
 
+pub use lock::LockError;
 pub use project::{Project, ProjectError};
 pub use run::{run, RunError, RunOptions, RunSummary};

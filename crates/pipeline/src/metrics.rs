@@ -5,6 +5,11 @@
 //! rows and bytes (counters, and per-second gauges over the last 5 s), errors, and the
 //! position reached (file index and offset). For the project: the checkpoint's source time,
 //! the latency (now minus that time, computed when scraped), and full-sync progress per table.
+//!
+//! `/health` answers from the project's state in the metadata store, the same record `sluice
+//! status` shows: 200 `ok` while it runs (or is paused) with nothing wrong, 503 with the reason
+//! while the destination is being retried (a state message starting `retrying:`) or once a
+//! part has Failed.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -205,9 +210,15 @@ impl Metrics {
         *last = next;
     }
 
-    /// Serves `/metrics` (and `/health`) on `addr` from a thread of its own until `stop`.
-    /// Returns the address bound (port 0 picks a free one).
-    pub fn serve(&self, addr: &str, stop: Arc<AtomicBool>) -> Result<SocketAddr, String> {
+    /// Serves `/metrics` (and `/health`, answered by `health`) on `addr` from a thread of its
+    /// own until `stop`. Returns the address bound (port 0 picks a free one).
+    pub fn serve(
+        &self,
+        addr: &str,
+        stop: Arc<AtomicBool>,
+        health: impl Fn() -> Health + Send + Sync + 'static,
+    ) -> Result<SocketAddr, String> {
+        let health = Arc::new(health);
         let addr: SocketAddr = addr
             .parse()
             .map_err(|e| format!("options.metrics_listen {addr:?}: {e}"))?;
@@ -241,7 +252,21 @@ impl Metrics {
                                 }
                             }),
                         )
-                        .route("/health", axum::routing::get(|| async { "ok\n" }));
+                        .route(
+                            "/health",
+                            axum::routing::get(move || {
+                                let h = health.clone();
+                                async move {
+                                    let Health { ok, text } = h();
+                                    let code = if ok {
+                                        axum::http::StatusCode::OK
+                                    } else {
+                                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                                    };
+                                    (code, format!("{text}\n"))
+                                }
+                            }),
+                        );
                     let rates = me.clone();
                     let stop2 = stop.clone();
                     tokio::spawn(async move {
@@ -270,9 +295,59 @@ impl Metrics {
     }
 }
 
+/// What `/health` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Healthy (200) or not (503).
+    pub ok: bool,
+    /// `ok`, or what is wrong.
+    pub text: String,
+}
+
+impl Health {
+    /// The health of a project from the state and message of each of its runs (one, or one
+    /// per part of a sharded project): unhealthy when any has Failed or is retrying its
+    /// destination; otherwise `ok` (Running, Paused, Completed, Stopped alike).
+    pub fn of<'a>(runs: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Health {
+        let wrong: Vec<String> = runs
+            .into_iter()
+            .filter(|(_, state, message)| *state == "Failed" || message.starts_with("retrying"))
+            .map(|(name, state, message)| format!("{name}: {state}: {message}"))
+            .collect();
+        if wrong.is_empty() {
+            Health {
+                ok: true,
+                text: "ok".into(),
+            }
+        } else {
+            Health {
+                ok: false,
+                text: wrong.join("\n"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_is_bad_while_retrying_or_failed() {
+        assert!(Health::of([("p", "Running", "")]).ok);
+        assert!(Health::of([("p", "Paused", "")]).ok);
+        let h = Health::of([("p", "Running", "retrying: destination: connection refused")]);
+        assert!(!h.ok);
+        assert!(h.text.contains("connection refused"), "{h:?}");
+        let h = Health::of([("p.a", "Running", ""), ("p.b", "Failed", "source: purged")]);
+        assert_eq!(
+            h,
+            Health {
+                ok: false,
+                text: "p.b: Failed: source: purged".into()
+            }
+        );
+    }
 
     #[test]
     fn the_page_names_project_component_and_values() {

@@ -20,7 +20,7 @@ use sluice_source_mysql::snapshot;
 
 use crate::control::{PauseCheck, Throttle};
 use crate::full;
-use crate::metrics::Metrics;
+use crate::metrics::{Health, Metrics};
 use crate::project::Project;
 
 /// Why a run ended badly.
@@ -35,6 +35,9 @@ pub enum RunError {
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] sluice_meta::MetaError),
+    /// Another run of the project holds its lock.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
 }
 
 /// How to run.
@@ -51,8 +54,13 @@ pub struct RunOptions {
 pub struct RunSummary {
     /// Changes delivered.
     pub delivered: u64,
+    /// Rows copied by full sync (over all runs of the project, as the store records them).
+    pub copied: u64,
     /// Final checkpoint position.
     pub checkpoint: Option<Position>,
+    /// The project has nothing more to do: caught up as asked, or a project without
+    /// incremental sync whose full sync finished (state Completed rather than Stopped).
+    pub completed: bool,
 }
 
 enum Msg {
@@ -249,6 +257,8 @@ impl Drop for StopOnDrop {
 
 /// Runs the project until stopped, caught up (with `until_caught_up`) or failed.
 pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    // Before anything is read or written: a second run of one project is refused.
+    let _lock = crate::lock::RunLock::acquire(&p.data_dir, &p.name)?;
     if !p.shards.is_empty() {
         return crate::shards::run_sharded(p, opts);
     }
@@ -264,7 +274,7 @@ pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
     // Record how it ended (a second handle: the first moved into the run).
     if let Ok(m) = MetaStore::open(&p.data_dir) {
         let (state, msg) = match &result {
-            Ok(_) if opts.until_caught_up => ("Completed", String::new()),
+            Ok(s) if s.completed => ("Completed", String::new()),
             Ok(_) => ("Stopped", String::new()),
             Err(e) => ("Failed", e.to_string()),
         };
@@ -287,14 +297,14 @@ fn run_inner(
         .enable_all()
         .build()
         .map_err(source_err)?;
-    let src_opts = mysql_async::Opts::from_url(&p.source_url).map_err(source_err)?;
+    let src_opts = mysql_async::Opts::from_url(p.source_url.expose()).map_err(source_err)?;
     let (tables, end, server_id) = rt.block_on(async {
         let mut conn = mysql_async::Conn::new(src_opts.clone())
             .await
             .map_err(|e| {
                 RunError::Source(format!(
                     "cannot connect to {}: {e}; check source.url and that the server runs",
-                    p.source_url_redacted()
+                    p.source_url
                 ))
             })?;
         let tables = selected_tables(&mut conn, p).await?;
@@ -334,7 +344,8 @@ fn run_inner(
                 let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
                 sink.set_notifier(Box::new(move |note| {
                     if let Ok(m) = m.lock() {
-                        let _ = m.set_state(&name, "incremental", "Running", note.unwrap_or(""));
+                        let note = note.map(|n| format!("retrying: {n}")).unwrap_or_default();
+                        let _ = m.set_state(&name, "incremental", "Running", &note);
                     }
                 }));
             }
@@ -346,8 +357,11 @@ fn run_inner(
     let _metrics_server = match &p.metrics_listen {
         Some(addr) => {
             let stop = Arc::new(AtomicBool::new(false));
+            let (dir, name, parent) = (p.data_dir.clone(), p.name.clone(), p.parent.clone());
             let bound = metrics
-                .serve(addr, stop.clone())
+                .serve(addr, stop.clone(), move || {
+                    project_health(&dir, &name, parent.as_deref())
+                })
                 .map_err(RunError::Source)?;
             tracing::info!(project = %p.name, "metrics at http://{bound}/metrics");
             Some(StopOnDrop(stop))
@@ -415,15 +429,24 @@ fn run_inner(
         };
         if !full::run(p, &opts.stop, &mut meta, sink.as_mut(), &start, controls)? {
             return Ok(RunSummary {
-                delivered: 0,
+                copied: copied_rows(&meta, &p.name),
                 checkpoint: Some(start),
+                ..RunSummary::default()
             });
         }
         meta.finish_full(&p.name)?;
         tracing::info!(project = %p.name, "full sync finished; incremental sync replays from {start}");
     }
     if !p.incremental {
-        return Ok(RunSummary::default());
+        // Full sync alone: its end is the project's end.
+        let copied = copied_rows(&meta, &p.name);
+        tracing::info!(project = %p.name, copied, "full sync finished; incremental sync is off: the project is complete");
+        return Ok(RunSummary {
+            copied,
+            checkpoint: cp.map(|c| c.position),
+            completed: true,
+            ..RunSummary::default()
+        });
     }
     meta.set_state(&p.name, "incremental", "Running", "")?;
 
@@ -543,35 +566,55 @@ fn run_inner(
     if reader.is_finished() {
         let _ = reader.join();
     }
-    result?;
+    let caught_up = result?;
     Ok(RunSummary {
         delivered: st.delivered,
+        copied: copied_rows(&st.meta, &p.name),
         checkpoint: st.checkpoint,
+        completed: caught_up,
     })
 }
 
-impl Project {
-    /// The source URL without its password, for messages.
-    pub fn source_url_redacted(&self) -> String {
-        match (self.source_url.find("://"), self.source_url.rfind('@')) {
-            (Some(s), Some(at)) if at > s => {
-                let auth = &self.source_url[s + 3..at];
-                let user = auth.split(':').next().unwrap_or("");
-                format!(
-                    "{}{user}@{}",
-                    &self.source_url[..s + 3],
-                    &self.source_url[at + 1..]
-                )
-            }
-            _ => self.source_url.clone(),
+/// `/health` of a run: from the state of the project (of every part, for a part of a sharded
+/// project) in the metadata store.
+fn project_health(dir: &std::path::Path, name: &str, parent: Option<&str>) -> Health {
+    let read = || -> Result<Health, sluice_meta::MetaError> {
+        let meta = MetaStore::open(dir)?;
+        let mut names = match parent {
+            Some(pp) => meta.parts(pp)?,
+            None => Vec::new(),
+        };
+        if names.is_empty() {
+            names.push(name.to_string());
         }
-    }
+        let states = names
+            .into_iter()
+            .map(|n| meta.status(&n).map(|s| (n, s.state, s.message)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Health::of(
+            states
+                .iter()
+                .map(|(n, s, m)| (n.as_str(), s.as_str(), m.as_str())),
+        ))
+    };
+    read().unwrap_or_else(|e| Health {
+        ok: false,
+        text: format!("metadata store: {e}"),
+    })
+}
+
+/// Rows full sync copied for `project` (0 without a full stage).
+fn copied_rows(meta: &MetaStore, project: &str) -> u64 {
+    meta.full_units(project)
+        .map(|units| units.iter().map(|u| u.rows).sum())
+        .unwrap_or(0)
 }
 
 /// How long a change may wait for its batch to fill: bounds the latency a steady trickle of
 /// changes sees (a full batch goes at once).
 const MAX_BATCH_WAIT: Duration = Duration::from_millis(20);
 
+/// Carries changes until stopped (false) or, with `until_caught_up`, caught up (true).
 fn write_loop(
     p: &Project,
     opts: &RunOptions,
@@ -579,11 +622,11 @@ fn write_loop(
     sink: &mut dyn Sink,
     st: &mut State,
     end: &BinlogPosition,
-) -> Result<(), RunError> {
+) -> Result<bool, RunError> {
     let mut last_flush = Instant::now();
     loop {
         if opts.stop.load(Ordering::SeqCst) {
-            return flush(p, sink, st, &opts.stop);
+            return flush(p, sink, st, &opts.stop).map(|()| false);
         }
         if st.pause.last_due() {
             flush(p, sink, st, &opts.stop)?;
@@ -601,7 +644,7 @@ fn write_loop(
                 flush(p, sink, st, &opts.stop)?;
                 return Err(RunError::Source(e));
             }
-            Some(Msg::Ended) => return flush(p, sink, st, &opts.stop),
+            Some(Msg::Ended) => return flush(p, sink, st, &opts.stop).map(|()| false),
             Some(Msg::Event(e)) => {
                 if let Err(e) = accept(p, st, e) {
                     flush(p, sink, st, &opts.stop)?;
@@ -621,7 +664,7 @@ fn write_loop(
         if opts.until_caught_up {
             if let Some(Position::Binlog(b)) = &st.checkpoint {
                 if b >= end && st.batch.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
         }

@@ -24,7 +24,7 @@ pub struct ShardInstance {
     /// Name (unique in the project).
     pub name: String,
     /// `mysql://user:pass@host:port`.
-    pub url: String,
+    pub url: sluice_core::SecretUrl,
     /// Our replica id on this instance.
     pub server_id: u32,
     /// Its physical tables and the logical table each belongs to.
@@ -255,7 +255,10 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
         done.store(true, Ordering::SeqCst);
         results
     });
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary {
+        completed: true,
+        ..RunSummary::default()
+    };
     for (r, s) in results.into_iter().zip(&p.shards) {
         let r = r.map_err(|e| match e {
             RunError::Source(m) => RunError::Source(format!("instance {}: {m}", s.name)),
@@ -263,6 +266,8 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
             other => other,
         })?;
         summary.delivered += r.delivered;
+        summary.copied += r.copied;
+        summary.completed &= r.completed;
         summary.checkpoint = r.checkpoint;
     }
     Ok(summary)

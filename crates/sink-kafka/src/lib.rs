@@ -22,7 +22,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{Event, TableId, TableSpec};
+use sluice_core::{Event, Secret, TableId, TableSpec};
 use sluice_format::{Change, Format, Record, SourceInfo};
 
 pub use partition::murmur2;
@@ -85,8 +85,9 @@ pub struct KafkaConfig {
     pub linger_ms: u32,
     /// `batch.size` in bytes.
     pub batch_bytes: u32,
-    /// Extra librdkafka properties (security: `security.protocol`, `sasl.*`, `ssl.*`).
-    pub properties: Vec<(String, String)>,
+    /// Extra librdkafka properties (security: `security.protocol`, `sasl.*`, `ssl.*`). Any of
+    /// them may be a secret (`sasl.password`), so every value prints redacted.
+    pub properties: Vec<(String, Secret)>,
     /// Per table (destination name): columns whose values pick the partition in `hash` mode
     /// instead of the primary key (the message key stays the primary key).
     pub sharding: HashMap<TableId, Vec<String>>,
@@ -177,7 +178,7 @@ impl KafkaSink {
         let mut base = ClientConfig::new();
         base.set("bootstrap.servers", &cfg.brokers);
         for (k, v) in &cfg.properties {
-            base.set(k, v);
+            base.set(k, v.expose());
         }
         let outcomes = Arc::new(Mutex::new(Outcomes::default()));
         let broker_down = Arc::new(Mutex::new(None));

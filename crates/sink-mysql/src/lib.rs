@@ -40,8 +40,8 @@ use sluice_core::{Event, TableDef, TableId, TableSpec};
 /// Settings of the database destination.
 #[derive(Debug, Clone)]
 pub struct MysqlConfig {
-    /// `mysql://user:pass@host:port`.
-    pub url: String,
+    /// `mysql://user:pass@host:port`; prints without its password.
+    pub url: sluice_core::SecretUrl,
     /// The project name (key of the checkpoint rows).
     pub project: String,
     /// Parallel writer connections.
@@ -139,7 +139,7 @@ impl MysqlSink {
             .enable_all()
             .build()
             .map_err(|e| SinkError::Unavailable(e.to_string()))?;
-        let opts = Opts::from_url(&cfg.url)
+        let opts = Opts::from_url(cfg.url.expose())
             .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
         let writers = cfg.writers.max(1);
         let (conns, oceanbase, applied) = rt.block_on(async {
@@ -519,7 +519,8 @@ impl MysqlSink {
         if self.conns.iter().all(Option::is_some) {
             return Ok(());
         }
-        let opts = Opts::from_url(&self.cfg.url).map_err(|e| SinkError::Config(e.to_string()))?;
+        let opts =
+            Opts::from_url(self.cfg.url.expose()).map_err(|e| SinkError::Config(e.to_string()))?;
         let conns = &mut self.conns;
         self.rt.block_on(async {
             for c in conns.iter_mut().filter(|c| c.is_none()) {

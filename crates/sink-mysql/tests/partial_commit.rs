@@ -69,7 +69,7 @@ fn batch(db: &str, keys: i64) -> Vec<DeliveryItem> {
 
 fn sink(project: &str) -> Result<MysqlSink, Box<dyn std::error::Error>> {
     Ok(MysqlSink::new(MysqlConfig {
-        url: format!("mysql://root@{}", MARIADB.get()),
+        url: sluice_core::SecretUrl::new(format!("mysql://root@{}", MARIADB.get())),
         project: project.into(),
         writers: 3,
         meta_db: "sluice".into(),

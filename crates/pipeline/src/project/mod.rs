@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sluice_core::{Op, TableId};
+use sluice_core::{Op, SecretUrl, TableId};
 use sluice_format::{DbType, FormatOptions, FORMAT_NAMES};
 use sluice_route::{Pattern, Router};
 use sluice_sink_kafka::{KafkaConfig, PartitionMode, TopicMap};
@@ -36,8 +36,8 @@ pub struct Project {
     pub name: String,
     /// Where the metadata store lives.
     pub data_dir: PathBuf,
-    /// Source connection URL (`mysql://user:pass@host:port`).
-    pub source_url: String,
+    /// Source connection URL (`mysql://user:pass@host:port`); prints without its password.
+    pub source_url: SecretUrl,
     /// Source description for messages.
     pub source_info: sluice_format::SourceInfo,
     /// Our replica `server_id`.
@@ -173,13 +173,60 @@ fn default_server_id(name: &str) -> u32 {
     4_000_000_000 + (sluice_core::hash::fnv1a(name.as_bytes()) % 200_000_000) as u32
 }
 
-/// The line where the last key of a dotted field path first appears (best effort).
+/// The line of a dotted field path (`destination.url`, `source.instances[1].url`), found by
+/// walking the YAML blocks: each key is looked for only inside the block of the key before it,
+/// so `destination.url` never names the line of `source.url`. Flow style (`{a: 1}`) is not
+/// followed: then the line of the deepest key found is given.
 fn line_of(text: &str, field: &str) -> Option<usize> {
-    let key = field.rsplit('.').next()?;
-    let key = key.split('[').next()?;
-    text.lines()
-        .position(|l| l.trim_start().starts_with(&format!("{key}:")))
-        .map(|i| i + 1)
+    let lines: Vec<&str> = text.lines().collect();
+    // A line's indentation and its content.
+    fn shape(l: &str) -> (usize, &str) {
+        let t = l.trim_start();
+        (l.len() - t.len(), t)
+    }
+    let meaningful = |t: &str| !t.is_empty() && !t.starts_with('#');
+    // The block being searched: lines from `start`, indented deeper than `outer`; the line at
+    // `start` itself may be a list item holding the next key (`- name: a`).
+    let (mut start, mut outer): (usize, Option<usize>) = (0, None);
+    let mut found = None;
+    for seg in field.split('.') {
+        let (key, index) = match seg.split_once('[') {
+            Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let mut hit = None;
+        for (i, l) in lines.iter().enumerate().skip(start) {
+            let (ind, t) = shape(l);
+            if !meaningful(t) {
+                continue;
+            }
+            if i > start && outer.is_some_and(|o| ind <= o) {
+                break;
+            }
+            let body = t.strip_prefix("- ").unwrap_or(t);
+            if body.starts_with(&format!("{key}:")) {
+                hit = Some((i, ind));
+                break;
+            }
+        }
+        let Some((at, ind)) = hit else { break };
+        found = Some(at);
+        (start, outer) = (at + 1, Some(ind));
+        if let Some(n) = index {
+            // The n-th item of the list under this key.
+            let mut items = lines
+                .iter()
+                .enumerate()
+                .skip(at + 1)
+                .filter(|(_, l)| meaningful(shape(l).1))
+                .take_while(|(_, l)| shape(l).0 > ind || shape(l).1.starts_with("- "))
+                .filter(|(_, l)| shape(l).1.starts_with("- "));
+            let Some((item, l)) = items.nth(n) else { break };
+            found = Some(item);
+            (start, outer) = (item, Some(shape(l).0));
+        }
+    }
+    found.map(|i| i + 1)
 }
 
 fn validate(
@@ -227,11 +274,11 @@ fn validate(
             ));
         }
         for inst in instances {
-            if mysql_async::Opts::from_url(&inst.url).is_err() {
+            if mysql_async::Opts::from_url(inst.url.expose()).is_err() {
                 return Err(bad(
                     "source.instances",
                     format!(
-                        "{}: {:?} is not a mysql://user:pass@host:port URL",
+                        "{}: {} is not a mysql://user:pass@host:port URL (a password with                          characters such as @ / # ? % must be percent-encoded, or given as                          password_env)",
                         inst.name, inst.url
                     ),
                 ));
@@ -285,7 +332,7 @@ fn validate(
         }
     }
     let password = match (&s.password, &s.password_env) {
-        (Some(p), _) => Some(p.clone()),
+        (Some(p), _) => Some(p.expose().to_string()),
         (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
             bad(
                 "source.password_env",
@@ -303,7 +350,7 @@ fn validate(
                 Some(p) => format!("{user}:{}", url_escape(p)),
                 None => user,
             };
-            format!("mysql://{auth}@{h}:{}", s.port.unwrap_or(3306))
+            SecretUrl::new(format!("mysql://{auth}@{h}:{}", s.port.unwrap_or(3306)))
         }
         _ => {
             return Err(bad(
@@ -312,10 +359,10 @@ fn validate(
             ))
         }
     };
-    if mysql_async::Opts::from_url(&source_url).is_err() {
+    if mysql_async::Opts::from_url(source_url.expose()).is_err() {
         return Err(bad(
             "source.url",
-            format!("{source_url:?} is not a mysql://user:pass@host:port URL"),
+            format!("{source_url} is not a mysql://user:pass@host:port URL{URL_HINT}"),
         ));
     }
     let d = raw.destination;
@@ -328,10 +375,10 @@ fn validate(
                     "give the destination as url: mysql://user:pass@host:port".into(),
                 )
             })?;
-            if mysql_async::Opts::from_url(&url).is_err() {
+            if mysql_async::Opts::from_url(url.expose()).is_err() {
                 return Err(bad(
                     "destination.url",
-                    format!("{url:?} is not a mysql://user:pass@host:port URL"),
+                    format!("{url} is not a mysql://user:pass@host:port URL{URL_HINT}"),
                 ));
             }
             Some(sluice_sink_mysql::MysqlConfig {
@@ -630,6 +677,10 @@ fn validate(
     })
 }
 
+/// How to write a password a URL cannot hold as is.
+const URL_HINT: &str =
+    " (characters such as @ / # ? % in a password must be percent-encoded: %23 for #)";
+
 fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -754,5 +805,79 @@ objects:
         );
         let e = Project::parse("name: [", "p.yaml", Path::new(".")).expect_err("broken yaml");
         assert!(e.to_string().starts_with("p.yaml:1"), "{e}");
+    }
+
+    #[test]
+    fn an_error_about_one_url_names_that_url_s_line() {
+        let db = GOOD
+            .replace("  type: kafka\n", "  type: mariadb\n")
+            .replace(
+                "  brokers: 127.0.0.1:9092\n",
+                "  url: \"mysql://x:1:2:3\"\n",
+            );
+        let e = Project::parse(&db, "p.yaml", Path::new(".")).expect_err("bad url");
+        assert!(
+            e.to_string().starts_with("p.yaml:7: destination.url: "),
+            "{e}"
+        );
+        let sharded = "name: s
+source:
+  type: sharded
+  instances:
+    - name: a
+      url: mysql://root@127.0.0.1:3317
+    - name: b
+      url: \"mysql://root:1:2@x\"
+  logical_tables:
+    - name: d.t
+      shards: {a: d.t, b: d.t}
+destination:
+  type: mariadb
+  url: mysql://root@127.0.0.1:3316
+objects:
+  include: [\"d.*\"]
+";
+        assert_eq!(line_of(sharded, "source.instances[1].url"), Some(8));
+        assert_eq!(line_of(sharded, "source.instances[0].name"), Some(5));
+        assert_eq!(line_of(sharded, "destination.url"), Some(14));
+        assert_eq!(line_of(sharded, "objects.include"), Some(16));
+    }
+
+    #[test]
+    fn a_password_that_breaks_a_url_is_never_shown() {
+        for (field, yaml) in [
+            (
+                "source.url",
+                GOOD.replace("mysql://root@", "mysql://root:pa#s/wd@"),
+            ),
+            (
+                "destination.url",
+                GOOD.replace("  type: kafka\n", "  type: mariadb\n")
+                    .replace(
+                        "  brokers: 127.0.0.1:9092\n",
+                        "  url: mysql://app:pa#s/wd@127.0.0.1:2881\n",
+                    ),
+            ),
+        ] {
+            let e = Project::parse(&yaml, "p.yaml", Path::new(".")).expect_err(field);
+            let msg = format!("{e} {e:?}");
+            assert!(msg.contains(field), "{msg}");
+            assert!(!msg.contains("pa#s"), "the password shows: {msg}");
+        }
+        let p = Project::parse(
+            &GOOD
+                .replace("mysql://root@", "mysql://root:hunter2@")
+                .replace(
+                    "  format: oms\n",
+                    "  format: oms\n  properties:\n    sasl.password: swordfish\n",
+                ),
+            "p.yaml",
+            Path::new("."),
+        )
+        .expect("valid");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("swordfish"), "{shown}");
+        assert_eq!(p.source_url.expose(), "mysql://root:hunter2@127.0.0.1:3316");
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use sluice_core::{Secret, SecretUrl};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,11 +25,11 @@ pub(super) struct RawProject {
 pub(super) struct RawSource {
     #[serde(rename = "type")]
     pub(super) kind: String,
-    pub(super) url: Option<String>,
+    pub(super) url: Option<SecretUrl>,
     pub(super) host: Option<String>,
     pub(super) port: Option<u16>,
     pub(super) user: Option<String>,
-    pub(super) password: Option<String>,
+    pub(super) password: Option<Secret>,
     pub(super) password_env: Option<String>,
     pub(super) server_id: Option<u32>,
     pub(super) name: Option<String>,
@@ -47,7 +48,7 @@ pub(super) struct RawSource {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawInstance {
     pub(super) name: String,
-    pub(super) url: String,
+    pub(super) url: SecretUrl,
     pub(super) server_id: Option<u32>,
 }
 
@@ -89,7 +90,7 @@ pub(super) struct RawDestination {
     pub(super) kind: String,
     pub(super) brokers: Option<String>,
     pub(super) format: Option<String>,
-    pub(super) url: Option<String>,
+    pub(super) url: Option<SecretUrl>,
     pub(super) writers: Option<usize>,
     pub(super) meta_db: Option<String>,
     pub(super) unsupported_ddl: Option<String>,
@@ -113,7 +114,7 @@ pub(super) struct RawDestination {
     #[serde(default = "batch_bytes")]
     pub(super) batch_bytes: u32,
     #[serde(default)]
-    pub(super) properties: BTreeMap<String, String>,
+    pub(super) properties: BTreeMap<String, Secret>,
     #[serde(default)]
     pub(super) debezium_schema: bool,
     pub(super) debezium_decimal: Option<String>,

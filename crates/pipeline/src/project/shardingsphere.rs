@@ -73,7 +73,7 @@ pub(super) fn import(text: &str, database: Option<&str>) -> Result<Imported, Str
             };
             instances.push(RawInstance {
                 name: instance.clone(),
-                url: format!("mysql://{auth}@{host}:{port}"),
+                url: sluice_core::SecretUrl::new(format!("mysql://{auth}@{host}:{port}")),
                 server_id: None,
             });
         }
@@ -272,7 +272,7 @@ rules:
         let inst: Vec<(&str, &str)> = got
             .instances
             .iter()
-            .map(|i| (i.name.as_str(), i.url.as_str()))
+            .map(|i| (i.name.as_str(), i.url.expose()))
             .collect();
         assert_eq!(
             inst,
@@ -347,7 +347,10 @@ shardingRule:
 "#;
         let got = import(proxy, None).expect("imports");
         assert_eq!(got.instances.len(), 2);
-        assert_eq!(got.instances[0].url, "mysql://root:123@127.0.0.1:3316");
+        assert_eq!(
+            got.instances[0].url.expose(),
+            "mysql://root:123@127.0.0.1:3316"
+        );
         assert_eq!(got.logical_tables[0].name, "sharding_db.t_user");
         assert_eq!(got.logical_tables[0].shards.len(), 2);
     }

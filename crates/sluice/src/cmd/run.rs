@@ -144,9 +144,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("signal thread")?;
     let summary = sluice_pipeline::run(&project, &opts)
         .with_context(|| format!("project {}", project.name))?;
+    let copied = if summary.copied > 0 || project.full {
+        format!("copied {} rows (full sync), ", summary.copied)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "sluice: project {} delivered {} changes; checkpoint {}",
+        "sluice: project {} {}: {copied}delivered {} changes; checkpoint {}",
         project.name,
+        if summary.completed {
+            "completed"
+        } else {
+            "stopped"
+        },
         summary.delivered,
         summary
             .checkpoint
