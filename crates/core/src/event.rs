@@ -49,6 +49,52 @@ pub struct RowChange {
     pub pos: Position,
 }
 
+impl RowChange {
+    /// This update as the delete of its before image and the insert of its after image (both
+    /// keeping its place: transaction, sequence, position); None for an insert or a delete.
+    /// Message-queue destinations deliver an update that moves its row's key this way, each
+    /// half under its own key, so that per-key order holds for the old key and the new one.
+    pub fn split(&self) -> Option<(RowChange, RowChange)> {
+        if self.op != Op::Update {
+            return None;
+        }
+        let (before, after) = (self.before.clone()?, self.after.clone()?);
+        let half = |op, before, after| RowChange {
+            op,
+            before,
+            after,
+            table: self.table.clone(),
+            ts_ms: self.ts_ms,
+            txn: self.txn.clone(),
+            seq: self.seq,
+            pos: self.pos.clone(),
+        };
+        Some((
+            half(Op::Delete, Some(before), None),
+            half(Op::Insert, None, Some(after)),
+        ))
+    }
+}
+
+/// Which half of a split key change (see [`RowChange::split`]) a change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// The delete of the old key.
+    Old,
+    /// The insert of the new key.
+    New,
+}
+
+impl KeyChange {
+    /// `old` or `new`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyChange::Old => "old",
+            KeyChange::New => "new",
+        }
+    }
+}
+
 /// A schema change (or other statement that is not row data) in the change log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ddl {

@@ -17,7 +17,7 @@ pub mod secret;
 pub mod sink;
 pub mod value;
 
-pub use event::{Ddl, Event, Op, RowChange};
+pub use event::{Ddl, Event, KeyChange, Op, RowChange};
 pub use position::{BinlogPosition, Position};
 pub use schema::{
     Column, ColumnDef, ColumnType, IndexDef, TableDef, TableId, TableSchema, TableSpec,

@@ -19,6 +19,9 @@ pub struct DeliveryItem {
     pub txn_number: u64,
     /// Whether this is the last change of its transaction.
     pub last_in_txn: bool,
+    /// For the halves of an update that moved its row's key (message queues deliver it as a
+    /// delete and an insert): which half this is.
+    pub key_change: Option<crate::event::KeyChange>,
 }
 
 /// Why a destination could not take a batch.

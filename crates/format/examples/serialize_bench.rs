@@ -103,6 +103,7 @@ fn main() {
                 sequence: Some(i),
                 last_in_txn: true,
                 txn_number: i,
+                key_change: None,
             };
             match f.encode(&rec) {
                 Ok(Some(b)) => bytes += b.len(),

@@ -81,6 +81,9 @@ pub struct Record<'a> {
     pub last_in_txn: bool,
     /// Transaction number: increases by one per transaction (Maxwell's `xid`).
     pub txn_number: u64,
+    /// The half of a split key change this is (an update that moved its row's key, delivered
+    /// as a delete and an insert), if it is one.
+    pub key_change: Option<sluice_core::KeyChange>,
 }
 
 /// A serializer failure (a value with no representation in the format).

@@ -72,7 +72,15 @@ impl Format for Oms {
                 meta.insert("table_name".into(), json!(row.table.id.table));
                 meta.insert("db".into(), json!(row.table.id.db));
                 meta.insert("timestamp".into(), json!(secs));
-                meta.insert("uniqueId".into(), json!(format!("{}/{}", row.txn, row.seq)));
+                // The halves of a split key change are two messages of one source change.
+                let half = rec
+                    .key_change
+                    .map(|k| format!("/{}", k.as_str()))
+                    .unwrap_or_default();
+                meta.insert(
+                    "uniqueId".into(),
+                    json!(format!("{}/{}{half}", row.txn, row.seq)),
+                );
                 meta.insert("transId".into(), json!(row.txn));
                 meta.insert("ddlType".into(), Json::Null);
                 if self.extended {

@@ -105,6 +105,7 @@ fn enc_with(format: &str, change: Change<'_>, opts: &FormatOptions) -> Option<Js
         sequence: matches!(change, Change::Row(_) | Change::Ddl(_)).then_some(77),
         last_in_txn: true,
         txn_number: 5,
+        key_change: None,
     };
     f.encode(&rec)
         .unwrap()

@@ -413,6 +413,7 @@ pub(crate) fn run(
                                 sequence: None,
                                 txn_number: 0,
                                 last_in_txn: false,
+                                key_change: None,
                             });
                         }
                     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{BinlogPosition, Event, Position, TableId, TableSpec};
+use sluice_core::{BinlogPosition, Event, KeyChange, Position, TableId, TableSpec};
 use sluice_meta::{Checkpoint, MetaStore};
 use sluice_sink_kafka::KafkaSink;
 use sluice_sink_mysql::MysqlSink;
@@ -674,6 +674,11 @@ fn write_loop(
 impl State {
     /// Batches a routed row or DDL under the next source sequence.
     fn push_change(&mut self, event: Event, last_in_txn: bool) {
+        self.push_half(event, last_in_txn, None);
+    }
+
+    /// Batches a change, or one half of a split key change, under the next source sequence.
+    fn push_half(&mut self, event: Event, last_in_txn: bool, key_change: Option<KeyChange>) {
         self.sequence += 1;
         self.batch.push(DeliveryItem {
             event,
@@ -681,6 +686,7 @@ impl State {
             sequence: Some(self.sequence),
             txn_number: self.txn_number,
             last_in_txn,
+            key_change,
         });
         self.last_of_txn = Some(self.batch.len() - 1);
     }
@@ -721,6 +727,7 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                         sequence: None,
                         txn_number: st.txn_number,
                         last_in_txn: false,
+                        key_change: None,
                     });
                 }
             }
@@ -748,6 +755,17 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                     *st.rows
                         .entry(format!("{}.{}", r.table.id.db, r.table.id.table))
                         .or_default() += 1;
+                    // A message queue gets an update that moves its key (or its partition)
+                    // as a delete of the old key and an insert of the new one (docs/FORMATS.md).
+                    let moves = match &p.kafka {
+                        Some(k) => k.moves_key(r).map_err(|e| RunError::Sink(e.to_string()))?,
+                        None => false,
+                    };
+                    if let (true, Some((old, new))) = (moves, r.split()) {
+                        st.push_half(Event::Row(old), false, Some(KeyChange::Old));
+                        st.push_half(Event::Row(new), false, Some(KeyChange::New));
+                        return Ok(());
+                    }
                 }
                 st.push_change(ev, false);
             }

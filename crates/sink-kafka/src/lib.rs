@@ -93,6 +93,29 @@ pub struct KafkaConfig {
     pub sharding: HashMap<TableId, Vec<String>>,
 }
 
+impl KafkaConfig {
+    /// Whether an update must reach Kafka as a delete of the old key and an insert of the new
+    /// one: its message key changes (a primary-key update; any update of a table without a
+    /// key, whose key is the whole row), or in `hash` mode with sharding columns, its
+    /// partition value changes. Sent as one message, it would land in the new key's partition
+    /// only, and a consumer of the old key's partition could apply earlier changes of the old
+    /// key after it, bringing the old row back; a compacted topic would also keep the old key.
+    pub fn moves_key(&self, r: &sluice_core::RowChange) -> Result<bool, SinkError> {
+        let (Some(before), Some(after)) = (r.before.as_deref(), r.after.as_deref()) else {
+            return Ok(false);
+        };
+        if image_key(r, before) != image_key(r, after) {
+            return Ok(true);
+        }
+        match (self.mode, self.sharding.get(&r.table.id)) {
+            (PartitionMode::Hash, Some(cols)) => {
+                Ok(sharding_key(r, before, cols)? != sharding_key(r, after, cols)?)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
 /// Delivery outcomes of one batch in flight.
 #[derive(Default)]
 struct Outcome {
@@ -303,11 +326,12 @@ impl KafkaSink {
     }
 }
 
-/// Message key: the key values in MySQL text form joined by `\u0001` (all columns when the
-/// table has no primary key); the table name for DDL; empty for heartbeats.
-/// The values of a table's sharding columns, joined like a key.
-fn sharding_key(r: &sluice_core::RowChange, cols: &[String]) -> Result<Vec<u8>, SinkError> {
-    let image = r.after.as_deref().or(r.before.as_deref()).unwrap_or(&[]);
+/// The values of a table's sharding columns in `image`, joined like a key.
+fn sharding_key(
+    r: &sluice_core::RowChange,
+    image: &[sluice_core::Value],
+    cols: &[String],
+) -> Result<Vec<u8>, SinkError> {
     let mut parts = Vec::with_capacity(cols.len());
     for c in cols {
         let i = r
@@ -333,25 +357,35 @@ fn sharding_key(r: &sluice_core::RowChange, cols: &[String]) -> Result<Vec<u8>, 
     Ok(parts.join("\u{1}").into_bytes())
 }
 
+/// The image a row's message is keyed and partitioned by: the after image, or the before
+/// image of a delete.
+fn image_of(r: &sluice_core::RowChange) -> &[sluice_core::Value] {
+    r.after.as_deref().or(r.before.as_deref()).unwrap_or(&[])
+}
+
+/// The message key of `image`: the key values in MySQL text form joined by `\u0001` (all
+/// columns when the table has no primary key).
+fn image_key(r: &sluice_core::RowChange, image: &[sluice_core::Value]) -> Vec<u8> {
+    let idx: Vec<usize> = if r.table.primary_key.is_empty() {
+        (0..image.len()).collect()
+    } else {
+        r.table.primary_key.clone()
+    };
+    let parts: Vec<String> = idx
+        .iter()
+        .filter_map(|&i| image.get(i))
+        .map(|v| {
+            sluice_format::text::value_text(v, sluice_format::text::BytesAs::Base64)
+                .unwrap_or_default()
+        })
+        .collect();
+    parts.join("\u{1}").into_bytes()
+}
+
+/// Message key: a row's key ([`image_key`]); the table name for DDL; empty for heartbeats.
 fn key_of(e: &Event) -> Vec<u8> {
     match e {
-        Event::Row(r) => {
-            let image = r.after.as_deref().or(r.before.as_deref()).unwrap_or(&[]);
-            let idx: Vec<usize> = if r.table.primary_key.is_empty() {
-                (0..image.len()).collect()
-            } else {
-                r.table.primary_key.clone()
-            };
-            let parts: Vec<String> = idx
-                .iter()
-                .filter_map(|&i| image.get(i))
-                .map(|v| {
-                    sluice_format::text::value_text(v, sluice_format::text::BytesAs::Base64)
-                        .unwrap_or_default()
-                })
-                .collect();
-            parts.join("\u{1}").into_bytes()
-        }
+        Event::Row(r) => image_key(r, image_of(r)),
         Event::Ddl(d) => d
             .table
             .as_ref()
@@ -430,6 +464,7 @@ impl Sink for KafkaSink {
                 sequence: item.sequence,
                 last_in_txn: item.last_in_txn,
                 txn_number: item.txn_number,
+                key_change: item.key_change,
             };
             let Some(payload) = self
                 .format
@@ -448,7 +483,7 @@ impl Sink for KafkaSink {
                 ),
                 (PartitionMode::Table, Event::Ddl(_)) => partition::pick(&key, partitions),
                 (PartitionMode::Hash, Event::Row(r)) => match self.cfg.sharding.get(&r.table.id) {
-                    Some(cols) => partition::pick(&sharding_key(r, cols)?, partitions),
+                    Some(cols) => partition::pick(&sharding_key(r, image_of(r), cols)?, partitions),
                     None => partition::pick(&key, partitions),
                 },
                 (PartitionMode::Hash, _) => partition::pick(&key, partitions),
@@ -505,6 +540,14 @@ impl Sink for KafkaSink {
                     key: "sluice.sequence",
                     value: Some(&seq),
                 });
+            // The halves of a split key change say which half they are.
+            let headers = match item.key_change {
+                Some(k) => headers.insert(Header {
+                    key: "sluice.key_change",
+                    value: Some(k.as_str()),
+                }),
+                None => headers,
+            };
             let mut record = BaseRecord::with_opaque_to(topic, Box::new((ticket, *i)))
                 .partition(*partition)
                 .key(key)

@@ -130,6 +130,8 @@ pub struct MysqlSink {
     dest_columns: HashMap<TableId, HashSet<String>>,
     /// Shard columns already reported as missing at the destination.
     warned: HashSet<(TableId, String)>,
+    /// Bytes of the values of every acknowledged batch.
+    acked_bytes: u64,
 }
 
 impl MysqlSink {
@@ -198,6 +200,7 @@ impl MysqlSink {
             next_ticket: 0,
             dest_columns: HashMap::new(),
             warned: HashSet::new(),
+            acked_bytes: 0,
         })
     }
 
@@ -703,8 +706,15 @@ impl Sink for MysqlSink {
         self.next_ticket += 1;
         self.reconnect()?;
         let r = self.deliver_now(items);
+        if r.is_ok() {
+            self.acked_bytes += value::batch_len(items);
+        }
         self.results.insert(ticket, r);
         Ok(ticket)
+    }
+
+    fn acknowledged_bytes(&self) -> u64 {
+        self.acked_bytes
     }
 
     fn wait(&mut self, ticket: u64, _items: &[DeliveryItem]) -> Result<(), SinkError> {

@@ -79,3 +79,29 @@ pub fn param(v: &Value) -> Result<MyValue, String> {
         }
     })
 }
+
+/// Bytes a value takes as a statement parameter (its text or binary length; 8 for numbers,
+/// dates and times), for the acknowledged-bytes metric and `throttle_bytes`.
+pub(crate) fn param_len(v: &Value) -> u64 {
+    match v {
+        Value::Null | Value::Unavailable => 0,
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.len() as u64,
+        Value::Enum { label: s, .. } | Value::Set { text: s, .. } => s.len() as u64,
+        Value::Bytes(b) => b.len() as u64,
+        Value::Geometry { wkb, .. } => 4 + wkb.len() as u64,
+        _ => 8,
+    }
+}
+
+/// Bytes the row changes of a batch write: every value of each after image (the before image
+/// of a delete, whose key is what is sent).
+pub(crate) fn batch_len(items: &[sluice_core::sink::DeliveryItem]) -> u64 {
+    items
+        .iter()
+        .filter_map(|i| match &i.event {
+            sluice_core::Event::Row(r) => r.after.as_deref().or(r.before.as_deref()),
+            _ => None,
+        })
+        .map(|image| image.iter().map(param_len).sum::<u64>())
+        .sum()
+}

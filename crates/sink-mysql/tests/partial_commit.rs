@@ -62,6 +62,7 @@ fn batch(db: &str, keys: i64) -> Vec<DeliveryItem> {
                 sequence: Some(k as u64),
                 txn_number: k as u64,
                 last_in_txn: true,
+                key_change: None,
             }
         })
         .collect()

@@ -587,3 +587,131 @@ async fn a_destination_that_crashes_and_returns_loses_nothing() -> TestResult {
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+/// A second `sluice run` of a project that is running is refused at once, naming the run that
+/// holds it; the first run goes on undisturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_of_a_running_project_is_refused_naming_the_first() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let dest = MARIADB_SHARD1.get();
+    let (db, dest_db, dir) = names("dbtwice");
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 1_000).await?;
+    let file = db_project(&dir, &db, &dest_db, "mariadb", &dest);
+    let mut first = spawn_run(&file)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !status_of(&file).contains("full sync:  finished") {
+        assert!(
+            std::time::Instant::now() < deadline && first.try_wait()?.is_none(),
+            "the first run did not get going: {}",
+            status_of(&file)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t0 = std::time::Instant::now();
+    let second = sluice().args(["run", "-f"]).arg(&file).output()?;
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second run ran: {err}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "refused only after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        err.contains("already running") && err.contains(&format!("pid {}", first.id())),
+        "the refusal names the running process: {err}"
+    );
+    assert!(first.try_wait()?.is_none(), "the first run was disturbed");
+    assert!(status_of(&file).contains("state:      Running"));
+    // The first run still delivers.
+    c.query_drop(format!("UPDATE {db}.t SET v = 'after' WHERE id = 7"))
+        .await?;
+    let mut d = dest_conn(&dest).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Option<String> = d
+            .query_first(format!("SELECT v FROM {dest_db}.t WHERE id = 7"))
+            .await?;
+        if v.as_deref() == Some("after") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not delivered: {v:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sigterm(&first)?;
+    assert!(first.wait()?.success());
+    drop_both(&mut c, &mut d, &db, &dest_db).await
+}
+
+/// With `incremental: false` the project ends by itself once full sync is done, Completed and
+/// saying what it copied; the database destination counts the bytes it acknowledged, and so
+/// `throttle_bytes` holds it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_alone_completes_and_its_bytes_are_counted_and_throttled() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let dest = MARIADB_SHARD1.get();
+    let (db, dest_db, dir) = names("dbfullonly");
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 3_000).await?;
+    // What the copy writes, by the sink's measure: every value's length (8 per number).
+    let text: Option<u64> = c
+        .query_first(format!(
+            "SELECT SUM(LENGTH(v) + IFNULL(LENGTH(note), 0) + LENGTH(CAST(amt AS CHAR))) FROM {db}.t"
+        ))
+        .await?;
+    let bytes = text.unwrap_or(0) + 3_000 * 8;
+    let limit = bytes / 8;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let file = db_project(&dir, &db, &dest_db, "mariadb", &dest);
+    let yaml = std::fs::read_to_string(&file)?
+        .replace("  full: true\n", "  full: true\n  incremental: false\n")
+        .replace(
+            "  heartbeat_secs: 1\n",
+            &format!(
+                "  heartbeat_secs: 1\n  throttle_bytes: {limit}\n  metrics_listen: \"{metrics}\"\n"
+            ),
+        );
+    std::fs::write(&file, &yaml)?;
+    let t0 = std::time::Instant::now();
+    let mut child = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // While it copies, the writer's byte counter moves.
+    let mut counted = 0.0;
+    while child.try_wait()?.is_none() && counted == 0.0 {
+        if let Ok(page) = http_get(&metrics, "/metrics") {
+            counted = page
+                .lines()
+                .find(|l| l.starts_with("sluice_bytes_total{component=\"writer\""))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output()?;
+    let took = t0.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(counted > 0.0, "the database destination counted no bytes");
+    // Eight seconds' worth of bytes; the chunks still in flight at the end are not waited
+    // for, so at least half of that (unthrottled, the copy takes under a second here).
+    assert!(
+        took > Duration::from_secs(4),
+        "{bytes} bytes at {limit} bytes/s took only {took:?}"
+    );
+    assert!(
+        err.contains("completed: copied 3000 rows"),
+        "the run says what it copied: {err}"
+    );
+    let st = status_of(&file);
+    assert!(st.contains("state:      Completed"), "{st}");
+    equal_to_source(&dest, &dest_db, &db, "after a full sync alone").await?;
+    let mut d = dest_conn(&dest).await?;
+    drop_both(&mut c, &mut d, &db, &dest_db).await
+}

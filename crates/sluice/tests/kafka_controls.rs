@@ -3,18 +3,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-/// GET /metrics over plain HTTP/1.0.
+/// GET /metrics.
 fn scrape(addr: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")?;
-    let mut page = String::new();
-    s.read_to_string(&mut page)?;
-    Ok(page)
+    http_get(addr, "/metrics")
 }
 
 /// The value of the first sample line starting with `prefix`.

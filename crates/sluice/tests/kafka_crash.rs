@@ -77,7 +77,16 @@ async fn a_broker_outage_mid_stream_loses_nothing_and_shows_in_status() -> TestR
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;
     let file_path = project(&dir, &db, &db, "oms", &start, "hash");
-    let yaml = std::fs::read_to_string(&file_path)?.replace(&KAFKA.get(), &kafka.addr);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let yaml = std::fs::read_to_string(&file_path)?
+        .replace(&KAFKA.get(), &kafka.addr)
+        .replace(
+            "  heartbeat_secs: 1\n",
+            &format!("  heartbeat_secs: 1\n  metrics_listen: \"{metrics}\"\n"),
+        );
     std::fs::write(&file_path, yaml)?;
 
     let mut child = sluice()
@@ -87,13 +96,22 @@ async fn a_broker_outage_mid_stream_loses_nothing_and_shows_in_status() -> TestR
         .spawn()?;
     write_range(&mut c, &db, 1, 200).await?;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let healthy = http_get(&metrics, "/health")?;
     kafka.stop();
     // Changes made while the broker is down, and updates of rows already delivered.
     write_range(&mut c, &db, 150, 400).await?;
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     let status = sluice().args(["status", "-f"]).arg(&file_path).output()?;
     let text = String::from_utf8_lossy(&status.stdout).to_string();
+    let during = http_get(&metrics, "/health")?;
     kafka.resume()?;
+    // Once the broker is back, health is too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut after = http_get(&metrics, "/health")?;
+    while http_status(&after) != Some(200) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        after = http_get(&metrics, "/health")?;
+    }
     write_range(&mut c, &db, 400, 500).await?;
     // SIGTERM: a graceful stop; then a run to the end.
     sigterm(&child)?;
@@ -103,6 +121,12 @@ async fn a_broker_outage_mid_stream_loses_nothing_and_shows_in_status() -> TestR
         text.contains("kafka brokers unreachable"),
         "status during the outage: {text}"
     );
+    assert_eq!(http_status(&healthy), Some(200), "before: {healthy}");
+    assert!(
+        http_status(&during) == Some(503) && during.contains("kafka brokers unreachable"),
+        "/health during the outage: {during}"
+    );
+    assert!(after.ends_with("ok\n"), "/health after the outage: {after}");
 
     let py = services_cache().join("pytools/bin/python");
     let out = Command::new(py)

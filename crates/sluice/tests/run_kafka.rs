@@ -118,6 +118,72 @@ fn a_wrong_project_file_and_an_unreachable_source_are_clear_errors() -> TestResu
     Ok(())
 }
 
+/// A password shows in no output of `sluice run` or `sluice status`: not when it makes a source,
+/// destination or shard URL unparsable, not when the server cannot be reached.
+#[test]
+fn a_password_appears_in_no_output() -> TestResult {
+    let dir = temp_dir(&unique_name("pwout"));
+    let f = dir.join("p.yaml");
+    let pw = "Xy#7/secret@pw";
+    let kafka = format!(
+        "name: p\nsource:\n  type: mariadb\n  url: \"mysql://app:{pw}@127.0.0.1:1\"\ndestination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\nobjects:\n  include: [\"a.*\"]\n"
+    );
+    let database = format!(
+        "name: p\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\ndestination:\n  type: mariadb\n  url: \"mysql://app:{pw}@127.0.0.1:1\"\nobjects:\n  include: [\"a.*\"]\n"
+    );
+    let sharded = format!(
+        "name: p\nsource:\n  type: sharded\n  instances:\n    - name: a\n      url: \"mysql://app:{pw}@127.0.0.1:1\"\n  logical_tables:\n    - name: d.t\n      shards: {{a: d.t}}\ndestination:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\nobjects:\n  include: [\"d.*\"]\n"
+    );
+    // Escaped so that the URL parses: the connection error must not show it either.
+    let reachable_form = format!(
+        "name: p\nsource:\n  type: mariadb\n  url: \"mysql://app:{}@127.0.0.1:1\"\ndestination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\nobjects:\n  include: [\"a.*\"]\n",
+        pw.replace('#', "%23").replace('/', "%2F").replace('@', "%40")
+    );
+    for (what, yaml, says) in [
+        (
+            "source.url",
+            kafka,
+            "p.yaml:4: source.url: mysql://app:***@127.0.0.1:1 is not",
+        ),
+        (
+            "destination.url",
+            database,
+            "p.yaml:7: destination.url: mysql://app:***@",
+        ),
+        (
+            "an instance url",
+            sharded,
+            "source.instances: a: mysql://app:***@",
+        ),
+        (
+            "an unreachable source",
+            reachable_form,
+            "cannot connect to mysql://app:***@127.0.0.1:1",
+        ),
+    ] {
+        std::fs::write(&f, yaml)?;
+        for cmd in ["run", "status"] {
+            let out = sluice().args([cmd, "-f"]).arg(&f).output()?;
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for piece in ["Xy", "secret", "7%2F"] {
+                assert!(
+                    !all.contains(piece),
+                    "{what}, {cmd}: the password shows: {all}"
+                );
+            }
+            if cmd == "run" {
+                assert!(!out.status.success(), "{what}: {all}");
+                assert!(all.contains(says), "{what}: {all}");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_whose_binlog_was_purged_is_a_clear_error() -> TestResult {
     ensure_up(&[Service::Kafka]);

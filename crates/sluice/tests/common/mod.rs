@@ -125,6 +125,21 @@ pub fn sigterm(child: &std::process::Child) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+/// GET `path` from `addr` over plain HTTP/1.0: the whole answer, status line included.
+pub fn http_get(addr: &str, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
+    let mut page = String::new();
+    s.read_to_string(&mut page)?;
+    Ok(page)
+}
+
+/// The status code of an HTTP answer (`HTTP/1.1 503 Service Unavailable` -> 503).
+pub fn http_status(answer: &str) -> Option<u16> {
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `sluice status -f FILE` (empty when it cannot run).
 pub fn status_of(file: &Path) -> String {
     sluice()
