@@ -197,6 +197,11 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
         ));
     }
     let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
+    // What the parts share at the destination is made once, before they start, so that their
+    // first runs never race to create it.
+    if let Some(db) = &p.database {
+        sluice_sink_mysql::prepare_destination(db).map_err(|e| RunError::Sink(e.to_string()))?;
+    }
     // Create the shared metadata store (WAL, tables) before the parts open it at once.
     // and record the parts, whose checkpoints are then one vector row.
     let registered: Vec<(String, String)> = p

@@ -28,7 +28,6 @@ pub use schema::create_table_sql;
 pub use value::param;
 
 use apply::{action_key, actions, apply, merged, write_checkpoint, Action, Landing};
-use schema::normalized_type;
 
 use std::collections::{HashMap, HashSet};
 
@@ -160,22 +159,13 @@ impl MysqlSink {
             let first = conns.first_mut().and_then(Option::as_mut).ok_or_else(|| SinkError::Config("no writer".into()))?;
             let version: Option<String> = first.query_first("SELECT VERSION()").await.map_err(unavailable("version"))?;
             let oceanbase = version.unwrap_or_default().contains("OceanBase");
-            first
-                .query_drop(format!(
-                    "CREATE DATABASE IF NOT EXISTS {}",
-                    q(&cfg.meta_db)
-                ))
-                .await
-                .map_err(unavailable("create the checkpoint database"))?;
-            first
-                .query_drop(format!(
-                    "CREATE TABLE IF NOT EXISTS {}.sluice_checkpoint (project VARCHAR(128) NOT NULL, \
-                     writer INT NOT NULL, sequence BIGINT UNSIGNED NOT NULL, position VARCHAR(512) NOT NULL, \
-                     PRIMARY KEY (project, writer))",
-                    q(&cfg.meta_db)
-                ))
-                .await
-                .map_err(unavailable("create the checkpoint table"))?;
+            create_checkpoint_table(first, &cfg.meta_db).await?;
+            // Every writer commits its checkpoint row there: each must see the table first.
+            let table = checkpoint_table(&cfg.meta_db);
+            for c in conns.iter_mut().flatten() {
+                wait_visible(c, &table).await?;
+            }
+            let first = conns.first_mut().and_then(Option::as_mut).ok_or_else(|| SinkError::Config("no writer".into()))?;
             let rows: Vec<(u32, u64)> = first
                 .exec(
                     format!(
@@ -360,10 +350,23 @@ impl MysqlSink {
                         .start_transaction(TxOpts::default())
                         .await
                         .map_err(unavailable("begin"))?;
-                    apply(&mut tx, &acts, to, copied).await?;
-                    if let Some(seq) = seq {
-                        let pos = pos.map(ToString::to_string).unwrap_or_default();
-                        write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos).await?;
+                    let applied = async {
+                        apply(&mut tx, &acts, to, copied).await?;
+                        if let Some(seq) = seq {
+                            let pos = pos.map(ToString::to_string).unwrap_or_default();
+                            write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos)
+                                .await?;
+                        }
+                        Ok::<_, SinkError>(())
+                    }
+                    .await;
+                    if let Err(e) = applied {
+                        // Release this writer's locks now: a dropped transaction is rolled
+                        // back only when its connection is next used, and meanwhile the other
+                        // writers of the batch would wait on its rows (a lock wait timeout,
+                        // 50 s by default, per batch).
+                        let _ = tx.rollback().await;
+                        return Err(e);
                     }
                     tx.commit().await.map_err(unavailable("commit"))?;
                     Ok::<_, SinkError>(())
@@ -399,10 +402,13 @@ impl MysqlSink {
         }
         match first_err {
             None => Ok(()),
-            // 1062: a unique key collided (writers reordered changes of different keys, or two
-            // shards wrote one key at once): once more on one connection, in source order.
-            Some(e) if e.to_string().contains("Duplicate entry") => {
-                tracing::warn!("a unique-key conflict between writers; applying the batch in source order: {e}");
+            // The writers got in each other's way: once more on one connection, in source
+            // order, which no other writer of ours can block. Retried in parallel as it was,
+            // the batch could collide with itself on every attempt (a livelock).
+            Some(e) if writers_collided(&e) => {
+                tracing::warn!(
+                    "writers collided; applying the batch on one connection in source order: {e}"
+                );
                 self.reconnect()?;
                 self.deliver_in_order(items)
             }
@@ -410,8 +416,10 @@ impl MysqlSink {
         }
     }
 
-    /// The whole batch on one connection, change by change, in source order (no merging).
+    /// The whole batch on one connection, change by change, in source order (no merging); a
+    /// full-sync chunk (distinct keys) in multi-row statements, as the writers would.
     fn deliver_in_order(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        let copied = items.iter().all(|i| i.snapshot);
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
         let writers = self.conns.len();
@@ -442,18 +450,37 @@ impl MysqlSink {
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(unavailable("begin"))?;
-            for item in items {
-                let Event::Row(r) = &item.event else { continue };
-                for a in actions(r) {
-                    let w = writer_of(&action_key(&a));
-                    if item.sequence.is_some_and(|s| s <= applied[w]) {
-                        continue;
-                    }
-                    apply(&mut tx, std::slice::from_ref(&a), &to, false).await?;
+            let done = async {
+                if copied {
+                    let acts: Vec<Action<'_>> = items
+                        .iter()
+                        .filter_map(|i| match &i.event {
+                            Event::Row(r) => Some(actions(r)),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    apply(&mut tx, &acts, &to, true).await?;
                 }
+                for item in items.iter().filter(|_| !copied) {
+                    let Event::Row(r) = &item.event else { continue };
+                    for a in actions(r) {
+                        let w = writer_of(&action_key(&a));
+                        if item.sequence.is_some_and(|s| s <= applied[w]) {
+                            continue;
+                        }
+                        apply(&mut tx, std::slice::from_ref(&a), &to, false).await?;
+                    }
+                }
+                if let Some(seq) = top {
+                    write_checkpoint(&mut tx, &meta_db, &project, 0..writers, seq, &pos).await?;
+                }
+                Ok::<_, SinkError>(())
             }
-            if let Some(seq) = top {
-                write_checkpoint(&mut tx, &meta_db, &project, 0..writers, seq, &pos).await?;
+            .await;
+            if let Err(e) = done {
+                let _ = tx.rollback().await;
+                return Err(e);
             }
             tx.commit().await.map_err(unavailable("commit"))
         });
@@ -536,6 +563,87 @@ impl MysqlSink {
             Ok(())
         })
     }
+}
+
+/// Creates what a project keeps at the destination (the checkpoint database and table) once,
+/// on one connection, before the parts of a sharded project start their sinks: their first
+/// runs then find it instead of racing to create it (a freshly started seekdb could show one
+/// session a table another had just created only later: `ERROR 1146` at the first read).
+pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SinkError::Unavailable(e.to_string()))?;
+    let opts = Opts::from_url(cfg.url.expose())
+        .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
+    rt.block_on(async {
+        let mut c = Conn::new(opts.clone()).await.map_err(|e| {
+            SinkError::Unavailable(format!(
+                "cannot connect to the destination {}:{}: {e}; check destination.url and that the server runs",
+                opts.ip_or_hostname(),
+                opts.tcp_port()
+            ))
+        })?;
+        create_checkpoint_table(&mut c, &cfg.meta_db).await?;
+        wait_visible(&mut c, &checkpoint_table(&cfg.meta_db)).await?;
+        let _ = c.disconnect().await;
+        Ok(())
+    })
+}
+
+/// `db`.`sluice_checkpoint`.
+fn checkpoint_table(meta_db: &str) -> String {
+    format!("{}.sluice_checkpoint", q(meta_db))
+}
+
+async fn create_checkpoint_table(c: &mut Conn, meta_db: &str) -> Result<(), SinkError> {
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(meta_db)))
+        .await
+        .map_err(unavailable("create the checkpoint database"))?;
+    c.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {} (project VARCHAR(128) NOT NULL, \
+         writer INT NOT NULL, sequence BIGINT UNSIGNED NOT NULL, position VARCHAR(512) NOT NULL, \
+         PRIMARY KEY (project, writer))",
+        checkpoint_table(meta_db)
+    ))
+    .await
+    .map_err(unavailable("create the checkpoint table"))
+}
+
+/// How long a table created a moment ago may stay invisible to a session (seekdb shows other
+/// sessions' new tables with a delay; MariaDB and MySQL at once).
+const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until this session sees `table` (quoted `db`.`t`), which exists: `ERROR 1146` is
+/// then only the server's delay in showing it, not a missing table.
+pub(crate) async fn wait_visible(c: &mut Conn, table: &str) -> Result<(), SinkError> {
+    let deadline = std::time::Instant::now() + VISIBLE_WITHIN;
+    loop {
+        match c.query_drop(format!("SELECT 1 FROM {table} LIMIT 0")).await {
+            Ok(()) => return Ok(()),
+            Err(mysql_async::Error::Server(e))
+                if e.code == 1146 && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(unavailable("see a table just created")(e));
+            }
+        }
+    }
+}
+
+/// Whether parallel writers of one batch failed because of each other, which applying the
+/// batch on one connection in source order cannot: a unique key collided (1062: writers
+/// reordered changes of different keys, or two shards wrote one key at once), a deadlock
+/// (1213), or a lock wait timeout (1205). A DELETE of many keys can scan a table whose
+/// statistics are stale (a young table, a server just restarted) and lock rows of every
+/// other writer; those writers then deadlock each other on every parallel attempt.
+fn writers_collided(e: &SinkError) -> bool {
+    let text = e.to_string();
+    ["ERROR 1062 ", "ERROR 1213 ", "ERROR 1205 "]
+        .iter()
+        .any(|code| text.contains(code))
 }
 
 /// The first writer's connection (schema sync, DDL and checkpoint rows go through it).
@@ -628,73 +736,21 @@ impl Sink for MysqlSink {
         let in_key = self.cfg.shard_in_key;
         let dests: Vec<TableId> = tables.iter().map(|t| self.dest_of(&t.dest)).collect();
         let conn = first_writer(&mut self.conns)?;
+        self.rt.block_on(schema::prepare_tables(
+            conn, tables, &dests, oceanbase, sharded, in_key,
+        ))?;
+        // Every writer writes these tables: each must see them first (see `wait_visible`).
+        let names: Vec<String> = tables
+            .iter()
+            .zip(&dests)
+            .filter(|(spec, _)| spec.def.is_some())
+            .map(|(_, d)| format!("{}.{}", q(&d.db), q(&d.table)))
+            .collect();
+        let conns = &mut self.conns;
         self.rt.block_on(async {
-            for (spec, dest) in tables.iter().zip(&dests) {
-                let Some(def) = &spec.def else { continue };
-                if def.primary_key.is_empty() {
-                    let what = if sharded {
-                        format!(
-                            "the logical table {dest} (from {}) has no primary key; a logical table needs one \
-                             (its rows from every shard are told apart and applied by key, as OMS requires)",
-                            spec.dest
-                        )
-                    } else {
-                        format!("{dest} has no primary key; the database destination needs one to apply changes by key")
-                    };
-                    return Err(SinkError::Config(format!(
-                        "{what}; add one at the source"
-                    )));
-                }
-                conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
-                    .await
-                    .map_err(unavailable("create the database"))?;
-                let have: Vec<(String, String)> = conn
-                    .exec(
-                        "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) FROM information_schema.columns \
-                         WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                        (&dest.db, &dest.table),
-                    )
-                    .await
-                    .map_err(unavailable("read the destination table"))?;
-                if have.is_empty() {
-                    // IF NOT EXISTS: the parts of a sharded project create it concurrently.
-                    let sql = create_table_sql(dest, def, oceanbase, sharded, in_key);
-                    conn.query_drop(&sql).await.map_err(|e| {
-                        SinkError::Config(format!("creating {} failed: {e}\n{sql}", dest))
-                    })?;
-                    continue;
-                }
-                if sharded && !have.iter().any(|(n, _)| n == SHARD_COLUMN) {
-                    let sql = format!(
-                        "ALTER TABLE {}.{} ADD COLUMN {} VARCHAR(255) NOT NULL DEFAULT ''",
-                        q(&dest.db),
-                        q(&dest.table),
-                        q(SHARD_COLUMN)
-                    );
-                    if let Err(e) = conn.query_drop(&sql).await {
-                        // Another part of the project added it meanwhile.
-                        if !matches!(&e, mysql_async::Error::Server(s) if s.code == 1060) {
-                            return Err(SinkError::Config(format!("{sql}: {e}")));
-                        }
-                    }
-                }
-                for c in &def.columns {
-                    let Some((_, ty)) = have.iter().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)) else {
-                        return Err(SinkError::Config(format!(
-                            "the existing table {} has no column {}; add it or drop the table to let Sluice create it",
-                            dest, c.name
-                        )));
-                    };
-                    let want = if c.json { "json".to_string() } else { normalized_type(&c.column_type) };
-                    let got = normalized_type(ty);
-                    // MariaDB shows its JSON as longtext.
-                    let json_alias = want == "json" && got == "longtext";
-                    if want != got && !json_alias {
-                        return Err(SinkError::Config(format!(
-                            "the existing table {} has column {} as {ty}, the source has {}; make them the same type",
-                            dest, c.name, c.column_type
-                        )));
-                    }
+            for c in conns.iter_mut().flatten() {
+                for t in &names {
+                    wait_visible(c, t).await?;
                 }
             }
             Ok(())

@@ -1,8 +1,12 @@
-//! Schema sync: the CREATE TABLE for a source definition, and type comparison.
+//! Schema sync: the CREATE TABLE for a source definition, type comparison, and preparing the
+//! destination's tables.
 
-use sluice_core::{TableDef, TableId};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sluice_core::sink::SinkError;
+use sluice_core::{TableDef, TableId, TableSpec};
 
-use crate::{q, SHARD_COLUMN};
+use crate::{q, unavailable, SHARD_COLUMN};
 
 /// Normalized column type for comparing source and destination (`int(11)` -> `int`).
 pub(crate) fn normalized_type(t: &str) -> String {
@@ -166,4 +170,88 @@ mod tests {
         assert_eq!(normalized_type("INT(11) unsigned"), "int unsigned");
         assert_eq!(normalized_type("decimal(10,2)"), "decimal(10,2)");
     }
+}
+
+/// Schema sync of `tables` (at `dests`) on one connection: creates each missing database and
+/// table from its source definition, or checks an existing table's columns, naming the first
+/// that differs. A table without a primary key is refused.
+pub(crate) async fn prepare_tables(
+    conn: &mut Conn,
+    tables: &[TableSpec],
+    dests: &[TableId],
+    oceanbase: bool,
+    sharded: bool,
+    in_key: bool,
+) -> Result<(), SinkError> {
+    for (spec, dest) in tables.iter().zip(dests) {
+        let Some(def) = &spec.def else { continue };
+        if def.primary_key.is_empty() {
+            let what = if sharded {
+                format!(
+                    "the logical table {dest} (from {}) has no primary key; a logical table needs one \
+                     (its rows from every shard are told apart and applied by key, as OMS requires)",
+                    spec.dest
+                )
+            } else {
+                format!("{dest} has no primary key; the database destination needs one to apply changes by key")
+            };
+            return Err(SinkError::Config(format!("{what}; add one at the source")));
+        }
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
+            .await
+            .map_err(unavailable("create the database"))?;
+        let have: Vec<(String, String)> = conn
+            .exec(
+                "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                (&dest.db, &dest.table),
+            )
+            .await
+            .map_err(unavailable("read the destination table"))?;
+        if have.is_empty() {
+            // IF NOT EXISTS: the parts of a sharded project create it concurrently.
+            let sql = create_table_sql(dest, def, oceanbase, sharded, in_key);
+            conn.query_drop(&sql)
+                .await
+                .map_err(|e| SinkError::Config(format!("creating {} failed: {e}\n{sql}", dest)))?;
+            continue;
+        }
+        if sharded && !have.iter().any(|(n, _)| n == SHARD_COLUMN) {
+            let sql = format!(
+                "ALTER TABLE {}.{} ADD COLUMN {} VARCHAR(255) NOT NULL DEFAULT ''",
+                q(&dest.db),
+                q(&dest.table),
+                q(SHARD_COLUMN)
+            );
+            if let Err(e) = conn.query_drop(&sql).await {
+                // Another part of the project added it meanwhile.
+                if !matches!(&e, mysql_async::Error::Server(s) if s.code == 1060) {
+                    return Err(SinkError::Config(format!("{sql}: {e}")));
+                }
+            }
+        }
+        for c in &def.columns {
+            let Some((_, ty)) = have.iter().find(|(n, _)| n.eq_ignore_ascii_case(&c.name)) else {
+                return Err(SinkError::Config(format!(
+                    "the existing table {} has no column {}; add it or drop the table to let Sluice create it",
+                    dest, c.name
+                )));
+            };
+            let want = if c.json {
+                "json".to_string()
+            } else {
+                normalized_type(&c.column_type)
+            };
+            let got = normalized_type(ty);
+            // MariaDB shows its JSON as longtext.
+            let json_alias = want == "json" && got == "longtext";
+            if want != got && !json_alias {
+                return Err(SinkError::Config(format!(
+                    "the existing table {} has column {} as {ty}, the source has {}; make them the same type",
+                    dest, c.name, c.column_type
+                )));
+            }
+        }
+    }
+    Ok(())
 }

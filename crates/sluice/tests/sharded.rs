@@ -613,3 +613,74 @@ async fn a_shardingsphere_rule_file_configures_the_logical_table() -> TestResult
     assert!(st.contains("checkpoint: vector of 3 instances"), "{st}");
     cleanup(&u).await
 }
+
+/// The first run of a sharded project on a destination that has never seen Sluice (its own
+/// checkpoint database, created by nobody yet): six parts (two per instance) start at once;
+/// the checkpoint table is made once before them, and every writer waits to see each table it
+/// writes, so no part fails with `1146 ... doesn't exist` (seen once on a freshly started
+/// seekdb, when the parts raced to create it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_parts_first_run_on_a_destination_that_never_saw_sluice() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("lfresh");
+    let dir = temp_dir(&u);
+    seed(&u, 200).await?;
+    let meta_db = format!("{u}_meta");
+    let addrs = instances();
+    let mut instances_yaml = String::new();
+    let mut shards_yaml = String::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        for (half, d) in [("a", 2 * i), ("b", 2 * i + 1)] {
+            let sid = 3_500_000
+                + (std::process::id() % 100_000) * 10
+                + (2 * i) as u32
+                + u32::from(half == "b");
+            instances_yaml.push_str(&format!(
+                "    - {{name: s{i}{half}, url: \"mysql://root@{addr}\", server_id: {sid}}}\n"
+            ));
+            shards_yaml.push_str(&format!(
+                "        s{i}{half}: \"{u}_{d}.orders_{{0..3}}\"\n"
+            ));
+        }
+    }
+    let yaml = format!(
+        "name: {u}
+source:
+  type: sharded
+  instances:
+{instances_yaml}  logical_tables:
+    - name: {u}.orders
+      shards:
+{shards_yaml}destination:
+  type: oceanbase
+  url: mysql://root@{ob}
+  writers: 4
+  meta_db: {meta_db}
+objects:
+  include: [\"*.*\"]
+  rename:
+    {u}.orders: {u}_dest.orders
+stages:
+  full: true
+options:
+  heartbeat_secs: 1
+  full_chunk_rows: 100
+",
+        ob = OCEANBASE.get(),
+    );
+    let file = dir.join("project.yaml");
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    let rows = equal_to_union(&u, "six parts' first run").await?;
+    assert_eq!(rows, 6 * 4 * 200);
+    // Each part's four writers have their row in the new checkpoint table.
+    let mut d = at(&OCEANBASE.get()).await?;
+    let n: Option<i64> = d
+        .query_first(format!(
+            "SELECT COUNT(*) FROM {meta_db}.sluice_checkpoint WHERE project LIKE '{u}.%'"
+        ))
+        .await?;
+    assert_eq!(n, Some(6 * 4));
+    d.query_drop(format!("DROP DATABASE {meta_db}")).await?;
+    cleanup(&u).await
+}
