@@ -98,80 +98,6 @@ pub fn create_table_sql(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sluice_core::ColumnDef;
-    use sluice_core::TableDef;
-
-    #[test]
-    fn create_table_translates_collations_for_oceanbase() {
-        let def = TableDef {
-            columns: vec![
-                ColumnDef {
-                    name: "id".into(),
-                    column_type: "int(11)".into(),
-                    nullable: false,
-                    default: None,
-                    charset: None,
-                    collation: None,
-                    json: false,
-                    auto_increment: true,
-                },
-                ColumnDef {
-                    name: "name".into(),
-                    column_type: "varchar(20)".into(),
-                    nullable: true,
-                    default: Some("'x'".into()),
-                    charset: Some("latin1".into()),
-                    collation: Some("latin1_swedish_ci".into()),
-                    json: false,
-                    auto_increment: false,
-                },
-                ColumnDef {
-                    name: "code".into(),
-                    column_type: "varchar(8)".into(),
-                    nullable: false,
-                    default: None,
-                    charset: Some("utf8mb4".into()),
-                    collation: Some("utf8mb4_bin".into()),
-                    json: false,
-                    auto_increment: false,
-                },
-            ],
-            primary_key: vec!["id".into()],
-            indexes: vec![sluice_core::IndexDef {
-                name: "u".into(),
-                unique: true,
-                columns: vec![("code".into(), None), ("name".into(), Some(4))],
-            }],
-        };
-        let ob = create_table_sql(&TableId::new("d", "t"), &def, true, false, false);
-        assert!(ob.contains("`name` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL DEFAULT 'x'"), "{ob}");
-        assert!(
-            ob.contains("`code` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"),
-            "{ob}"
-        );
-        assert!(ob.contains("`id` int(11) NOT NULL AUTO_INCREMENT"), "{ob}");
-        assert!(ob.contains("UNIQUE KEY `u` (`code`, `name`(4))"), "{ob}");
-        let maria = create_table_sql(&TableId::new("d", "t"), &def, false, true, true);
-        assert!(
-            maria.contains("PRIMARY KEY (`id`, `_sluice_shard`)"),
-            "{maria}"
-        );
-        assert!(
-            maria.contains("`_sluice_shard` VARCHAR(255) NOT NULL DEFAULT ''"),
-            "{maria}"
-        );
-        assert!(
-            maria.contains("CHARACTER SET latin1 COLLATE latin1_swedish_ci"),
-            "{maria}"
-        );
-        assert_eq!(normalized_type("INT(11) unsigned"), "int unsigned");
-        assert_eq!(normalized_type("decimal(10,2)"), "decimal(10,2)");
-    }
-}
-
 /// Schema sync of `tables` (at `dests`) on one connection: creates each missing database and
 /// table from its source definition, or checks an existing table's columns, naming the first
 /// that differs. A table without a primary key is refused.
@@ -254,4 +180,78 @@ pub(crate) async fn prepare_tables(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::ColumnDef;
+    use sluice_core::TableDef;
+
+    #[test]
+    fn create_table_translates_collations_for_oceanbase() {
+        let def = TableDef {
+            columns: vec![
+                ColumnDef {
+                    name: "id".into(),
+                    column_type: "int(11)".into(),
+                    nullable: false,
+                    default: None,
+                    charset: None,
+                    collation: None,
+                    json: false,
+                    auto_increment: true,
+                },
+                ColumnDef {
+                    name: "name".into(),
+                    column_type: "varchar(20)".into(),
+                    nullable: true,
+                    default: Some("'x'".into()),
+                    charset: Some("latin1".into()),
+                    collation: Some("latin1_swedish_ci".into()),
+                    json: false,
+                    auto_increment: false,
+                },
+                ColumnDef {
+                    name: "code".into(),
+                    column_type: "varchar(8)".into(),
+                    nullable: false,
+                    default: None,
+                    charset: Some("utf8mb4".into()),
+                    collation: Some("utf8mb4_bin".into()),
+                    json: false,
+                    auto_increment: false,
+                },
+            ],
+            primary_key: vec!["id".into()],
+            indexes: vec![sluice_core::IndexDef {
+                name: "u".into(),
+                unique: true,
+                columns: vec![("code".into(), None), ("name".into(), Some(4))],
+            }],
+        };
+        let ob = create_table_sql(&TableId::new("d", "t"), &def, true, false, false);
+        assert!(ob.contains("`name` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL DEFAULT 'x'"), "{ob}");
+        assert!(
+            ob.contains("`code` varchar(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"),
+            "{ob}"
+        );
+        assert!(ob.contains("`id` int(11) NOT NULL AUTO_INCREMENT"), "{ob}");
+        assert!(ob.contains("UNIQUE KEY `u` (`code`, `name`(4))"), "{ob}");
+        let maria = create_table_sql(&TableId::new("d", "t"), &def, false, true, true);
+        assert!(
+            maria.contains("PRIMARY KEY (`id`, `_sluice_shard`)"),
+            "{maria}"
+        );
+        assert!(
+            maria.contains("`_sluice_shard` VARCHAR(255) NOT NULL DEFAULT ''"),
+            "{maria}"
+        );
+        assert!(
+            maria.contains("CHARACTER SET latin1 COLLATE latin1_swedish_ci"),
+            "{maria}"
+        );
+        assert_eq!(normalized_type("INT(11) unsigned"), "int unsigned");
+        assert_eq!(normalized_type("decimal(10,2)"), "decimal(10,2)");
+    }
 }
