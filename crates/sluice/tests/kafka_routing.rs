@@ -198,7 +198,12 @@ async fn updates_that_move_keys_rebuild_the_table_whatever_order_partitions_are_
         );
         std::fs::write(&path, yaml)?;
         run_until_caught_up(&path)?;
-        let msgs: Vec<Json> = consume_from(&kafka.addr, &format!("{db}.t.{format}"), 0)?
+        let all = consume_from(&kafka.addr, &format!("{db}.t.{format}"), 0)?;
+        if format == "oms" {
+            // Nothing lost (the DDL counts too), each partition in sequence order.
+            check_sequences_and_rebuild(&all)?;
+        }
+        let msgs: Vec<Json> = all
             .into_iter()
             .filter(|m| m["value"]["recordType"] != "DDL" && m["value"].get("ddl").is_none())
             .collect();
@@ -217,7 +222,6 @@ async fn updates_that_move_keys_rebuild_the_table_whatever_order_partitions_are_
             .count();
         assert_eq!(halves, 2 * 17, "{format}: 17 key moves, two messages each");
         if format == "oms" {
-            check_sequences_and_rebuild(&msgs)?;
             for order in [
                 [0, 1, 2],
                 [0, 2, 1],
