@@ -267,3 +267,95 @@ async fn postgres_answers_a_query_and_has_logical_wal() -> TestResult {
     conn_task.await??;
     Ok(())
 }
+
+/// The harness's restart policy: a Kafka broker that runs but answers nothing (stopped with
+/// SIGSTOP here, as a wedged broker would be) is restarted by `dev/services up`, and keeps the
+/// records it stored. On a private state folder and port, so the shared broker is untouched.
+#[tokio::test]
+async fn a_wedged_kafka_broker_is_restarted_by_up_and_keeps_its_records() -> TestResult {
+    ensure_up(&[Service::Kafka]);
+    let state = std::env::temp_dir().join(unique_name("wedged"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let services = |action: &str| {
+        Command::new(repo_root().join("dev/services"))
+            .args([action, "kafka"])
+            .env("SLUICE_SERVICES_DIR", &state)
+            .env("SLUICE_KAFKA_ADDR", &addr)
+            .env("SLUICE_KAFKA_STORAGE", "sqlite")
+            .output()
+    };
+    let up = services("up")?;
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    eprintln!("private broker up at {addr}");
+    let topic = unique_name("kept");
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &addr);
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?
+    {
+        r.map_err(|(t, e)| format!("create topic {t}: {e}"))?;
+    }
+    {
+        let producer: FutureProducer = config.create()?;
+        producer
+            .send(
+                FutureRecord::<str, str>::to(&topic).payload("before"),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| format!("produce: {e}"))?;
+    }
+    drop(admin);
+    let pid = std::fs::read_to_string(state.join("kafka/pid"))?
+        .trim()
+        .to_string();
+    eprintln!("record stored; stopping pid {pid}");
+    Command::new("kill").args(["-STOP", &pid]).status()?;
+    let again = services("up")?;
+    let said = String::from_utf8_lossy(&again.stderr).to_string();
+    // Whatever happened, never leave a stopped process behind.
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("restarting it"), "{said}");
+    let new_pid = std::fs::read_to_string(state.join("kafka/pid"))?
+        .trim()
+        .to_string();
+    assert_ne!(new_pid, pid, "a new broker process");
+    let mut got = None;
+    {
+        // Dropped before the broker goes: a client dropped later waits for it.
+        let consumer: BaseConsumer = config.clone().set("group.id", unique_name("g")).create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while got.is_none() && std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => got = m.payload().map(|p| String::from_utf8_lossy(p).to_string()),
+                Some(Err(e)) => eprintln!("consumer: {e}"),
+                None => {}
+            }
+        }
+    }
+    let down = services("down")?;
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(down.status.success());
+    assert_eq!(
+        got.as_deref(),
+        Some("before"),
+        "the record survived the restart"
+    );
+    Ok(())
+}
