@@ -146,13 +146,7 @@ impl MysqlSink {
         let (conns, oceanbase, applied) = rt.block_on(async {
             let mut conns = Vec::with_capacity(writers);
             for _ in 0..writers {
-                let mut c = Conn::new(opts.clone()).await.map_err(|e| {
-                    SinkError::Unavailable(format!(
-                        "cannot connect to the destination {}:{}: {e}; check destination.url and that the server runs",
-                        opts.ip_or_hostname(),
-                        opts.tcp_port()
-                    ))
-                })?;
+                let mut c = connect(&opts).await?;
                 session_settings(&mut c).await?;
                 conns.push(Some(c));
             }
@@ -577,17 +571,22 @@ pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
     let opts = Opts::from_url(cfg.url.expose())
         .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
     rt.block_on(async {
-        let mut c = Conn::new(opts.clone()).await.map_err(|e| {
-            SinkError::Unavailable(format!(
-                "cannot connect to the destination {}:{}: {e}; check destination.url and that the server runs",
-                opts.ip_or_hostname(),
-                opts.tcp_port()
-            ))
-        })?;
+        let mut c = connect(&opts).await?;
         create_checkpoint_table(&mut c, &cfg.meta_db).await?;
         wait_visible(&mut c, &checkpoint_table(&cfg.meta_db)).await?;
         let _ = c.disconnect().await;
         Ok(())
+    })
+}
+
+/// A connection to the destination, or an error naming its address and the fix.
+async fn connect(opts: &Opts) -> Result<Conn, SinkError> {
+    Conn::new(opts.clone()).await.map_err(|e| {
+        SinkError::Unavailable(format!(
+            "cannot connect to the destination {}:{}: {e}; check destination.url and that the server runs",
+            opts.ip_or_hostname(),
+            opts.tcp_port()
+        ))
     })
 }
 
