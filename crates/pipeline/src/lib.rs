@@ -7,6 +7,7 @@
 //! - Memory is bounded: the reader blocks on a bounded channel, and one batch is in flight.
 #![deny(missing_docs)]
 
+mod checks;
 mod control;
 mod full;
 mod lock;

@@ -1,0 +1,184 @@
+//! Tests of the project file: defaults, examples, errors naming file, line and field, secrets.
+use super::*;
+
+const GOOD: &str = "name: p1
+source:
+  type: mariadb
+  url: mysql://root@127.0.0.1:3316
+destination:
+  type: kafka
+  brokers: 127.0.0.1:9092
+  format: oms
+objects:
+  include: [\"shop.*\"]
+";
+
+#[test]
+fn a_good_file_gets_defaults() {
+    let p = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
+    assert_eq!(p.kafka.as_ref().map(|k| k.mode), Some(PartitionMode::Hash));
+    assert_eq!(p.start, StartAt::Now);
+    assert_eq!(p.data_dir, PathBuf::from("/tmp/sluice-data"));
+    assert!(p.router.selects(&TableId::new("shop", "x")));
+}
+
+#[test]
+fn default_replica_ids_differ_by_project_and_instance_and_stay_put() {
+    let a = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
+    let b = Project::parse(
+        &GOOD.replace("name: p1", "name: p2"),
+        "p.yaml",
+        Path::new("/tmp"),
+    )
+    .expect("valid");
+    assert_ne!(a.server_id, b.server_id);
+    assert_eq!(a.server_id, default_server_id("p1"));
+    assert!((4_000_000_000..4_200_000_000).contains(&a.server_id));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let p = Project::load(&dir.join("sharded-from-shardingsphere.yaml")).expect("loads");
+    let ids: Vec<u32> = p.shards.iter().map(|s| s.server_id).collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn a_shardingsphere_file_is_for_a_sharded_source_only_and_alone() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let with = |extra: &str| {
+        GOOD.replace(
+            "  url: mysql://root@127.0.0.1:3316\n",
+            &format!("  url: mysql://root@127.0.0.1:3316\n{extra}"),
+        )
+    };
+    let e = Project::parse(
+        &with("  shardingsphere: shardingsphere/config-sharding.yaml\n"),
+        "p.yaml",
+        &dir,
+    )
+    .expect_err("not sharded");
+    assert!(e.to_string().contains("source.type: sharded"), "{e}");
+    let e = Project::parse(
+        &with("  shardingsphere: nowhere.yaml\n").replace("type: mariadb", "type: sharded"),
+        "p.yaml",
+        &dir,
+    )
+    .expect_err("no file");
+    assert!(e.to_string().contains("nowhere.yaml"), "{e}");
+}
+
+#[test]
+fn every_example_project_file_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("examples/") {
+        let path = e.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            Project::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no example in {}", dir.display());
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    let e = Project::parse(
+        &GOOD
+            .replace("partitionz", "x")
+            .replace("format: oms", "format: omz"),
+        "p.yaml",
+        Path::new("."),
+    )
+    .expect_err("bad format");
+    assert_eq!(
+        e.to_string().split(" is not").next(),
+        Some("p.yaml:8: destination.format: \"omz\"")
+    );
+    let e = Project::parse(
+        &GOOD.replace("brokers:", "brokerz:"),
+        "p.yaml",
+        Path::new("."),
+    )
+    .expect_err("unknown field");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("p.yaml:7: destination.brokerz: unknown field `brokerz`, expected one of"),
+        "{msg}"
+    );
+    let e = Project::parse("name: [", "p.yaml", Path::new(".")).expect_err("broken yaml");
+    assert!(e.to_string().starts_with("p.yaml:1"), "{e}");
+}
+
+#[test]
+fn an_error_about_one_url_names_that_url_s_line() {
+    let db = GOOD
+        .replace("  type: kafka\n", "  type: mariadb\n")
+        .replace(
+            "  brokers: 127.0.0.1:9092\n",
+            "  url: \"mysql://x:1:2:3\"\n",
+        );
+    let e = Project::parse(&db, "p.yaml", Path::new(".")).expect_err("bad url");
+    assert!(
+        e.to_string().starts_with("p.yaml:7: destination.url: "),
+        "{e}"
+    );
+    let sharded = "name: s
+source:
+  type: sharded
+  instances:
+    - name: a
+      url: mysql://root@127.0.0.1:3317
+    - name: b
+      url: \"mysql://root:1:2@x\"
+  logical_tables:
+    - name: d.t
+      shards: {a: d.t, b: d.t}
+destination:
+  type: mariadb
+  url: mysql://root@127.0.0.1:3316
+objects:
+  include: [\"d.*\"]
+";
+    assert_eq!(line_of(sharded, "source.instances[1].url"), Some(8));
+    assert_eq!(line_of(sharded, "source.instances[0].name"), Some(5));
+    assert_eq!(line_of(sharded, "destination.url"), Some(14));
+    assert_eq!(line_of(sharded, "objects.include"), Some(16));
+}
+
+#[test]
+fn a_password_that_breaks_a_url_is_never_shown() {
+    for (field, yaml) in [
+        (
+            "source.url",
+            GOOD.replace("mysql://root@", "mysql://root:pa#s/wd@"),
+        ),
+        (
+            "destination.url",
+            GOOD.replace("  type: kafka\n", "  type: mariadb\n")
+                .replace(
+                    "  brokers: 127.0.0.1:9092\n",
+                    "  url: mysql://app:pa#s/wd@127.0.0.1:2881\n",
+                ),
+        ),
+    ] {
+        let e = Project::parse(&yaml, "p.yaml", Path::new(".")).expect_err(field);
+        let msg = format!("{e} {e:?}");
+        assert!(msg.contains(field), "{msg}");
+        assert!(!msg.contains("pa#s"), "the password shows: {msg}");
+    }
+    let p = Project::parse(
+        &GOOD
+            .replace("mysql://root@", "mysql://root:hunter2@")
+            .replace(
+                "  format: oms\n",
+                "  format: oms\n  properties:\n    sasl.password: swordfish\n",
+            ),
+        "p.yaml",
+        Path::new("."),
+    )
+    .expect("valid");
+    let shown = format!("{p:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("swordfish"), "{shown}");
+    assert_eq!(p.source_url.expose(), "mysql://root:hunter2@127.0.0.1:3316");
+}
