@@ -96,15 +96,20 @@ pub(crate) async fn check_filters(
                 matching.len()
             )));
         }
-        if let Some(cols) = p.sharding.get(t) {
-            let have: Vec<String> = conn
-                .exec(
-                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
-                     WHERE table_schema = ? AND table_name = ?",
-                    (t.db.as_str(), t.table.as_str()),
-                )
-                .await
-                .map_err(source_err)?;
+        let sharding = p.sharding.get(t);
+        if sharding.is_none() && matching.is_empty() {
+            continue;
+        }
+        // The table's columns, read once for both checks.
+        let have: Vec<String> = conn
+            .exec(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ?",
+                (t.db.as_str(), t.table.as_str()),
+            )
+            .await
+            .map_err(source_err)?;
+        if let Some(cols) = sharding {
             for c in cols {
                 if !have.iter().any(|x| x.eq_ignore_ascii_case(c)) {
                     return Err(RunError::Source(format!(
@@ -116,16 +121,8 @@ pub(crate) async fn check_filters(
         let Some((_, f)) = matching.first() else {
             continue;
         };
-        let cols: Vec<String> = conn
-            .exec(
-                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
-                 WHERE table_schema = ? AND table_name = ?",
-                (t.db.as_str(), t.table.as_str()),
-            )
-            .await
-            .map_err(source_err)?;
         for c in f.columns() {
-            if !cols.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
+            if !have.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
                 return Err(RunError::Source(format!(
                     "objects.filters: the condition for {t} ({}) reads column {c}, which the table does not have",
                     f.text()

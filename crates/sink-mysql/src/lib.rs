@@ -138,12 +138,7 @@ pub struct MysqlSink {
 impl MysqlSink {
     /// Connects `writers` sessions and reads the destination's checkpoint rows.
     pub fn new(cfg: MysqlConfig) -> Result<Self, SinkError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SinkError::Unavailable(e.to_string()))?;
-        let opts = Opts::from_url(cfg.url.expose())
-            .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
+        let (rt, opts) = runtime_and_opts(&cfg)?;
         let writers = cfg.writers.max(1);
         let (conns, oceanbase, applied) = rt.block_on(async {
             let mut conns = Vec::with_capacity(writers);
@@ -566,12 +561,7 @@ impl MysqlSink {
 /// runs then find it instead of racing to create it (a freshly started seekdb could show one
 /// session a table another had just created only later: `ERROR 1146` at the first read).
 pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SinkError::Unavailable(e.to_string()))?;
-    let opts = Opts::from_url(cfg.url.expose())
-        .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
+    let (rt, opts) = runtime_and_opts(cfg)?;
     rt.block_on(async {
         let mut c = connect(&opts).await?;
         create_checkpoint_table(&mut c, &cfg.meta_db).await?;
@@ -579,6 +569,17 @@ pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
         let _ = c.disconnect().await;
         Ok(())
     })
+}
+
+/// The runtime the destination's calls run on, and its parsed connection options.
+fn runtime_and_opts(cfg: &MysqlConfig) -> Result<(tokio::runtime::Runtime, Opts), SinkError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SinkError::Unavailable(e.to_string()))?;
+    let opts = Opts::from_url(cfg.url.expose())
+        .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
+    Ok((rt, opts))
 }
 
 /// `db`.`sluice_checkpoint`.
