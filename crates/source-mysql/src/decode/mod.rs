@@ -11,6 +11,7 @@ pub mod history;
 mod json_diff;
 mod legacy;
 mod mariadb;
+mod rotate;
 pub mod table_map;
 pub mod value;
 
@@ -137,22 +138,6 @@ pub struct Decoder {
     next_offset: u64,
     /// Versions of table schemas by position, fed by DDL, checked against every table map.
     history: SchemaHistory,
-}
-
-/// The file name of a rotate event. The artificial rotate a server sends at the start of a dump
-/// comes before the format description, so the stream cannot know to strip its 4-byte
-/// checksum: a name `base.NNNNNN` followed by 4 more bytes is cut back to `base.NNNNNN`.
-fn rotate_name(raw: &[u8]) -> String {
-    let well_formed = |b: &[u8]| {
-        let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
-        digits > 0 && b.len() > digits && b[b.len() - digits - 1] == b'.'
-    };
-    let name = if !well_formed(raw) && raw.len() > 4 && well_formed(&raw[..raw.len() - 4]) {
-        &raw[..raw.len() - 4]
-    } else {
-        raw
-    };
-    String::from_utf8_lossy(name).into_owned()
 }
 
 const MARIADB_ANNOTATE_ROWS: u8 = 160;
@@ -384,7 +369,7 @@ impl Decoder {
                     && lengths.get(21) == Some(&26);
             }
             EventData::RotateEvent(r) => {
-                let name = rotate_name(r.name_raw());
+                let name = rotate::file_name(ev, r.name_raw());
                 if name != self.file {
                     self.file = name;
                     self.tables.clear();
@@ -781,23 +766,5 @@ pub fn event_type_name(code: u8) -> String {
     match EventType::try_from(code) {
         Ok(t) => format!("{t:?}"),
         Err(_) => format!("type {code}"),
-    }
-}
-
-#[cfg(test)]
-mod rotate_tests {
-    use super::rotate_name;
-
-    #[test]
-    fn a_checksum_left_on_the_artificial_rotate_is_cut_off() {
-        assert_eq!(rotate_name(b"mariadb-bin.000001"), "mariadb-bin.000001");
-        assert_eq!(
-            rotate_name(b"mariadb-bin.000001\x8eB\xf1\x07"),
-            "mariadb-bin.000001"
-        );
-        assert_eq!(
-            rotate_name(b"mariadb-bin.0000011234"),
-            "mariadb-bin.0000011234"
-        );
     }
 }
