@@ -1,8 +1,11 @@
 //! Maxwell's JSON: `database`, `table`, `type`, `ts` (seconds), `xid`, `commit` (on the last row
 //! of a transaction), `data`, `old` (changed columns only). Values as Maxwell shows them: numbers
 //! for integers and floats, strings for text and temporal values (TIMESTAMP in UTC), base64 for
-//! binary, JSON documents inline; DECIMAL as a string, to stay exact.
+//! binary, JSON documents inline, as their source text (key order and every digit kept);
+//! DECIMAL as a string, to stay exact.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value as Json};
 use sluice_core::render::value_to_json;
 use sluice_core::{Op, Position, RowChange, Value};
@@ -12,25 +15,81 @@ use crate::{to_bytes, Change, Format, FormatError, Record};
 
 pub(crate) struct Maxwell;
 
-fn value(v: &Value) -> Json {
+/// One value of an image: a JSON document goes in as its source text, unparsed (parsing would
+/// sort its keys and round large numbers through f64).
+enum Cell {
+    Plain(Json),
+    Raw(Box<RawValue>),
+}
+
+impl Serialize for Cell {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::Plain(j) => j.serialize(s),
+            Cell::Raw(r) => r.serialize(s),
+        }
+    }
+}
+
+/// Column name -> value, in column order.
+struct Image(Vec<(String, Cell)>);
+
+impl Serialize for Image {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// A row message: the fields, then `data` and `old`.
+struct RowMessage {
+    head: Map<String, Json>,
+    data: Image,
+    old: Option<Image>,
+}
+
+impl Serialize for RowMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &self.head {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("data", &self.data)?;
+        if let Some(old) = &self.old {
+            m.serialize_entry("old", old)?;
+        }
+        m.end()
+    }
+}
+
+fn value(v: &Value) -> Cell {
     match v {
         Value::Timestamp {
             seconds,
             micros,
             fsp,
-        } => Json::String(timestamp_text(*seconds, *micros, *fsp)),
-        other => value_to_json(other),
+        } => Cell::Plain(Json::String(timestamp_text(*seconds, *micros, *fsp))),
+        Value::Json(text) => match RawValue::from_string(text.clone()) {
+            Ok(raw) => Cell::Raw(raw),
+            Err(_) => Cell::Plain(Json::String(text.clone())),
+        },
+        other => Cell::Plain(value_to_json(other)),
     }
 }
 
-fn image(row: &RowChange, values: &[Value]) -> Map<String, Json> {
-    row.table
-        .columns
-        .iter()
-        .zip(values)
-        .filter(|(_, v)| **v != Value::Unavailable)
-        .map(|(c, v)| (c.name.clone(), value(v)))
-        .collect()
+fn image(row: &RowChange, values: &[Value]) -> Image {
+    Image(
+        row.table
+            .columns
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| **v != Value::Unavailable)
+            .map(|(c, v)| (c.name.clone(), value(v)))
+            .collect(),
+    )
 }
 
 fn position(p: &Position) -> String {
@@ -71,7 +130,7 @@ impl Format for Maxwell {
                     _ => row.after.as_deref(),
                 }
                 .map(|v| image(row, v))
-                .unwrap_or_default();
+                .unwrap_or(Image(Vec::new()));
                 let mut m = Map::new();
                 m.insert("database".into(), json!(row.table.id.db));
                 m.insert("table".into(), json!(row.table.id.table));
@@ -89,19 +148,23 @@ impl Format for Maxwell {
                     "primary_key_columns".into(),
                     json!(row.table.primary_key_names()),
                 );
-                m.insert("data".into(), Json::Object(data));
-                if let (Op::Update, Some(b), Some(a)) = (row.op, &row.before, &row.after) {
-                    let old: Map<String, Json> = row
-                        .table
-                        .columns
-                        .iter()
-                        .zip(b.iter().zip(a))
-                        .filter(|(_, (b, a))| b != a && **b != Value::Unavailable)
-                        .map(|(c, (b, _))| (c.name.clone(), value(b)))
-                        .collect();
-                    m.insert("old".into(), Json::Object(old));
-                }
-                Json::Object(m)
+                let old = match (row.op, &row.before, &row.after) {
+                    (Op::Update, Some(b), Some(a)) => Some(Image(
+                        row.table
+                            .columns
+                            .iter()
+                            .zip(b.iter().zip(a))
+                            .filter(|(_, (b, a))| b != a && **b != Value::Unavailable)
+                            .map(|(c, (b, _))| (c.name.clone(), value(b)))
+                            .collect(),
+                    )),
+                    _ => None,
+                };
+                let msg = RowMessage { head: m, data, old };
+                return serde_json::to_vec(&msg).map(Some).map_err(|e| FormatError {
+                    format: "maxwell",
+                    reason: e.to_string(),
+                });
             }
             Change::Ddl(d) => {
                 let (db, table) = match &d.table {

@@ -381,3 +381,58 @@ fn maxwell() {
         None
     );
 }
+
+/// A JSON document keeps its source text in every format: its key order and every digit of its
+/// numbers (Maxwell embeds it as JSON, the others carry it as a string).
+#[test]
+fn json_documents_keep_their_source_text_in_every_format() {
+    let doc = r#"{"b": 1, "a": 18446744073709551616, "d": 0.1000000000000000000001}"#;
+    let table = Arc::new(TableSchema {
+        id: TableId::new("shop", "docs"),
+        columns: vec![
+            Column {
+                name: "id".into(),
+                ty: ColumnType::Integer {
+                    bytes: 4,
+                    unsigned: false,
+                },
+                sql_type: "int".into(),
+                nullable: false,
+            },
+            Column {
+                name: "doc".into(),
+                ty: ColumnType::Json,
+                sql_type: "json".into(),
+                nullable: true,
+            },
+        ],
+        primary_key: vec![0],
+    });
+    let r = RowChange {
+        table,
+        ..row(
+            Op::Insert,
+            None,
+            Some(vec![Value::Int(1), Value::Json(doc.into())]),
+        )
+    };
+    let src = source();
+    for format in ["maxwell", "canal", "debezium", "oms"] {
+        let f = by_name(format, &FormatOptions::default()).unwrap();
+        let rec = Record {
+            change: Change::Row(&r),
+            source: &src,
+            sequence: Some(1),
+            last_in_txn: true,
+            txn_number: 1,
+            key_change: None,
+        };
+        let text = String::from_utf8(f.encode(&rec).unwrap().unwrap()).unwrap();
+        let want = if format == "maxwell" {
+            doc.to_string()
+        } else {
+            Json::String(doc.into()).to_string()
+        };
+        assert!(text.contains(&want), "{format}: {text}");
+    }
+}

@@ -143,5 +143,5 @@ pub fn apply(before: &Value, diffs: &[JsonDiff<'_>]) -> Result<Value, String> {
             _ => return Err(format!("path {path} does not match the document")),
         }
     }
-    Ok(Value::Json(doc.to_string()))
+    Ok(Value::Json(super::json_text::from_value(&doc)))
 }

@@ -9,6 +9,7 @@
 pub mod charset;
 pub mod history;
 mod json_diff;
+mod json_text;
 mod legacy;
 mod mariadb;
 mod rotate;

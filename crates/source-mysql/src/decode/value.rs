@@ -18,8 +18,7 @@ pub fn convert(ty: &ColumnType, cell: BinlogValue<'_>) -> Result<Value, CellErro
             let dom = j
                 .parse()
                 .map_err(|e| format!("binary JSON cannot be read: {e}"))?;
-            let json: serde_json::Value = dom.into();
-            return Ok(Value::Json(json.to_string()));
+            return Ok(Value::Json(super::json_text::from_dom(&dom)));
         }
         BinlogValue::JsonDiff(_) => {
             return Err("a partial JSON update must be applied to its before image".into())
@@ -144,11 +143,12 @@ pub fn convert(ty: &ColumnType, cell: BinlogValue<'_>) -> Result<Value, CellErro
             Ok(Value::Set { bits, text })
         }
         ColumnType::Json => {
-            // MariaDB's JSON is LONGTEXT: the text is the document.
+            // MariaDB's JSON is LONGTEXT: the text is the document, kept byte for byte (key
+            // order, spacing, every digit of a number); it is only checked to be JSON.
             let text = utf8(bytes(v)?)?;
-            let parsed: serde_json::Value = serde_json::from_str(&text)
+            serde_json::from_str::<serde::de::IgnoredAny>(&text)
                 .map_err(|e| format!("JSON column holds invalid JSON: {e}"))?;
-            Ok(Value::Json(parsed.to_string()))
+            Ok(Value::Json(text))
         }
         ColumnType::Geometry => {
             let b = bytes(v)?;
