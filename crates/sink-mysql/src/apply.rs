@@ -102,6 +102,58 @@ pub(crate) struct Landing<'a> {
     /// Sharded: a shard's column missing here was dropped by another shard's DDL; its values
     /// are not written. Tables not listed are written whole.
     pub(crate) columns: &'a HashMap<TableId, HashSet<String>>,
+    /// Write a put as `INSERT ... ON DUPLICATE KEY UPDATE` instead of delete-then-insert (with
+    /// foreign-key checks on, deleting a parent would cascade to its children or be refused).
+    pub(crate) upsert: bool,
+}
+
+/// `e` (a refusal of action `a`) naming the table, the key and the source position, with the
+/// fix for the usual causes.
+pub(crate) fn located(e: SinkError, a: &Action<'_>, pos: &sluice_core::Position) -> SinkError {
+    let SinkError::Rejected(msg) = e else {
+        return e;
+    };
+    let (table, key) = match a {
+        Action::Put(s, row) => (s, key_of(s, row)),
+        Action::Remove(s, key) => (s, key.clone()),
+    };
+    let names = table
+        .primary_key
+        .iter()
+        .filter_map(|&i| table.columns.get(i))
+        .map(|c| c.name.as_str());
+    let key: Vec<String> = names
+        .zip(&key)
+        .map(|(n, v)| format!("{n}={}", sluice_core::render::value_to_json(v)))
+        .collect();
+    let fix = if ["ERROR 1452 ", "ERROR 1451 ", "ERROR 1216 ", "ERROR 1217 "]
+        .iter()
+        .any(|c| msg.contains(c))
+    {
+        "a foreign key at the destination refused it: leave destination.foreign_key_checks off \
+         (the default) or include the referenced table in the project"
+    } else if [
+        "ERROR 1406 ",
+        "ERROR 1366 ",
+        "ERROR 1264 ",
+        "ERROR 1265 ",
+        "ERROR 1292 ",
+        "ERROR 1690 ",
+    ]
+    .iter()
+    .any(|c| msg.contains(c))
+    {
+        "the destination column cannot hold the source's value: give it the source's type"
+    } else if msg.contains("ERROR 1048 ") {
+        "the destination column is NOT NULL where the source's allows NULL: make it nullable"
+    } else {
+        "change the destination table or the data so that the row fits, then run again"
+    };
+    SinkError::Rejected(format!(
+        "{msg}; the change to {} with key ({}) at {pos}; {fix}",
+        table.id,
+        key.join(", ")
+    ))
 }
 
 /// Applies actions in order, grouping runs of one table and one kind into multi-row
@@ -142,6 +194,7 @@ pub(crate) async fn apply(
         if put
             && copied
             && !check_shards
+            && !to.upsert
             && insert_new(conn, &name, table, run, &origin, has).await?
         {
             i = j;
@@ -189,8 +242,25 @@ pub(crate) async fn apply(
         if put
             && copied
             && check_shards
+            && !to.upsert
             && insert_new(conn, &name, table, run, &origin, has).await?
         {
+            i = j;
+            continue;
+        }
+        if put && to.upsert {
+            let (mut sql, values) = insert(&name, table, run, origin.as_deref(), has)?;
+            let cols = table
+                .columns
+                .iter()
+                .filter(|c| has.is_none_or(|h| h.contains(&c.name.to_lowercase())))
+                .map(|c| format!("{0} = VALUES({0})", q(&c.name)))
+                .collect::<Vec<_>>();
+            sql.push_str(" ON DUPLICATE KEY UPDATE ");
+            sql.push_str(&cols.join(", "));
+            conn.exec_drop(sql, values)
+                .await
+                .map_err(|e| insert_failed(e, origin.is_some()))?;
             i = j;
             continue;
         }

@@ -61,6 +61,12 @@ pub struct MysqlConfig {
     /// With `shard`: the shard column joins the destination's primary key, so equal keys of
     /// different shards are kept side by side instead of reported.
     pub shard_in_key: bool,
+    /// Keep the destination's foreign-key checks on in writer sessions. Off by default, as a
+    /// MySQL replica applies row events: writers apply different keys in parallel, so a child
+    /// can arrive before its parent. On, the whole stream is applied on one connection in
+    /// source order, and a row is written as an upsert (a delete-then-insert of a parent
+    /// would cascade to its children).
+    pub foreign_key_checks: bool,
 }
 
 /// The column recording each row's shard in a logical table's destination.
@@ -83,11 +89,20 @@ pub(crate) fn unavailable(what: &str) -> impl Fn(mysql_async::Error) -> SinkErro
     }
 }
 
-/// Server errors that retrying cannot fix (bad data, missing objects, privileges).
+/// Server errors that retrying cannot fix (bad data, foreign keys, constraints, missing
+/// objects, privileges).
 fn is_permanent(code: u16) -> bool {
     matches!(
         code,
         1044 | 1045
+            | 1118
+            | 1216
+            | 1217
+            | 1451
+            | 1452
+            | 1690
+            | 3819
+            | 4025
             | 1046
             | 1048
             | 1054
@@ -144,7 +159,7 @@ impl MysqlSink {
             let mut conns = Vec::with_capacity(writers);
             for _ in 0..writers {
                 let mut c = connect(&opts).await?;
-                session_settings(&mut c).await?;
+                session_settings(&mut c, cfg.foreign_key_checks).await?;
                 conns.push(Some(c));
             }
             let first = conns.first_mut().and_then(Option::as_mut).ok_or_else(|| SinkError::Config("no writer".into()))?;
@@ -280,6 +295,10 @@ impl MysqlSink {
             return Ok(());
         }
         self.read_dest_columns(items)?;
+        if self.cfg.foreign_key_checks {
+            // Parents before children: every change in source order, on one connection.
+            return self.deliver_in_order(items, false);
+        }
         let writers = self.conns.len().max(1);
         // Each writer's share: its actions with their key text (only changes it has not
         // applied), and the highest sequence they reach with its position. Each key's text is
@@ -313,6 +332,7 @@ impl MysqlSink {
             shard: self.cfg.shard.as_deref(),
             shard_in_key: self.cfg.shard_in_key,
             columns: &self.dest_columns,
+            upsert: self.cfg.foreign_key_checks,
         };
         let to = &to;
         // A full-sync chunk: its keys are normally new at the destination (see `apply`).
@@ -401,16 +421,30 @@ impl MysqlSink {
                     "writers collided; applying the batch on one connection in source order: {e}"
                 );
                 self.reconnect()?;
-                self.deliver_in_order(items)
+                self.deliver_in_order(items, false)
+            }
+            // A refusal retrying cannot fix. Applied again in source order, change by change:
+            // either the order was the cause (the batch then lands) or the error names the
+            // change the destination refuses.
+            Some(SinkError::Rejected(e)) => {
+                tracing::warn!("the destination refused part of a batch; applying it change by change in source order: {e}");
+                self.reconnect()?;
+                self.deliver_in_order(items, true)
             }
             Some(e) => Err(e),
         }
     }
 
     /// The whole batch on one connection, change by change, in source order (no merging); a
-    /// full-sync chunk (distinct keys) in multi-row statements, as the writers would.
-    fn deliver_in_order(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        let copied = items.iter().all(|i| i.snapshot);
+    /// full-sync chunk (distinct keys) in multi-row statements, as the writers would, unless
+    /// `one_by_one`. A change the destination refuses is named in the error: table, key and
+    /// source position.
+    fn deliver_in_order(
+        &mut self,
+        items: &[DeliveryItem],
+        one_by_one: bool,
+    ) -> Result<(), SinkError> {
+        let copied = items.iter().all(|i| i.snapshot) && !one_by_one;
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
         let writers = self.conns.len();
@@ -429,6 +463,7 @@ impl MysqlSink {
             shard: self.cfg.shard.as_deref(),
             shard_in_key: self.cfg.shard_in_key,
             columns: &self.dest_columns,
+            upsert: self.cfg.foreign_key_checks,
         };
         let mut conn = self
             .conns
@@ -460,7 +495,9 @@ impl MysqlSink {
                         if item.sequence.is_some_and(|s| s <= applied[w]) {
                             continue;
                         }
-                        apply(&mut tx, std::slice::from_ref(&a), &to, false).await?;
+                        apply(&mut tx, std::slice::from_ref(&a), &to, false)
+                            .await
+                            .map_err(|e| apply::located(e, &a, &r.pos))?;
                     }
                 }
                 if let Some(seq) = top {
@@ -543,12 +580,13 @@ impl MysqlSink {
         let opts =
             Opts::from_url(self.cfg.url.expose()).map_err(|e| SinkError::Config(e.to_string()))?;
         let conns = &mut self.conns;
+        let fk = self.cfg.foreign_key_checks;
         self.rt.block_on(async {
             for c in conns.iter_mut().filter(|c| c.is_none()) {
                 let mut n = Conn::new(opts.clone())
                     .await
                     .map_err(unavailable("reconnect"))?;
-                session_settings(&mut n).await?;
+                session_settings(&mut n, fk).await?;
                 *c = Some(n);
             }
             Ok(())

@@ -48,9 +48,16 @@ pub(crate) async fn wait_visible(c: &mut Conn, table: &str) -> Result<(), SinkEr
 /// each other all the time (measured: a full sync into MariaDB fell to 2,600 rows/s, every
 /// chunk retried). Writers own disjoint keys, so they need no gap locks. A destination logging
 /// statements (`binlog_format=STATEMENT`) refuses writes under READ COMMITTED: it keeps the
-/// default.
-pub(crate) async fn session_settings(c: &mut Conn) -> Result<(), SinkError> {
-    c.query_drop("SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")
+/// default. Foreign-key checks are off unless `foreign_key_checks` (see
+/// [`crate::MysqlConfig::foreign_key_checks`]).
+pub(crate) async fn session_settings(
+    c: &mut Conn,
+    foreign_key_checks: bool,
+) -> Result<(), SinkError> {
+    c.query_drop(format!(
+        "SET SESSION time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = {}",
+        u8::from(foreign_key_checks)
+    ))
         .await
         .map_err(unavailable("session settings"))?;
     let format: Option<String> = c.query_first("SELECT @@binlog_format").await.ok().flatten();

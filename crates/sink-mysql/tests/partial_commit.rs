@@ -78,6 +78,7 @@ fn sink(project: &str) -> Result<MysqlSink, Box<dyn std::error::Error>> {
         merge: HashMap::new(),
         shard: None,
         shard_in_key: false,
+        foreign_key_checks: false,
     })?)
 }
 

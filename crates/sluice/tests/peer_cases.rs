@@ -122,3 +122,119 @@ async fn json_text_arrives_byte_for_byte() -> TestResult {
     assert_eq!(dst, src, "JSON text at the destination");
     drop_dbs(&[&db]).await
 }
+
+/// `sluice run --until caught-up` that must end within `secs`: its stderr, and whether it
+/// succeeded. A run still going then (retrying forever) is killed and is an error.
+fn run_within(file: &Path, secs: u64) -> Result<(bool, String), Box<dyn std::error::Error>> {
+    let mut child = sluice()
+        .args(["run", "-f"])
+        .arg(file)
+        .args(["--until", "caught-up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = reader.join().unwrap_or_default();
+            return Err(format!("the run did not end within {secs} s:\n{err}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    Ok((status.success(), reader.join().unwrap_or_default()))
+}
+
+/// Parents and children with a foreign key at both ends. Writers apply keys in parallel and
+/// an update of a parent is a delete-then-insert: with the destination's checks on, that is
+/// refused (`ERROR 1451`/`1452`) and was retried forever. Off by default; kept on when asked,
+/// with the stream applied in source order; a row no retry can place stops the project naming
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_at_the_destination_neither_stop_nor_stall_the_project() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let db = unique_name("pfk");
+    let dir = temp_dir(&db);
+    let tables = format!(
+        "CREATE DATABASE {db}; \
+         CREATE TABLE {db}.parent (id INT PRIMARY KEY, v VARCHAR(20)); \
+         CREATE TABLE {db}.child (id INT PRIMARY KEY, pid INT NOT NULL, v VARCHAR(20), \
+           CONSTRAINT fk_parent FOREIGN KEY (pid) REFERENCES {db}.parent (id))"
+    );
+    let (mut c, mut d) = (conn().await?, dest_conn().await?);
+    c.query_drop(&tables).await?;
+    d.query_drop(&tables).await?;
+    let family = |from: u32, to: u32| {
+        let mut sql = String::new();
+        for p in from..to {
+            sql.push_str(&format!(
+                "BEGIN; INSERT INTO {db}.parent VALUES ({p}, 'p{p}'); \
+                 INSERT INTO {db}.child VALUES ({a}, {p}, 'c'), ({b}, {p}, 'c'), ({e}, {p}, 'c'); \
+                 UPDATE {db}.parent SET v = 'changed' WHERE id = {p}; COMMIT; ",
+                a = p * 10,
+                b = p * 10 + 1,
+                e = p * 10 + 2
+            ));
+        }
+        sql
+    };
+    c.query_drop(family(1, 50)).await?;
+    let file = db_project(&dir, &db, &format!("  include: [\"{db}.*\"]"), "");
+    run_within(&file, 60)?;
+    c.query_drop(family(50, 150)).await?;
+    c.query_drop(format!(
+        "UPDATE {db}.parent SET v = 'again' WHERE id % 3 = 0; \
+         DELETE FROM {db}.child WHERE pid % 5 = 0; DELETE FROM {db}.parent WHERE id % 5 = 0"
+    ))
+    .await?;
+    let (ok, err) = run_within(&file, 60)?;
+    assert!(ok, "checks off: {err}");
+    let same = |t: &str| format!("SELECT * FROM {db}.{t} ORDER BY id");
+    for t in ["parent", "child"] {
+        let (src, dst) = both(&same(t)).await?;
+        assert!(src.len() > 100, "{t}: {} rows", src.len());
+        assert_eq!(dst, src, "{t}, foreign-key checks off");
+    }
+    // Checks kept on: applied in source order, updates as upserts.
+    let yaml = std::fs::read_to_string(&file)?.replace(
+        "  writers: 3\n",
+        "  writers: 3\n  foreign_key_checks: true\n",
+    );
+    std::fs::write(&file, yaml)?;
+    c.query_drop(family(150, 200)).await?;
+    c.query_drop(format!("UPDATE {db}.parent SET v = 'on' WHERE id > 140"))
+        .await?;
+    let (ok, err) = run_within(&file, 60)?;
+    assert!(ok, "checks on: {err}");
+    for t in ["parent", "child"] {
+        let (src, dst) = both(&same(t)).await?;
+        assert_eq!(dst, src, "{t}, foreign-key checks on");
+    }
+    // A child whose parent exists nowhere: no retry can place it.
+    c.query_drop(format!(
+        "SET SESSION foreign_key_checks = 0; INSERT INTO {db}.child VALUES (99999, 424242, 'orphan')"
+    ))
+    .await?;
+    let (ok, err) = run_within(&file, 60)?;
+    assert!(!ok, "an orphan row was accepted: {err}");
+    for want in [
+        "1452",
+        "child",
+        "id=99999",
+        "mariadb-bin.",
+        "foreign_key_checks",
+    ] {
+        assert!(err.contains(want), "the error should name {want}: {err}");
+    }
+    drop_dbs(&[&db]).await
+}

@@ -389,6 +389,7 @@ fn validate(
                 merge: HashMap::new(),
                 shard: None,
                 shard_in_key: d.shard_in_key,
+                foreign_key_checks: d.foreign_key_checks,
                 ignore_other_ddl: match d.unsupported_ddl.as_deref() {
                     None | Some("stop") => false,
                     Some("ignore") => true,

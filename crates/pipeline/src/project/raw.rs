@@ -96,6 +96,8 @@ pub(super) struct RawDestination {
     pub(super) unsupported_ddl: Option<String>,
     #[serde(default)]
     pub(super) shard_in_key: bool,
+    #[serde(default)]
+    pub(super) foreign_key_checks: bool,
     pub(super) topic: Option<String>,
     pub(super) single_topic: Option<String>,
     #[serde(default)]
