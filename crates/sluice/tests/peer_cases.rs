@@ -238,3 +238,77 @@ async fn foreign_keys_at_the_destination_neither_stop_nor_stall_the_project() ->
     }
     drop_dbs(&[&db]).await
 }
+
+/// A column in every character set the server offers, through full sync and the binlog: the
+/// destination holds the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_character_set_arrives_as_the_same_bytes() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let db = unique_name("pcs");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let sets: Vec<String> = c
+        .query("SELECT character_set_name FROM information_schema.character_sets WHERE character_set_name <> 'binary' ORDER BY 1")
+        .await?;
+    assert!(sets.len() >= 39, "{sets:?}");
+    let cols: Vec<String> = sets
+        .iter()
+        .map(|cs| format!("c_{cs} VARCHAR(64) CHARACTER SET {cs}"))
+        .collect();
+    c.query_drop(format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, {})",
+        cols.join(", ")
+    ))
+    .await?;
+    // Each column keeps what its set can hold of the sample (the rest becomes '?').
+    let samples = [
+        "Aé中文日本語ｶﾀｶﾅ한국어Ωж€ąčğ¥\\~",
+        "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖ×ØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõö÷øùúûüýþÿ",
+        "∀∂∃∅∇∈∉∋∏∑−∗√∝∞∠∧∨∩∪∫∴∼≅≈≠≡≤≥⊂⊃⊄⊆⊇⊕⊗⊥⋅⌈⌉⌊⌋〈〉◊♠♣♥♦",
+        "ßẞ丂丄丅丆丏丒丗丟丠両丣並丩丮丯丱丳丵丷丼乀乁乂乄乆乊乑乕乗乚乛乢乣乤乥乧乨乪",
+        "ა ბ გ դ ե զ ก ข ฃ ค א ב ג ا ب ت Ա Բ Գ Ђ Ѓ",
+    ];
+    let set_all = |id: usize, text: &str| {
+        let assigns: Vec<String> = sets
+            .iter()
+            .map(|cs| format!("c_{cs} = CONVERT(? USING {cs})"))
+            .collect();
+        let params: Vec<mysql_async::Value> =
+            std::iter::repeat_n(text.into(), sets.len()).collect();
+        (
+            format!("INSERT INTO {db}.t SET id = {id}, {}", assigns.join(", ")),
+            params,
+        )
+    };
+    c.query_drop("SET SESSION sql_mode = ''").await?;
+    for (i, s) in samples.iter().enumerate() {
+        let (sql, p) = set_all(i, s);
+        c.exec_drop(sql, p).await?;
+    }
+    let file = db_project(&dir, &db, &format!("  include: [\"{db}.*\"]"), "");
+    run_until_caught_up(&file)?;
+    for (i, s) in samples.iter().enumerate() {
+        let (sql, p) = set_all(100 + i, s);
+        c.exec_drop(sql, p).await?;
+    }
+    run_until_caught_up(&file)?;
+    let hexes: Vec<String> = sets.iter().map(|cs| format!("HEX(c_{cs})")).collect();
+    let (src, dst) = both(&format!(
+        "SELECT id, {} FROM {db}.t ORDER BY id",
+        hexes.join(", ")
+    ))
+    .await?;
+    assert_eq!(src.len(), samples.len() * 2);
+    for (s, d) in src.iter().zip(&dst) {
+        for (k, cs) in sets.iter().enumerate() {
+            assert_eq!(
+                d[k + 1],
+                s[k + 1],
+                "row {:?}, {cs}",
+                String::from_utf8_lossy(s[0].as_deref().unwrap_or_default())
+            );
+        }
+    }
+    assert_eq!(dst.len(), src.len());
+    drop_dbs(&[&db]).await
+}

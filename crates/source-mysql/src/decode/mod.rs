@@ -7,6 +7,8 @@
 //! unknown one is an error naming its type and position.
 
 pub mod charset;
+mod charset_overrides;
+mod charset_tables;
 pub mod history;
 mod json_diff;
 mod json_text;
