@@ -132,11 +132,7 @@ fn part(p: &Project, s: &ShardInstance) -> Project {
     sub.parent = Some(p.name.clone());
     // Only this instance's physical tables; names stay physical up to the destination, which
     // maps them to the (renamed) logical table and records the shard of every row.
-    sub.router.include = s
-        .tables
-        .iter()
-        .filter_map(|(t, _)| Pattern::parse(&format!("{}.{}", t.db, t.table)).ok())
-        .collect();
+    sub.router.include = s.tables.iter().map(|(t, _)| Pattern::exact(t)).collect();
     let merge: HashMap<TableId, TableId> = s
         .tables
         .iter()
@@ -170,8 +166,7 @@ fn part(p: &Project, s: &ShardInstance) -> Project {
                 .filters
                 .iter()
                 .find(|(pat, _)| pat.matches(logical))?;
-            let exact = Pattern::parse(&format!("{}.{}", phys.db, phys.table)).ok()?;
-            Some((exact, f.clone()))
+            Some((Pattern::exact(phys), f.clone()))
         })
         .collect();
     filters.extend(p.router.filters.iter().cloned());

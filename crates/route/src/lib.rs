@@ -12,11 +12,108 @@ use sluice_core::{Event, Op, TableId, TableSchema};
 pub mod filter;
 pub use filter::RowFilter;
 
-/// A `db.table` pattern with `*` wildcards (`shop*.order_*`, `*.*`, `shop.orders`).
+/// One part (database or table) of a name in the project file: unquoted, where `*` matches any
+/// run of characters, or quoted in backquotes as MySQL quotes identifiers (`` `my.db` ``,
+/// `` `t*1` ``, ``` `a``b` ``` for a name with a backquote), where every character is itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Glob(String),
+    Exact(String),
+}
+
+impl Part {
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Part::Glob(p) => wild(p, s),
+            Part::Exact(e) => e == s,
+        }
+    }
+
+    /// The name, when the part matches one name only.
+    fn exact(&self) -> Option<&str> {
+        match self {
+            Part::Exact(e) => Some(e),
+            Part::Glob(g) if !g.contains('*') => Some(g),
+            Part::Glob(_) => None,
+        }
+    }
+}
+
+/// Splits `db.table`, `db` or quoted forms (`` `my.db`.`t*1` ``, `` `my.db`.orders_* ``) into
+/// its parts: a `.` separates only outside backquotes.
+fn parts(text: &str) -> Result<Vec<Part>, String> {
+    let bad = |why: &str| format!("{text:?} is not a db.table name: {why}");
+    let mut out = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let part = if chars.peek() == Some(&'`') {
+            chars.next();
+            let mut name = String::new();
+            loop {
+                match chars.next() {
+                    Some('`') if chars.peek() == Some(&'`') => {
+                        chars.next();
+                        name.push('`');
+                    }
+                    Some('`') => break,
+                    Some(c) => name.push(c),
+                    None => return Err(bad("a backquote is not closed")),
+                }
+            }
+            Part::Exact(name)
+        } else {
+            let mut name = String::new();
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                if c == '`' {
+                    return Err(bad(
+                        "quote the whole part in backquotes, e.g. `my.db`.`t*1`",
+                    ));
+                }
+                name.push(c);
+                chars.next();
+            }
+            Part::Glob(name)
+        };
+        if matches!(&part, Part::Glob(n) | Part::Exact(n) if n.is_empty()) {
+            return Err(bad("a part is empty"));
+        }
+        out.push(part);
+        match chars.next() {
+            None => return Ok(out),
+            Some('.') => {}
+            Some(c) => return Err(bad(&format!("{c:?} after a quoted part; use `db`.`table`"))),
+        }
+    }
+}
+
+/// An exact table name of the project file: `db.table`, with either part in backquotes when it
+/// holds `.`, `*`, spaces or quotes (`` `my.db`.`t*1` ``). No wildcards.
+pub fn parse_table(text: &str) -> Result<TableId, String> {
+    let p = parts(text)?;
+    let exact = |part: &Part| match part {
+        Part::Exact(e) => Ok(e.clone()),
+        Part::Glob(g) if g.contains('*') => Err(format!(
+            "{text:?}: a table name here takes no wildcard; quote a name with `*` in backquotes"
+        )),
+        Part::Glob(g) => Ok(g.clone()),
+    };
+    match p.as_slice() {
+        [db, table] => Ok(TableId::new(exact(db)?, exact(table)?)),
+        _ => Err(format!(
+            "{text:?} must be db.table (quote a name with `.` in backquotes: `my.db`.`t`)"
+        )),
+    }
+}
+
+/// A `db.table` pattern with `*` wildcards (`shop*.order_*`, `*.*`, `shop.orders`); a part in
+/// backquotes is one exact name (`` `my.db`.`t*1` ``).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
-    db: String,
-    table: String,
+    db: Part,
+    table: Part,
 }
 
 fn wild(pattern: &str, s: &str) -> bool {
@@ -43,30 +140,44 @@ fn wild(pattern: &str, s: &str) -> bool {
 }
 
 impl Pattern {
-    /// Parses `db.table` (`db` alone means every table of it).
+    /// Parses `db.table` (`db` alone means every table of it), either part in backquotes to
+    /// be taken literally.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (db, table) = match text.split_once('.') {
-            Some((d, t)) => (d, t),
-            None => (text, "*"),
-        };
-        if db.is_empty() || table.is_empty() {
-            return Err(format!("{text:?} is not a db.table pattern"));
+        let mut p = parts(text)?;
+        match p.len() {
+            1 => Ok(Self {
+                db: p.remove(0),
+                table: Part::Glob("*".into()),
+            }),
+            2 => {
+                let table = p.remove(1);
+                Ok(Self {
+                    db: p.remove(0),
+                    table,
+                })
+            }
+            _ => Err(format!(
+                "{text:?} is not a db.table pattern (quote a name with `.` in backquotes: `my.db`.`t`)"
+            )),
         }
-        Ok(Self {
-            db: db.to_string(),
-            table: table.to_string(),
-        })
+    }
+
+    /// The pattern that matches exactly this table.
+    pub fn exact(t: &TableId) -> Self {
+        Self {
+            db: Part::Exact(t.db.clone()),
+            table: Part::Exact(t.table.clone()),
+        }
     }
 
     /// Whether the table matches.
     pub fn matches(&self, t: &TableId) -> bool {
-        wild(&self.db, &t.db) && wild(&self.table, &t.table)
+        self.db.matches(&t.db) && self.table.matches(&t.table)
     }
 
-    /// The database part, when it has no wildcard (to list a database's tables).
-    pub fn db(&self) -> &str {
-        &self.db
+    /// The database, when the pattern names one database only (to list its tables).
+    pub fn db(&self) -> Option<&str> {
+        self.db.exact()
     }
 }
 
@@ -284,6 +395,31 @@ mod tests {
         assert!(r.selects(&t("crm", "anything")));
         assert!(!r.selects(&t("crmx", "a")));
         assert!(wild("a*b*c", "aXXbYc") && !wild("a*b*c", "aXXbY"));
+    }
+
+    #[test]
+    fn quoted_parts_are_exact_names() {
+        let t = TableId::new;
+        let p = Pattern::parse("`my.db`.`t*1`").expect("p");
+        assert!(p.matches(&t("my.db", "t*1")));
+        assert!(!p.matches(&t("my.db", "t11")) && !p.matches(&t("my", "db.t*1")));
+        let p = Pattern::parse("`my.db`.t_*").expect("p");
+        assert!(p.matches(&t("my.db", "t_9")) && !p.matches(&t("myxdb", "t_9")));
+        assert!(Pattern::parse("`my.db`")
+            .expect("p")
+            .matches(&t("my.db", "any")));
+        assert_eq!(
+            parse_table("`a``b`.`sp ace@'\"`").expect("t"),
+            t("a`b", "sp ace@'\"")
+        );
+        assert_eq!(
+            parse_table(" shop.orders ").expect("t"),
+            t("shop", "orders")
+        );
+        for bad in ["`open.t", "shop", "a.b.c", "`x`y.t", "shop.*", "a..b", "."] {
+            assert!(parse_table(bad).is_err(), "{bad}");
+        }
+        assert!(Pattern::parse("a.b.c").is_err());
     }
 
     fn row(table: &Arc<TableSchema>, id: i64) -> Event {

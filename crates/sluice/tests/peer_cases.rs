@@ -312,3 +312,86 @@ async fn every_character_set_arrives_as_the_same_bytes() -> TestResult {
     assert_eq!(dst.len(), src.len());
     drop_dbs(&[&db]).await
 }
+
+/// `name` quoted as MySQL quotes identifiers.
+fn bq(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Databases and tables whose names hold `.`, `*`, `@`, spaces and quotes, selected exactly by
+/// quoted names (and not their look-alikes), through full sync and the binlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_names_with_any_character_are_selected_exactly() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let base = unique_name("pnm");
+    let dir = temp_dir(&base);
+    let db = format!("{base}.my db@x");
+    let twin = format!("{base}_my db@x"); // what an unquoted `.` wildcard-free split would miss
+    let wanted = [
+        "t*1", "a@b", "sp ace", "q'uote", "d\"q", "b`tick", "dot.ted",
+    ];
+    let look_alikes = ["t11", "tx1"];
+    let mut c = conn().await?;
+    for d in [&db, &twin] {
+        c.query_drop(format!("CREATE DATABASE {}", bq(d))).await?;
+        for t in wanted.iter().chain(&look_alikes) {
+            c.query_drop(format!(
+                "CREATE TABLE {}.{} (id INT PRIMARY KEY, v VARCHAR(20))",
+                bq(d),
+                bq(t)
+            ))
+            .await?;
+            c.query_drop(format!(
+                "INSERT INTO {}.{} VALUES (1, 'one'), (2, 'two')",
+                bq(d),
+                bq(t)
+            ))
+            .await?;
+        }
+    }
+    let include: Vec<String> = wanted
+        .iter()
+        .map(|t| Json::String(format!("{}.{}", bq(&db), bq(t))).to_string())
+        .collect();
+    let objects = format!(
+        "  include: [{}]\n  columns:\n    {}: [id, v]",
+        include.join(", "),
+        Json::String(format!("{}.{}", bq(&db), bq("sp ace")))
+    );
+    let file = db_project(&dir, &base, &objects, "");
+    run_until_caught_up(&file)?;
+    for t in wanted.iter().chain(&look_alikes) {
+        c.query_drop(format!(
+            "INSERT INTO {0}.{1} VALUES (3, 'three'); UPDATE {0}.{1} SET v = 'changed' WHERE id = 1; \
+             DELETE FROM {0}.{1} WHERE id = 2",
+            bq(&db),
+            bq(t)
+        ))
+        .await?;
+    }
+    run_until_caught_up(&file)?;
+    let mut d = dest_conn().await?;
+    let there: Vec<(String, String)> = d
+        .exec(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN (?, ?) ORDER BY 1, 2",
+            (&db, &twin),
+        )
+        .await?;
+    let mut want: Vec<(String, String)> =
+        wanted.iter().map(|t| (db.clone(), t.to_string())).collect();
+    want.sort();
+    assert_eq!(there, want, "exactly the quoted tables at the destination");
+    for t in wanted {
+        let (src, dst) = both(&format!("SELECT * FROM {}.{} ORDER BY id", bq(&db), bq(t))).await?;
+        assert_eq!(src.len(), 2, "{t}");
+        assert_eq!(dst, src, "{t}");
+    }
+    let (mut c, mut d) = (conn().await?, dest_conn().await?);
+    for x in [&db, &twin] {
+        c.query_drop(format!("DROP DATABASE IF EXISTS {}", bq(x)))
+            .await?;
+        d.query_drop(format!("DROP DATABASE IF EXISTS {}", bq(x)))
+            .await?;
+    }
+    Ok(())
+}

@@ -294,16 +294,8 @@ fn validate(
         }
         let mut seen = std::collections::HashSet::new();
         for l in logical_tables {
-            let logical = l
-                .name
-                .split_once('.')
-                .map(|(d, t)| TableId::new(d, t))
-                .ok_or_else(|| {
-                    bad(
-                        "source.logical_tables",
-                        format!("{:?} must be db.table", l.name),
-                    )
-                })?;
+            let logical =
+                sluice_route::parse_table(&l.name).map_err(|e| bad("source.logical_tables", e))?;
             for (inst, pats) in &l.shards {
                 let pats = match pats {
                     OneOrMany::One(p) => vec![p.clone()],
@@ -501,19 +493,12 @@ fn validate(
     }
     let mut rename = HashMap::new();
     for (from, to) in &raw.objects.rename {
-        let split = |s: &str| {
-            s.split_once('.')
-                .map(|(d, t)| TableId::new(d, t))
-                .ok_or_else(|| bad("objects.rename", format!("{s:?} must be db.table")))
-        };
+        let split = |s: &str| sluice_route::parse_table(s).map_err(|e| bad("objects.rename", e));
         rename.insert(split(from)?, split(to)?);
     }
     let mut columns = HashMap::new();
     for (table, cols) in &raw.objects.columns {
-        let id = table
-            .split_once('.')
-            .map(|(d, t)| TableId::new(d, t))
-            .ok_or_else(|| bad("objects.columns", format!("{table:?} must be db.table")))?;
+        let id = sluice_route::parse_table(table).map_err(|e| bad("objects.columns", e))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.columns",
@@ -560,10 +545,7 @@ fn validate(
     }
     let mut sharding = HashMap::new();
     for (table, cols) in &raw.objects.sharding {
-        let id = table
-            .split_once('.')
-            .map(|(d, t)| TableId::new(d, t))
-            .ok_or_else(|| bad("objects.sharding", format!("{table:?} must be db.table")))?;
+        let id = sluice_route::parse_table(table).map_err(|e| bad("objects.sharding", e))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.sharding",
@@ -588,10 +570,7 @@ fn validate(
     }
     let mut keys = HashMap::new();
     for (table, cols) in &raw.objects.keys {
-        let id = table
-            .split_once('.')
-            .map(|(d, t)| TableId::new(d, t))
-            .ok_or_else(|| bad("objects.keys", format!("{table:?} must be db.table")))?;
+        let id = sluice_route::parse_table(table).map_err(|e| bad("objects.keys", e))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.keys",

@@ -167,8 +167,19 @@ pub struct SchemaHistory {
     last_ddl: Option<BinlogPosition>,
 }
 
+/// The history's key of a table: `db.table`, or `` `db`.`table` `` when a name holds `.` or a
+/// backquote (so that `a.b` + `c` and `a` + `b.c` stay apart; plain names keep the form that
+/// saved histories have).
 fn key(t: &TableId) -> String {
-    format!("{}.{}", t.db, t.table)
+    if [&t.db, &t.table]
+        .iter()
+        .any(|n| n.contains('.') || n.contains('`'))
+    {
+        let q = |n: &str| format!("`{}`", n.replace('`', "``"));
+        format!("{}.{}", q(&t.db), q(&t.table))
+    } else {
+        format!("{}.{}", t.db, t.table)
+    }
 }
 
 fn ident(s: &str) -> String {
