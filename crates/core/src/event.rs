@@ -102,6 +102,10 @@ pub struct Ddl {
     pub db: String,
     /// The table it changes, when known.
     pub table: Option<TableId>,
+    /// For a rename (`RENAME TABLE a TO b`, `ALTER TABLE a RENAME TO b`): the new name. After
+    /// routing, the new name at the destination, or None when the project does not select it.
+    /// Boxed: rare, and it would make every event bigger.
+    pub to: Option<Box<TableId>>,
     /// The statement text.
     pub sql: String,
     /// Commit time in milliseconds since the epoch.

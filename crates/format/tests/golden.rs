@@ -129,6 +129,7 @@ fn ddl() -> Ddl {
     Ddl {
         db: "shop".into(),
         table: Some(TableId::new("shop", "orders")),
+        to: None,
         sql: "ALTER TABLE orders ADD COLUMN x INT".into(),
         ts_ms: 1_714_550_401_000,
         txn: "0-1-43".into(),

@@ -338,9 +338,14 @@ impl Router {
                 if !self.ddl {
                     return Ok(None);
                 }
+                let routed = |t: &TableId| self.rename.get(t).cloned().unwrap_or_else(|| t.clone());
                 match &d.table {
                     Some(t) if self.selects(t) => {
-                        d.table = Some(self.rename.get(t).cloned().unwrap_or_else(|| t.clone()));
+                        d.table = Some(routed(t));
+                        d.to =
+                            d.to.as_deref()
+                                .filter(|t| self.selects(t))
+                                .map(|t| Box::new(routed(t)));
                         Some(Event::Ddl(d))
                     }
                     _ => None,

@@ -244,22 +244,58 @@ impl MysqlSink {
         if sequence.is_some_and(|s| s <= self.applied_floor()) {
             return Ok(());
         }
-        let sql = match ddl::translate(&d.sql, &dest, self.oceanbase) {
-            Ok(sql) => sql,
+        let sharded = self.cfg.shard.is_some();
+        let plan = match ddl::translate(&d.sql, &dest, d.to.as_deref(), self.oceanbase, sharded) {
+            Ok(plan) => plan,
             Err(e) if self.cfg.ignore_other_ddl => {
                 tracing::warn!("skipped at {}: {e}", d.pos);
                 return Ok(());
             }
             Err(e) => return Err(SinkError::Rejected(format!("{e} (at {})", d.pos))),
         };
+        let (sql, params, created) = match plan {
+            ddl::Plan::Run(sql) => (sql, Vec::new(), false),
+            ddl::Plan::Create(sql) => (sql, Vec::new(), true),
+            ddl::Plan::ClearShard => {
+                let origin = match (&self.cfg.shard, &d.table) {
+                    (Some(s), Some(t)) => format!("{s}/{}.{}", t.db, t.table),
+                    _ => return Ok(()),
+                };
+                (
+                    format!(
+                        "DELETE FROM {}.{} WHERE {} = ?",
+                        q(&dest.db),
+                        q(&dest.table),
+                        q(SHARD_COLUMN)
+                    ),
+                    vec![mysql_async::Value::Bytes(origin.into_bytes())],
+                    false,
+                )
+            }
+            ddl::Plan::Skip(why) => {
+                tracing::info!("`{}` at {}: not applied: {why}", d.sql, d.pos);
+                (String::new(), Vec::new(), false)
+            }
+        };
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
         let writers = self.conns.len();
         let pos = d.pos.to_string();
-        let sharded = self.cfg.shard.is_some();
         let conn = first_writer(&mut self.conns)?;
         self.rt.block_on(async {
-            match conn.query_drop(&sql).await {
+            if created {
+                conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
+                    .await
+                    .map_err(unavailable("create the database"))?;
+            }
+            let done = if sql.is_empty() {
+                Ok(())
+            } else if params.is_empty() {
+                conn.query_drop(&sql).await
+            } else {
+                conn.exec_drop(&sql, params).await
+            };
+            match done {
                 Ok(()) => {}
                 Err(mysql_async::Error::Server(e)) if matches!(e.code, 1060 | 1061 | 1091) => {
                     // Normal for a sharded table (every shard runs the DDL): not a warning.
@@ -268,6 +304,12 @@ impl MysqlSink {
                     } else {
                         tracing::warn!("{sql}: {} (applied before a restart)", e.message);
                     }
+                }
+                // A RENAME replayed after a crash: the old name is gone, the new one is there.
+                Err(mysql_async::Error::Server(e))
+                    if e.code == 1146 && sql.starts_with("RENAME TABLE") =>
+                {
+                    tracing::warn!("{sql}: {} (applied before a restart)", e.message);
                 }
                 Err(e) => {
                     return Err(SinkError::Rejected(format!(
@@ -281,6 +323,17 @@ impl MysqlSink {
             }
             Ok(())
         })?;
+        if created {
+            // Every writer writes the new table: each must see it first (see `wait_visible`).
+            let name = format!("{}.{}", q(&dest.db), q(&dest.table));
+            let conns = &mut self.conns;
+            self.rt.block_on(async {
+                for c in conns.iter_mut().flatten() {
+                    wait_visible(c, &name).await?;
+                }
+                Ok::<_, SinkError>(())
+            })?;
+        }
         self.dest_columns.remove(&dest);
         if let Some(seq) = sequence {
             for a in self.applied.iter_mut() {

@@ -410,11 +410,23 @@ async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project(
         "ALTER TABLE t ADD COLUMN gone INT",
         "ALTER TABLE t DROP COLUMN gone",
         "DELETE FROM t WHERE id = 50",
+        // Table DDL, translated for seekdb (latin1 becomes utf8mb4).
+        "CREATE TABLE n (id INT PRIMARY KEY, w VARCHAR(10) CHARACTER SET latin1) DEFAULT CHARSET=latin1",
+        "INSERT INTO n VALUES (1, 'é'), (2, 'x')",
+        "RENAME TABLE n TO n2",
+        "INSERT INTO n2 VALUES (3, 'ü')",
+        "TRUNCATE TABLE n2",
+        "INSERT INTO n2 VALUES (4, 'ß')",
     ] {
         c.query_drop(sql).await?;
     }
     run_until_caught_up(&file)?;
     let mut d = dest_conn(&OCEANBASE.get()).await?;
+    let n2: Vec<(i64, String)> = d
+        .query(format!("SELECT id, w FROM {db}.n2 ORDER BY id"))
+        .await?;
+    assert_eq!(n2, vec![(4, "ß".to_string())], "table DDL at seekdb");
+    d.query_drop(format!("DROP DATABASE {db}")).await?;
     let q = |db: &str| format!("SELECT id, v, w FROM {db}.t ORDER BY id");
     let src: Vec<(i64, String, i64)> = c.query(q(&db)).await?;
     let dst: Vec<(i64, String, i64)> = d.query(q(&dest_db)).await?;
@@ -436,12 +448,13 @@ async fn column_and_index_ddl_reaches_oceanbase_and_other_ddl_stops_the_project(
     // A replay (no destination rows were lost) applies nothing twice: a second run is quiet.
     run_until_caught_up(&file)?;
     // Anything else stops the project, naming the statement.
-    c.query_drop("TRUNCATE TABLE t").await?;
+    c.query_drop("ALTER TABLE t ADD CONSTRAINT positive CHECK (id > 0)")
+        .await?;
     let err = run_until_caught_up(&file)
-        .expect_err("TRUNCATE stops")
+        .expect_err("a CHECK constraint stops")
         .to_string();
     assert!(
-        err.contains("TRUNCATE") && err.contains("options.ddl: false"),
+        err.contains("CHECK (id > 0)") && err.contains("options.ddl: false"),
         "{err}"
     );
     drop_both(&mut c, &mut d, &db, &dest_db).await

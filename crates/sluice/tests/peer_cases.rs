@@ -395,3 +395,96 @@ async fn object_names_with_any_character_are_selected_exactly() -> TestResult {
     }
     Ok(())
 }
+
+/// The tables of `db` on each side, and every table's rows there.
+async fn same_tables(db: &str) -> TestResult {
+    let list = format!(
+        "SELECT CAST(table_name AS BINARY) FROM information_schema.tables WHERE table_schema = '{db}' ORDER BY 1"
+    );
+    let (src, dst) = both(&list).await?;
+    assert_eq!(dst, src, "the tables of {db}");
+    for row in &src {
+        let name = String::from_utf8_lossy(row[0].as_deref().unwrap_or_default()).to_string();
+        let (s, d) = both(&format!("SELECT * FROM {db}.{} ORDER BY 1", bq(&name))).await?;
+        assert_eq!(d, s, "rows of {db}.{name}");
+    }
+    Ok(())
+}
+
+/// TRUNCATE, CREATE TABLE, CREATE/DROP INDEX, RENAME TABLE, ALTER TABLE ... RENAME and DROP
+/// TABLE, between rows of the same and other tables, reach the destination in stream order; a
+/// DDL that cannot be applied stops the project with its text and position, or is skipped with
+/// `unsupported_ddl: ignore`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_ddl_reaches_the_destination_in_stream_order() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let db = unique_name("pddl");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20)); \
+         INSERT INTO {db}.t SELECT seq, 'first' FROM {db}.seq_1_to_300"
+    ))
+    .await?;
+    let file = db_project(&dir, &db, &format!("  include: [\"{db}.*\"]"), "");
+    run_until_caught_up(&file)?;
+    c.query_drop(format!("USE {db}")).await?;
+    for sql in [
+        "INSERT INTO t VALUES (1000, 'before truncate')",
+        "UPDATE t SET v = 'changed' WHERE id < 50",
+        "TRUNCATE TABLE t",
+        "INSERT INTO t VALUES (1, 'after truncate'), (2, 'after')",
+        "CREATE TABLE n (id INT PRIMARY KEY, w VARCHAR(10) CHARACTER SET latin1, k INT) DEFAULT CHARSET=latin1",
+        "BEGIN; INSERT INTO n VALUES (1, 'é', 1), (2, 'b', 2); INSERT INTO t VALUES (3, 'in txn'); COMMIT",
+        "CREATE INDEX nk ON n (k)",
+        "INSERT INTO n VALUES (3, 'c', 3)",
+        "DROP INDEX nk ON n",
+        "RENAME TABLE n TO n2",
+        "INSERT INTO n2 VALUES (4, 'd', 4)",
+        "UPDATE n2 SET w = 'moved' WHERE id = 1",
+        "ALTER TABLE n2 RENAME TO n3",
+        "DELETE FROM n3 WHERE id = 2",
+        "CREATE TABLE gone (id INT PRIMARY KEY)",
+        "INSERT INTO gone VALUES (1), (2)",
+        "DROP TABLE gone",
+        "CREATE TABLE gone (id INT PRIMARY KEY, again INT)",
+        "INSERT INTO gone VALUES (7, 7)",
+        "DROP TABLE IF EXISTS never_there",
+        "INSERT INTO t VALUES (4, 'last')",
+    ] {
+        c.query_drop(sql).await?;
+    }
+    run_until_caught_up(&file)?;
+    same_tables(&db).await?;
+    let mut d = dest_conn().await?;
+    let idx: Option<String> = d
+        .exec_first(
+            "SELECT index_name FROM information_schema.statistics WHERE table_schema = ? AND table_name = 'n3' AND index_name = 'nk'",
+            (&db,),
+        )
+        .await?;
+    assert_eq!(idx, None, "the index was dropped after it was made");
+    // Not applicable: stops with the statement and its position; rows after it wait.
+    c.query_drop("ALTER TABLE t ADD CONSTRAINT positive CHECK (id > 0)")
+        .await?;
+    c.query_drop("INSERT INTO t VALUES (5, 'after the stop')")
+        .await?;
+    let err = run_until_caught_up(&file).expect_err("stops").to_string();
+    assert!(
+        err.contains("ADD CONSTRAINT positive CHECK") && err.contains("mariadb-bin."),
+        "{err}"
+    );
+    let five: Option<String> = d
+        .exec_first(format!("SELECT v FROM {db}.t WHERE id = 5"), ())
+        .await?;
+    assert_eq!(five, None, "a row past the refused DDL was applied");
+    // Skipped when the project says so.
+    let yaml = std::fs::read_to_string(&file)?.replace(
+        "  writers: 3\n",
+        "  writers: 3\n  unsupported_ddl: ignore\n",
+    );
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    same_tables(&db).await?;
+    drop_dbs(&[&db]).await
+}

@@ -532,6 +532,19 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
         )
         .await?;
     assert_eq!(cols, ["id", "v", "amt", "_sluice_shard"]);
+    // TRUNCATE of one shard's table removes that shard's rows only.
+    let before = equal_to_union(&u, "before TRUNCATE of one shard").await?;
+    let (addr, tbl) = &shards[0];
+    let mut c = at(addr).await?;
+    let gone: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {tbl}")).await?;
+    c.query_drop(format!("TRUNCATE TABLE {tbl}")).await?;
+    run_until_caught_up(&file)?;
+    let after = equal_to_union(&u, "after TRUNCATE of one shard").await?;
+    assert_eq!(after, before - gone.unwrap_or_default());
+    assert!(
+        gone.unwrap_or_default() > 0,
+        "the truncated shard held rows"
+    );
     cleanup(&u).await
 }
 

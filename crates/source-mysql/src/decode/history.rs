@@ -340,6 +340,29 @@ pub fn ddl_target(db: &str, sql: &str) -> Option<TableId> {
     }
 }
 
+/// The new name of a table a single rename gives it (`RENAME TABLE a TO b`, `ALTER TABLE a
+/// RENAME TO b`); None for anything else, a rename of several tables included.
+pub fn rename_target(db: &str, sql: &str) -> Option<TableId> {
+    let st = Parser::parse_sql(&MySqlDialect {}, sql)
+        .ok()?
+        .into_iter()
+        .next()?;
+    match st {
+        Statement::RenameTable(r) if r.len() == 1 => r.first().map(|r| table_of(&r.new_name, db)),
+        Statement::AlterTable(at) => at.operations.iter().find_map(|op| match op {
+            AlterTableOperation::RenameTable { table_name } => {
+                let name = match table_name {
+                    sqlparser::ast::RenameTableNameKind::As(n)
+                    | sqlparser::ast::RenameTableNameKind::To(n) => n,
+                };
+                Some(table_of(name, db))
+            }
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
 impl SchemaHistory {
     /// An empty history.
     pub fn new() -> Self {

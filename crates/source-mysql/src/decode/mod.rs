@@ -589,9 +589,11 @@ impl Decoder {
             .into_iter()
             .next()
             .or_else(|| history::ddl_target(&db, &sql));
+        let to = history::rename_target(&db, &sql).map(Box::new);
         out.push(Event::Ddl(Ddl {
             db,
             table,
+            to,
             sql,
             ts_ms,
             txn,
