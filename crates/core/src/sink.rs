@@ -49,6 +49,13 @@ pub trait Sink: Send {
     fn start_afresh(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Full sync is about to copy `table` (its destination name) again from the start, read
+    /// whole because it has no key: remove what an interrupted earlier copy left of it, so no
+    /// row arrives twice. A destination that cannot remove rows (a message queue) keeps them.
+    fn clear_table(&mut self, table: &crate::schema::TableId) -> Result<(), SinkError> {
+        let _ = table;
+        Ok(())
+    }
     /// Starts sending a batch and returns its ticket; several batches may be in flight.
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError>;
     /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged.

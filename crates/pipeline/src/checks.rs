@@ -1,6 +1,9 @@
 //! What the source must satisfy before a project starts, read from the source itself: the
 //! tables the rules select, their definitions for schema sync, and that row filters, sharding
-//! columns and column subsets name columns the tables have.
+//! columns and column subsets name columns the tables have, and the keys of tables without a
+//! primary key.
+
+use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 use sluice_core::{TableId, TableSpec};
@@ -163,4 +166,47 @@ pub(crate) async fn check_column_subsets(
         }
     }
     Ok(())
+}
+
+/// Keys of the selected tables without a primary key that `objects.keys` does not name: a
+/// NOT NULL unique key where there is one. A table with neither is delivered keyless; each is
+/// warned about once (a database destination applies it by whole rows, see docs/DATABASE.md).
+pub(crate) async fn keys_of_keyless_tables(
+    conn: &mut mysql_async::Conn,
+    p: &Project,
+    tables: &[TableId],
+) -> Result<HashMap<TableId, Vec<String>>, RunError> {
+    let with_pk: Vec<(String, String)> = conn
+        .query(
+            "SELECT DISTINCT table_schema, table_name FROM information_schema.statistics \
+             WHERE index_name = 'PRIMARY'",
+        )
+        .await
+        .map_err(source_err)?;
+    let with_pk: std::collections::HashSet<TableId> = with_pk
+        .into_iter()
+        .map(|(d, t)| TableId::new(d, t))
+        .collect();
+    let mut found = HashMap::new();
+    for t in tables {
+        if with_pk.contains(t) || p.keys.contains_key(t) {
+            continue;
+        }
+        match snapshot::unique_key(conn, t).await.map_err(source_err)? {
+            Some(cols) => {
+                tracing::info!(
+                    "{t} has no primary key: keyed by its unique key ({})",
+                    cols.join(", ")
+                );
+                found.insert(t.clone(), cols);
+            }
+            None => tracing::warn!(
+                "{t} has no primary key and no NOT NULL unique key: a database destination \
+                 applies its changes by matching whole rows, one at a time (slow), and full sync \
+                 copies it in one consistent read (again from empty after a crash); add a \
+                 primary key, or name unique columns in objects.keys"
+            ),
+        }
+    }
+    Ok(found)
 }

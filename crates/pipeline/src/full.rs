@@ -12,6 +12,13 @@
 //! replayed) and nothing is lost (a change before P0 is in the copied row). The price is that
 //! changes between P0 and T are seen twice (once inside the copied row, once replayed); the
 //! `snapshot`/`r`/`ROW` marking of copied rows tells them apart.
+//!
+//! A table without a key cannot be read in key ranges, and replaying a change twice into it is
+//! not harmless (no key makes it idempotent). It is copied whole in one consistent read whose
+//! binlog position S is known exactly (`live::open_snapshot`), recorded in its unit; incremental
+//! sync then skips that table's changes before S (they are in the copy) and applies those
+//! after, each once. A copy interrupted by a crash starts again: the destination table is
+//! cleared first (`Sink::clear_table`) and a new S is taken.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -21,10 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{Event, Op, Position, RowChange, TableId, TableSchema};
+use sluice_core::{BinlogPosition, Event, Op, Position, RowChange, TableId, TableSchema};
 use sluice_meta::{FullUnit, MetaStore};
 use sluice_route::Router;
+use sluice_source_mysql::live;
 use sluice_source_mysql::snapshot::{self, KeyRange, KeyValue};
+use std::collections::HashMap;
 
 use crate::control::{PauseCheck, Throttle};
 use crate::metrics::Metrics;
@@ -60,7 +69,7 @@ pub(crate) async fn plan(
         let wanted = (st.estimated_rows / (p.full_chunk_rows as u64 * 4).max(1))
             .clamp(1, (p.full_readers * 2) as u64) as i128;
         let mut ranges = vec![KeyRange::default()];
-        if wanted > 1 {
+        if wanted > 1 && !st.schema.primary_key.is_empty() {
             if let Some((lo, hi)) = snapshot::integer_key_bounds(conn, &st.schema)
                 .await
                 .map_err(source_err)?
@@ -91,6 +100,26 @@ pub(crate) async fn plan(
     Ok(units)
 }
 
+/// What the unit of a table without a key records as its `last_key`: the position its copy
+/// was read at.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CopiedAt {
+    copied_at: BinlogPosition,
+}
+
+/// The tables copied whole (no key) and the position each copy was read at: incremental sync
+/// skips their changes before it.
+pub(crate) fn copied_at(units: &[FullUnit]) -> HashMap<TableId, BinlogPosition> {
+    units
+        .iter()
+        .filter(|u| u.done)
+        .filter_map(|u| {
+            let c: CopiedAt = serde_json::from_str(u.last_key.as_deref()?).ok()?;
+            Some((TableId::new(&u.db, &u.table), c.copied_at))
+        })
+        .collect()
+}
+
 /// What a reader hands the writer.
 enum Msg {
     Chunk {
@@ -99,6 +128,8 @@ enum Msg {
         rows: Vec<Vec<sluice_core::Value>>,
         last_key: Option<String>,
         done: bool,
+        /// The first chunk of a whole-table copy (no key): clear the destination table first.
+        fresh: bool,
     },
     Failed(String),
 }
@@ -148,6 +179,10 @@ fn reader(
                     s
                 }
             };
+            if schema.primary_key.is_empty() {
+                copy_whole(&mut conn, p, &schema, w.unit, tx, stop).await?;
+                continue;
+            }
             loop {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
@@ -173,6 +208,7 @@ fn reader(
                     rows: chunk.rows,
                     last_key,
                     done,
+                    fresh: false,
                 };
                 if tx.send(msg).is_err() {
                     return Ok(());
@@ -185,6 +221,49 @@ fn reader(
         let _ = conn.disconnect().await;
         Ok(())
     })
+}
+
+/// Copies a table without a key whole, in one consistent read at a known position (see the
+/// module docs), `full_chunk_rows` rows per message.
+async fn copy_whole(
+    conn: &mut mysql_async::Conn,
+    p: &Project,
+    schema: &Arc<TableSchema>,
+    unit: u32,
+    tx: &std::sync::mpsc::SyncSender<Msg>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let (file, offset) = live::open_snapshot(conn)
+        .await
+        .map_err(|e| format!("{}: open a consistent snapshot: {e}", schema.id))?;
+    let at = CopiedAt {
+        copied_at: BinlogPosition {
+            file,
+            offset,
+            gtid: None,
+        },
+    };
+    let last_key = serde_json::to_string(&at).map_err(|e| e.to_string())?;
+    let mut fresh = true;
+    snapshot::read_all(conn, schema, p.full_chunk_rows, |rows, done| {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let msg = Msg::Chunk {
+            unit,
+            schema: schema.clone(),
+            rows,
+            last_key: Some(last_key.clone()),
+            done,
+            fresh,
+        };
+        fresh = false;
+        tx.send(msg).is_ok()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("COMMIT").await.map_err(|e| e.to_string())
 }
 
 struct InFlight {
@@ -319,6 +398,8 @@ pub(crate) fn run(
     for u in units.iter().filter(|u| !u.done) {
         let range: KeyRange = serde_json::from_str(&u.range).map_err(source_err)?;
         let after = match &u.last_key {
+            // A whole-table copy is never resumed: it starts again from empty.
+            Some(k) if serde_json::from_str::<CopiedAt>(k).is_ok() => None,
             Some(k) => Some(serde_json::from_str::<Vec<KeyValue>>(k).map_err(source_err)?),
             None => None,
         };
@@ -386,8 +467,18 @@ pub(crate) fn run(
                     rows,
                     last_key,
                     done,
+                    fresh,
                 } => {
                     let table = format!("{}.{}", schema.id.db, schema.id.table);
+                    if fresh {
+                        let dest = router
+                            .rename
+                            .get(&schema.id)
+                            .cloned()
+                            .unwrap_or_else(|| schema.id.clone());
+                        sink.clear_table(&dest)
+                            .map_err(|e| RunError::Sink(e.to_string()))?;
+                    }
                     let n = rows.len() as u64;
                     let ts_ms = now_ms();
                     let mut items = Vec::with_capacity(rows.len());

@@ -17,7 +17,9 @@ use sluice_sink_mysql::MysqlSink;
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
 
-use crate::checks::{check_column_subsets, check_filters, selected_tables, table_specs};
+use crate::checks::{
+    check_column_subsets, check_filters, keys_of_keyless_tables, selected_tables, table_specs,
+};
 use crate::control::{PauseCheck, Throttle};
 use crate::full;
 use crate::metrics::{Health, Metrics};
@@ -75,6 +77,9 @@ fn source_err(e: impl std::fmt::Display) -> RunError {
 
 struct State {
     meta: MetaStore,
+    /// Tables full sync copied whole (no key) and the position of each copy: their changes
+    /// before it are in the copy and are skipped (see full.rs).
+    copied_at: std::collections::HashMap<sluice_core::TableId, BinlogPosition>,
     history: SchemaHistory,
     sequence: u64,
     txn_number: u64,
@@ -146,7 +151,7 @@ fn run_inner(
         .build()
         .map_err(source_err)?;
     let src_opts = mysql_async::Opts::from_url(p.source_url.expose()).map_err(source_err)?;
-    let (tables, end, server_id) = rt.block_on(async {
+    let (tables, end, server_id, found_keys) = rt.block_on(async {
         let mut conn = mysql_async::Conn::new(src_opts.clone())
             .await
             .map_err(|e| {
@@ -158,6 +163,7 @@ fn run_inner(
         let tables = selected_tables(&mut conn, p).await?;
         check_column_subsets(&mut conn, p).await?;
         check_filters(&mut conn, p, &tables).await?;
+        let found_keys = keys_of_keyless_tables(&mut conn, p, &tables).await?;
         let (file, offset) = live::current_position(&mut conn)
             .await
             .map_err(source_err)?;
@@ -174,8 +180,21 @@ fn run_inner(
                 gtid: None,
             },
             server_id.unwrap_or(0),
+            found_keys,
         ))
     })?;
+    // Tables without a primary key are keyed by the unique key found, in full sync and in
+    // every row delivered.
+    let keyed;
+    let p = if found_keys.is_empty() {
+        p
+    } else {
+        let mut owned = p.clone();
+        owned.keys.extend(found_keys.clone());
+        owned.router.keys.extend(found_keys);
+        keyed = owned;
+        &keyed
+    };
     let mut source_info = p.source_info.clone();
     source_info.server_id = server_id;
     let mut sink: Box<dyn Sink> = match (&p.database, &p.kafka) {
@@ -385,8 +404,10 @@ fn run_inner(
         })
         .map_err(source_err)?;
 
+    let copied_at = crate::full::copied_at(&meta.full_units(&p.name)?);
     let mut st = State {
         meta,
+        copied_at,
         history,
         sequence,
         txn_number,
@@ -590,6 +611,14 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
             }
         }
         row @ Event::Row(_) => {
+            if let Event::Row(r) = &row {
+                if let Some(at) = st.copied_at.get(&r.table.id) {
+                    let Position::Binlog(b) = &r.pos;
+                    if (b.file.as_str(), b.offset) < (at.file.as_str(), at.offset) {
+                        return Ok(());
+                    }
+                }
+            }
             let at = match &row {
                 Event::Row(r) => format!("{} at {}", r.table.id, r.pos),
                 _ => String::new(),

@@ -195,6 +195,9 @@ pub struct Router {
     pub columns: HashMap<TableId, Vec<String>>,
     /// Row filters: the first pattern that matches a table gives its condition.
     pub filters: Vec<(Pattern, RowFilter)>,
+    /// Key columns of tables without a primary key (from `objects.keys`, or a NOT NULL unique
+    /// key found at start): their rows are delivered keyed by them.
+    pub keys: HashMap<TableId, Vec<String>>,
     /// Row operations to deliver.
     pub ops: Vec<Op>,
     /// Deliver DDL.
@@ -256,7 +259,24 @@ impl Router {
         if let Some(to) = self.rename.get(&schema.id) {
             out.id = to.clone();
         }
-        let out = if keep.is_none() && out.id == schema.id {
+        let mut keyed = false;
+        if out.primary_key.is_empty() {
+            if let Some(names) = self.keys.get(&schema.id) {
+                let idx: Option<Vec<usize>> = names
+                    .iter()
+                    .map(|n| {
+                        out.columns
+                            .iter()
+                            .position(|c| c.name.eq_ignore_ascii_case(n))
+                    })
+                    .collect();
+                if let Some(idx) = idx {
+                    out.primary_key = idx;
+                    keyed = true;
+                }
+            }
+        }
+        let out = if keep.is_none() && out.id == schema.id && !keyed {
             schema.clone()
         } else {
             Arc::new(out)

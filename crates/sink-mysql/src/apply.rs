@@ -107,6 +107,13 @@ pub(crate) struct Landing<'a> {
     pub(crate) upsert: bool,
 }
 
+impl Landing<'_> {
+    /// The destination table of source table `t`.
+    pub(crate) fn dest(&self, t: &TableId) -> TableId {
+        self.merge.get(t).cloned().unwrap_or_else(|| t.clone())
+    }
+}
+
 /// `e` (a refusal of action `a`) naming the table, the key and the source position, with the
 /// fix for the usual causes.
 pub(crate) fn located(e: SinkError, a: &Action<'_>, pos: &sluice_core::Position) -> SinkError {

@@ -21,6 +21,7 @@
 
 mod apply;
 pub mod ddl;
+mod keyless;
 mod schema;
 mod session;
 mod value;
@@ -127,6 +128,7 @@ type Share<'a> = (
     Vec<(String, Action<'a>)>,
     Option<u64>,
     Option<&'a sluice_core::Position>,
+    Vec<&'a sluice_core::RowChange>,
 );
 
 /// The destination.
@@ -148,6 +150,11 @@ pub struct MysqlSink {
     warned: HashSet<(TableId, String)>,
     /// Bytes of the values of every acknowledged batch.
     acked_bytes: u64,
+    /// The destination is MariaDB (its JSON is text).
+    mariadb: bool,
+    /// The highest source sequence writer 0 applied, exact whatever the writer count was:
+    /// changes of tables without a key go to writer 0 only and are skipped by it.
+    keyless_applied: u64,
 }
 
 impl MysqlSink {
@@ -155,7 +162,7 @@ impl MysqlSink {
     pub fn new(cfg: MysqlConfig) -> Result<Self, SinkError> {
         let (rt, opts) = runtime_and_opts(&cfg)?;
         let writers = cfg.writers.max(1);
-        let (conns, oceanbase, applied) = rt.block_on(async {
+        let (conns, oceanbase, mariadb, applied, keyless_applied) = rt.block_on(async {
             let mut conns = Vec::with_capacity(writers);
             for _ in 0..writers {
                 let mut c = connect(&opts).await?;
@@ -164,7 +171,9 @@ impl MysqlSink {
             }
             let first = conns.first_mut().and_then(Option::as_mut).ok_or_else(|| SinkError::Config("no writer".into()))?;
             let version: Option<String> = first.query_first("SELECT VERSION()").await.map_err(unavailable("version"))?;
-            let oceanbase = version.unwrap_or_default().contains("OceanBase");
+            let version = version.unwrap_or_default();
+            let oceanbase = version.contains("OceanBase");
+            let mariadb = version.contains("MariaDB");
             create_checkpoint_table(first, &cfg.meta_db).await?;
             // Every writer commits its checkpoint row there: each must see the table first.
             let table = checkpoint_table(&cfg.meta_db);
@@ -184,7 +193,8 @@ impl MysqlSink {
                 .map_err(unavailable("read the checkpoint"))?;
             let applied = applied_from_rows(&rows, writers);
             tracing::info!(project = %cfg.project, ?applied, "destination: sequences applied per writer");
-            Ok::<_, SinkError>((conns, oceanbase, applied))
+            let keyless_applied = rows.iter().find(|(w, _)| *w == 0).map_or(0, |(_, s)| *s);
+            Ok::<_, SinkError>((conns, oceanbase, mariadb, applied, keyless_applied))
         })?;
         Ok(Self {
             cfg,
@@ -197,6 +207,8 @@ impl MysqlSink {
             dest_columns: HashMap::new(),
             warned: HashSet::new(),
             acked_bytes: 0,
+            mariadb,
+            keyless_applied,
         })
     }
 
@@ -339,6 +351,7 @@ impl MysqlSink {
             for a in self.applied.iter_mut() {
                 *a = (*a).max(seq);
             }
+            self.keyless_applied = self.keyless_applied.max(seq);
         }
         Ok(())
     }
@@ -356,9 +369,26 @@ impl MysqlSink {
         // Each writer's share: its actions with their key text (only changes it has not
         // applied), and the highest sequence they reach with its position. Each key's text is
         // made once: it picks the writer and merges the key's changes.
-        let mut shares: Vec<Share<'_>> = (0..writers).map(|_| (Vec::new(), None, None)).collect();
+        let mut shares: Vec<Share<'_>> = (0..writers)
+            .map(|_| (Vec::new(), None, None, Vec::new()))
+            .collect();
         for item in items {
             let Event::Row(r) = &item.event else { continue };
+            if r.table.primary_key.is_empty() {
+                // No key (see keyless.rs): writer 0, in order, skipped by its exact sequence.
+                if item.sequence.is_some_and(|seq| seq <= self.keyless_applied) {
+                    continue;
+                }
+                let share = &mut shares[0];
+                share.3.push(r);
+                if let Some(seq) = item.sequence {
+                    if share.1.is_none_or(|s| seq > s) {
+                        share.1 = Some(seq);
+                        share.2 = Some(&r.pos);
+                    }
+                }
+                continue;
+            }
             for a in actions(r) {
                 let key = action_key(&a);
                 let w = writer_for(&key, writers);
@@ -390,15 +420,16 @@ impl MysqlSink {
         let to = &to;
         // A full-sync chunk: its keys are normally new at the destination (see `apply`).
         let copied = items.iter().all(|i| i.snapshot);
+        let mariadb = self.mariadb;
         let mut conns: Vec<Option<Conn>> = std::mem::take(&mut self.conns);
         let result = self.rt.block_on(async {
             let mut futures = Vec::new();
-            for (w, ((acts, seq, pos), conn)) in
+            for (w, ((acts, seq, pos, raw), conn)) in
                 shares.into_iter().zip(conns.iter_mut()).enumerate()
             {
                 let (meta_db, project) = (meta_db.clone(), project.clone());
                 futures.push(async move {
-                    if acts.is_empty() && seq.is_none() {
+                    if acts.is_empty() && raw.is_empty() && seq.is_none() {
                         return Ok(());
                     }
                     // Copied rows have distinct keys: nothing to merge.
@@ -416,6 +447,9 @@ impl MysqlSink {
                         .map_err(unavailable("begin"))?;
                     let applied = async {
                         apply(&mut tx, &acts, to, copied).await?;
+                        if !raw.is_empty() {
+                            keyless::apply(&mut tx, &raw, &|t| to.dest(t), mariadb).await?;
+                        }
                         if let Some(seq) = seq {
                             let pos = pos.map(ToString::to_string).unwrap_or_default();
                             write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos)
@@ -446,6 +480,9 @@ impl MysqlSink {
                     // Changes it skipped were at or below what it had applied already.
                     if let Some(top) = tops[w] {
                         self.applied[w] = self.applied[w].max(top);
+                        if w == 0 {
+                            self.keyless_applied = self.keyless_applied.max(top);
+                        }
                     }
                 }
                 Err(e) => {
@@ -511,6 +548,7 @@ impl MysqlSink {
             })
             .unwrap_or_default();
         let applied = self.applied.clone();
+        let (mariadb, keyless_applied) = (self.mariadb, self.keyless_applied);
         let to = Landing {
             merge: &self.cfg.merge,
             shard: self.cfg.shard.as_deref(),
@@ -534,15 +572,30 @@ impl MysqlSink {
                     let acts: Vec<Action<'_>> = items
                         .iter()
                         .filter_map(|i| match &i.event {
-                            Event::Row(r) => Some(actions(r)),
+                            Event::Row(r) if !r.table.primary_key.is_empty() => Some(actions(r)),
                             _ => None,
                         })
                         .flatten()
                         .collect();
                     apply(&mut tx, &acts, &to, true).await?;
+                    let raw: Vec<&sluice_core::RowChange> = items
+                        .iter()
+                        .filter_map(|i| match &i.event {
+                            Event::Row(r) if r.table.primary_key.is_empty() => Some(r),
+                            _ => None,
+                        })
+                        .collect();
+                    keyless::apply(&mut tx, &raw, &|t| to.dest(t), mariadb).await?;
                 }
                 for item in items.iter().filter(|_| !copied) {
                     let Event::Row(r) = &item.event else { continue };
+                    if r.table.primary_key.is_empty() {
+                        if item.sequence.is_some_and(|s| s <= keyless_applied) {
+                            continue;
+                        }
+                        keyless::apply(&mut tx, &[r], &|t| to.dest(t), mariadb).await?;
+                        continue;
+                    }
                     for a in actions(r) {
                         let w = writer_of(&action_key(&a));
                         if item.sequence.is_some_and(|s| s <= applied[w]) {
@@ -573,6 +626,7 @@ impl MysqlSink {
             for a in self.applied.iter_mut() {
                 *a = (*a).max(seq);
             }
+            self.keyless_applied = self.keyless_applied.max(seq);
         }
         Ok(())
     }
@@ -766,6 +820,7 @@ impl Sink for MysqlSink {
             write_checkpoint(conn, &meta_db, &project, 0..writers, 0, "").await
         })?;
         self.applied.iter_mut().for_each(|a| *a = 0);
+        self.keyless_applied = 0;
         Ok(())
     }
 
@@ -794,6 +849,15 @@ impl Sink for MysqlSink {
             }
             Ok(())
         })
+    }
+
+    fn clear_table(&mut self, table: &TableId) -> Result<(), SinkError> {
+        let dest = self.dest_of(table);
+        let sql = format!("TRUNCATE TABLE {}.{}", q(&dest.db), q(&dest.table));
+        let conn = first_writer(&mut self.conns)?;
+        self.rt
+            .block_on(conn.query_drop(&sql))
+            .map_err(unavailable("clear a table before copying it again"))
     }
 
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {

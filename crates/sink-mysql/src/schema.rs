@@ -100,7 +100,8 @@ pub fn create_table_sql(
 
 /// Schema sync of `tables` (at `dests`) on one connection: creates each missing database and
 /// table from its source definition, or checks an existing table's columns, naming the first
-/// that differs. A table without a primary key is refused.
+/// that differs. A logical table (sharded) without a primary key is refused; other tables
+/// without one are applied by a unique key or by whole rows (see keyless.rs).
 pub(crate) async fn prepare_tables(
     conn: &mut Conn,
     tables: &[TableSpec],
@@ -111,17 +112,13 @@ pub(crate) async fn prepare_tables(
 ) -> Result<(), SinkError> {
     for (spec, dest) in tables.iter().zip(dests) {
         let Some(def) = &spec.def else { continue };
-        if def.primary_key.is_empty() {
-            let what = if sharded {
-                format!(
-                    "the logical table {dest} (from {}) has no primary key; a logical table needs one \
-                     (its rows from every shard are told apart and applied by key, as OMS requires)",
-                    spec.dest
-                )
-            } else {
-                format!("{dest} has no primary key; the database destination needs one to apply changes by key")
-            };
-            return Err(SinkError::Config(format!("{what}; add one at the source")));
+        if def.primary_key.is_empty() && sharded {
+            return Err(SinkError::Config(format!(
+                "the logical table {dest} (from {}) has no primary key; a logical table needs one \
+                 (its rows from every shard are told apart and applied by key, as OMS requires); \
+                 add one at the source",
+                spec.dest
+            )));
         }
         conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
             .await

@@ -488,3 +488,154 @@ async fn table_ddl_reaches_the_destination_in_stream_order() -> TestResult {
     same_tables(&db).await?;
     drop_dbs(&[&db]).await
 }
+
+/// Every row of `db`.`table` on each side as bytes, sorted: a multiset, so duplicates count.
+async fn rows_as_bytes(db: &str, table: &str, cols: &str) -> TestResult {
+    let sql = format!("SELECT {cols} FROM {db}.{table} ORDER BY {cols}");
+    let (src, dst) = both(&sql).await?;
+    assert_eq!(dst, src, "{db}.{table}");
+    Ok(())
+}
+
+/// A table keyed only by a NOT NULL unique key is applied by it; a table with no usable key is
+/// applied by whole rows (duplicates, case and trailing-space look-alikes, NULLs, floats), in
+/// full sync and incremental sync; `objects.keys` names a key the source does not enforce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_without_a_primary_key_arrive_row_for_row() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let db = unique_name("pnk");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!(
+        "CREATE DATABASE {db}; USE {db}; \
+         CREATE TABLE uk (code VARCHAR(10) NOT NULL, v INT, UNIQUE KEY code (code)); \
+         CREATE TABLE named (a INT NOT NULL, b INT NOT NULL, v VARCHAR(10)); \
+         CREATE TABLE bag (a INT, s VARCHAR(10) COLLATE utf8mb4_general_ci, f FLOAT, d DOUBLE, \
+           j JSON, t DATETIME(3), KEY a (a)); \
+         INSERT INTO uk VALUES ('a', 1), ('b', 2), ('c', 3); \
+         INSERT INTO named VALUES (1, 1, 'x'), (1, 2, 'y'); \
+         INSERT INTO bag VALUES (1, 'x', 0.1, 0.1, '{{\"k\": 1}}', '2024-01-01 00:00:00.001'), \
+           (1, 'x', 0.1, 0.1, '{{\"k\": 1}}', '2024-01-01 00:00:00.001'), \
+           (1, 'X', 0.1, 0.1, '{{\"k\": 1}}', '2024-01-01 00:00:00.001'), \
+           (1, 'x ', 0.1, 0.1, '{{\"k\": 1}}', '2024-01-01 00:00:00.001'), \
+           (NULL, NULL, NULL, NULL, NULL, NULL), (NULL, NULL, NULL, NULL, NULL, NULL), \
+           (2, 'ü', 3.4e38, -1.5e308, '[1, 2]', '1999-12-31 23:59:59.999')"
+    ))
+    .await?;
+    let objects = format!("  include: [\"{db}.*\"]\n  keys:\n    {db}.named: [a, b]");
+    let file = db_project(&dir, &db, &objects, "");
+    let err = run_until_caught_up(&file)?;
+    assert!(
+        err.contains("no primary key and no NOT NULL unique key"),
+        "a warning for bag: {err}"
+    );
+    for sql in [
+        "INSERT INTO uk VALUES ('d', 4)",
+        "UPDATE uk SET v = 20 WHERE code = 'b'",
+        "UPDATE uk SET code = 'cc' WHERE code = 'c'",
+        "DELETE FROM uk WHERE code = 'a'",
+        "UPDATE named SET v = 'z' WHERE a = 1 AND b = 2",
+        "INSERT INTO named VALUES (2, 1, 'w')",
+        // One of two equal rows changes, one of two equal rows goes; look-alikes stay.
+        "UPDATE bag SET a = 5 WHERE s = 'x' AND s = BINARY 'x' LIMIT 1",
+        "DELETE FROM bag WHERE a IS NULL LIMIT 1",
+        "UPDATE bag SET s = 'lower' WHERE s = BINARY 'X'",
+        "UPDATE bag SET f = 0.25 WHERE s = BINARY 'x '",
+        "INSERT INTO bag VALUES (2, 'ü', 3.4e38, -1.5e308, '[1, 2]', '1999-12-31 23:59:59.999')",
+        "DELETE FROM bag WHERE a = 2 LIMIT 1",
+        "UPDATE bag SET j = '{\"k\": 2}' WHERE a = 5",
+    ] {
+        c.query_drop(sql).await?;
+    }
+    run_until_caught_up(&file)?;
+    rows_as_bytes(&db, "uk", "code, v").await?;
+    rows_as_bytes(&db, "named", "a, b, v").await?;
+    rows_as_bytes(&db, "bag", "a, HEX(s), HEX(f), HEX(d), HEX(j), t").await?;
+    drop_dbs(&[&db]).await
+}
+
+/// Full sync of a table with no key killed (`kill -9`) in the middle of its copy, under
+/// concurrent inserts, updates and deletes: the copy starts again from empty, the changes
+/// before it are skipped and those after applied once, and the destination ends equal to the
+/// source, duplicates counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_table_copied_again_after_kill_9_holds_each_row_once() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let db = unique_name("pnkk");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.bag (a INT, v VARCHAR(20)); \
+         INSERT INTO {db}.bag SELECT seq % 5000, 'seed' FROM {db}.seq_1_to_40000"
+    ))
+    .await?;
+    let file = db_project(
+        &dir,
+        &db,
+        &format!("  include: [\"{db}.*\"]"),
+        "  full_chunk_rows: 500\n  throttle_rows: 8000\n",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = writer_loop(
+        MARIADB.get(),
+        u64::from(std::process::id()) * 31,
+        stop.clone(),
+        {
+            let db = db.clone();
+            move |rng, n| {
+                let a = rng.next(5000);
+                match rng.next(3) {
+                    0 => format!("INSERT INTO {db}.bag VALUES ({a}, 'w{n}')"),
+                    1 => format!("UPDATE {db}.bag SET v = 'u{n}' WHERE a = {a} LIMIT 1"),
+                    _ => format!("DELETE FROM {db}.bag WHERE a = {a} LIMIT 1"),
+                }
+            }
+        },
+    );
+    let mut d = dest_conn().await?;
+    for cycle in 0..2 {
+        let mut child = spawn_run(&file)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let n: Option<i64> = d
+                .query_first(format!(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}'"
+                ))
+                .await?;
+            let copied: Option<i64> = if n == Some(1) {
+                d.query_first(format!("SELECT COUNT(*) FROM {db}.bag"))
+                    .await?
+            } else {
+                None
+            };
+            if copied.is_some_and(|k| k > 5_000 + cycle * 3_000) {
+                break;
+            }
+            if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+                return Err(format!("cycle {cycle}: the copy did not get going").into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        child.kill()?;
+        child.wait()?;
+    }
+    let yaml = std::fs::read_to_string(&file)?.replace("  throttle_rows: 8000\n", "");
+    std::fs::write(&file, yaml)?;
+    let mut child = spawn_run(&file)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !status_of(&file).contains("full sync:  finished") {
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            return Err(format!("full sync did not finish: {}", status_of(&file)).into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = w.await??;
+    assert!(written > 100, "the writer made only {written} changes");
+    sigterm(&child)?;
+    assert!(child.wait()?.success());
+    run_until_caught_up(&file)?;
+    rows_as_bytes(&db, "bag", "a, v").await?;
+    drop_dbs(&[&db]).await
+}

@@ -53,6 +53,96 @@ pub async fn snapshot_position(conn: &mut Conn) -> Result<(String, u64), Snapsho
     })
 }
 
+/// Opens a consistent snapshot on `conn` and returns the binlog position it matches exactly:
+/// every transaction before the position is visible to the session's reads, none after it.
+/// The transaction stays open; the caller reads, then commits. A table without a key is copied
+/// this way, so that replaying the log from the position neither misses a change nor applies
+/// one twice (there is no key to make a replay idempotent).
+///
+/// MariaDB reports its snapshot's position (except at a rotation, see [`snapshot_position`]);
+/// otherwise the snapshot is started under `FLUSH TABLES WITH READ LOCK`, held only while the
+/// snapshot starts and the position is read (RELOAD privilege).
+pub async fn open_snapshot(conn: &mut Conn) -> Result<(String, u64), SnapshotPositionError> {
+    let sql = |what: &'static str| move |source| SnapshotPositionError::Server { what, source };
+    let mut last: Option<(String, u64)> = None;
+    for _ in 0..20 {
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(sql("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
+        let status: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .map_err(sql("SHOW STATUS LIKE 'binlog_snapshot_%'"))?;
+        let get = |name: &str| {
+            status
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let reported = match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
+            (Some(file), Some(offset)) if !file.is_empty() => {
+                offset.parse().ok().map(|o| (file, o))
+            }
+            _ => None,
+        };
+        if let Some(at) = &reported {
+            if !before_first_transaction(conn, &at.0, at.1).await || last.as_ref() == Some(at) {
+                return Ok(at.clone());
+            }
+        }
+        conn.query_drop("COMMIT").await.map_err(sql("COMMIT"))?;
+        match snapshot_under_read_lock(conn).await {
+            Err(SnapshotPositionError::NeedsReload(m)) if reported.is_none() => {
+                return Err(SnapshotPositionError::NeedsReload(m))
+            }
+            Err(SnapshotPositionError::NeedsReload(_)) => {}
+            other => return other,
+        }
+        last = reported;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(SnapshotPositionError::Server {
+        what: "open a snapshot past a binlog file's start",
+        source: mysql_async::Error::Other(
+            "the binlog rotated at every attempt for 2 s; try again, or grant RELOAD".into(),
+        ),
+    })
+}
+
+/// A consistent snapshot started under the global read lock, and the position it matches.
+async fn snapshot_under_read_lock(conn: &mut Conn) -> Result<(String, u64), SnapshotPositionError> {
+    let _ = conn.query_drop("SET SESSION lock_wait_timeout = 10").await;
+    if let Err(e) = conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+        return Err(match &e {
+            mysql_async::Error::Server(s) if s.code == 1227 || s.code == 1045 => {
+                SnapshotPositionError::NeedsReload(s.message.clone())
+            }
+            _ => SnapshotPositionError::Server {
+                what: "FLUSH TABLES WITH READ LOCK",
+                source: e,
+            },
+        });
+    }
+    let started = conn
+        .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await;
+    let position = current_position(conn).await;
+    let unlocked = conn.query_drop("UNLOCK TABLES").await;
+    started.map_err(|source| SnapshotPositionError::Server {
+        what: "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        source,
+    })?;
+    let position = position.map_err(|source| SnapshotPositionError::Server {
+        what: "SHOW MASTER STATUS",
+        source,
+    })?;
+    unlocked.map_err(|source| SnapshotPositionError::Server {
+        what: "UNLOCK TABLES",
+        source,
+    })?;
+    Ok(position)
+}
+
 /// Whether only the header events of `file` (format description, GTID list, checkpoint) lie
 /// before `offset`. When the events cannot be listed (no BINLOG MONITOR / REPLICATION CLIENT),
 /// an offset within the first KiB counts as the start: headers are a few hundred bytes.

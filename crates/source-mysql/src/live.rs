@@ -242,7 +242,9 @@ pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), mysql_as
     ))
 }
 
-pub use crate::handover::{position_under_read_lock, snapshot_position, SnapshotPositionError};
+pub use crate::handover::{
+    open_snapshot, position_under_read_lock, snapshot_position, SnapshotPositionError,
+};
 
 /// The JSON columns of a MariaDB table (its JSON type is LONGTEXT with a `json_valid` check).
 pub(crate) async fn json_columns(

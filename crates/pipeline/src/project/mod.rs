@@ -635,6 +635,7 @@ fn validate(
             rename,
             columns,
             filters,
+            keys: keys.clone(),
             ops,
             ddl: raw.options.ddl,
             shapes: Default::default(),

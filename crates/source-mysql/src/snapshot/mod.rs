@@ -11,8 +11,8 @@
 mod read;
 mod schema;
 
-pub use read::{convert, integer_key_bounds, read_chunk, Chunk, KeyRange, KeyValue};
-pub use schema::{logical_schema, table, table_def, SnapshotTable};
+pub use read::{convert, integer_key_bounds, read_all, read_chunk, Chunk, KeyRange, KeyValue};
+pub use schema::{logical_schema, table, table_def, unique_key, SnapshotTable};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

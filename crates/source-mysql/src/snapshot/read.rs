@@ -160,6 +160,62 @@ fn int_param(v: i128) -> MyValue {
     }
 }
 
+/// The values of one row read with `schema`'s columns.
+fn values_of(schema: &TableSchema, r: mysql_async::Row) -> Result<Vec<Value>, SnapshotError> {
+    let cells = r.unwrap();
+    let mut row = Vec::with_capacity(cells.len());
+    for (cell, col) in cells.into_iter().zip(&schema.columns) {
+        row.push(
+            convert(&col.ty, cell).map_err(|message| SnapshotError::Value {
+                table: schema.id.to_string(),
+                column: col.name.clone(),
+                message,
+            })?,
+        );
+    }
+    Ok(row)
+}
+
+/// Reads every row of a table without a key in one statement (in the transaction the session
+/// has open: see [`crate::handover::open_snapshot`]), handing them over `batch` at a time;
+/// `emit` returns false to stop.
+pub async fn read_all(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    batch: usize,
+    mut emit: impl FnMut(Vec<Vec<Value>>, bool) -> bool,
+) -> Result<(), SnapshotError> {
+    let server = |what| {
+        let table = schema.id.to_string();
+        move |source| SnapshotError::Server {
+            table: table.clone(),
+            what,
+            source,
+        }
+    };
+    let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}.{}",
+        cols.join(", "),
+        quote(&schema.id.db),
+        quote(&schema.id.table)
+    );
+    // The binary protocol, as for chunks: FLOAT and DOUBLE arrive as their exact values.
+    let mut result = conn
+        .exec_iter(sql, ())
+        .await
+        .map_err(server("reading the table"))?;
+    let mut rows = Vec::with_capacity(batch);
+    while let Some(r) = result.next().await.map_err(server("reading the table"))? {
+        rows.push(values_of(schema, r)?);
+        if rows.len() >= batch && !emit(std::mem::take(&mut rows), false) {
+            return Ok(());
+        }
+    }
+    emit(rows, true);
+    Ok(())
+}
+
 /// One chunk read: rows in key order and the key of the last one.
 #[derive(Debug, Clone)]
 pub struct Chunk {
@@ -227,18 +283,7 @@ pub async fn read_chunk(
             })?;
     let mut rows = Vec::with_capacity(raw.len());
     for r in raw {
-        let cells = r.unwrap();
-        let mut row = Vec::with_capacity(cells.len());
-        for (cell, col) in cells.into_iter().zip(&schema.columns) {
-            row.push(
-                convert(&col.ty, cell).map_err(|message| SnapshotError::Value {
-                    table: schema.id.to_string(),
-                    column: col.name.clone(),
-                    message,
-                })?,
-            );
-        }
-        rows.push(row);
+        rows.push(values_of(schema, r)?);
     }
     let last_key = match rows.last() {
         None => None,

@@ -235,18 +235,12 @@ pub async fn table(
         )
         .await
         .map_err(server("reading the primary key"))?;
+    // No primary key: the columns named in objects.keys, else a NOT NULL unique key, else
+    // none (the table is read whole, in one consistent read: see `read_all`).
     let key_names: Vec<String> = match (pk.is_empty(), key_override) {
         (false, _) => pk,
         (true, Some(k)) if !k.is_empty() => k.to_vec(),
-        (true, _) => {
-            return Err(SnapshotError::Table {
-                table: id.to_string(),
-                message: "the table has no primary key, so full sync cannot read it in key \
-                          ranges or resume; add a primary key, or name NOT NULL unique columns \
-                          in objects.keys"
-                    .into(),
-            })
-        }
+        (true, _) => unique_key(conn, id).await?.unwrap_or_default(),
     };
     let mut primary_key = Vec::new();
     for k in &key_names {
@@ -280,6 +274,45 @@ pub async fn table(
         },
         estimated_rows: estimated_rows.unwrap_or(0),
     })
+}
+
+/// The key of a table without a primary key: the columns of its first unique index (fewest
+/// columns first, then by name) whose columns are all NOT NULL and whole (no prefix), as
+/// InnoDB itself would pick to cluster the rows; None when the table has a primary key or no
+/// such index.
+pub async fn unique_key(
+    conn: &mut Conn,
+    id: &TableId,
+) -> Result<Option<Vec<String>>, SnapshotError> {
+    type Raw = (String, String, String, Option<u64>, u64);
+    let rows: Vec<Raw> = conn
+        .exec(
+            "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR), CAST(nullable AS CHAR), \
+             sub_part, non_unique FROM information_schema.statistics \
+             WHERE table_schema = ? AND table_name = ? ORDER BY index_name, seq_in_index",
+            (&id.db, &id.table),
+        )
+        .await
+        .map_err(server_error(id, "reading the indexes"))?;
+    if rows.iter().any(|r| r.0 == "PRIMARY") {
+        return Ok(None);
+    }
+    let mut indexes: Vec<(String, Vec<String>, bool)> = Vec::new();
+    for (index, column, nullable, sub_part, non_unique) in rows {
+        let usable = non_unique == 0 && !nullable.eq_ignore_ascii_case("YES") && sub_part.is_none();
+        match indexes.last_mut() {
+            Some((name, cols, ok)) if *name == index => {
+                cols.push(column);
+                *ok &= usable;
+            }
+            _ => indexes.push((index, vec![column], usable)),
+        }
+    }
+    Ok(indexes
+        .into_iter()
+        .filter(|(_, _, ok)| *ok)
+        .min_by(|a, b| (a.1.len(), &a.0).cmp(&(b.1.len(), &b.0)))
+        .map(|(_, cols, _)| cols))
 }
 
 /// The definition of `id` as the source has it now (columns with full types, defaults,
