@@ -12,6 +12,7 @@ mod control;
 mod full;
 mod lock;
 pub mod metrics;
+mod past;
 pub mod project;
 pub mod run;
 pub mod shards;

@@ -244,7 +244,12 @@ fn run_inner(
     // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
     // follows the replayed DDL, and the source's current schema may be ahead of it.
     if p.schema_stage && cp.is_none() {
-        let specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
+        let mut specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
+        if p.database.is_some() && !p.full && p.start != StartAt::Now {
+            rt.block_on(crate::past::as_at_start(
+                p, &src_opts, &tables, &end, &mut specs,
+            ))?;
+        }
         sink.prepare(&specs)
             .map_err(|e| RunError::Sink(e.to_string()))?;
     }

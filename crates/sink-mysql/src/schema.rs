@@ -132,6 +132,21 @@ pub(crate) async fn prepare_tables(
             .await
             .map_err(unavailable("read the destination table"))?;
         if have.is_empty() {
+            let unknown: Vec<&str> = def
+                .columns
+                .iter()
+                .filter(|c| c.column_type.is_empty())
+                .map(|c| c.name.as_str())
+                .collect();
+            if !unknown.is_empty() {
+                return Err(SinkError::Config(format!(
+                    "{dest} is not at the destination, and its definition at the start position \
+                     is not fully known: the type of {} was changed or the column dropped since; \
+                     create the table at the destination as it was at the start position, or \
+                     start later",
+                    unknown.join(", ")
+                )));
+            }
             // IF NOT EXISTS: the parts of a sharded project create it concurrently.
             let sql = create_table_sql(dest, def, oceanbase, sharded, in_key);
             conn.query_drop(&sql)
@@ -160,6 +175,10 @@ pub(crate) async fn prepare_tables(
                     dest, c.name
                 )));
             };
+            if c.column_type.is_empty() {
+                // Its type at the start position is not known (see snapshot::past).
+                continue;
+            }
             let want = if c.json {
                 "json".to_string()
             } else {

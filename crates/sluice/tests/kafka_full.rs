@@ -180,8 +180,9 @@ async fn tables_without_a_primary_key_are_copied_by_a_unique_key_or_whole() -> T
     let file = full_project(&dir, &db, &KAFKA.get())?;
     let err = run_until_caught_up(&file)?;
     assert!(
-        err.contains(&format!("`{db}`.`bag` has no primary key and no NOT NULL unique key"))
-            && !err.contains(&format!("`{db}`.`t` has no primary key and")),
+        err.contains(&format!(
+            "`{db}`.`bag` has no primary key and no NOT NULL unique key"
+        )) && !err.contains(&format!("`{db}`.`t` has no primary key and")),
         "{err}"
     );
     assert_eq!(consume(&format!("{db}.t"), 1200)?.len(), 1200);

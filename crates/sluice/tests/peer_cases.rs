@@ -639,3 +639,48 @@ async fn a_keyless_table_copied_again_after_kill_9_holds_each_row_once() -> Test
     rows_as_bytes(&db, "bag", "a, v").await?;
     drop_dbs(&[&db]).await
 }
+
+/// A project started at a binlog position before an `ALTER TABLE`, against a destination that
+/// holds the table as it was there: schema sync compares with the definition in force at the
+/// start (not the source's current one), and the replayed DDL brings the destination up to date;
+/// a table created after the start is created by its replayed CREATE TABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_before_a_schema_change_uses_the_schema_in_force_there() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let db = unique_name("ppast");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let (mut d, then) = (
+        dest_conn().await?,
+        format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, f_1 INT, f_2 VARCHAR(10)); \
+             INSERT INTO {db}.t VALUES (1, 1, 'a'), (2, 2, 'b')"
+        ),
+    );
+    c.query_drop(&then).await?;
+    d.query_drop(&then).await?;
+    let (file, offset) = sluice_source_mysql::live::current_position(&mut c).await?;
+    for sql in [
+        format!("INSERT INTO {db}.t VALUES (3, 3, 'c')"),
+        format!("ALTER TABLE {db}.t ADD COLUMN f_3 INT NOT NULL DEFAULT 7"),
+        format!("INSERT INTO {db}.t VALUES (4, 4, 'd', 44)"),
+        format!("UPDATE {db}.t SET f_3 = 11 WHERE id = 1"),
+        format!("CREATE TABLE {db}.later (id INT PRIMARY KEY, v VARCHAR(5))"),
+        format!("INSERT INTO {db}.later VALUES (1, 'x')"),
+        format!("ALTER TABLE {db}.t ADD COLUMN f_4 VARCHAR(3)"),
+        format!("INSERT INTO {db}.t VALUES (5, 5, 'e', 55, 'f4')"),
+    ] {
+        c.query_drop(sql).await?;
+    }
+    let project = db_project(&dir, &db, &format!("  include: [\"{db}.*\"]"), "")
+        .to_string_lossy()
+        .to_string();
+    let yaml = std::fs::read_to_string(&project)?.replace(
+        "  full: true\n",
+        &format!("  full: false\n  start: \"{file}:{offset}\"\n"),
+    );
+    std::fs::write(&project, yaml)?;
+    run_until_caught_up(Path::new(&project))?;
+    same_tables(&db).await?;
+    drop_dbs(&[&db]).await
+}

@@ -8,6 +8,7 @@
 //! values are UTC) and with `character_set_results = binary`, so text arrives in the column's
 //! own character set and is converted by the same code as binlog rows.
 
+pub mod past;
 mod read;
 mod schema;
 
