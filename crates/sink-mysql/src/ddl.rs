@@ -10,6 +10,8 @@
 //! are. Anything else is refused with the statement, so the project stops instead of drifting
 //! from the source (or skips it, when the project says so).
 
+use mysql_async::prelude::Queryable;
+use sluice_core::sink::SinkError;
 use sluice_core::TableId;
 use sqlparser::ast::{
     AlterTableOperation, ColumnDef, ColumnOption, Ident, ObjectName, ObjectType, Statement,
@@ -245,6 +247,123 @@ fn strip_charset_options(options: &mut sqlparser::ast::CreateTableOptions) {
         | CreateTableOptions::Options(v)
         | CreateTableOptions::TableProperties(v) => v.retain(keep),
         CreateTableOptions::None => {}
+    }
+}
+
+/// Applying one DDL statement at the destination, in stream order.
+use crate::apply::write_checkpoint;
+use crate::session::wait_visible;
+use crate::{first_writer, q, unavailable, SHARD_COLUMN};
+
+impl crate::MysqlSink {
+    /// One DDL statement, once: skipped when every writer is past it; a replay of a statement
+    /// that was applied before a crash (duplicate column or index, nothing to drop) counts as
+    /// applied.
+    pub(crate) fn apply_ddl(&mut self, d: &sluice_core::Ddl, sequence: Option<u64>) -> Result<(), SinkError> {
+        let Some(dest) = d.table.as_ref().map(|t| self.dest_of(t)) else {
+            return Ok(());
+        };
+        if sequence.is_some_and(|s| s <= self.applied_floor()) {
+            return Ok(());
+        }
+        let sharded = self.cfg.shard.is_some();
+        let plan = match translate(&d.sql, &dest, d.to.as_deref(), self.oceanbase, sharded) {
+            Ok(plan) => plan,
+            Err(e) if self.cfg.ignore_other_ddl => {
+                tracing::warn!("skipped at {}: {e}", d.pos);
+                return Ok(());
+            }
+            Err(e) => return Err(SinkError::Rejected(format!("{e} (at {})", d.pos))),
+        };
+        let (sql, params, created) = match plan {
+            Plan::Run(sql) => (sql, Vec::new(), false),
+            Plan::Create(sql) => (sql, Vec::new(), true),
+            Plan::ClearShard => {
+                let origin = match (&self.cfg.shard, &d.table) {
+                    (Some(s), Some(t)) => format!("{s}/{}.{}", t.db, t.table),
+                    _ => return Ok(()),
+                };
+                (
+                    format!(
+                        "DELETE FROM {}.{} WHERE {} = ?",
+                        q(&dest.db),
+                        q(&dest.table),
+                        q(SHARD_COLUMN)
+                    ),
+                    vec![mysql_async::Value::Bytes(origin.into_bytes())],
+                    false,
+                )
+            }
+            Plan::Skip(why) => {
+                tracing::info!("`{}` at {}: not applied: {why}", d.sql, d.pos);
+                (String::new(), Vec::new(), false)
+            }
+        };
+        let meta_db = q(&self.cfg.meta_db);
+        let project = self.cfg.project.clone();
+        let writers = self.conns.len();
+        let pos = d.pos.to_string();
+        let conn = first_writer(&mut self.conns)?;
+        self.rt.block_on(async {
+            if created {
+                conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
+                    .await
+                    .map_err(unavailable("create the database"))?;
+            }
+            let done = if sql.is_empty() {
+                Ok(())
+            } else if params.is_empty() {
+                conn.query_drop(&sql).await
+            } else {
+                conn.exec_drop(&sql, params).await
+            };
+            match done {
+                Ok(()) => {}
+                Err(mysql_async::Error::Server(e)) if matches!(e.code, 1060 | 1061 | 1091) => {
+                    // Normal for a sharded table (every shard runs the DDL): not a warning.
+                    if sharded {
+                        tracing::info!("{sql}: {} (already applied by another shard)", e.message);
+                    } else {
+                        tracing::warn!("{sql}: {} (applied before a restart)", e.message);
+                    }
+                }
+                // A RENAME replayed after a crash: the old name is gone, the new one is there.
+                Err(mysql_async::Error::Server(e))
+                    if e.code == 1146 && sql.starts_with("RENAME TABLE") =>
+                {
+                    tracing::warn!("{sql}: {} (applied before a restart)", e.message);
+                }
+                Err(e) => {
+                    return Err(SinkError::Rejected(format!(
+                        "the destination refused `{sql}` (from `{}` at {}): {e}",
+                        d.sql, d.pos
+                    )))
+                }
+            }
+            if let Some(seq) = sequence {
+                write_checkpoint(conn, &meta_db, &project, 0..writers, seq, &pos).await?;
+            }
+            Ok(())
+        })?;
+        if created {
+            // Every writer writes the new table: each must see it first (see `wait_visible`).
+            let name = format!("{}.{}", q(&dest.db), q(&dest.table));
+            let conns = &mut self.conns;
+            self.rt.block_on(async {
+                for c in conns.iter_mut().flatten() {
+                    wait_visible(c, &name).await?;
+                }
+                Ok::<_, SinkError>(())
+            })?;
+        }
+        self.dest_columns.remove(&dest);
+        if let Some(seq) = sequence {
+            for a in self.applied.iter_mut() {
+                *a = (*a).max(seq);
+            }
+            self.keyless_applied = self.keyless_applied.max(seq);
+        }
+        Ok(())
     }
 }
 

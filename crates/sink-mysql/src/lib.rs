@@ -25,12 +25,14 @@ mod keyless;
 mod schema;
 mod session;
 mod value;
+mod writers;
 
 pub use schema::create_table_sql;
 pub use value::param;
 
 use apply::{action_key, actions, apply, merged, write_checkpoint, Action, Landing};
 use session::{connect, session_settings, wait_visible};
+use writers::{applied_from_rows, writer_for, writers_collided};
 
 use std::collections::{HashMap, HashSet};
 
@@ -244,116 +246,6 @@ impl MysqlSink {
             }
         }
         self.deliver_rows(&items[start..])
-    }
-
-    /// One DDL statement, once: skipped when every writer is past it; a replay of a statement
-    /// that was applied before a crash (duplicate column or index, nothing to drop) counts as
-    /// applied.
-    fn apply_ddl(&mut self, d: &sluice_core::Ddl, sequence: Option<u64>) -> Result<(), SinkError> {
-        let Some(dest) = d.table.as_ref().map(|t| self.dest_of(t)) else {
-            return Ok(());
-        };
-        if sequence.is_some_and(|s| s <= self.applied_floor()) {
-            return Ok(());
-        }
-        let sharded = self.cfg.shard.is_some();
-        let plan = match ddl::translate(&d.sql, &dest, d.to.as_deref(), self.oceanbase, sharded) {
-            Ok(plan) => plan,
-            Err(e) if self.cfg.ignore_other_ddl => {
-                tracing::warn!("skipped at {}: {e}", d.pos);
-                return Ok(());
-            }
-            Err(e) => return Err(SinkError::Rejected(format!("{e} (at {})", d.pos))),
-        };
-        let (sql, params, created) = match plan {
-            ddl::Plan::Run(sql) => (sql, Vec::new(), false),
-            ddl::Plan::Create(sql) => (sql, Vec::new(), true),
-            ddl::Plan::ClearShard => {
-                let origin = match (&self.cfg.shard, &d.table) {
-                    (Some(s), Some(t)) => format!("{s}/{}.{}", t.db, t.table),
-                    _ => return Ok(()),
-                };
-                (
-                    format!(
-                        "DELETE FROM {}.{} WHERE {} = ?",
-                        q(&dest.db),
-                        q(&dest.table),
-                        q(SHARD_COLUMN)
-                    ),
-                    vec![mysql_async::Value::Bytes(origin.into_bytes())],
-                    false,
-                )
-            }
-            ddl::Plan::Skip(why) => {
-                tracing::info!("`{}` at {}: not applied: {why}", d.sql, d.pos);
-                (String::new(), Vec::new(), false)
-            }
-        };
-        let meta_db = q(&self.cfg.meta_db);
-        let project = self.cfg.project.clone();
-        let writers = self.conns.len();
-        let pos = d.pos.to_string();
-        let conn = first_writer(&mut self.conns)?;
-        self.rt.block_on(async {
-            if created {
-                conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", q(&dest.db)))
-                    .await
-                    .map_err(unavailable("create the database"))?;
-            }
-            let done = if sql.is_empty() {
-                Ok(())
-            } else if params.is_empty() {
-                conn.query_drop(&sql).await
-            } else {
-                conn.exec_drop(&sql, params).await
-            };
-            match done {
-                Ok(()) => {}
-                Err(mysql_async::Error::Server(e)) if matches!(e.code, 1060 | 1061 | 1091) => {
-                    // Normal for a sharded table (every shard runs the DDL): not a warning.
-                    if sharded {
-                        tracing::info!("{sql}: {} (already applied by another shard)", e.message);
-                    } else {
-                        tracing::warn!("{sql}: {} (applied before a restart)", e.message);
-                    }
-                }
-                // A RENAME replayed after a crash: the old name is gone, the new one is there.
-                Err(mysql_async::Error::Server(e))
-                    if e.code == 1146 && sql.starts_with("RENAME TABLE") =>
-                {
-                    tracing::warn!("{sql}: {} (applied before a restart)", e.message);
-                }
-                Err(e) => {
-                    return Err(SinkError::Rejected(format!(
-                        "the destination refused `{sql}` (from `{}` at {}): {e}",
-                        d.sql, d.pos
-                    )))
-                }
-            }
-            if let Some(seq) = sequence {
-                write_checkpoint(conn, &meta_db, &project, 0..writers, seq, &pos).await?;
-            }
-            Ok(())
-        })?;
-        if created {
-            // Every writer writes the new table: each must see it first (see `wait_visible`).
-            let name = format!("{}.{}", q(&dest.db), q(&dest.table));
-            let conns = &mut self.conns;
-            self.rt.block_on(async {
-                for c in conns.iter_mut().flatten() {
-                    wait_visible(c, &name).await?;
-                }
-                Ok::<_, SinkError>(())
-            })?;
-        }
-        self.dest_columns.remove(&dest);
-        if let Some(seq) = sequence {
-            for a in self.applied.iter_mut() {
-                *a = (*a).max(seq);
-            }
-            self.keyless_applied = self.keyless_applied.max(seq);
-        }
-        Ok(())
     }
 
     fn deliver_rows(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
@@ -746,61 +638,12 @@ async fn create_checkpoint_table(c: &mut Conn, meta_db: &str) -> Result<(), Sink
     .map_err(unavailable("create the checkpoint table"))
 }
 
-/// Whether parallel writers of one batch failed because of each other, which applying the
-/// batch on one connection in source order cannot: a unique key collided (1062: writers
-/// reordered changes of different keys, or two shards wrote one key at once), a deadlock
-/// (1213), or a lock wait timeout (1205). A DELETE of many keys can scan a table whose
-/// statistics are stale (a young table, a server just restarted) and lock rows of every
-/// other writer; those writers then deadlock each other on every parallel attempt.
-fn writers_collided(e: &SinkError) -> bool {
-    let text = e.to_string();
-    ["ERROR 1062 ", "ERROR 1213 ", "ERROR 1205 "]
-        .iter()
-        .any(|code| text.contains(code))
-}
-
 /// The first writer's connection (schema sync, DDL and checkpoint rows go through it).
 fn first_writer(conns: &mut [Option<Conn>]) -> Result<&mut Conn, SinkError> {
     conns
         .first_mut()
         .and_then(Option::as_mut)
         .ok_or_else(|| SinkError::Unavailable("writer lost".into()))
-}
-
-/// The writer of a key: FNV-1a of its text, so that the mapping is the same in every build
-/// and run (the destination's per-writer checkpoint rows rely on it).
-fn writer_for(key: &str, writers: usize) -> usize {
-    (sluice_core::hash::fnv1a(key.as_bytes()) % writers.max(1) as u64) as usize
-}
-
-/// What each of `writers` writers has applied, from the destination's checkpoint rows
-/// `(writer, sequence)`. Exact per writer only when every writer of this count has a row and
-/// no other writer does. Otherwise every writer gets a floor: with another writer count a key
-/// may now go to another writer, so only what all of them applied is skipped; and a writer
-/// without a row has applied nothing (a crash can land between the writers' commits of one
-/// batch), so then the floor is 0 and everything from the checkpoint is applied again,
-/// idempotently.
-fn applied_from_rows(rows: &[(u32, u64)], writers: usize) -> Vec<u64> {
-    let writers = writers.max(1);
-    let mut applied: Vec<Option<u64>> = vec![None; writers];
-    let mut other_count = false;
-    for &(w, seq) in rows {
-        match applied.get_mut(w as usize) {
-            Some(a) => *a = Some(seq),
-            None => other_count = true,
-        }
-    }
-    if !other_count {
-        if let Some(exact) = applied.iter().copied().collect::<Option<Vec<u64>>>() {
-            return exact;
-        }
-    }
-    let floor = if applied.iter().any(Option::is_none) {
-        0
-    } else {
-        rows.iter().map(|(_, s)| *s).min().unwrap_or(0)
-    };
-    vec![floor; writers]
 }
 
 impl Sink for MysqlSink {
@@ -880,33 +723,5 @@ impl Sink for MysqlSink {
         self.results
             .remove(&ticket)
             .unwrap_or_else(|| Err(SinkError::Unavailable(format!("unknown batch {ticket}"))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_writer_of_a_key_is_fnv1a_and_the_same_in_every_build() {
-        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (the published test vector).
-        assert_eq!(writer_for("a", 3), (0xaf63_dc4c_8601_ec8c_u64 % 3) as usize);
-        assert_eq!(writer_for("", 3), (0xcbf2_9ce4_8422_2325_u64 % 3) as usize);
-        assert_eq!(writer_for("anything", 1), 0);
-    }
-
-    #[test]
-    fn applied_sequences_are_exact_only_when_every_writer_has_a_row() {
-        // Every writer committed: exact.
-        assert_eq!(applied_from_rows(&[(0, 9), (1, 7), (2, 8)], 3), [9, 7, 8]);
-        // A crash after writer 0's commit, before the others' first: they applied nothing.
-        assert_eq!(applied_from_rows(&[(0, 197)], 3), [0, 0, 0]);
-        assert_eq!(applied_from_rows(&[(0, 5), (2, 6)], 3), [0, 0, 0]);
-        // Fewer writers than before: only what every old writer applied.
-        assert_eq!(applied_from_rows(&[(0, 9), (1, 7), (2, 8)], 2), [7, 7]);
-        // More writers than before: the new one has no row, everything is applied again.
-        assert_eq!(applied_from_rows(&[(0, 9), (1, 7)], 3), [0, 0, 0]);
-        // A new project.
-        assert_eq!(applied_from_rows(&[], 2), [0, 0]);
     }
 }

@@ -15,6 +15,7 @@ mod json_text;
 mod legacy;
 mod mariadb;
 mod rotate;
+mod targets;
 pub mod table_map;
 pub mod value;
 
@@ -588,8 +589,8 @@ impl Decoder {
         let table = changed
             .into_iter()
             .next()
-            .or_else(|| history::ddl_target(&db, &sql));
-        let to = history::rename_target(&db, &sql).map(Box::new);
+            .or_else(|| targets::ddl_target(&db, &sql));
+        let to = targets::rename_target(&db, &sql).map(Box::new);
         out.push(Event::Ddl(Ddl {
             db,
             table,
