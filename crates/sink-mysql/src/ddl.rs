@@ -259,7 +259,11 @@ impl crate::MysqlSink {
     /// One DDL statement, once: skipped when every writer is past it; a replay of a statement
     /// that was applied before a crash (duplicate column or index, nothing to drop) counts as
     /// applied.
-    pub(crate) fn apply_ddl(&mut self, d: &sluice_core::Ddl, sequence: Option<u64>) -> Result<(), SinkError> {
+    pub(crate) fn apply_ddl(
+        &mut self,
+        d: &sluice_core::Ddl,
+        sequence: Option<u64>,
+    ) -> Result<(), SinkError> {
         let Some(dest) = d.table.as_ref().map(|t| self.dest_of(t)) else {
             return Ok(());
         };

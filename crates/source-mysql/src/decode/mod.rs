@@ -15,8 +15,8 @@ mod json_text;
 mod legacy;
 mod mariadb;
 mod rotate;
-mod targets;
 pub mod table_map;
+mod targets;
 pub mod value;
 
 use std::collections::HashMap;

@@ -47,8 +47,7 @@ pub fn rename_target(db: &str, sql: &str) -> Option<TableId> {
         Statement::AlterTable(at) => at.operations.iter().find_map(|op| match op {
             AlterTableOperation::RenameTable { table_name } => {
                 let name = match table_name {
-                    RenameTableNameKind::As(n)
-                    | RenameTableNameKind::To(n) => n,
+                    RenameTableNameKind::As(n) | RenameTableNameKind::To(n) => n,
                 };
                 Some(table_of(name, db))
             }
