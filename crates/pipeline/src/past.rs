@@ -9,7 +9,6 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use sluice_core::{BinlogPosition, Event, Position, TableId, TableSpec};
-use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig};
 use sluice_source_mysql::snapshot::past::{undo_ddl, Before};
 
@@ -38,7 +37,7 @@ pub(crate) async fn as_at_start(
         let Position::Binlog(b) = pos;
         (b.file.as_str(), b.offset) >= (end.file.as_str(), end.offset)
     };
-    live::read(&cfg, &mut SchemaHistory::new(), |e| {
+    live::read_ddl(&cfg, |e| {
         let pos = match &e {
             Event::Begin { pos, .. } | Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
                 pos

@@ -293,6 +293,17 @@ pub async fn read(
     result
 }
 
+/// Reads the binlog from `cfg.start` as [`read`] does, but only for its DDL and transaction
+/// boundaries: rows events are skipped undecoded (no `Row` events), which makes a scan of a
+/// long stretch of log for its schema changes cheap.
+pub async fn read_ddl(
+    cfg: &LiveConfig,
+    emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+) -> Result<(), LiveError> {
+    let mut decoder = Decoder::new(String::new(), Mode::Replica).skipping_rows();
+    read_with(cfg, &mut decoder, emit).await
+}
+
 async fn read_with(
     cfg: &LiveConfig,
     decoder: &mut Decoder,

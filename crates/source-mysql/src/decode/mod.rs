@@ -142,6 +142,8 @@ pub struct Decoder {
     next_offset: u64,
     /// Versions of table schemas by position, fed by DDL, checked against every table map.
     history: SchemaHistory,
+    /// Rows events (and their table maps) are skipped: only DDL and transactions are read.
+    skip_rows: bool,
 }
 
 const MARIADB_ANNOTATE_ROWS: u8 = 160;
@@ -165,6 +167,7 @@ impl Decoder {
             pre_release_numbering: false,
             next_offset: 4,
             history: SchemaHistory::new(),
+            skip_rows: false,
         }
     }
 
@@ -182,6 +185,12 @@ impl Decoder {
     /// Continues from a schema history (persisted, or kept across reconnects).
     pub fn with_history(mut self, history: SchemaHistory) -> Self {
         self.history = history;
+        self
+    }
+
+    /// A decoder that skips rows events undecoded (reading the log only for its DDL).
+    pub fn skipping_rows(mut self) -> Self {
+        self.skip_rows = true;
         self
     }
 
@@ -437,6 +446,8 @@ impl Decoder {
                 }
             }
             EventData::XidEvent(_) => self.commit(end, ts_ms, out),
+            // Reading for DDL only: rows are not decoded.
+            EventData::TableMapEvent(_) | EventData::RowsEvent(_) if self.skip_rows => {}
             EventData::TableMapEvent(tme) => {
                 let hints = self
                     .hints
