@@ -69,29 +69,22 @@ pub async fn open_snapshot(conn: &mut Conn) -> Result<(String, u64), SnapshotPos
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             .await
             .map_err(sql("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
-        let status: Vec<(String, String)> = conn
-            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            .await
-            .map_err(sql("SHOW STATUS LIKE 'binlog_snapshot_%'"))?;
-        let get = |name: &str| {
-            status
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let reported = match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
-            (Some(file), Some(offset)) if !file.is_empty() => {
-                offset.parse().ok().map(|o| (file, o))
-            }
-            _ => None,
-        };
+        let reported = snapshot_status(conn).await?;
         if let Some(at) = &reported {
             if !before_first_transaction(conn, &at.0, at.1).await || last.as_ref() == Some(at) {
                 return Ok(at.clone());
             }
         }
         conn.query_drop("COMMIT").await.map_err(sql("COMMIT"))?;
-        match snapshot_under_read_lock(conn).await {
+        let locked = under_read_lock(conn, |c| {
+            Box::pin(async move {
+                c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                    .await
+                    .map_err(sql("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
+            })
+        })
+        .await;
+        match locked {
             Err(SnapshotPositionError::NeedsReload(m)) if reported.is_none() => {
                 return Err(SnapshotPositionError::NeedsReload(m))
             }
@@ -107,40 +100,6 @@ pub async fn open_snapshot(conn: &mut Conn) -> Result<(String, u64), SnapshotPos
             "the binlog rotated at every attempt for 2 s; try again, or grant RELOAD".into(),
         ),
     })
-}
-
-/// A consistent snapshot started under the global read lock, and the position it matches.
-async fn snapshot_under_read_lock(conn: &mut Conn) -> Result<(String, u64), SnapshotPositionError> {
-    let _ = conn.query_drop("SET SESSION lock_wait_timeout = 10").await;
-    if let Err(e) = conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
-        return Err(match &e {
-            mysql_async::Error::Server(s) if s.code == 1227 || s.code == 1045 => {
-                SnapshotPositionError::NeedsReload(s.message.clone())
-            }
-            _ => SnapshotPositionError::Server {
-                what: "FLUSH TABLES WITH READ LOCK",
-                source: e,
-            },
-        });
-    }
-    let started = conn
-        .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        .await;
-    let position = current_position(conn).await;
-    let unlocked = conn.query_drop("UNLOCK TABLES").await;
-    started.map_err(|source| SnapshotPositionError::Server {
-        what: "START TRANSACTION WITH CONSISTENT SNAPSHOT",
-        source,
-    })?;
-    let position = position.map_err(|source| SnapshotPositionError::Server {
-        what: "SHOW MASTER STATUS",
-        source,
-    })?;
-    unlocked.map_err(|source| SnapshotPositionError::Server {
-        what: "UNLOCK TABLES",
-        source,
-    })?;
-    Ok(position)
 }
 
 /// Whether only the header events of `file` (format description, GTID list, checkpoint) lie
@@ -186,28 +145,37 @@ async fn consistent_snapshot_position(
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         .await
         .map_err(sql("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
-    let status: Result<Vec<(String, String)>, _> =
-        conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await;
+    let status = snapshot_status(conn).await;
     conn.query_drop("COMMIT").await.map_err(sql("COMMIT"))?;
-    let status = status.map_err(sql("SHOW STATUS LIKE 'binlog_snapshot_%'"))?;
+    status
+}
+
+/// The binlog position the open consistent snapshot matches, as MariaDB (and Percona Server)
+/// report it; None where the server does not.
+async fn snapshot_status(conn: &mut Conn) -> Result<Option<(String, u64)>, SnapshotPositionError> {
+    let status: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|source| SnapshotPositionError::Server {
+            what: "SHOW STATUS LIKE 'binlog_snapshot_%'",
+            source,
+        })?;
     let get = |name: &str| {
         status
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    if let (Some(file), Some(offset)) =
-        (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
-    {
-        if !file.is_empty() {
+    match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
+        (Some(file), Some(offset)) if !file.is_empty() => {
             let offset = offset.parse().map_err(|_| SnapshotPositionError::Server {
                 what: "read binlog_snapshot_position",
                 source: mysql_async::Error::Other(format!("{offset:?} is not an offset").into()),
             })?;
-            return Ok(Some((file, offset)));
+            Ok(Some((file, offset)))
         }
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
 /// The end of the binlog read while `FLUSH TABLES WITH READ LOCK` holds back new commits (and
@@ -215,6 +183,22 @@ async fn consistent_snapshot_position(
 pub async fn position_under_read_lock(
     conn: &mut Conn,
 ) -> Result<(String, u64), SnapshotPositionError> {
+    under_read_lock(conn, |_| Box::pin(async { Ok(()) })).await
+}
+
+/// Runs `first` and reads the end of the log while `FLUSH TABLES WITH READ LOCK` holds every
+/// commit back, then unlocks: the position is exact for whatever `first` started.
+async fn under_read_lock<F>(
+    conn: &mut Conn,
+    first: F,
+) -> Result<(String, u64), SnapshotPositionError>
+where
+    F: for<'c> FnOnce(
+        &'c mut Conn,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), SnapshotPositionError>> + Send + 'c>,
+    >,
+{
     // Wait briefly for the lock rather than stall every writer behind a long query.
     let _ = conn.query_drop("SET SESSION lock_wait_timeout = 10").await;
     if let Err(e) = conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
@@ -228,8 +212,10 @@ pub async fn position_under_read_lock(
             },
         });
     }
+    let started = first(conn).await;
     let position = current_position(conn).await;
     let unlocked = conn.query_drop("UNLOCK TABLES").await;
+    started?;
     let position = position.map_err(|source| SnapshotPositionError::Server {
         what: "SHOW MASTER STATUS",
         source,

@@ -32,30 +32,40 @@ fn server_order<'a, V>(entries: impl Iterator<Item = (&'a String, V)>) -> Vec<(&
     v
 }
 
+/// `[a, b]`, each item written by `item`.
+fn array<T>(items: impl Iterator<Item = T>, out: &mut String, item: impl Fn(T, &mut String)) {
+    out.push('[');
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        item(v, out);
+    }
+    out.push(']');
+}
+
+/// `{"k": v, ...}` in the server's key order, each value written by `value`.
+fn object<'a, V>(
+    entries: impl Iterator<Item = (&'a String, V)>,
+    out: &mut String,
+    value: impl Fn(V, &mut String),
+) {
+    out.push('{');
+    for (i, (k, v)) in server_order(entries).into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        quoted(k, out);
+        out.push_str(": ");
+        value(v, out);
+    }
+    out.push('}');
+}
+
 fn dom_into(dom: &JsonDom, out: &mut String) {
     match dom {
-        JsonDom::Container(JsonContainer::Array(items)) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                dom_into(item, out);
-            }
-            out.push(']');
-        }
-        JsonDom::Container(JsonContainer::Object(map)) => {
-            out.push('{');
-            for (i, (k, v)) in server_order(map.iter()).into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                quoted(k, out);
-                out.push_str(": ");
-                dom_into(v, out);
-            }
-            out.push('}');
-        }
+        JsonDom::Container(JsonContainer::Array(items)) => array(items.iter(), out, dom_into),
+        JsonDom::Container(JsonContainer::Object(map)) => object(map.iter(), out, dom_into),
         JsonDom::Scalar(s) => match s {
             JsonScalar::Null => out.push_str("null"),
             JsonScalar::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -75,28 +85,8 @@ fn dom_into(dom: &JsonDom, out: &mut String) {
 
 fn value_into(v: &Json, out: &mut String) {
     match v {
-        Json::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                value_into(item, out);
-            }
-            out.push(']');
-        }
-        Json::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in server_order(map.iter()).into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                quoted(k, out);
-                out.push_str(": ");
-                value_into(v, out);
-            }
-            out.push('}');
-        }
+        Json::Array(items) => array(items.iter(), out, value_into),
+        Json::Object(map) => object(map.iter(), out, value_into),
         Json::String(text) => quoted(text, out),
         Json::Number(n) => match n.as_f64() {
             Some(f) if n.is_f64() => double(f, out),
