@@ -129,8 +129,72 @@ impl Project {
             field: format!("{field}: "),
             message,
         };
+        destination_fields_belong(text, &bad)?;
         validate(raw, base, &bad)
     }
+}
+
+/// The fields of each destination type (besides `type`).
+const KAFKA_FIELDS: &[&str] = &[
+    "brokers",
+    "format",
+    "topic",
+    "single_topic",
+    "topics",
+    "heartbeat_topic",
+    "partitions",
+    "replication_factor",
+    "partition_mode",
+    "compression",
+    "linger_ms",
+    "batch_bytes",
+    "properties",
+    "debezium_schema",
+    "debezium_decimal",
+];
+const DATABASE_FIELDS: &[&str] = &[
+    "url",
+    "writers",
+    "meta_db",
+    "unsupported_ddl",
+    "shard_in_key",
+    "foreign_key_checks",
+];
+
+/// Every field of the destination section belongs to its type: a Kafka field on a database
+/// destination (or the reverse) is an error naming it and its line, not silently ignored.
+fn destination_fields_belong(
+    text: &str,
+    bad: &dyn Fn(&str, String) -> ProjectError,
+) -> Result<(), ProjectError> {
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return Ok(());
+    };
+    let Some(dest) = doc.get("destination").and_then(|d| d.as_mapping()) else {
+        return Ok(());
+    };
+    let kind = dest
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    let (own, what) = match kind {
+        "kafka" => (KAFKA_FIELDS, "a Kafka destination"),
+        "mysql" | "mariadb" | "oceanbase" => (DATABASE_FIELDS, "a database destination"),
+        // An unknown type is reported by validation, with the types there are.
+        _ => return Ok(()),
+    };
+    for key in dest.keys().filter_map(|k| k.as_str()) {
+        if key != "type" && !own.contains(&key) {
+            return Err(bad(
+                &format!("destination.{key}"),
+                format!(
+                    "{key} is not a field of {what} (type: {kind}); its fields are type, {}",
+                    own.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The instances and logical tables of `source.shardingsphere`, when it names a rule file.

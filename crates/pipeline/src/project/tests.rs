@@ -113,6 +113,7 @@ fn errors_name_file_line_and_field() {
 fn an_error_about_one_url_names_that_url_s_line() {
     let db = GOOD
         .replace("  type: kafka\n", "  type: mariadb\n")
+        .replace("  format: oms\n", "")
         .replace(
             "  brokers: 127.0.0.1:9092\n",
             "  url: \"mysql://x:1:2:3\"\n",
@@ -155,6 +156,7 @@ fn a_password_that_breaks_a_url_is_never_shown() {
         (
             "destination.url",
             GOOD.replace("  type: kafka\n", "  type: mariadb\n")
+                .replace("  format: oms\n", "")
                 .replace(
                     "  brokers: 127.0.0.1:9092\n",
                     "  url: mysql://app:pa#s/wd@127.0.0.1:2881\n",
@@ -181,4 +183,32 @@ fn a_password_that_breaks_a_url_is_never_shown() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(!shown.contains("swordfish"), "{shown}");
     assert_eq!(p.source_url.expose(), "mysql://root:hunter2@127.0.0.1:3316");
+}
+
+#[test]
+fn a_field_of_another_destination_type_is_an_error_naming_it_and_its_line() {
+    let db = GOOD
+        .replace(
+            "  type: kafka\n",
+            "  type: mariadb\n  url: mysql://root@127.0.0.1:3317\n",
+        )
+        .replace("  format: oms\n", "");
+    let e = Project::parse(&db, "p.yaml", Path::new("/tmp")).expect_err("brokers on a database");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "p.yaml:8: destination.brokers: brokers is not a field of a database destination"
+        ),
+        "{text}"
+    );
+    let kafka = GOOD.replace("  format: oms\n", "  format: oms\n  writers: 3\n");
+    let e = Project::parse(&kafka, "p.yaml", Path::new("/tmp")).expect_err("writers on Kafka");
+    assert!(
+        e.to_string().starts_with(
+            "p.yaml:9: destination.writers: writers is not a field of a Kafka destination"
+        ),
+        "{e}"
+    );
+    let fine = db.replace("  brokers: 127.0.0.1:9092\n", "");
+    assert!(Project::parse(&fine, "p.yaml", Path::new("/tmp")).is_ok());
 }
