@@ -69,7 +69,7 @@ pub enum Plan {
     Create(String),
     /// Remove the rows of this shard (TRUNCATE of one physical table of a logical table).
     ClearShard,
-    /// Nothing to do at the destination (a temporary table), and why.
+    /// Nothing to do at the destination (a temporary table, table options), and why.
     Skip(&'static str),
 }
 
@@ -89,6 +89,11 @@ pub fn translate(
              or set options.ddl: false to deliver no DDL"
         ))
     };
+    if sluice_core::ddl_text::alters_only_table_options(sql) {
+        return Ok(Plan::Skip(
+            "table options (comment, engine, ...) are not applied",
+        ));
+    }
     let mut statements = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
         Err(e) => return refuse(&format!("it cannot be parsed: {e}")),

@@ -360,6 +360,11 @@ impl SchemaHistory {
         self.last_ddl = Some(pos.clone());
         let statements = match Parser::parse_sql(&MySqlDialect {}, sql) {
             Ok(s) => s,
+            // Table options only (COMMENT, ENGINE, ...): no schema change, whatever the parser
+            // makes of it.
+            Err(_) if sluice_core::ddl_text::alters_only_table_options(sql) => {
+                return Ok(Vec::new())
+            }
             Err(e) => {
                 let upper = sql.to_ascii_uppercase();
                 let touches = self.tables.keys().any(|k| {
