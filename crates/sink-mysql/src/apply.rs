@@ -318,7 +318,7 @@ fn insert_failed(e: mysql_async::Error, sharded: bool) -> SinkError {
 /// One multi-row INSERT of the puts of `run` (with the shard column when sharded), of the
 /// columns the destination has (`has`; all when None): the statement and its parameters; a
 /// value the destination cannot take is a rejection.
-fn insert(
+pub(crate) fn insert(
     name: &str,
     table: &TableSchema,
     run: &[Action<'_>],

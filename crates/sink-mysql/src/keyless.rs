@@ -15,6 +15,7 @@ use mysql_async::Value as MyValue;
 use sluice_core::sink::SinkError;
 use sluice_core::{ColumnType, Op, RowChange, TableSchema, Value};
 
+use crate::apply::{insert, Action};
 use crate::value::param;
 use crate::{q, unavailable};
 
@@ -58,13 +59,11 @@ pub(crate) async fn apply(
         let r = rows[i];
         let dest = dest_of(&r.table.id);
         let name = format!("{}.{}", q(&dest.db), q(&dest.table));
-        let cols: Vec<String> = r.table.columns.iter().map(|c| q(&c.name)).collect();
-        let one = format!("({})", vec!["?"; cols.len()].join(", "));
         match (r.op, r.before.as_deref(), r.after.as_deref()) {
             (Op::Insert, _, Some(_)) => {
                 // A run of inserts into one table: one multi-row statement.
+                let mut puts = Vec::new();
                 let mut j = i;
-                let mut params = Vec::new();
                 while j < rows.len() && j - i < 500 {
                     let (rj, Some(after)) = (rows[j], rows[j].after.as_deref()) else {
                         break;
@@ -72,19 +71,10 @@ pub(crate) async fn apply(
                     if rj.op != Op::Insert || !std::ptr::eq(rj.table.as_ref(), r.table.as_ref()) {
                         break;
                     }
-                    for v in after {
-                        params
-                            .push(param(v).map_err(|e| {
-                                SinkError::Rejected(format!("{}: {e}", r.table.id))
-                            })?);
-                    }
+                    puts.push(Action::Put(&r.table, after));
                     j += 1;
                 }
-                let sql = format!(
-                    "INSERT INTO {name} ({}) VALUES {}",
-                    cols.join(", "),
-                    vec![one; j - i].join(", ")
-                );
+                let (sql, params) = insert(&name, &r.table, &puts, None, None)?;
                 conn.exec_drop(sql, params)
                     .await
                     .map_err(unavailable("insert"))?;
@@ -98,7 +88,12 @@ pub(crate) async fn apply(
                     .map_err(unavailable("delete"))?;
             }
             (Op::Update, Some(before), Some(after)) => {
-                let set: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
+                let set: Vec<String> = r
+                    .table
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} = ?", q(&c.name)))
+                    .collect();
                 let mut params = Vec::with_capacity(after.len() * 2);
                 for v in after {
                     params.push(

@@ -141,13 +141,7 @@ async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(db.clone(), 6_000, stop.clone());
     let mut child = spawn_run(&file)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !status_of(&file).contains("full sync:  finished") {
-        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            return Err(format!("full sync did not finish: {}", status_of(&file)).into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    full_sync_finished(&file, &mut child, 120).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     let written = w.await??;

@@ -625,13 +625,7 @@ async fn a_keyless_table_copied_again_after_kill_9_holds_each_row_once() -> Test
     let yaml = std::fs::read_to_string(&file)?.replace("  throttle_rows: 8000\n", "");
     std::fs::write(&file, yaml)?;
     let mut child = spawn_run(&file)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !status_of(&file).contains("full sync:  finished") {
-        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            return Err(format!("full sync did not finish: {}", status_of(&file)).into());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    full_sync_finished(&file, &mut child, 120).await?;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let written = w.await??;

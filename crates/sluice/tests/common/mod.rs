@@ -150,6 +150,23 @@ pub fn status_of(file: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Waits until `sluice status` says full sync finished, for at most `secs`; an error if the
+/// run `child` ended first or time ran out.
+pub async fn full_sync_finished(
+    file: &Path,
+    child: &mut std::process::Child,
+    secs: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !status_of(file).contains("full sync:  finished") {
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            return Err(format!("full sync did not finish: {}", status_of(file)).into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 pub fn run_until_caught_up(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let out = sluice()
         .args(["run", "-f"])
