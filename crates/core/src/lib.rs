@@ -8,6 +8,7 @@
 //! - A [`RowChange`] carries the [`TableSchema`] in force at its own position.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod ddl_text;
 pub mod event;
 pub mod hash;

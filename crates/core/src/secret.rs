@@ -13,6 +13,10 @@ use serde::{Deserialize, Deserializer};
 /// What stands for a hidden secret in any output.
 pub const REDACTED: &str = "***";
 
+/// How to write a password a URL cannot hold as is (appended to "... is not a URL").
+pub const URL_PASSWORD_HINT: &str =
+    " (characters such as @ / # ? % in a password must be percent-encoded: %23 for #)";
+
 /// A secret value (a password, a key): never printed.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);

@@ -39,8 +39,16 @@ pub enum SinkError {
     Unavailable(String),
 }
 
+/// Told of an outage in progress (`Some(text)`) and of its end (`None`), for status.
+pub type Notifier = Box<dyn Fn(Option<&str>) + Send>;
+
 /// A destination.
 pub trait Sink: Send {
+    /// Installs the outage notifier: a destination that waits out an outage by itself (inside
+    /// [`Sink::wait`]) tells it what it waits for, once a second, so status can say so.
+    fn set_notifier(&mut self, notifier: Notifier) {
+        let _ = notifier;
+    }
     /// Schema sync: create or check what the tables need (topics, tables).
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError>;
     /// The project starts afresh (no checkpoint of its own): forget any record the destination

@@ -47,7 +47,7 @@ pub(crate) async fn table_specs(
     let mut specs = Vec::with_capacity(tables.len());
     for t in tables {
         let dest = p.router.rename.get(t).cloned().unwrap_or_else(|| t.clone());
-        let def = if p.database.is_some() {
+        let def = if p.destination.needs().definitions {
             if conn.is_none() {
                 conn = Some(
                     mysql_async::Conn::new(src_opts.clone())

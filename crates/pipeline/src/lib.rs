@@ -9,6 +9,7 @@
 
 mod checks;
 mod control;
+pub mod destination;
 mod full;
 mod lock;
 pub mod metrics;

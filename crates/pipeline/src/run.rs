@@ -12,8 +12,6 @@ use mysql_async::prelude::Queryable;
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
 use sluice_core::{BinlogPosition, Event, KeyChange, Position};
 use sluice_meta::{Checkpoint, MetaStore};
-use sluice_sink_kafka::KafkaSink;
-use sluice_sink_mysql::MysqlSink;
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
 
@@ -197,29 +195,20 @@ fn run_inner(
     };
     let mut source_info = p.source_info.clone();
     source_info.server_id = server_id;
-    let mut sink: Box<dyn Sink> = match (&p.database, &p.kafka) {
-        (Some(db), _) => {
-            Box::new(MysqlSink::new(db.clone()).map_err(|e| RunError::Sink(e.to_string()))?)
-        }
-        (None, Some(k)) => {
-            let format = sluice_format::by_name(&p.format, &p.format_options)
-                .ok_or_else(|| RunError::Sink(format!("unknown format {}", p.format)))?;
-            let mut sink = KafkaSink::new(k.clone(), format, source_info)
-                .map_err(|e| RunError::Sink(e.to_string()))?;
-            // An outage in progress shows in `sluice status` (a second connection to the store).
-            if let Ok(m) = MetaStore::open(&p.data_dir) {
-                let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
-                sink.set_notifier(Box::new(move |note| {
-                    if let Ok(m) = m.lock() {
-                        let note = note.map(|n| format!("retrying: {n}")).unwrap_or_default();
-                        let _ = m.set_state(&name, "incremental", "Running", &note);
-                    }
-                }));
+    let mut sink = p
+        .destination
+        .sink(source_info)
+        .map_err(|e| RunError::Sink(e.to_string()))?;
+    // An outage in progress shows in `sluice status` (a second connection to the store).
+    if let Ok(m) = MetaStore::open(&p.data_dir) {
+        let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
+        sink.set_notifier(Box::new(move |note| {
+            if let Ok(m) = m.lock() {
+                let note = note.map(|n| format!("retrying: {n}")).unwrap_or_default();
+                let _ = m.set_state(&name, "incremental", "Running", &note);
             }
-            Box::new(sink)
-        }
-        (None, None) => return Err(RunError::Sink("the project has no destination".into())),
-    };
+        }));
+    }
     let metrics = Metrics::new(&p.name).map_err(|e| RunError::Source(format!("metrics: {e}")))?;
     let _metrics_server = match &p.metrics_listen {
         Some(addr) => {
@@ -245,7 +234,7 @@ fn run_inner(
     // follows the replayed DDL, and the source's current schema may be ahead of it.
     if p.schema_stage && cp.is_none() {
         let mut specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
-        if p.database.is_some() && !p.full && p.start != StartAt::Now {
+        if p.destination.needs().past_schema && !p.full && p.start != StartAt::Now {
             rt.block_on(crate::past::as_at_start(
                 p, &src_opts, &tables, &end, &mut specs,
             ))?;
@@ -591,10 +580,7 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                 if newer {
                     st.at_commit = Some((b.clone(), st.sequence, st.txn_number, ts_ms));
                 }
-                if p.kafka
-                    .as_ref()
-                    .is_some_and(|k| k.heartbeat_topic.is_some())
-                {
+                if p.destination.needs().heartbeats {
                     st.batch.push(DeliveryItem {
                         event: Event::Heartbeat { pos, ts_ms },
                         snapshot: false,
@@ -639,10 +625,10 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                         .or_default() += 1;
                     // A message queue gets an update that moves its key (or its partition)
                     // as a delete of the old key and an insert of the new one (docs/FORMATS.md).
-                    let moves = match &p.kafka {
-                        Some(k) => k.moves_key(r).map_err(|e| RunError::Sink(e.to_string()))?,
-                        None => false,
-                    };
+                    let moves = p
+                        .destination
+                        .splits(r)
+                        .map_err(|e| RunError::Sink(e.to_string()))?;
                     if let (true, Some((old, new))) = (moves, r.split()) {
                         st.push_half(Event::Row(old), false, Some(KeyChange::Old));
                         st.push_half(Event::Row(new), false, Some(KeyChange::New));

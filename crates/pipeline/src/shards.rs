@@ -172,11 +172,7 @@ fn part(p: &Project, s: &ShardInstance) -> Project {
     filters.extend(p.router.filters.iter().cloned());
     sub.router.filters = filters;
     sub.router.rename = HashMap::new();
-    if let Some(db) = &mut sub.database {
-        db.project = sub.name.clone();
-        db.merge = merge;
-        db.shard = Some(s.name.clone());
-    }
+    sub.destination = p.destination.for_part(&sub.name, &s.name, merge);
     // One metrics page per process: the first part serves it.
     if p.shards.first().map(|f| f.name.as_str()) != Some(s.name.as_str()) {
         sub.metrics_listen = None;
@@ -186,7 +182,7 @@ fn part(p: &Project, s: &ShardInstance) -> Project {
 
 /// Runs every part of a sharded project at once; the first failure stops the others.
 pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
-    if p.database.is_none() {
+    if !p.destination.needs().sharded_sources {
         return Err(RunError::Sink(
             "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql)".into(),
         ));
@@ -194,9 +190,9 @@ pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, 
     let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
     // What the parts share at the destination is made once, before they start, so that their
     // first runs never race to create it.
-    if let Some(db) = &p.database {
-        sluice_sink_mysql::prepare_destination(db).map_err(|e| RunError::Sink(e.to_string()))?;
-    }
+    p.destination
+        .prepare_shared()
+        .map_err(|e| RunError::Sink(e.to_string()))?;
     // Create the shared metadata store (WAL, tables) before the parts open it at once.
     // and record the parts, whose checkpoints are then one vector row.
     let registered: Vec<(String, String)> = p

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod config;
 pub mod ddl;
 mod keyless;
 mod schema;
@@ -27,6 +28,7 @@ mod session;
 mod value;
 mod writers;
 
+pub use config::RawDatabase;
 pub use schema::create_table_sql;
 pub use value::param;
 

@@ -160,7 +160,7 @@ async fn metrics_pause_resume_throttle_and_sharding_columns() -> TestResult {
     assert_eq!(msgs.len(), 610);
     for m in &msgs {
         let grp = m["value"]["postStruct"]["grp"].as_str().ok_or("grp")?;
-        let want = i64::from((sluice_sink_kafka_murmur(grp.as_bytes()) & 0x7fff_ffff) % 3);
+        let want = i64::from((murmur2(grp.as_bytes()) & 0x7fff_ffff) % 3);
         assert_eq!(m["partition"].as_i64(), Some(want), "{m}");
         assert_eq!(
             m["key"], m["value"]["postStruct"]["id"],

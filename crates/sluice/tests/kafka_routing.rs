@@ -116,8 +116,7 @@ async fn partition_modes_keep_total_per_table_and_per_key_order() -> TestResult 
             // Where Kafka's murmur2 of `db.table` says, as docs/KAFKA.md documents (three
             // tables may well share a partition, so spreading is not asserted).
             for (unit, p) in &home {
-                let want =
-                    (sluice_sink_kafka_murmur(format!("{db}.{unit}").as_bytes()) & 0x7fff_ffff) % 3;
+                let want = (murmur2(format!("{db}.{unit}").as_bytes()) & 0x7fff_ffff) % 3;
                 assert_eq!(*p, i64::from(want), "table: {unit} in partition {p}");
             }
         } else {

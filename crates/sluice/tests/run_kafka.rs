@@ -48,7 +48,7 @@ async fn a_mariadb_to_kafka_project_rebuilds_the_table_and_resumes_without_loss(
             .as_str()
             .filter(|k| !k.is_empty() && !k.contains('.'))
         {
-            let p = (sluice_sink_kafka_murmur(key.as_bytes()) & 0x7fff_ffff) % 3;
+            let p = (murmur2(key.as_bytes()) & 0x7fff_ffff) % 3;
             assert_eq!(m["partition"].as_i64(), Some(i64::from(p)), "key {key}");
         }
     }

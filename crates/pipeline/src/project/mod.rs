@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use sluice_core::secret::URL_PASSWORD_HINT as URL_HINT;
 use sluice_core::{Op, SecretUrl, TableId};
-use sluice_format::{DbType, FormatOptions, FORMAT_NAMES};
+use sluice_format::DbType;
 use sluice_route::{Pattern, Router};
-use sluice_sink_kafka::{KafkaConfig, PartitionMode, TopicMap};
 use sluice_source_mysql::live::StartAt;
+
+use crate::destination::Destination;
 
 /// A project file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +44,8 @@ pub struct Project {
     pub source_info: sluice_format::SourceInfo,
     /// Our replica `server_id`.
     pub server_id: u32,
-    /// Kafka settings (a Kafka destination).
-    pub kafka: Option<KafkaConfig>,
-    /// Database settings (a MySQL-compatible destination: OceanBase, MariaDB, MySQL).
-    pub database: Option<sluice_sink_mysql::MysqlConfig>,
-    /// Message format name.
-    pub format: String,
-    /// Format options.
-    pub format_options: FormatOptions,
+    /// The destination.
+    pub destination: Destination,
     /// Routing.
     pub router: Router,
     /// Schema stage on.
@@ -100,101 +96,48 @@ impl Project {
     /// Parses project YAML (`file` names it in errors; `base` resolves a relative data_dir).
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Project, ProjectError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        let raw: RawProject = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            // The YAML error repeats the location and the parent key: keep the plain reason.
-            let mut message = inner.to_string();
-            if let Some(at) = message.rfind(" at line ") {
-                message.truncate(at);
-            }
-            let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
-            if let Some(rest) = message.strip_prefix(&format!("{parent}: ")) {
-                message = rest.to_string();
-            }
-            ProjectError {
-                file: file.to_string(),
-                line: inner.location().map(|l| l.line()),
-                field: if path == "." {
-                    String::new()
-                } else {
-                    format!("{path}: ")
-                },
-                message,
-            }
-        })?;
+        let raw: RawProject =
+            serde_path_to_error::deserialize(de).map_err(|e| yaml_error(e, file, text))?;
         let bad = |field: &str, message: String| ProjectError {
             file: file.to_string(),
             line: line_of(text, field),
             field: format!("{field}: "),
             message,
         };
-        destination_fields_belong(text, &bad)?;
-        validate(raw, base, &bad)
+        validate(raw, text, file, base, &bad)
     }
 }
 
-/// The fields of each destination type (besides `type`).
-const KAFKA_FIELDS: &[&str] = &[
-    "brokers",
-    "format",
-    "topic",
-    "single_topic",
-    "topics",
-    "heartbeat_topic",
-    "partitions",
-    "replication_factor",
-    "partition_mode",
-    "compression",
-    "linger_ms",
-    "batch_bytes",
-    "properties",
-    "debezium_schema",
-    "debezium_decimal",
-];
-const DATABASE_FIELDS: &[&str] = &[
-    "url",
-    "writers",
-    "meta_db",
-    "unsupported_ddl",
-    "shard_in_key",
-    "foreign_key_checks",
-];
-
-/// Every field of the destination section belongs to its type: a Kafka field on a database
-/// destination (or the reverse) is an error naming it and its line, not silently ignored.
-fn destination_fields_belong(
+/// A project file that does not deserialize, named by file, line and field.
+pub(crate) fn yaml_error(
+    e: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    file: &str,
     text: &str,
-    bad: &dyn Fn(&str, String) -> ProjectError,
-) -> Result<(), ProjectError> {
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
-        return Ok(());
-    };
-    let Some(dest) = doc.get("destination").and_then(|d| d.as_mapping()) else {
-        return Ok(());
-    };
-    let kind = dest
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or_default();
-    let (own, what) = match kind {
-        "kafka" => (KAFKA_FIELDS, "a Kafka destination"),
-        "mysql" | "mariadb" | "oceanbase" => (DATABASE_FIELDS, "a database destination"),
-        // An unknown type is reported by validation, with the types there are.
-        _ => return Ok(()),
-    };
-    for key in dest.keys().filter_map(|k| k.as_str()) {
-        if key != "type" && !own.contains(&key) {
-            return Err(bad(
-                &format!("destination.{key}"),
-                format!(
-                    "{key} is not a field of {what} (type: {kind}); its fields are type, {}",
-                    own.join(", ")
-                ),
-            ));
-        }
+) -> ProjectError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    // The YAML error repeats the location and the parent key: keep the plain reason.
+    let mut message = inner.to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
     }
-    Ok(())
+    let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
+    if let Some(rest) = message.strip_prefix(&format!("{parent}: ")) {
+        message = rest.to_string();
+    }
+    ProjectError {
+        file: file.to_string(),
+        line: inner
+            .location()
+            .map(|l| l.line())
+            .or_else(|| line_of(text, &path)),
+        field: if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        },
+        message,
+    }
 }
 
 /// The instances and logical tables of `source.shardingsphere`, when it names a rule file.
@@ -241,7 +184,7 @@ fn default_server_id(name: &str) -> u32 {
 /// walking the YAML blocks: each key is looked for only inside the block of the key before it,
 /// so `destination.url` never names the line of `source.url`. Flow style (`{a: 1}`) is not
 /// followed: then the line of the deepest key found is given.
-fn line_of(text: &str, field: &str) -> Option<usize> {
+pub(crate) fn line_of(text: &str, field: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     // A line's indentation and its content.
     fn shape(l: &str) -> (usize, &str) {
@@ -295,6 +238,8 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
 
 fn validate(
     raw: RawProject,
+    text: &str,
+    file: &str,
     base: &Path,
     bad: &dyn Fn(&str, String) -> ProjectError,
 ) -> Result<Project, ProjectError> {
@@ -421,126 +366,6 @@ fn validate(
             format!("{source_url} is not a mysql://user:pass@host:port URL{URL_HINT}"),
         ));
     }
-    let d = raw.destination;
-    let database = match d.kind.as_str() {
-        "kafka" => None,
-        "mysql" | "mariadb" | "oceanbase" => {
-            let url = d.url.clone().ok_or_else(|| {
-                bad(
-                    "destination.url",
-                    "give the destination as url: mysql://user:pass@host:port".into(),
-                )
-            })?;
-            if mysql_async::Opts::from_url(url.expose()).is_err() {
-                return Err(bad(
-                    "destination.url",
-                    format!("{url} is not a mysql://user:pass@host:port URL{URL_HINT}"),
-                ));
-            }
-            Some(sluice_sink_mysql::MysqlConfig {
-                url,
-                project: raw.name.clone(),
-                writers: d.writers.unwrap_or(4).max(1),
-                meta_db: d.meta_db.clone().unwrap_or_else(|| "sluice".into()),
-                merge: HashMap::new(),
-                shard: None,
-                shard_in_key: d.shard_in_key,
-                foreign_key_checks: d.foreign_key_checks,
-                ignore_other_ddl: match d.unsupported_ddl.as_deref() {
-                    None | Some("stop") => false,
-                    Some("ignore") => true,
-                    Some(other) => {
-                        return Err(bad(
-                            "destination.unsupported_ddl",
-                            format!("{other:?}: use stop or ignore"),
-                        ))
-                    }
-                },
-            })
-        }
-        other => {
-            return Err(bad(
-                "destination.type",
-                format!("{other:?}: use kafka, or oceanbase / mariadb / mysql for a database"),
-            ))
-        }
-    };
-    let format = match (&database, &d.format) {
-        (Some(_), _) => String::new(),
-        (None, None) => {
-            return Err(bad(
-                "destination.format",
-                format!(
-                    "a Kafka destination needs a format: one of {}",
-                    FORMAT_NAMES.join(", ")
-                ),
-            ))
-        }
-        (None, Some(f)) if !FORMAT_NAMES.contains(&f.as_str()) => {
-            return Err(bad(
-                "destination.format",
-                format!(
-                    "{f:?} is not a format; use one of {}",
-                    FORMAT_NAMES.join(", ")
-                ),
-            ))
-        }
-        (None, Some(f)) => f.clone(),
-    };
-    let brokers = match (&database, &d.brokers) {
-        (None, None) => {
-            return Err(bad(
-                "destination.brokers",
-                "a Kafka destination needs brokers: host:port[,host:port]".into(),
-            ))
-        }
-        (_, b) => b.clone().unwrap_or_default(),
-    };
-    let mode = match d.partition_mode.as_str() {
-        "one" => PartitionMode::One,
-        "hash" => PartitionMode::Hash,
-        "table" => PartitionMode::Table,
-        other => {
-            return Err(bad(
-                "destination.partition_mode",
-                format!("{other:?}: use one, hash or table"),
-            ))
-        }
-    };
-    if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&d.compression.as_str()) {
-        return Err(bad(
-            "destination.compression",
-            format!("{:?}: use none, gzip, snappy, lz4 or zstd", d.compression),
-        ));
-    }
-    if d.partitions < 1 || d.replication_factor < 1 {
-        return Err(bad(
-            "destination.partitions",
-            "partitions and replication_factor must be at least 1".into(),
-        ));
-    }
-    let template = d.topic.clone().unwrap_or_else(|| "{db}.{table}".into());
-    let topics = match (&d.single_topic, d.topics.is_empty()) {
-        (Some(t), true) => TopicMap::Single(t.clone()),
-        (Some(_), false) => {
-            return Err(bad(
-                "destination.single_topic",
-                "give single_topic or topics, not both".into(),
-            ))
-        }
-        (None, true) => TopicMap::Template(template),
-        (None, false) => TopicMap::Explicit(d.topics.clone(), template),
-    };
-    let precise = match d.debezium_decimal.as_deref() {
-        None | Some("string") => false,
-        Some("precise") => true,
-        Some(other) => {
-            return Err(bad(
-                "destination.debezium_decimal",
-                format!("{other:?}: use string or precise"),
-            ))
-        }
-    };
     let mut include = Vec::new();
     for p in &raw.objects.include {
         include.push(Pattern::parse(p).map_err(|e| bad("objects.include", e))?);
@@ -646,6 +471,18 @@ fn validate(
     if raw.options.batch_rows == 0 {
         return Err(bad("options.batch_rows", "must be at least 1".into()));
     }
+    // The destination sees destination names: the sharding columns go by the renamed table.
+    let dest_sharding = sharding
+        .iter()
+        .map(|(t, c)| {
+            (
+                rename.get(t).cloned().unwrap_or_else(|| t.clone()),
+                c.clone(),
+            )
+        })
+        .collect();
+    let destination =
+        Destination::parse(&raw.destination.kind, text, file, &raw.name, dest_sharding)?;
     let data_dir = match raw.data_dir {
         Some(d) if d.is_absolute() => d,
         Some(d) => base.join(d),
@@ -665,34 +502,7 @@ fn validate(
         data_dir,
         source_url,
         server_id,
-        database: database.clone(),
-        kafka: database.is_none().then(|| KafkaConfig {
-            brokers,
-            topics,
-            heartbeat_topic: d.heartbeat_topic,
-            partitions: d.partitions,
-            replication_factor: d.replication_factor,
-            mode,
-            compression: d.compression,
-            linger_ms: d.linger_ms,
-            batch_bytes: d.batch_bytes,
-            properties: d.properties.into_iter().collect(),
-            // The sink sees destination names: key the columns by the renamed table.
-            sharding: sharding
-                .iter()
-                .map(|(t, c)| {
-                    (
-                        rename.get(t).cloned().unwrap_or_else(|| t.clone()),
-                        c.clone(),
-                    )
-                })
-                .collect(),
-        }),
-        format,
-        format_options: FormatOptions {
-            debezium_schema: d.debezium_schema,
-            debezium_decimal_precise: precise,
-        },
+        destination,
         router: Router {
             include,
             exclude,
@@ -721,10 +531,6 @@ fn validate(
         heartbeat_secs: raw.options.heartbeat_secs.max(1),
     })
 }
-
-/// How to write a password a URL cannot hold as is.
-const URL_HINT: &str =
-    " (characters such as @ / # ? % in a password must be percent-encoded: %23 for #)";
 
 fn url_escape(s: &str) -> String {
     s.bytes()

@@ -1,6 +1,6 @@
 //! The project file as written (serde), before validation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -12,7 +12,8 @@ pub(super) struct RawProject {
     pub(super) name: String,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) source: RawSource,
-    pub(super) destination: RawDestination,
+    /// Only its type here: the type's own crate reads the rest (see destination.rs).
+    pub(super) destination: crate::destination::RawType,
     pub(super) objects: RawObjects,
     #[serde(default)]
     pub(super) stages: RawStages,
@@ -67,61 +68,6 @@ pub(super) enum OneOrMany {
     Many(Vec<String>),
 }
 
-fn one() -> i32 {
-    1
-}
-fn lz4() -> String {
-    "lz4".into()
-}
-fn hash() -> String {
-    "hash".into()
-}
-fn five() -> u32 {
-    5
-}
-fn batch_bytes() -> u32 {
-    1_000_000
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDestination {
-    #[serde(rename = "type")]
-    pub(super) kind: String,
-    pub(super) brokers: Option<String>,
-    pub(super) format: Option<String>,
-    pub(super) url: Option<SecretUrl>,
-    pub(super) writers: Option<usize>,
-    pub(super) meta_db: Option<String>,
-    pub(super) unsupported_ddl: Option<String>,
-    #[serde(default)]
-    pub(super) shard_in_key: bool,
-    #[serde(default)]
-    pub(super) foreign_key_checks: bool,
-    pub(super) topic: Option<String>,
-    pub(super) single_topic: Option<String>,
-    #[serde(default)]
-    pub(super) topics: HashMap<String, String>,
-    pub(super) heartbeat_topic: Option<String>,
-    #[serde(default = "one")]
-    pub(super) partitions: i32,
-    #[serde(default = "one")]
-    pub(super) replication_factor: i32,
-    #[serde(default = "hash")]
-    pub(super) partition_mode: String,
-    #[serde(default = "lz4")]
-    pub(super) compression: String,
-    #[serde(default = "five")]
-    pub(super) linger_ms: u32,
-    #[serde(default = "batch_bytes")]
-    pub(super) batch_bytes: u32,
-    #[serde(default)]
-    pub(super) properties: BTreeMap<String, Secret>,
-    #[serde(default)]
-    pub(super) debezium_schema: bool,
-    pub(super) debezium_decimal: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawObjects {
@@ -138,6 +84,10 @@ pub(super) struct RawObjects {
     pub(super) filters: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) sharding: BTreeMap<String, Vec<String>>,
+}
+
+fn five() -> u32 {
+    5
 }
 
 fn yes() -> bool {

@@ -16,7 +16,10 @@ objects:
 #[test]
 fn a_good_file_gets_defaults() {
     let p = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
-    assert_eq!(p.kafka.as_ref().map(|k| k.mode), Some(PartitionMode::Hash));
+    let crate::destination::Destination::Kafka(k) = &p.destination else {
+        panic!("a Kafka destination");
+    };
+    assert_eq!(k.config.routing.mode, sluice_mq::PartitionMode::Hash);
     assert_eq!(p.start, StartAt::Now);
     assert_eq!(p.data_dir, PathBuf::from("/tmp/sluice-data"));
     assert!(p.router.selects(&TableId::new("shop", "x")));

@@ -333,9 +333,9 @@ pub async fn sluice_source_mysql_position(
 }
 
 /// Kafka's murmur2, as documented in docs/KAFKA.md (checked against Kafka's published values in
-/// the sink's unit tests).
-pub fn sluice_sink_kafka_murmur(b: &[u8]) -> i32 {
-    sluice_sink_kafka::murmur2(b)
+/// sluice-mq's unit tests).
+pub fn murmur2(b: &[u8]) -> i32 {
+    sluice_mq::murmur2(b)
 }
 
 /// A tiny deterministic generator (no dependency needed for test workloads).

@@ -1,4 +1,5 @@
-//! Kafka's default partitioner, so consumers can predict where a key lands.
+//! Kafka's default partitioner, used for every message queue so consumers can predict where a
+//! key lands (RocketMQ queues and DataHub shards are chosen the same way).
 
 /// Kafka's murmur2 (the Java client's `Utils.murmur2`), seed 0x9747b28c.
 pub fn murmur2(data: &[u8]) -> i32 {

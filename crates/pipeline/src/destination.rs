@@ -1,0 +1,235 @@
+//! The destination registry: one variant per destination type, each checked by its own crate
+//! from its own section of the project file, each building its own sink and saying what it
+//! needs of the pipeline. The pipeline asks these questions and never names a destination
+//! elsewhere, so a new destination is one crate plus one variant here.
+
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sluice_core::config::FieldError;
+use sluice_core::sink::{Sink, SinkError};
+use sluice_core::{RowChange, TableId};
+use sluice_format::SourceInfo;
+use sluice_sink_kafka::{KafkaSettings, KafkaSink, RawKafka};
+use sluice_sink_mysql::{MysqlConfig, MysqlSink, RawDatabase};
+
+use crate::project::ProjectError;
+
+/// A checked destination.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// `type: kafka`.
+    Kafka(KafkaSettings),
+    /// `type: oceanbase`, `mariadb` or `mysql`: a MySQL-compatible database.
+    Database(MysqlConfig),
+}
+
+/// The destination types a project file may name, how messages call each, and its fields.
+const TYPES: &[(&str, &str, &[&str])] = &[
+    ("kafka", "a Kafka destination", RawKafka::FIELDS),
+    ("oceanbase", "a database destination", RawDatabase::FIELDS),
+    ("mariadb", "a database destination", RawDatabase::FIELDS),
+    ("mysql", "a database destination", RawDatabase::FIELDS),
+];
+
+/// What a destination needs of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Whole table definitions (column types, indexes) in the schema step, to create tables.
+    pub definitions: bool,
+    /// With a start in the past, each table as it was at the start position (it creates tables
+    /// that the replayed DDL then changes).
+    pub past_schema: bool,
+    /// Heartbeats delivered as changes (a heartbeat topic is set).
+    pub heartbeats: bool,
+    /// Sharded (logical table) sources may write into it.
+    pub sharded_sources: bool,
+}
+
+/// Only the `type` of the section; the rest is read by the type's own crate.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawType {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+}
+
+/// The project file with only its destination section, read as `T`.
+#[derive(Deserialize)]
+struct Section<T> {
+    destination: T,
+}
+
+impl Destination {
+    /// Reads and checks the destination section of `text` (its type is `kind`). `sharding`
+    /// holds `objects.sharding` by destination table name.
+    pub(crate) fn parse(
+        kind: &str,
+        text: &str,
+        file: &str,
+        project: &str,
+        sharding: HashMap<TableId, Vec<String>>,
+    ) -> Result<Destination, ProjectError> {
+        let what = TYPES
+            .iter()
+            .find(|(k, ..)| *k == kind)
+            .map(|(_, w, _)| *w)
+            .ok_or_else(|| ProjectError {
+                file: file.to_string(),
+                line: crate::project::line_of(text, "destination.type"),
+                field: "destination.type: ".into(),
+                message: format!(
+                    "{kind:?}: use {}",
+                    TYPES
+                        .iter()
+                        .map(|(k, ..)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        let field = |e: FieldError| ProjectError {
+            file: file.to_string(),
+            line: crate::project::line_of(text, &format!("destination.{}", e.field)),
+            field: format!("destination.{}: ", e.field),
+            message: e.message,
+        };
+        Ok(match kind {
+            "kafka" => Destination::Kafka(
+                section::<RawKafka>(text, file, kind, what)?
+                    .check(sharding)
+                    .map_err(field)?,
+            ),
+            _ => Destination::Database(
+                section::<RawDatabase>(text, file, kind, what)?
+                    .check(project)
+                    .map_err(field)?,
+            ),
+        })
+    }
+
+    /// What it needs of the pipeline.
+    pub fn needs(&self) -> Needs {
+        match self {
+            Destination::Kafka(k) => Needs {
+                definitions: false,
+                past_schema: false,
+                heartbeats: k.config.routing.heartbeat_topic.is_some(),
+                sharded_sources: false,
+            },
+            Destination::Database(_) => Needs {
+                definitions: true,
+                past_schema: true,
+                heartbeats: false,
+                sharded_sources: true,
+            },
+        }
+    }
+
+    /// Whether an update must reach it as a delete of the old key and an insert of the new
+    /// one (message queues: see `sluice_mq::Routing::moves_key`). A database applies the
+    /// update as one change.
+    pub fn splits(&self, r: &RowChange) -> Result<bool, SinkError> {
+        match self {
+            Destination::Kafka(k) => k.config.routing.moves_key(r),
+            Destination::Database(_) => Ok(false),
+        }
+    }
+
+    /// Its sink, writing for `source`.
+    pub(crate) fn sink(&self, source: SourceInfo) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(match self {
+            Destination::Kafka(k) => {
+                Box::new(KafkaSink::new(k.config.clone(), k.format.build()?, source)?)
+            }
+            Destination::Database(db) => Box::new(MysqlSink::new(db.clone())?),
+        })
+    }
+
+    /// The destination of part `part` of a sharded project, which reads instance `shard`
+    /// and writes physical table `from` into destination table `to` (`merge`).
+    pub(crate) fn for_part(
+        &self,
+        part: &str,
+        shard: &str,
+        merge: HashMap<TableId, TableId>,
+    ) -> Destination {
+        let mut d = self.clone();
+        if let Destination::Database(db) = &mut d {
+            db.project = part.to_string();
+            db.merge = merge;
+            db.shard = Some(shard.to_string());
+        }
+        d
+    }
+
+    /// Makes once what the parts of a sharded project share at the destination, before they
+    /// start, so that their first runs never race to create it.
+    pub(crate) fn prepare_shared(&self) -> Result<(), SinkError> {
+        match self {
+            Destination::Database(db) => sluice_sink_mysql::prepare_destination(db),
+            Destination::Kafka(_) => Ok(()),
+        }
+    }
+}
+
+/// Reads the destination section as `T`. A field of another destination type is an error
+/// naming it, its line, and the fields this type has; a field of no type (a typo) gets
+/// serde's message, which lists them too.
+fn section<T: DeserializeOwned>(
+    text: &str,
+    file: &str,
+    kind: &str,
+    what: &str,
+) -> Result<T, ProjectError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, Section<T>>(de) {
+        Ok(s) => Ok(s.destination),
+        Err(e) => {
+            let mut err = crate::project::yaml_error(e, file, text);
+            let foreign = err
+                .message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .filter(|key| TYPES.iter().any(|(.., fields)| fields.contains(key)))
+                .map(str::to_string);
+            if let Some(key) = foreign {
+                let rest = err.message.clone();
+                let fields = rest
+                    .split_once("expected ")
+                    .map(|(_, l)| l.trim_start_matches("one of ").replace('`', ""))
+                    .unwrap_or_default();
+                err.field = format!("destination.{key}: ");
+                err.line = crate::project::line_of(text, &format!("destination.{key}"));
+                err.message = format!(
+                    "{key} is not a field of {what} (type: {kind}); its fields are {fields}"
+                );
+            }
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each type's `FIELDS` is the list serde knows: a typo's message lists exactly them.
+    #[test]
+    fn each_type_lists_its_own_fields() {
+        for (kind, _, fields) in TYPES {
+            let text = format!("destination:\n  type: {kind}\n  zzz: 1\n");
+            let e = match *kind {
+                "kafka" => section::<RawKafka>(&text, "p.yaml", kind, "x").map(drop),
+                _ => section::<RawDatabase>(&text, "p.yaml", kind, "x").map(drop),
+            }
+            .expect_err("unknown field");
+            let listed = e
+                .message
+                .split_once("expected one of ")
+                .map(|(_, l)| l.replace('`', ""))
+                .unwrap_or_default();
+            assert_eq!(listed, fields.join(", "), "{kind}");
+            assert_eq!(e.line, Some(3), "{e}");
+        }
+    }
+}
