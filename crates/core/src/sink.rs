@@ -64,10 +64,15 @@ pub trait Sink: Send {
         let _ = table;
         Ok(())
     }
-    /// Starts sending a batch and returns its ticket; several batches may be in flight.
+    /// Starts sending a batch and returns its ticket; several batches may be in flight, and
+    /// the destination keeps their send order (per key at least). After a batch fails, the
+    /// pipeline waits for every later ticket and sends them all again, oldest first; a
+    /// destination that would otherwise skip a replay it saw once must not apply a batch
+    /// sent after one that failed (docs/SINKS.md).
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError>;
-    /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged.
-    /// On `Err` nothing of the batch may be assumed delivered (it is sent again).
+    /// Waits until every item of batch `ticket` (sent with these `items`) was acknowledged:
+    /// the destination reports it (no polling loop). On `Err` nothing of the batch may be
+    /// assumed delivered (it is sent again).
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError>;
     /// Bytes of everything acknowledged so far (keys and payloads), for metrics.
     fn acknowledged_bytes(&self) -> u64 {

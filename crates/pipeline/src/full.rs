@@ -27,7 +27,7 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_core::sink::{DeliveryItem, Sink, SinkError};
+use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{BinlogPosition, Event, Op, Position, RowChange, TableId, TableSchema};
 use sluice_meta::{FullUnit, MetaStore};
 use sluice_route::Router;
@@ -36,19 +36,18 @@ use sluice_source_mysql::snapshot::{self, KeyRange, KeyValue};
 use std::collections::HashMap;
 
 use crate::control::{PauseCheck, Throttle};
+use crate::deliver::{InFlight, Retry, Status};
 use crate::metrics::Metrics;
 use crate::project::Project;
 use crate::run::RunError;
 
-/// Metrics, throttle and pause of the run, lent to the full stage.
+/// Metrics, throttle, pause and status of the run, lent to the full stage.
 pub(crate) struct Controls<'a> {
     pub(crate) metrics: &'a Metrics,
     pub(crate) throttle: &'a mut Throttle,
     pub(crate) pause: &'a mut PauseCheck,
+    pub(crate) status: &'a Status,
 }
-
-/// Batches sent to the destination and not yet acknowledged, at most.
-const MAX_IN_FLIGHT: usize = 4;
 
 fn source_err(e: impl std::fmt::Display) -> RunError {
     RunError::Source(e.to_string())
@@ -109,13 +108,13 @@ struct CopiedAt {
 
 /// The tables copied whole (no key) and the position each copy was read at: incremental sync
 /// skips their changes before it.
-pub(crate) fn copied_at(units: &[FullUnit]) -> HashMap<TableId, BinlogPosition> {
+pub(crate) fn copied_at(units: &[FullUnit]) -> HashMap<TableId, Position> {
     units
         .iter()
         .filter(|u| u.done)
         .filter_map(|u| {
             let c: CopiedAt = serde_json::from_str(u.last_key.as_deref()?).ok()?;
-            Some((TableId::new(&u.db, &u.table), c.copied_at))
+            Some((TableId::new(&u.db, &u.table), Position::Binlog(c.copied_at)))
         })
         .collect()
 }
@@ -266,9 +265,8 @@ async fn copy_whole(
     conn.query_drop("COMMIT").await.map_err(|e| e.to_string())
 }
 
-struct InFlight {
-    ticket: u64,
-    items: Vec<DeliveryItem>,
+/// What an acknowledged chunk lets the unit record.
+struct Chunk {
     unit: u32,
     table: String,
     last_key: Option<String>,
@@ -437,15 +435,16 @@ pub(crate) fn run(
         ops: vec![Op::Insert, Op::Update, Op::Delete],
         ..p.router.clone()
     };
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut in_flight: InFlight<Chunk> = InFlight::new(p.in_flight);
+    let mut retry = Retry::new(ctl.status, "full", stop, ctl.metrics);
     let result = (|| -> Result<bool, RunError> {
         loop {
             if stop.load(Ordering::SeqCst) {
-                drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
                 return Ok(false);
             }
             if ctl.pause.last_due() {
-                drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
                 ctl.pause.hold(meta, &p.name, "full", stop);
             }
             let msg = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -458,7 +457,7 @@ pub(crate) fn run(
             };
             match msg {
                 Msg::Failed(e) => {
-                    drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+                    drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
                     return Err(RunError::Source(format!("full sync: {e}")));
                 }
                 Msg::Chunk {
@@ -508,32 +507,36 @@ pub(crate) fn run(
                             });
                         }
                     }
-                    let ticket = if items.is_empty() {
-                        0
-                    } else {
-                        send_retrying(p, sink, meta, &items, stop)?
-                    };
-                    in_flight.push_back(InFlight {
-                        ticket,
-                        items,
+                    while in_flight.is_full() {
+                        if let Some((rows, bytes)) = complete_front(
+                            p,
+                            sink,
+                            meta,
+                            &mut in_flight,
+                            &mut progress,
+                            &mut retry,
+                        )? {
+                            ctl.throttle.after(rows, bytes, stop);
+                        } else {
+                            // Stopped while the destination was unavailable.
+                            return Ok(false);
+                        }
+                    }
+                    let chunk = Chunk {
                         unit,
                         table,
                         last_key,
                         rows: n,
                         done,
-                    });
-                    while in_flight.len() > MAX_IN_FLIGHT {
-                        if let Some((rows, bytes)) =
-                            complete_front(p, sink, meta, &mut in_flight, &mut progress, stop)?
-                        {
-                            ctl.throttle.after(rows, bytes, stop);
-                        }
+                    };
+                    if !in_flight.send(sink, items, chunk, &mut retry)? {
+                        return Ok(false);
                     }
                 }
             }
             progress.print(false);
         }
-        drain(p, sink, meta, &mut in_flight, &mut progress, stop)?;
+        drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
         Ok(!stop.load(Ordering::SeqCst) && progress.units_left.is_empty())
     })();
     reader_stop.store(true, Ordering::SeqCst);
@@ -545,89 +548,31 @@ pub(crate) fn run(
     result
 }
 
-fn send_retrying(
-    p: &Project,
-    sink: &mut dyn Sink,
-    meta: &MetaStore,
-    items: &[DeliveryItem],
-    stop: &AtomicBool,
-) -> Result<u64, RunError> {
-    let mut backoff = Duration::from_millis(200);
-    let mut retried = false;
-    loop {
-        match sink.send(items) {
-            Ok(t) => {
-                if retried {
-                    let _ = meta.set_state(&p.name, "full", "Running", "");
-                }
-                return Ok(t);
-            }
-            Err(SinkError::Unavailable(e)) if !stop.load(Ordering::SeqCst) => {
-                tracing::warn!(project = %p.name, "destination unavailable, retrying in {backoff:?}: {e}");
-                let _ = meta.set_state(&p.name, "full", "Running", &format!("retrying: {e}"));
-                retried = true;
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(RunError::Sink(e.to_string())),
-        }
-    }
-}
-
-/// Waits for the oldest batch in flight (sending it again while the destination is
-/// unavailable), then records its chunk as copied. Progress is recorded in send order, so a
-/// unit's stored key never passes a chunk the destination has not acknowledged.
+/// Waits for the oldest chunk in flight (see deliver.rs), then records it as copied. Progress
+/// is recorded in send order, so a unit's stored key never passes a chunk the destination has
+/// not acknowledged. None when nothing is in flight or the run stops while waiting.
 fn complete_front(
     p: &Project,
     sink: &mut dyn Sink,
     meta: &mut MetaStore,
-    in_flight: &mut VecDeque<InFlight>,
+    in_flight: &mut InFlight<Chunk>,
     progress: &mut Progress,
-    stop: &AtomicBool,
+    retry: &mut Retry<'_>,
 ) -> Result<Option<(u64, u64)>, RunError> {
-    let Some(f) = in_flight.pop_front() else {
+    let Some(acked) = in_flight.complete_front(sink, retry)? else {
         return Ok(None);
     };
-    if !f.items.is_empty() {
-        let mut result = sink.wait(f.ticket, &f.items);
-        let mut backoff = Duration::from_millis(200);
-        let mut retried = false;
-        loop {
-            match result {
-                Ok(()) => {
-                    if retried {
-                        let _ = meta.set_state(&p.name, "full", "Running", "");
-                    }
-                    break;
-                }
-                Err(SinkError::Unavailable(e)) => {
-                    if stop.load(Ordering::SeqCst) {
-                        // Not recorded: the chunk is copied again on the next run.
-                        in_flight.clear();
-                        return Ok(None);
-                    }
-                    progress.metrics.error("writer");
-                    tracing::warn!(project = %p.name, "destination unavailable, sending a chunk again in {backoff:?}: {e}");
-                    let _ = meta.set_state(&p.name, "full", "Running", &format!("retrying: {e}"));
-                    retried = true;
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    result = sink.deliver(&f.items);
-                }
-                Err(e) => return Err(RunError::Sink(e.to_string())),
-            }
-        }
-    }
+    let c = acked.mark;
     meta.save_unit_progress(
         &p.name,
-        f.unit,
-        f.last_key.as_deref(),
-        f.rows,
-        f.done,
-        &f.table,
+        c.unit,
+        c.last_key.as_deref(),
+        c.rows,
+        c.done,
+        &c.table,
     )?;
-    progress.record(f.unit, &f.table, f.rows, f.done);
-    let rows = f.items.len() as u64;
+    progress.record(c.unit, &c.table, c.rows, c.done);
+    let rows = acked.items.len() as u64;
     let bytes = sink
         .acknowledged_bytes()
         .saturating_sub(progress.bytes_seen);
@@ -640,13 +585,11 @@ fn drain(
     p: &Project,
     sink: &mut dyn Sink,
     meta: &mut MetaStore,
-    in_flight: &mut VecDeque<InFlight>,
+    in_flight: &mut InFlight<Chunk>,
     progress: &mut Progress,
-    stop: &AtomicBool,
+    retry: &mut Retry<'_>,
 ) -> Result<(), RunError> {
-    while !in_flight.is_empty() {
-        complete_front(p, sink, meta, in_flight, progress, stop)?;
-    }
+    while complete_front(p, sink, meta, in_flight, progress, retry)?.is_some() {}
     Ok(())
 }
 

@@ -9,8 +9,10 @@
 
 mod checks;
 mod control;
+mod deliver;
 pub mod destination;
 mod full;
+mod incremental;
 mod lock;
 pub mod metrics;
 mod past;

@@ -1,16 +1,14 @@
 //! The incremental stage's loop: reader thread -> bounded channel -> route -> batches -> sink ->
 //! checkpoint.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use sluice_core::sink::{DeliveryItem, Sink, SinkError};
-use sluice_core::{BinlogPosition, Event, KeyChange, Position};
+use sluice_core::{BinlogPosition, Event, Position};
 use sluice_meta::{Checkpoint, MetaStore};
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
@@ -19,7 +17,9 @@ use crate::checks::{
     check_column_subsets, check_filters, keys_of_keyless_tables, selected_tables, table_specs,
 };
 use crate::control::{PauseCheck, Throttle};
+use crate::deliver::Status;
 use crate::full;
+use crate::incremental::{write_loop, Controls, Msg, Resume, State};
 use crate::metrics::{Health, Metrics};
 use crate::project::Project;
 
@@ -63,38 +63,8 @@ pub struct RunSummary {
     pub completed: bool,
 }
 
-enum Msg {
-    Event(Event),
-    Failed(String),
-    Ended,
-}
-
 fn source_err(e: impl std::fmt::Display) -> RunError {
     RunError::Source(e.to_string())
-}
-
-struct State {
-    meta: MetaStore,
-    /// Tables full sync copied whole (no key) and the position of each copy: their changes
-    /// before it are in the copy and are skipped (see full.rs).
-    copied_at: std::collections::HashMap<sluice_core::TableId, BinlogPosition>,
-    history: SchemaHistory,
-    sequence: u64,
-    txn_number: u64,
-    /// The counters and position as of the last commit seen (what a checkpoint may record).
-    at_commit: Option<(BinlogPosition, u64, u64, u64)>,
-    in_txn: bool,
-    batch: Vec<DeliveryItem>,
-    /// Index in `batch` of the last item of the open transaction.
-    last_of_txn: Option<usize>,
-    rows: BTreeMap<String, u64>,
-    delivered: u64,
-    checkpoint: Option<Position>,
-    metrics: Metrics,
-    throttle: Throttle,
-    pause: PauseCheck,
-    /// The sink's acknowledged bytes as of the last batch.
-    bytes_seen: u64,
 }
 
 /// Sets its flag when dropped (stops the metrics server when the run ends, however it ends).
@@ -199,16 +169,14 @@ fn run_inner(
         .destination
         .sink(source_info)
         .map_err(|e| RunError::Sink(e.to_string()))?;
-    // An outage in progress shows in `sluice status` (a second connection to the store).
-    if let Ok(m) = MetaStore::open(&p.data_dir) {
-        let (m, name) = (std::sync::Mutex::new(m), p.name.clone());
-        sink.set_notifier(Box::new(move |note| {
-            if let Ok(m) = m.lock() {
-                let note = note.map(|n| format!("retrying: {n}")).unwrap_or_default();
-                let _ = m.set_state(&name, "incremental", "Running", &note);
-            }
-        }));
-    }
+    // The status note of the stages' retries and of a destination's own outage reports
+    // (a connection of its own to the store).
+    let status = Status::open(&p.data_dir, &p.name)?;
+    let notes = status.clone();
+    sink.set_notifier(Box::new(move |note| {
+        let note = note.map(|n| format!("retrying: {n}")).unwrap_or_default();
+        notes.running("incremental", &note);
+    }));
     let metrics = Metrics::new(&p.name).map_err(|e| RunError::Source(format!("metrics: {e}")))?;
     let _metrics_server = match &p.metrics_listen {
         Some(addr) => {
@@ -287,6 +255,7 @@ fn run_inner(
             metrics: &metrics,
             throttle: &mut throttle,
             pause: &mut pause,
+            status: &status,
         };
         if !full::run(p, &opts.stop, &mut meta, sink.as_mut(), &start, controls)? {
             return Ok(RunSummary {
@@ -399,24 +368,21 @@ fn run_inner(
         .map_err(source_err)?;
 
     let copied_at = crate::full::copied_at(&meta.full_units(&p.name)?);
-    let mut st = State {
-        meta,
-        copied_at,
+    let resume = Resume {
         history,
         sequence,
         txn_number,
-        at_commit: None,
-        in_txn: false,
-        batch: Vec::new(),
-        last_of_txn: None,
-        rows: BTreeMap::new(),
-        delivered: 0,
         checkpoint: cp.map(|c| c.position),
+    };
+    let ctl = Controls {
         metrics: metrics.clone(),
         throttle,
         pause,
-        bytes_seen: sink.acknowledged_bytes(),
+        status,
+        stop: stop.clone(),
     };
+    let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref())?;
+    let end = Position::Binlog(end);
     let result = write_loop(p, opts, &rx, sink.as_mut(), &mut st, &end);
     stop.store(true, Ordering::SeqCst);
     drop(rx);
@@ -471,263 +437,4 @@ fn copied_rows(meta: &MetaStore, project: &str) -> u64 {
     meta.full_units(project)
         .map(|units| units.iter().map(|u| u.rows).sum())
         .unwrap_or(0)
-}
-
-/// How long a change may wait for its batch to fill: bounds the latency a steady trickle of
-/// changes sees (a full batch goes at once).
-const MAX_BATCH_WAIT: Duration = Duration::from_millis(20);
-
-/// Carries changes until stopped (false) or, with `until_caught_up`, caught up (true).
-fn write_loop(
-    p: &Project,
-    opts: &RunOptions,
-    rx: &Receiver<Msg>,
-    sink: &mut dyn Sink,
-    st: &mut State,
-    end: &BinlogPosition,
-) -> Result<bool, RunError> {
-    let mut last_flush = Instant::now();
-    loop {
-        if opts.stop.load(Ordering::SeqCst) {
-            return flush(p, sink, st, &opts.stop).map(|()| false);
-        }
-        if st.pause.last_due() {
-            flush(p, sink, st, &opts.stop)?;
-            st.pause.hold(&st.meta, &p.name, "incremental", &opts.stop);
-        }
-        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Msg::Ended),
-        };
-        match msg {
-            None => {}
-            Some(Msg::Failed(e)) => {
-                st.metrics.error("reader");
-                flush(p, sink, st, &opts.stop)?;
-                return Err(RunError::Source(e));
-            }
-            Some(Msg::Ended) => return flush(p, sink, st, &opts.stop).map(|()| false),
-            Some(Msg::Event(e)) => {
-                if let Err(e) = accept(p, st, e) {
-                    flush(p, sink, st, &opts.stop)?;
-                    return Err(e);
-                }
-            }
-        }
-        let due = st.batch.len() >= p.batch_rows
-            || (!st.batch.is_empty() && last_flush.elapsed() > MAX_BATCH_WAIT)
-            || (st.batch.is_empty()
-                && st.at_commit.is_some()
-                && last_flush.elapsed() > Duration::from_secs(1));
-        if due {
-            flush(p, sink, st, &opts.stop)?;
-            last_flush = Instant::now();
-        }
-        if opts.until_caught_up {
-            if let Some(Position::Binlog(b)) = &st.checkpoint {
-                if b >= end && st.batch.is_empty() {
-                    return Ok(true);
-                }
-            }
-        }
-    }
-}
-
-impl State {
-    /// Batches a routed row or DDL under the next source sequence.
-    fn push_change(&mut self, event: Event, last_in_txn: bool) {
-        self.push_half(event, last_in_txn, None);
-    }
-
-    /// Batches a change, or one half of a split key change, under the next source sequence.
-    fn push_half(&mut self, event: Event, last_in_txn: bool, key_change: Option<KeyChange>) {
-        self.sequence += 1;
-        self.batch.push(DeliveryItem {
-            event,
-            snapshot: false,
-            sequence: Some(self.sequence),
-            txn_number: self.txn_number,
-            last_in_txn,
-            key_change,
-        });
-        self.last_of_txn = Some(self.batch.len() - 1);
-    }
-}
-
-fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
-    match e {
-        Event::Begin { .. } => {
-            st.in_txn = true;
-            st.txn_number += 1;
-            st.last_of_txn = None;
-        }
-        Event::Commit { pos, ts_ms, .. } => {
-            if let Some(i) = st.last_of_txn.take() {
-                if let Some(item) = st.batch.get_mut(i) {
-                    item.last_in_txn = true;
-                }
-            }
-            st.in_txn = false;
-            let Position::Binlog(b) = pos;
-            st.at_commit = Some((b, st.sequence, st.txn_number, ts_ms));
-        }
-        Event::Heartbeat { pos, ts_ms } => {
-            if !st.in_txn {
-                let Position::Binlog(b) = &pos;
-                // Only forward: a heartbeat never moves the checkpoint back.
-                let newer = st.at_commit.as_ref().is_none_or(|(c, ..)| b > c);
-                if newer {
-                    st.at_commit = Some((b.clone(), st.sequence, st.txn_number, ts_ms));
-                }
-                if p.destination.needs().heartbeats {
-                    st.batch.push(DeliveryItem {
-                        event: Event::Heartbeat { pos, ts_ms },
-                        snapshot: false,
-                        sequence: None,
-                        txn_number: st.txn_number,
-                        last_in_txn: false,
-                        key_change: None,
-                    });
-                }
-            }
-        }
-        Event::Ddl(d) => {
-            let Position::Binlog(b) = &d.pos;
-            // Same DDL the reader applied: the stored history matches the checkpoint exactly.
-            let _ = st.history.apply_ddl(b, &d.db, &d.sql);
-            let standalone = !st.in_txn;
-            if let Some(ev) = p.router.route(Event::Ddl(d)).map_err(RunError::Source)? {
-                st.push_change(ev, standalone);
-            }
-        }
-        row @ Event::Row(_) => {
-            if let Event::Row(r) = &row {
-                if let Some(at) = st.copied_at.get(&r.table.id) {
-                    let Position::Binlog(b) = &r.pos;
-                    if (b.file.as_str(), b.offset) < (at.file.as_str(), at.offset) {
-                        return Ok(());
-                    }
-                }
-            }
-            let at = match &row {
-                Event::Row(r) => format!("{} at {}", r.table.id, r.pos),
-                _ => String::new(),
-            };
-            let routed = p
-                .router
-                .route(row)
-                .map_err(|e| RunError::Source(format!("{e} ({at}); fix objects.filters")))?;
-            if let Some(ev) = routed {
-                if let Event::Row(r) = &ev {
-                    *st.rows
-                        .entry(format!("{}.{}", r.table.id.db, r.table.id.table))
-                        .or_default() += 1;
-                    // A message queue gets an update that moves its key (or its partition)
-                    // as a delete of the old key and an insert of the new one (docs/FORMATS.md).
-                    let moves = p
-                        .destination
-                        .splits(r)
-                        .map_err(|e| RunError::Sink(e.to_string()))?;
-                    if let (true, Some((old, new))) = (moves, r.split()) {
-                        st.push_half(Event::Row(old), false, Some(KeyChange::Old));
-                        st.push_half(Event::Row(new), false, Some(KeyChange::New));
-                        return Ok(());
-                    }
-                }
-                st.push_change(ev, false);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Delivers the batch (retrying while the destination is unavailable), then checkpoints the
-/// last commit it covers.
-fn flush(
-    p: &Project,
-    sink: &mut dyn Sink,
-    st: &mut State,
-    stop: &AtomicBool,
-) -> Result<(), RunError> {
-    // The last change of a transaction still open stays for the next batch: only when its
-    // commit is read is it known to be the last (formats mark it: Maxwell's `commit`).
-    let held = match (st.in_txn, st.last_of_txn) {
-        (true, Some(i)) if i + 1 == st.batch.len() => st.batch.pop(),
-        _ => None,
-    };
-    if !st.batch.is_empty() {
-        let mut backoff = Duration::from_millis(200);
-        let mut retried = false;
-        loop {
-            match sink.deliver(&st.batch) {
-                Ok(()) => {
-                    if retried {
-                        // The outage is over: status stops saying so.
-                        let _ = st.meta.set_state(&p.name, "incremental", "Running", "");
-                    }
-                    break;
-                }
-                Err(SinkError::Unavailable(e)) => {
-                    st.metrics.error("writer");
-                    tracing::warn!("destination unavailable, retrying in {backoff:?}: {e}");
-                    let _ = st.meta.set_state(
-                        &p.name,
-                        "incremental",
-                        "Running",
-                        &format!("retrying: {e}"),
-                    );
-                    if stop.load(Ordering::SeqCst) {
-                        // Stopping: nothing of this batch is checkpointed; it is sent again
-                        // on the next run.
-                        return Ok(());
-                    }
-                    retried = true;
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-                Err(e) => return Err(RunError::Sink(e.to_string())),
-            }
-        }
-        st.delivered += st.batch.len() as u64;
-        let rows = st
-            .batch
-            .iter()
-            .filter(|i| matches!(i.event, Event::Row(_)))
-            .count() as u64;
-        let bytes = sink.acknowledged_bytes().saturating_sub(st.bytes_seen);
-        st.bytes_seen = sink.acknowledged_bytes();
-        st.metrics.add("writer", rows, bytes);
-        st.throttle.after(rows, bytes, stop);
-        // Items of a transaction still open stay delivered but uncheckpointed.
-        st.batch.clear();
-        st.last_of_txn = None;
-    }
-    if let Some(item) = held {
-        st.batch.push(item);
-        st.last_of_txn = Some(0);
-    }
-    if let Some((pos, sequence, txn_number, ts_ms)) = st.at_commit.clone() {
-        let position = Position::Binlog(pos);
-        if st.checkpoint.as_ref() != Some(&position) {
-            let history = serde_json::to_string(&st.history).map_err(source_err)?;
-            let rows: Vec<(String, u64)> = std::mem::take(&mut st.rows).into_iter().collect();
-            st.meta.save_checkpoint(
-                &p.name,
-                &Checkpoint {
-                    position: position.clone(),
-                    sequence,
-                    txn_number,
-                    history,
-                    ts_ms,
-                },
-                &rows,
-            )?;
-            tracing::debug!(checkpoint = %position, "checkpoint");
-            st.metrics.checkpoint(ts_ms);
-            st.metrics.position("writer", &position);
-            st.checkpoint = Some(position);
-        }
-    }
-    Ok(())
 }

@@ -708,6 +708,23 @@ impl Sink for MysqlSink {
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        // Batches apply in send order: after one failed, later ones wait until it is sent
+        // again (applied first, they would move the writers' checkpoints past it, and its
+        // replay would be skipped).
+        if let Some(failed) = self
+            .results
+            .iter()
+            .find(|(_, r)| r.is_err())
+            .map(|(t, _)| *t)
+        {
+            self.results.insert(
+                ticket,
+                Err(SinkError::Unavailable(format!(
+                    "not applied: batch {failed} before it failed"
+                ))),
+            );
+            return Ok(ticket);
+        }
         self.reconnect()?;
         let r = self.deliver_now(items);
         if r.is_ok() {

@@ -76,6 +76,8 @@ pub struct Project {
     pub start: StartAt,
     /// Changes per batch.
     pub batch_rows: usize,
+    /// Batches in flight at most (sent, not yet acknowledged), in both stages.
+    pub in_flight: usize,
     /// Heartbeat period asked of the source.
     pub heartbeat_secs: u32,
 }
@@ -471,6 +473,12 @@ fn validate(
     if raw.options.batch_rows == 0 {
         return Err(bad("options.batch_rows", "must be at least 1".into()));
     }
+    if raw.options.in_flight_batches == 0 {
+        return Err(bad(
+            "options.in_flight_batches",
+            "must be at least 1 (1: each batch is acknowledged before the next is sent)".into(),
+        ));
+    }
     // The destination sees destination names: the sharding columns go by the renamed table.
     let dest_sharding = sharding
         .iter()
@@ -528,6 +536,7 @@ fn validate(
         incremental: raw.stages.incremental,
         start,
         batch_rows: raw.options.batch_rows,
+        in_flight: raw.options.in_flight_batches,
         heartbeat_secs: raw.options.heartbeat_secs.max(1),
     })
 }

@@ -137,6 +137,9 @@ pub(super) struct RawOptions {
     pub(super) ddl: bool,
     #[serde(default = "batch_rows")]
     pub(super) batch_rows: usize,
+    /// Batches sent to the destination and not yet acknowledged, at most (both stages).
+    #[serde(default = "four")]
+    pub(super) in_flight_batches: usize,
     #[serde(default = "five")]
     pub(super) heartbeat_secs: u32,
     #[serde(default = "four")]
@@ -164,6 +167,7 @@ impl Default for RawOptions {
             dml: all_dml(),
             ddl: true,
             batch_rows: batch_rows(),
+            in_flight_batches: four(),
             heartbeat_secs: 5,
             full_readers: four(),
             full_chunk_rows: chunk_rows(),
