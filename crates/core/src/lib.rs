@@ -20,7 +20,7 @@ pub mod sink;
 pub mod value;
 
 pub use event::{Ddl, Event, KeyChange, Op, RowChange};
-pub use position::{BinlogPosition, Position};
+pub use position::Position;
 pub use schema::{
     Column, ColumnDef, ColumnType, IndexDef, TableDef, TableId, TableSchema, TableSpec,
 };

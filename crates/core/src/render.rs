@@ -136,17 +136,13 @@ fn image(row: &RowChange, values: Option<&Vec<Value>>) -> Json {
 }
 
 fn position_json(p: &Position) -> Json {
-    match p {
-        Position::Binlog(b) => {
-            let mut m = Map::new();
-            m.insert("file".into(), json!(b.file));
-            m.insert("offset".into(), json!(b.offset));
-            if let Some(g) = &b.gtid {
-                m.insert("gtid".into(), json!(g));
-            }
-            Json::Object(m)
-        }
+    let mut m = Map::new();
+    m.insert("file".into(), json!(p.file()));
+    m.insert("offset".into(), json!(p.offset()));
+    if let Some(g) = p.gtid() {
+        m.insert("gtid".into(), json!(g));
     }
+    Json::Object(m)
 }
 
 /// An event in the native rendering; `None` for events that are not rows or DDL.

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_core::{
-    BinlogPosition, Column, ColumnType, Op, Position, RowChange, TableId, TableSchema, Value,
-};
+use sluice_core::{Column, ColumnType, Op, Position, RowChange, TableId, TableSchema, Value};
 use sluice_format::{by_name, Change, DbType, FormatOptions, Record, SourceInfo, FORMAT_NAMES};
 
 fn main() {
@@ -79,11 +77,7 @@ fn main() {
         ts_ms: 1_714_550_400_000,
         txn: "0-1-42".into(),
         seq: 0,
-        pos: Position::Binlog(BinlogPosition {
-            file: "mariadb-bin.000001".into(),
-            offset: 4,
-            gtid: None,
-        }),
+        pos: Position::new("binlog", "mariadb-bin.000001", 4),
     };
     let source = SourceInfo {
         name: "bench".into(),

@@ -254,7 +254,6 @@ fn source_block(
     pos: &Position,
     seq: Option<u64>,
 ) -> Json {
-    let Position::Binlog(b) = pos;
     json!({
         "version": VERSION,
         "connector": "mysql",
@@ -265,9 +264,9 @@ fn source_block(
         "sequence": seq.map(|s| s.to_string()),
         "table": table,
         "server_id": src.server_id,
-        "gtid": b.gtid,
-        "file": b.file,
-        "pos": b.offset,
+        "gtid": pos.gtid(),
+        "file": pos.file(),
+        "pos": pos.offset(),
         "row": 0,
         "thread": null,
         "query": null,

@@ -93,8 +93,7 @@ fn image(row: &RowChange, values: &[Value]) -> Image {
 }
 
 fn position(p: &Position) -> String {
-    let Position::Binlog(b) = p;
-    format!("{}:{}", b.file, b.offset)
+    format!("{}:{}", p.file(), p.offset())
 }
 
 fn ddl_type(sql: &str) -> &'static str {

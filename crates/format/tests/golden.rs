@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
-use sluice_core::{
-    BinlogPosition, Column, ColumnType, Ddl, Op, Position, RowChange, TableId, TableSchema, Value,
-};
+use sluice_core::{Column, ColumnType, Ddl, Op, Position, RowChange, TableId, TableSchema, Value};
 use sluice_format::{by_name, Change, DbType, FormatOptions, Record, SourceInfo};
 
 fn table() -> Arc<TableSchema> {
@@ -50,11 +48,7 @@ fn table() -> Arc<TableSchema> {
 }
 
 fn pos(offset: u64) -> Position {
-    Position::Binlog(BinlogPosition {
-        file: "mariadb-bin.000002".into(),
-        offset,
-        gtid: None,
-    })
+    Position::new("binlog", "mariadb-bin.000002", offset)
 }
 
 fn row(op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -> RowChange {

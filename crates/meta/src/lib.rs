@@ -625,18 +625,13 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::BinlogPosition;
 
     #[test]
     fn a_checkpoint_and_its_counters_survive_reopening() {
         let dir = std::env::temp_dir().join(format!("sluice-meta-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cp = Checkpoint {
-            position: Position::Binlog(BinlogPosition {
-                file: "b.000003".into(),
-                offset: 1234,
-                gtid: Some("0-1-9".into()),
-            }),
+            position: Position::new("binlog", "b.000003", 1234).with_gtid(Some("0-1-9".into())),
             sequence: 41,
             txn_number: 7,
             history: "{\"tables\":{}}".into(),
@@ -663,11 +658,7 @@ mod tests {
 
     fn cp_at(offset: u64) -> Checkpoint {
         Checkpoint {
-            position: Position::Binlog(BinlogPosition {
-                file: "b.000001".into(),
-                offset,
-                gtid: None,
-            }),
+            position: Position::new("binlog", "b.000001", offset),
             sequence: offset,
             txn_number: 1,
             history: "{}".into(),

@@ -32,11 +32,7 @@ fn update(table: Arc<TableSchema>, before: [i64; 3], after: [i64; 3]) -> RowChan
         ts_ms: 0,
         txn: String::new(),
         seq: 0,
-        pos: Position::Binlog(sluice_core::BinlogPosition {
-            file: "b.000001".into(),
-            offset: 4,
-            gtid: None,
-        }),
+        pos: Position::new("binlog", "b.000001", 4),
     }
 }
 

@@ -28,10 +28,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_core::sink::{DeliveryItem, Sink};
-use sluice_core::{BinlogPosition, Event, Op, Position, RowChange, TableId, TableSchema};
+use sluice_core::{Event, Op, Position, RowChange, TableId, TableSchema};
 use sluice_meta::{FullUnit, MetaStore};
 use sluice_route::Router;
 use sluice_source_mysql::live;
+use sluice_source_mysql::position::BinlogPosition;
 use sluice_source_mysql::snapshot::{self, KeyRange, KeyValue};
 use std::collections::HashMap;
 
@@ -114,7 +115,7 @@ pub(crate) fn copied_at(units: &[FullUnit]) -> HashMap<TableId, Position> {
         .filter(|u| u.done)
         .filter_map(|u| {
             let c: CopiedAt = serde_json::from_str(u.last_key.as_deref()?).ok()?;
-            Some((TableId::new(&u.db, &u.table), Position::Binlog(c.copied_at)))
+            Some((TableId::new(&u.db, &u.table), c.copied_at.to_position()))
         })
         .collect()
 }

@@ -261,9 +261,10 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
             }
         }
         Event::Ddl(d) => {
-            let Position::Binlog(b) = &d.pos;
+            let b = sluice_source_mysql::position::BinlogPosition::from_position(&d.pos)
+                .map_err(RunError::Source)?;
             // Same DDL the reader applied: the stored history matches the checkpoint exactly.
-            let _ = st.history.apply_ddl(b, &d.db, &d.sql);
+            let _ = st.history.apply_ddl(&b, &d.db, &d.sql);
             st.history_changed = true;
             let standalone = !st.in_txn;
             if let Some(ev) = p.router.route(Event::Ddl(d)).map_err(RunError::Source)? {

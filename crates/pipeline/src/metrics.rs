@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use prometheus::{
     Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts as PromOpts, Registry, TextEncoder,
 };
-use sluice_core::{BinlogPosition, Position};
+use sluice_core::Position;
 
 /// The metric families of one project.
 #[derive(Clone)]
@@ -142,17 +142,12 @@ impl Metrics {
 
     /// The position a component reached.
     pub fn position(&self, component: &str, pos: &Position) {
-        let Position::Binlog(BinlogPosition { file, offset, .. }) = pos;
-        let index = file
-            .rsplit_once('.')
-            .and_then(|(_, n)| n.parse::<i64>().ok())
-            .unwrap_or(0);
         self.file_index
             .with_label_values(&self.pc(component))
-            .set(index);
+            .set(i64::try_from(pos.file_index()).unwrap_or(i64::MAX));
         self.offset
             .with_label_values(&self.pc(component))
-            .set(i64::try_from(*offset).unwrap_or(i64::MAX));
+            .set(i64::try_from(pos.offset()).unwrap_or(i64::MAX));
     }
 
     /// A checkpoint was written with this source time (ms).
@@ -356,11 +351,7 @@ mod tests {
         m.error("writer");
         m.position(
             "reader",
-            &Position::Binlog(BinlogPosition {
-                file: "mariadb-bin.000042".into(),
-                offset: 777,
-                gtid: None,
-            }),
+            &Position::new("binlog", "mariadb-bin.000042", 777),
         );
         m.full("shop.orders", 10, 20);
         m.checkpoint(1_000);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use sluice_core::{BinlogPosition, Event, Position, TableId, TableSpec};
+use sluice_core::{Event, Position, TableId, TableSpec};
 use sluice_source_mysql::live::{self, LiveConfig};
 use sluice_source_mysql::snapshot::past::{undo_ddl, Before};
 
@@ -21,7 +21,7 @@ pub(crate) async fn as_at_start(
     p: &Project,
     src_opts: &mysql_async::Opts,
     tables: &[TableId],
-    end: &BinlogPosition,
+    end: &Position,
     specs: &mut [TableSpec],
 ) -> Result<(), RunError> {
     let mut ddl: HashMap<TableId, Vec<String>> = HashMap::new();
@@ -33,10 +33,7 @@ pub(crate) async fn as_at_start(
         reconnect_for: Duration::from_secs(30),
         precheck_tables: Vec::new(),
     };
-    let past_end = |pos: &Position| {
-        let Position::Binlog(b) = pos;
-        (b.file.as_str(), b.offset) >= (end.file.as_str(), end.offset)
-    };
+    let past_end = |pos: &Position| pos >= end;
     live::read_ddl(&cfg, |e| {
         let pos = match &e {
             Event::Begin { pos, .. } | Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use sluice_core::{BinlogPosition, Event, Position};
+use sluice_core::{Event, Position};
 use sluice_meta::{Checkpoint, MetaStore};
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, LiveConfig, StartAt};
+use sluice_source_mysql::position::BinlogPosition;
 
 use crate::checks::{
     check_column_subsets, check_filters, keys_of_keyless_tables, selected_tables, table_specs,
@@ -204,7 +205,11 @@ fn run_inner(
         let mut specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
         if p.destination.needs().past_schema && !p.full && p.start != StartAt::Now {
             rt.block_on(crate::past::as_at_start(
-                p, &src_opts, &tables, &end, &mut specs,
+                p,
+                &src_opts,
+                &tables,
+                &end.to_position(),
+                &mut specs,
             ))?;
         }
         sink.prepare(&specs)
@@ -235,7 +240,7 @@ fn run_inner(
             let c = match cp.clone() {
                 Some(c) => c,
                 None => Checkpoint {
-                    position: Position::Binlog(p0),
+                    position: p0.to_position(),
                     sequence: 0,
                     txn_number: 0,
                     history: serde_json::to_string(&SchemaHistory::new()).map_err(source_err)?,
@@ -282,7 +287,7 @@ fn run_inner(
 
     let (start, history, sequence, txn_number) = match &cp {
         Some(c) => {
-            let Position::Binlog(b) = &c.position;
+            let b = BinlogPosition::from_position(&c.position).map_err(RunError::Source)?;
             let history: SchemaHistory = serde_json::from_str(&c.history).map_err(|e| {
                 RunError::Source(format!("the stored schema history is unreadable: {e}"))
             })?;
@@ -334,16 +339,15 @@ fn run_inner(
                 match &e {
                     Event::Row(_) => reader_metrics.add("reader", 1, 0),
                     Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
-                        let Position::Binlog(b) = pos;
                         let bytes = match &last {
-                            Some((file, offset)) if *file == b.file => {
-                                b.offset.saturating_sub(*offset)
+                            Some((file, offset)) if file == pos.file() => {
+                                pos.offset().saturating_sub(*offset)
                             }
-                            Some(_) => b.offset,
+                            Some(_) => pos.offset(),
                             None => 0,
                         };
                         reader_metrics.add("reader", 0, bytes);
-                        last = Some((b.file.clone(), b.offset));
+                        last = Some((pos.file().to_string(), pos.offset()));
                         reader_metrics.position("reader", pos)
                     }
                     _ => {}
@@ -382,7 +386,7 @@ fn run_inner(
         stop: stop.clone(),
     };
     let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref())?;
-    let end = Position::Binlog(end);
+    let end = end.to_position();
     let result = write_loop(p, opts, &rx, sink.as_mut(), &mut st, &end);
     stop.store(true, Ordering::SeqCst);
     drop(rx);

@@ -459,11 +459,7 @@ mod tests {
             ts_ms: 0,
             txn: String::new(),
             seq: 0,
-            pos: sluice_core::Position::Binlog(sluice_core::BinlogPosition {
-                file: "f.000001".into(),
-                offset: 4,
-                gtid: None,
-            }),
+            pos: sluice_core::Position::new("binlog", "f.000001", 4),
         })
     }
 

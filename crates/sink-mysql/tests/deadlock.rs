@@ -15,7 +15,7 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{
-    BinlogPosition, Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
+    Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
 };
 use sluice_sink_mysql::{MysqlConfig, MysqlSink};
 use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
@@ -61,11 +61,7 @@ fn swaps(table: &Arc<TableSchema>, round: i64, sequence: &mut u64) -> Vec<Delive
                 ts_ms: 0,
                 txn: format!("r{round}"),
                 seq: *sequence,
-                pos: Position::Binlog(BinlogPosition {
-                    file: "mariadb-bin.000001".into(),
-                    offset: *sequence,
-                    gtid: None,
-                }),
+                pos: Position::new("binlog", "mariadb-bin.000001", *sequence),
             }),
             snapshot: false,
             sequence: Some(*sequence),

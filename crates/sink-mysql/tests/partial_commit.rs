@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{
-    BinlogPosition, Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
+    Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
 };
 use sluice_sink_mysql::{MysqlConfig, MysqlSink};
 use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
@@ -42,11 +42,7 @@ fn batch(db: &str, keys: i64) -> Vec<DeliveryItem> {
     });
     (1..=keys)
         .map(|k| {
-            let pos = Position::Binlog(BinlogPosition {
-                file: "mariadb-bin.000001".into(),
-                offset: 1000 + k as u64,
-                gtid: None,
-            });
+            let pos = Position::new("binlog", "mariadb-bin.000001", 1000 + k as u64);
             DeliveryItem {
                 event: Event::Row(RowChange {
                     op: Op::Insert,

@@ -16,5 +16,6 @@ pub mod decode;
 pub mod file;
 mod handover;
 pub mod live;
+pub mod position;
 pub mod precheck;
 pub mod snapshot;

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use mysql_async::binlog::events::{EventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
-use sluice_core::{Event, Position, TableId};
+use sluice_core::{Event, TableId};
 
 use crate::decode::{DecodeError, Decoder, Mode, SchemaHistory, TableHints};
 
@@ -589,16 +589,12 @@ async fn stream_once(
         }
         decoder.decode(&ev, offset, &mut out)?;
         for e in out.drain(..) {
-            if let Event::Commit {
-                pos: Position::Binlog(p),
-                ..
-            } = &e
-            {
-                last_commit = Some(match (&p.gtid, mariadb) {
-                    (Some(g), true) => StartAt::MariadbGtid(g.clone()),
+            if let Event::Commit { pos: p, .. } = &e {
+                last_commit = Some(match (p.gtid(), mariadb) {
+                    (Some(g), true) => StartAt::MariadbGtid(g.to_string()),
                     _ => StartAt::FileOffset {
-                        file: p.file.clone(),
-                        offset: p.offset,
+                        file: p.file().to_string(),
+                        offset: p.offset(),
                     },
                 });
             }

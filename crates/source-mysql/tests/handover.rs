@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
-use sluice_core::{Event, Position, Value};
+use sluice_core::{Event, Value};
 use sluice_source_mysql::decode::SchemaHistory;
 use sluice_source_mysql::live::{self, current_position, LiveConfig, StartAt};
 use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
@@ -152,10 +152,7 @@ async fn check(method: Method) -> TestResult {
     let mut history = SchemaHistory::new();
     let read = live::read(&cfg, &mut history, |e: Event| {
         match &e {
-            Event::Begin {
-                pos: Position::Binlog(p),
-                ..
-            } => begin = key(&p.file, p.offset),
+            Event::Begin { pos: p, .. } => begin = key(p.file(), p.offset()),
             Event::Row(r) if r.table.id.db == db => {
                 if let Some(Some(Value::Int(id))) = r.after.as_ref().map(|a| a.first().cloned()) {
                     began.push((id, begin));

@@ -640,11 +640,7 @@ async fn full_sync_reads_every_type_as_the_server_shows_it_and_as_the_binlog_dec
             ts_ms: 0,
             txn: String::new(),
             seq: 0,
-            pos: sluice_core::Position::Binlog(sluice_core::BinlogPosition {
-                file: String::new(),
-                offset: 0,
-                gtid: None,
-            }),
+            pos: sluice_core::Position::new("binlog", String::new(), 0),
         };
         let j = event_to_json(&Event::Row(change)).ok_or("no rendering")?;
         let id = j["after"]["id"].as_i64().ok_or("id")? as i32;

@@ -21,11 +21,7 @@ struct Scripted {
 fn batch(id: u64) -> Vec<DeliveryItem> {
     vec![DeliveryItem {
         event: Event::Heartbeat {
-            pos: sluice_core::Position::Binlog(sluice_core::BinlogPosition {
-                file: "b.000001".into(),
-                offset: id,
-                gtid: None,
-            }),
+            pos: sluice_core::Position::new("binlog", "b.000001", id),
             ts_ms: id,
         },
         snapshot: false,

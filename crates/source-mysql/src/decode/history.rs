@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sluice_core::{BinlogPosition, ColumnType, TableId, TableSchema};
+use sluice_core::{ColumnType, TableId, TableSchema};
+
+use crate::position::BinlogPosition;
 use sqlparser::ast::{
     AlterTableOperation, ColumnDef, CreateTableLikeKind, MySQLColumnPosition, ObjectName,
     ObjectType, RenameTableNameKind, Statement, TableConstraint,

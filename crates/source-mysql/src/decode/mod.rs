@@ -25,9 +25,9 @@ use std::sync::Arc;
 use mysql_async::binlog::events::{Event as RawEvent, EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::binlog::EventType;
-use sluice_core::{
-    BinlogPosition, Ddl, Event, Op, Position, RowChange, TableId, TableSchema, Value,
-};
+use sluice_core::{Ddl, Event, Op, Position, RowChange, TableId, TableSchema, Value};
+
+use crate::position::{BinlogPosition, KIND};
 
 pub use history::SchemaHistory;
 pub use table_map::TableHints;
@@ -228,11 +228,8 @@ impl Decoder {
     }
 
     fn pos(&self, offset: u64) -> Position {
-        Position::Binlog(BinlogPosition {
-            file: self.file.clone(),
-            offset,
-            gtid: self.txn.as_ref().and_then(|t| t.gtid.clone()),
-        })
+        Position::new(KIND, self.file.clone(), offset)
+            .with_gtid(self.txn.as_ref().and_then(|t| t.gtid.clone()))
     }
 
     fn err(&self, offset: u64, what: &str, reason: impl ToString) -> DecodeError {
@@ -263,11 +260,7 @@ impl Decoder {
 
     fn commit(&mut self, end: u64, ts_ms: u64, out: &mut Vec<Event>) {
         if let Some(t) = self.txn.take() {
-            let pos = Position::Binlog(BinlogPosition {
-                file: self.file.clone(),
-                offset: end,
-                gtid: t.gtid,
-            });
+            let pos = Position::new(KIND, self.file.clone(), end).with_gtid(t.gtid);
             out.push(Event::Commit {
                 txn: t.id,
                 pos,
