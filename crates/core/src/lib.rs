@@ -17,6 +17,7 @@ pub mod render;
 pub mod schema;
 pub mod secret;
 pub mod sink;
+pub mod source;
 pub mod value;
 
 pub use event::{Ddl, Event, KeyChange, Op, RowChange};

@@ -1,24 +1,25 @@
 //! The full stage: copy the selected tables' existing rows, in key-ordered chunks, with several
 //! readers in parallel, resumable at chunk granularity.
 //!
-//! Hand-over to incremental sync: before the first row is read, a binlog position P0 is stored
-//! as the project's checkpoint, taken so that every transaction before P0 is already visible to
-//! the copy (`live::snapshot_position`: the position of a consistent snapshot, or the end of the
-//! log under a momentary read lock; the plain end of the log is not enough, as a transaction is
-//! in the binlog before the engine shows it). Incremental sync then replays every
-//! change from P0. A row copied at time T >= P0 shows its state at T; every change after P0 is
-//! delivered after it, and each carries the whole row image, so a consumer applying messages
-//! per key in order ends at the source's state: nothing is missed (every change after P0 is
-//! replayed) and nothing is lost (a change before P0 is in the copied row). The price is that
-//! changes between P0 and T are seen twice (once inside the copied row, once replayed); the
-//! `snapshot`/`r`/`ROW` marking of copied rows tells them apart.
+//! Hand-over to incremental sync: before the first row is read, the source's hand-over
+//! position P0 ([`Source::handover`]) is stored as the project's checkpoint: every transaction
+//! before P0 is already visible to a copy that starts afterwards (for MySQL, the position of a
+//! consistent snapshot, or the end of the log under a momentary read lock; the plain end of
+//! the log is not enough, as a transaction is in the binlog before the engine shows it).
+//! Incremental sync then replays every change from P0. A row copied at time T >= P0 shows its
+//! state at T; every change after P0 is delivered after it, and each carries the whole row
+//! image, so a consumer applying messages per key in order ends at the source's state: nothing
+//! is missed (every change after P0 is replayed) and nothing is lost (a change before P0 is in
+//! the copied row). The price is that changes between P0 and T are seen twice (once inside the
+//! copied row, once replayed); the `snapshot`/`r`/`ROW` marking of copied rows tells them
+//! apart.
 //!
 //! A table without a key cannot be read in key ranges, and replaying a change twice into it is
-//! not harmless (no key makes it idempotent). It is copied whole in one consistent read whose
-//! binlog position S is known exactly (`live::open_snapshot`), recorded in its unit; incremental
-//! sync then skips that table's changes before S (they are in the copy) and applies those
-//! after, each once. A copy interrupted by a crash starts again: the destination table is
-//! cleared first (`Sink::clear_table`) and a new S is taken.
+//! not harmless (no key makes it idempotent). The source copies it whole in one consistent read
+//! whose position S it records in the unit ([`Source::copied_at`]); incremental sync then
+//! skips that table's changes before S (they are in the copy) and applies those after, each
+//! once. A copy interrupted by a crash starts again: the destination table is cleared first
+//! (`Sink::clear_table`) and a new S is taken.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -27,14 +28,13 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use sluice_core::sink::{DeliveryItem, Sink};
-use sluice_core::{Event, Op, Position, RowChange, TableId, TableSchema};
+use sluice_core::source::{Chunk, Source, UnitWork};
+use sluice_core::{Event, Op, Position, RowChange, TableId};
 use sluice_meta::{FullUnit, MetaStore};
 use sluice_route::Router;
-use sluice_source_mysql::live;
-use sluice_source_mysql::position::BinlogPosition;
-use sluice_source_mysql::snapshot::{self, KeyRange, KeyValue};
-use std::collections::HashMap;
 
 use crate::control::{PauseCheck, Throttle};
 use crate::deliver::{InFlight, Retry, Status};
@@ -54,220 +54,85 @@ fn source_err(e: impl std::fmt::Display) -> RunError {
     RunError::Source(e.to_string())
 }
 
-/// Splits the selected tables into units: one per table, or several key ranges for a large
-/// table with an integer key (so readers share it).
-pub(crate) async fn plan(
-    conn: &mut mysql_async::Conn,
+/// Splits the selected tables into units (the source decides: one per table, or several key
+/// ranges of a large table, so readers share it).
+pub(crate) fn plan(
+    source: &dyn Source,
     p: &Project,
     tables: &[TableId],
 ) -> Result<Vec<FullUnit>, RunError> {
-    let mut units = Vec::new();
-    for t in tables {
-        let st = snapshot::table(conn, t, p.keys.get(t).map(Vec::as_slice))
-            .await
-            .map_err(source_err)?;
-        let wanted = (st.estimated_rows / (p.full_chunk_rows as u64 * 4).max(1))
-            .clamp(1, (p.full_readers * 2) as u64) as i128;
-        let mut ranges = vec![KeyRange::default()];
-        if wanted > 1 && !st.schema.primary_key.is_empty() {
-            if let Some((lo, hi)) = snapshot::integer_key_bounds(conn, &st.schema)
-                .await
-                .map_err(source_err)?
-            {
-                let step = ((hi - lo + 1) / wanted).max(1);
-                ranges = (0..wanted)
-                    .map(|i| KeyRange {
-                        lo: (i > 0).then_some(lo + i * step),
-                        hi: (i + 1 < wanted).then_some(lo + (i + 1) * step),
-                    })
-                    .collect();
-            }
-        }
-        let share = st.estimated_rows / ranges.len() as u64;
-        for r in ranges {
-            units.push(FullUnit {
-                unit: units.len() as u32,
-                db: t.db.clone(),
-                table: t.table.clone(),
-                range: serde_json::to_string(&r).map_err(source_err)?,
-                last_key: None,
-                rows: 0,
-                total: share,
-                done: false,
-            });
-        }
-    }
-    Ok(units)
-}
-
-/// What the unit of a table without a key records as its `last_key`: the position its copy
-/// was read at.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CopiedAt {
-    copied_at: BinlogPosition,
+    let planned = source
+        .plan(tables, &p.keys, p.full_chunk_rows, p.full_readers)
+        .map_err(RunError::from_source)?;
+    Ok(planned
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| FullUnit {
+            unit: i as u32,
+            db: u.table.db,
+            table: u.table.table,
+            range: u.range,
+            last_key: None,
+            rows: 0,
+            total: u.estimated_rows,
+            done: false,
+        })
+        .collect())
 }
 
 /// The tables copied whole (no key) and the position each copy was read at: incremental sync
 /// skips their changes before it.
-pub(crate) fn copied_at(units: &[FullUnit]) -> HashMap<TableId, Position> {
+pub(crate) fn copied_at(source: &dyn Source, units: &[FullUnit]) -> HashMap<TableId, Position> {
     units
         .iter()
         .filter(|u| u.done)
         .filter_map(|u| {
-            let c: CopiedAt = serde_json::from_str(u.last_key.as_deref()?).ok()?;
-            Some((TableId::new(&u.db, &u.table), c.copied_at.to_position()))
+            let at = source.copied_at(u.last_key.as_deref()?)?;
+            Some((TableId::new(&u.db, &u.table), at))
         })
         .collect()
 }
 
 /// What a reader hands the writer.
 enum Msg {
-    Chunk {
-        unit: u32,
-        schema: Arc<TableSchema>,
-        rows: Vec<Vec<sluice_core::Value>>,
-        last_key: Option<String>,
-        done: bool,
-        /// The first chunk of a whole-table copy (no key): clear the destination table first.
-        fresh: bool,
-    },
+    Chunk { unit: u32, chunk: Chunk },
     Failed(String),
-}
-
-struct Work {
-    unit: u32,
-    table: TableId,
-    range: KeyRange,
-    after: Option<Vec<KeyValue>>,
 }
 
 /// One reader: takes units from the queue and sends their chunks, in key order.
 fn reader(
+    source: &dyn Source,
     p: &Project,
-    queue: &Mutex<VecDeque<Work>>,
+    queue: &Mutex<VecDeque<UnitWork>>,
     tx: &std::sync::mpsc::SyncSender<Msg>,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let mut r = source
+        .snapshot_reader(p.keys.clone(), p.full_chunk_rows)
         .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let opts = mysql_async::Opts::from_url(p.source_url.expose()).map_err(|e| e.to_string())?;
-        let mut conn = mysql_async::Conn::new(opts)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", p.source_url))?;
-        snapshot::prepare_session(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut schemas: BTreeMap<TableId, Arc<TableSchema>> = BTreeMap::new();
-        loop {
-            let Some(mut w) = queue.lock().map_err(|e| e.to_string())?.pop_front() else {
-                break;
-            };
-            let schema = match schemas.get(&w.table) {
-                Some(s) => s.clone(),
-                None => {
-                    let keys = p.keys.get(&w.table).map(Vec::as_slice);
-                    let s = Arc::new(
-                        snapshot::table(&mut conn, &w.table, keys)
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .schema,
-                    );
-                    schemas.insert(w.table.clone(), s.clone());
-                    s
-                }
-            };
-            if schema.primary_key.is_empty() {
-                copy_whole(&mut conn, p, &schema, w.unit, tx, stop).await?;
-                continue;
-            }
-            loop {
-                if stop.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                let chunk = snapshot::read_chunk(
-                    &mut conn,
-                    &schema,
-                    &w.range,
-                    w.after.as_deref(),
-                    p.full_chunk_rows,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                let done = chunk.rows.len() < p.full_chunk_rows;
-                let last_key = match &chunk.last_key {
-                    Some(k) => Some(serde_json::to_string(k).map_err(|e| e.to_string())?),
-                    None => None,
-                };
-                w.after = chunk.last_key.clone().or(w.after);
-                let msg = Msg::Chunk {
-                    unit: w.unit,
-                    schema: schema.clone(),
-                    rows: chunk.rows,
-                    last_key,
-                    done,
-                    fresh: false,
-                };
-                if tx.send(msg).is_err() {
-                    return Ok(());
-                }
-                if done {
-                    break;
-                }
-            }
-        }
-        let _ = conn.disconnect().await;
-        Ok(())
-    })
-}
-
-/// Copies a table without a key whole, in one consistent read at a known position (see the
-/// module docs), `full_chunk_rows` rows per message.
-async fn copy_whole(
-    conn: &mut mysql_async::Conn,
-    p: &Project,
-    schema: &Arc<TableSchema>,
-    unit: u32,
-    tx: &std::sync::mpsc::SyncSender<Msg>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    let (file, offset) = live::open_snapshot(conn)
-        .await
-        .map_err(|e| format!("{}: open a consistent snapshot: {e}", schema.id))?;
-    let at = CopiedAt {
-        copied_at: BinlogPosition {
-            file,
-            offset,
-            gtid: None,
-        },
-    };
-    let last_key = serde_json::to_string(&at).map_err(|e| e.to_string())?;
-    let mut fresh = true;
-    snapshot::read_all(conn, schema, p.full_chunk_rows, |rows, done| {
-        if stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        let msg = Msg::Chunk {
-            unit,
-            schema: schema.clone(),
-            rows,
-            last_key: Some(last_key.clone()),
-            done,
-            fresh,
+    loop {
+        let Some(w) = queue.lock().map_err(|e| e.to_string())?.pop_front() else {
+            return Ok(());
         };
-        fresh = false;
-        tx.send(msg).is_ok()
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    use mysql_async::prelude::Queryable;
-    conn.query_drop("COMMIT").await.map_err(|e| e.to_string())
+        let mut open = true;
+        r.read(&w, stop, &mut |chunk| {
+            open = tx
+                .send(Msg::Chunk {
+                    unit: w.unit,
+                    chunk,
+                })
+                .is_ok();
+            open
+        })
+        .map_err(|e| e.to_string())?;
+        if !open || stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+    }
 }
 
 /// What an acknowledged chunk lets the unit record.
-struct Chunk {
+struct Copied {
     unit: u32,
     table: String,
     last_key: Option<String>,
@@ -385,6 +250,7 @@ impl Progress {
 /// Runs the full stage to its end (true) or until stopped (false).
 pub(crate) fn run(
     p: &Project,
+    source: &Arc<dyn Source>,
     stop: &Arc<AtomicBool>,
     meta: &mut MetaStore,
     sink: &mut dyn Sink,
@@ -393,22 +259,16 @@ pub(crate) fn run(
 ) -> Result<bool, RunError> {
     let units = meta.full_units(&p.name)?;
     let mut progress = Progress::new(&units, ctl.metrics.clone());
-    let mut work = VecDeque::new();
-    for u in units.iter().filter(|u| !u.done) {
-        let range: KeyRange = serde_json::from_str(&u.range).map_err(source_err)?;
-        let after = match &u.last_key {
-            // A whole-table copy is never resumed: it starts again from empty.
-            Some(k) if serde_json::from_str::<CopiedAt>(k).is_ok() => None,
-            Some(k) => Some(serde_json::from_str::<Vec<KeyValue>>(k).map_err(source_err)?),
-            None => None,
-        };
-        work.push_back(Work {
+    let work: VecDeque<UnitWork> = units
+        .iter()
+        .filter(|u| !u.done)
+        .map(|u| UnitWork {
             unit: u.unit,
             table: TableId::new(&u.db, &u.table),
-            range,
-            after,
-        });
-    }
+            range: u.range.clone(),
+            after: u.last_key.clone(),
+        })
+        .collect();
     if work.is_empty() {
         return Ok(true);
     }
@@ -420,10 +280,11 @@ pub(crate) fn run(
     let mut handles = Vec::new();
     for i in 0..readers {
         let (p2, q, tx, rs) = (p.clone(), queue.clone(), tx.clone(), reader_stop.clone());
+        let src = source.clone();
         let h = std::thread::Builder::new()
             .name(format!("sluice-full-{i}"))
             .spawn(move || {
-                if let Err(e) = reader(&p2, &q, &tx, &rs) {
+                if let Err(e) = reader(src.as_ref(), &p2, &q, &tx, &rs) {
                     let _ = tx.send(Msg::Failed(e));
                 }
             })
@@ -436,7 +297,7 @@ pub(crate) fn run(
         ops: vec![Op::Insert, Op::Update, Op::Delete],
         ..p.router.clone()
     };
-    let mut in_flight: InFlight<Chunk> = InFlight::new(p.in_flight);
+    let mut in_flight: InFlight<Copied> = InFlight::new(p.in_flight);
     let mut retry = Retry::new(ctl.status, "full", stop, ctl.metrics);
     let result = (|| -> Result<bool, RunError> {
         loop {
@@ -463,11 +324,14 @@ pub(crate) fn run(
                 }
                 Msg::Chunk {
                     unit,
-                    schema,
-                    rows,
-                    last_key,
-                    done,
-                    fresh,
+                    chunk:
+                        Chunk {
+                            schema,
+                            rows,
+                            last_key,
+                            done,
+                            fresh,
+                        },
                 } => {
                     let table = format!("{}.{}", schema.id.db, schema.id.table);
                     if fresh {
@@ -523,14 +387,14 @@ pub(crate) fn run(
                             return Ok(false);
                         }
                     }
-                    let chunk = Chunk {
+                    let copied = Copied {
                         unit,
                         table,
                         last_key,
                         rows: n,
                         done,
                     };
-                    if !in_flight.send(sink, items, chunk, &mut retry)? {
+                    if !in_flight.send(sink, items, copied, &mut retry)? {
                         return Ok(false);
                     }
                 }
@@ -556,7 +420,7 @@ fn complete_front(
     p: &Project,
     sink: &mut dyn Sink,
     meta: &mut MetaStore,
-    in_flight: &mut InFlight<Chunk>,
+    in_flight: &mut InFlight<Copied>,
     progress: &mut Progress,
     retry: &mut Retry<'_>,
 ) -> Result<Option<(u64, u64)>, RunError> {
@@ -586,7 +450,7 @@ fn drain(
     p: &Project,
     sink: &mut dyn Sink,
     meta: &mut MetaStore,
-    in_flight: &mut InFlight<Chunk>,
+    in_flight: &mut InFlight<Copied>,
     progress: &mut Progress,
     retry: &mut Retry<'_>,
 ) -> Result<(), RunError> {

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{Event, KeyChange, Position, TableId};
 use sluice_meta::{Checkpoint, MetaStore};
-use sluice_source_mysql::decode::SchemaHistory;
 
 use crate::control::{PauseCheck, Throttle};
 use crate::deliver::{InFlight, Retry, Status};
@@ -31,6 +30,8 @@ use crate::run::{RunError, RunOptions};
 /// What the reader thread hands the loop.
 pub(crate) enum Msg {
     Event(Event),
+    /// The source's state after the event before it.
+    State(Arc<String>),
     Failed(String),
     Ended,
 }
@@ -43,8 +44,8 @@ struct Mark {
     ts_ms: u64,
     /// Rows per table delivered since the previous mark.
     rows: Vec<(String, u64)>,
-    /// The schema history as of `position`, serialised.
-    history: Arc<String>,
+    /// The source's state as of `position` (for MySQL, the schema history).
+    state: Arc<String>,
 }
 
 /// The incremental stage's state between batches.
@@ -53,14 +54,13 @@ pub(crate) struct State {
     /// Tables full sync copied whole (no key) and the position of each copy: their changes
     /// before it are in the copy and are skipped (see full.rs).
     copied_at: HashMap<TableId, Position>,
-    history: SchemaHistory,
-    /// `history` serialised, and whether a DDL changed it since.
-    history_json: Arc<String>,
-    history_changed: bool,
+    /// The source's latest state, as it reported it.
+    state: Arc<String>,
     sequence: u64,
     txn_number: u64,
-    /// The counters and position as of the last commit seen (what a checkpoint may record).
-    at_commit: Option<(Position, u64, u64, u64)>,
+    /// The counters, position and source state as of the last commit seen (what a checkpoint
+    /// may record).
+    at_commit: Option<(Position, u64, u64, u64, Arc<String>)>,
     /// The position the last cut batch's mark records (a mark is cut once per position).
     marked: Option<Position>,
     in_txn: bool,
@@ -82,7 +82,8 @@ pub(crate) struct State {
 
 /// Where the loop starts: the counters of the checkpoint it resumes from.
 pub(crate) struct Resume {
-    pub(crate) history: SchemaHistory,
+    /// The source's state stored with the checkpoint.
+    pub(crate) state: Arc<String>,
     pub(crate) sequence: u64,
     pub(crate) txn_number: u64,
     pub(crate) checkpoint: Option<Position>,
@@ -106,16 +107,11 @@ impl State {
         resume: Resume,
         ctl: Controls,
         sink: &dyn Sink,
-    ) -> Result<Self, RunError> {
-        let history_json = Arc::new(
-            serde_json::to_string(&resume.history).map_err(|e| RunError::Source(e.to_string()))?,
-        );
-        Ok(Self {
+    ) -> Self {
+        Self {
             meta,
             copied_at,
-            history: resume.history,
-            history_json,
-            history_changed: false,
+            state: resume.state,
             sequence: resume.sequence,
             txn_number: resume.txn_number,
             at_commit: None,
@@ -133,7 +129,7 @@ impl State {
             stop: ctl.stop,
             in_flight: InFlight::new(p.in_flight),
             bytes_seen: sink.acknowledged_bytes(),
-        })
+        }
     }
 
     /// Batches a routed row or DDL under the next source sequence.
@@ -198,6 +194,7 @@ pub(crate) fn write_loop(
                 return Err(RunError::Source(e));
             }
             Some(Msg::Ended) => return finish(p, sink, st, &mut retry).map(|()| false),
+            Some(Msg::State(state)) => st.state = state,
             Some(Msg::Event(e)) => {
                 if let Err(e) = accept(p, st, e) {
                     finish(p, sink, st, &mut retry)?;
@@ -239,14 +236,20 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                 }
             }
             st.in_txn = false;
-            st.at_commit = Some((pos, st.sequence, st.txn_number, ts_ms));
+            st.at_commit = Some((pos, st.sequence, st.txn_number, ts_ms, st.state.clone()));
         }
         Event::Heartbeat { pos, ts_ms } => {
             if !st.in_txn {
                 // Only forward: a heartbeat never moves the checkpoint back.
                 let newer = st.at_commit.as_ref().is_none_or(|(c, ..)| pos > *c);
                 if newer {
-                    st.at_commit = Some((pos.clone(), st.sequence, st.txn_number, ts_ms));
+                    st.at_commit = Some((
+                        pos.clone(),
+                        st.sequence,
+                        st.txn_number,
+                        ts_ms,
+                        st.state.clone(),
+                    ));
                 }
                 if p.destination.needs().heartbeats {
                     st.batch.push(DeliveryItem {
@@ -261,11 +264,6 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
             }
         }
         Event::Ddl(d) => {
-            let b = sluice_source_mysql::position::BinlogPosition::from_position(&d.pos)
-                .map_err(RunError::Source)?;
-            // Same DDL the reader applied: the stored history matches the checkpoint exactly.
-            let _ = st.history.apply_ddl(&b, &d.db, &d.sql);
-            st.history_changed = true;
             let standalone = !st.in_txn;
             if let Some(ev) = p.router.route(Event::Ddl(d)).map_err(RunError::Source)? {
                 st.push_change(ev, standalone);
@@ -322,13 +320,7 @@ fn cut(
         _ => None,
     };
     let mark = match &st.at_commit {
-        Some((pos, sequence, txn_number, ts_ms)) if st.marked.as_ref() != Some(pos) => {
-            if std::mem::take(&mut st.history_changed) {
-                st.history_json = Arc::new(
-                    serde_json::to_string(&st.history)
-                        .map_err(|e| RunError::Source(e.to_string()))?,
-                );
-            }
+        Some((pos, sequence, txn_number, ts_ms, state)) if st.marked.as_ref() != Some(pos) => {
             st.marked = Some(pos.clone());
             Some(Mark {
                 position: pos.clone(),
@@ -336,7 +328,7 @@ fn cut(
                 txn_number: *txn_number,
                 ts_ms: *ts_ms,
                 rows: std::mem::take(&mut st.rows).into_iter().collect(),
-                history: st.history_json.clone(),
+                state: state.clone(),
             })
         }
         _ => None,
@@ -388,7 +380,7 @@ fn complete(
                 position: m.position.clone(),
                 sequence: m.sequence,
                 txn_number: m.txn_number,
-                history: m.history.to_string(),
+                history: m.state.to_string(),
                 ts_ms: m.ts_ms,
             },
             &m.rows,

@@ -15,10 +15,10 @@ mod full;
 mod incremental;
 mod lock;
 pub mod metrics;
-mod past;
 pub mod project;
 pub mod run;
 pub mod shards;
+mod source;
 
 pub use lock::LockError;
 pub use project::{Project, ProjectError};

@@ -1,5 +1,5 @@
-//! The incremental stage's loop: reader thread -> bounded channel -> route -> batches -> sink ->
-//! checkpoint.
+//! One run of a project: the source's prechecks, the destination, then the stages in order
+//! (schema, full, incremental), recording how the run ended.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,12 +7,9 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mysql_async::prelude::Queryable;
+use sluice_core::source::{Source, SourceError, Streamed};
 use sluice_core::{Event, Position};
 use sluice_meta::{Checkpoint, MetaStore};
-use sluice_source_mysql::decode::SchemaHistory;
-use sluice_source_mysql::live::{self, LiveConfig, StartAt};
-use sluice_source_mysql::position::BinlogPosition;
 
 use crate::checks::{
     check_column_subsets, check_filters, keys_of_keyless_tables, selected_tables, table_specs,
@@ -39,6 +36,13 @@ pub enum RunError {
     /// Another run of the project holds its lock.
     #[error(transparent)]
     Locked(#[from] crate::lock::LockError),
+}
+
+impl RunError {
+    /// A source failure.
+    pub fn from_source(e: SourceError) -> Self {
+        RunError::Source(e.to_string())
+    }
 }
 
 /// How to run.
@@ -115,43 +119,19 @@ fn run_inner(
     mut meta: MetaStore,
     mut cp: Option<Checkpoint>,
 ) -> Result<RunSummary, RunError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(source_err)?;
-    let src_opts = mysql_async::Opts::from_url(p.source_url.expose()).map_err(source_err)?;
-    let (tables, end, server_id, found_keys) = rt.block_on(async {
-        let mut conn = mysql_async::Conn::new(src_opts.clone())
-            .await
-            .map_err(|e| {
-                RunError::Source(format!(
-                    "cannot connect to {}: {e}; check source.url and that the server runs",
-                    p.source_url
-                ))
-            })?;
-        let tables = selected_tables(&mut conn, p).await?;
-        check_column_subsets(&mut conn, p).await?;
-        check_filters(&mut conn, p, &tables).await?;
-        let found_keys = keys_of_keyless_tables(&mut conn, p, &tables).await?;
-        let (file, offset) = live::current_position(&mut conn)
-            .await
-            .map_err(source_err)?;
-        let server_id: Option<u32> = conn
-            .query_first("SELECT @@server_id")
-            .await
-            .map_err(source_err)?;
-        let _ = conn.disconnect().await;
-        Ok::<_, RunError>((
-            tables,
-            BinlogPosition {
-                file,
-                offset,
-                gtid: None,
-            },
-            server_id.unwrap_or(0),
-            found_keys,
-        ))
-    })?;
+    let source: Arc<dyn Source> = Arc::new(crate::source::open(p)?);
+    // Prechecks, read from the source's catalog before anything is written.
+    let (tables, end, server_id, found_keys) = {
+        let mut cat = source.catalog().map_err(RunError::from_source)?;
+        let cat = cat.as_mut();
+        let tables = selected_tables(cat, p)?;
+        check_column_subsets(cat, p)?;
+        check_filters(cat, p, &tables)?;
+        let found_keys = keys_of_keyless_tables(cat, p, &tables)?;
+        let end = cat.end().map_err(RunError::from_source)?;
+        let server_id = cat.server_id().map_err(RunError::from_source)?;
+        (tables, end, server_id, found_keys)
+    };
     // Tables without a primary key are keyed by the unique key found, in full sync and in
     // every row delivered.
     let keyed;
@@ -202,15 +182,18 @@ fn run_inner(
     // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
     // follows the replayed DDL, and the source's current schema may be ahead of it.
     if p.schema_stage && cp.is_none() {
-        let mut specs = rt.block_on(table_specs(p, &src_opts, &tables))?;
-        if p.destination.needs().past_schema && !p.full && p.start != StartAt::Now {
-            rt.block_on(crate::past::as_at_start(
-                p,
-                &src_opts,
-                &tables,
-                &end.to_position(),
-                &mut specs,
-            ))?;
+        let mut specs = {
+            let mut cat = source.catalog().map_err(RunError::from_source)?;
+            table_specs(cat.as_mut(), p, &tables)?
+        };
+        if p.destination.needs().past_schema && !p.full && !source.starts_now() {
+            let mut defs: Vec<_> = specs.iter_mut().map(|s| s.def.take()).collect();
+            source
+                .definitions_at_start(&tables, &end, &mut defs)
+                .map_err(RunError::from_source)?;
+            for (s, d) in specs.iter_mut().zip(defs) {
+                s.def = d;
+            }
         }
         sink.prepare(&specs)
             .map_err(|e| RunError::Sink(e.to_string()))?;
@@ -219,31 +202,15 @@ fn run_inner(
         if meta.full_stage(&p.name)?.is_none() {
             // The replay position is taken before any row is read (see full.rs for why this
             // hand-over loses nothing). An existing checkpoint is older still: also safe.
-            let (units, p0) = rt.block_on(async {
-                let mut conn = mysql_async::Conn::new(src_opts.clone())
-                    .await
-                    .map_err(source_err)?;
-                let (file, offset) = live::snapshot_position(&mut conn).await.map_err(|e| {
-                    RunError::Source(format!("take the full sync's hand-over position: {e}"))
-                })?;
-                let units = full::plan(&mut conn, p, &tables).await?;
-                let _ = conn.disconnect().await;
-                Ok::<_, RunError>((
-                    units,
-                    BinlogPosition {
-                        file,
-                        offset,
-                        gtid: None,
-                    },
-                ))
-            })?;
+            let p0 = source.handover().map_err(RunError::from_source)?;
+            let units = full::plan(source.as_ref(), p, &tables)?;
             let c = match cp.clone() {
                 Some(c) => c,
                 None => Checkpoint {
-                    position: p0.to_position(),
+                    position: p0,
                     sequence: 0,
                     txn_number: 0,
-                    history: serde_json::to_string(&SchemaHistory::new()).map_err(source_err)?,
+                    history: source.initial_state(),
                     ts_ms: 0,
                 },
             };
@@ -262,7 +229,15 @@ fn run_inner(
             pause: &mut pause,
             status: &status,
         };
-        if !full::run(p, &opts.stop, &mut meta, sink.as_mut(), &start, controls)? {
+        if !full::run(
+            p,
+            &source,
+            &opts.stop,
+            &mut meta,
+            sink.as_mut(),
+            &start,
+            controls,
+        )? {
             return Ok(RunSummary {
                 copied: copied_rows(&meta, &p.name),
                 checkpoint: Some(start),
@@ -285,81 +260,59 @@ fn run_inner(
     }
     meta.set_state(&p.name, "incremental", "Running", "")?;
 
-    let (start, history, sequence, txn_number) = match &cp {
-        Some(c) => {
-            let b = BinlogPosition::from_position(&c.position).map_err(RunError::Source)?;
-            let history: SchemaHistory = serde_json::from_str(&c.history).map_err(|e| {
-                RunError::Source(format!("the stored schema history is unreadable: {e}"))
-            })?;
-            (
-                StartAt::FileOffset {
-                    file: b.file.clone(),
-                    offset: b.offset,
-                },
-                history,
-                c.sequence,
-                c.txn_number,
-            )
-        }
-        None => (p.start.clone(), SchemaHistory::new(), 0, 0),
+    let resume = match &cp {
+        Some(c) => Resume {
+            state: Arc::new(c.history.clone()),
+            sequence: c.sequence,
+            txn_number: c.txn_number,
+            checkpoint: Some(c.position.clone()),
+        },
+        None => Resume {
+            state: Arc::new(source.initial_state()),
+            sequence: 0,
+            txn_number: 0,
+            checkpoint: None,
+        },
     };
-    tracing::info!(project = %p.name, ?start, sequence, "incremental sync starts");
-    let cfg = LiveConfig {
-        opts: src_opts,
-        server_id: p.server_id,
-        start,
-        heartbeat: Duration::from_secs(u64::from(p.heartbeat_secs)),
-        reconnect_for: Duration::from_secs(300),
-        precheck_tables: Vec::new(),
-    };
+    tracing::info!(project = %p.name, sequence = resume.sequence, "incremental sync starts");
     // Bounded: the reader waits when the writer is behind (backpressure).
     let (tx, rx) = sync_channel::<Msg>(p.batch_rows.max(1000) * 2);
     let stop = opts.stop.clone();
     let reader_stop = stop.clone();
-    let mut reader_history = history.clone();
     let data_dir = p.data_dir.clone();
     let reader_metrics = metrics.clone();
+    let from = cp.as_ref().map(|c| (c.position.clone(), c.history.clone()));
+    let reader_source = source.clone();
     let reader = std::thread::Builder::new()
         .name("sluice-reader".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = tx.send(Msg::Failed(e.to_string()));
-                    return;
-                }
-            };
-            // Binlog bytes read, from the distance between successive positions (after a
-            // rotation: the new file's offset; the old file's tail is its rotate event).
-            let mut last: Option<(String, u64)> = None;
-            let r = rt.block_on(live::read(&cfg, &mut reader_history, |e| {
-                match &e {
-                    Event::Row(_) => reader_metrics.add("reader", 1, 0),
-                    Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
-                        let bytes = match &last {
-                            Some((file, offset)) if file == pos.file() => {
-                                pos.offset().saturating_sub(*offset)
-                            }
-                            Some(_) => pos.offset(),
-                            None => 0,
-                        };
+            let from = from.as_ref().map(|(pos, state)| (pos, state.as_str()));
+            let r = reader_source.stream(from, &mut |s| {
+                let msg = match s {
+                    Streamed::Read(bytes) => {
                         reader_metrics.add("reader", 0, bytes);
-                        last = Some((pos.file().to_string(), pos.offset()));
-                        reader_metrics.position("reader", pos)
+                        return ControlFlow::Continue(());
                     }
-                    _ => {}
-                }
-                if reader_stop.load(Ordering::SeqCst) || tx.send(Msg::Event(e)).is_err() {
+                    Streamed::State(state) => Msg::State(state),
+                    Streamed::Event(e) => {
+                        match &e {
+                            Event::Row(_) => reader_metrics.add("reader", 1, 0),
+                            Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
+                                reader_metrics.position("reader", pos)
+                            }
+                            _ => {}
+                        }
+                        Msg::Event(e)
+                    }
+                };
+                if reader_stop.load(Ordering::SeqCst) || tx.send(msg).is_err() {
                     return ControlFlow::Break(());
                 }
-                ControlFlow::Continue(Ok(()))
-            }));
+                ControlFlow::Continue(())
+            });
             let _ = tx.send(match r {
                 Ok(()) => Msg::Ended,
-                Err(e @ live::LiveError::Purged { .. }) => Msg::Failed(format!(
+                Err(e @ SourceError::Purged(_)) => Msg::Failed(format!(
                     "{e}. This project's checkpoint lies in the purged file: to start over, \
                      remove its checkpoint (delete {} or give the project a new name) and \
                      choose stages.start; keep binlogs longer (expire_logs_days / \
@@ -371,13 +324,7 @@ fn run_inner(
         })
         .map_err(source_err)?;
 
-    let copied_at = crate::full::copied_at(&meta.full_units(&p.name)?);
-    let resume = Resume {
-        history,
-        sequence,
-        txn_number,
-        checkpoint: cp.map(|c| c.position),
-    };
+    let copied_at = crate::full::copied_at(source.as_ref(), &meta.full_units(&p.name)?);
     let ctl = Controls {
         metrics: metrics.clone(),
         throttle,
@@ -385,8 +332,7 @@ fn run_inner(
         status,
         stop: stop.clone(),
     };
-    let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref())?;
-    let end = end.to_position();
+    let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref());
     let result = write_loop(p, opts, &rx, sink.as_mut(), &mut st, &end);
     stop.store(true, Ordering::SeqCst);
     drop(rx);

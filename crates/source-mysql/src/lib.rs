@@ -19,3 +19,6 @@ pub mod live;
 pub mod position;
 pub mod precheck;
 pub mod snapshot;
+pub mod source;
+
+pub use source::MysqlSource;

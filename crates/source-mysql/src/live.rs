@@ -284,7 +284,17 @@ fn addr_of(opts: &Opts) -> String {
 pub async fn read(
     cfg: &LiveConfig,
     history: &mut SchemaHistory,
-    emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+) -> Result<(), LiveError> {
+    read_with_history(cfg, history, |e, _| emit(e)).await
+}
+
+/// Reads as [`read`] does, handing each event with the schema history as of just after it
+/// (what a checkpoint at the next commit stores).
+pub async fn read_with_history(
+    cfg: &LiveConfig,
+    history: &mut SchemaHistory,
+    emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<(), LiveError> {
     let mut decoder =
         Decoder::new(String::new(), Mode::Replica).with_history(std::mem::take(history));
@@ -298,16 +308,16 @@ pub async fn read(
 /// long stretch of log for its schema changes cheap.
 pub async fn read_ddl(
     cfg: &LiveConfig,
-    emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<(), LiveError> {
     let mut decoder = Decoder::new(String::new(), Mode::Replica).skipping_rows();
-    read_with(cfg, &mut decoder, emit).await
+    read_with(cfg, &mut decoder, |e, _| emit(e)).await
 }
 
 async fn read_with(
     cfg: &LiveConfig,
     decoder: &mut Decoder,
-    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+    mut emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<(), LiveError> {
     let addr = addr_of(&cfg.opts);
     let server = |what: &str| {
@@ -443,7 +453,7 @@ async fn stream_once(
     start: &StartAt,
     meta: &mut Conn,
     state: &mut ReadState<'_>,
-    emit: &mut impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+    emit: &mut impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), String>>,
 ) -> Result<Outcome, LiveError> {
     let ReadState {
         decoder,
@@ -606,7 +616,7 @@ async fn stream_once(
                     _ => continue,
                 }
             }
-            match emit(e) {
+            match emit(e, decoder.history()) {
                 ControlFlow::Continue(Ok(())) => {}
                 ControlFlow::Continue(Err(msg)) => return Err(LiveError::Consumer(msg)),
                 ControlFlow::Break(()) => return Ok(Outcome::Stopped),

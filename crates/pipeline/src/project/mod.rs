@@ -285,7 +285,7 @@ fn validate(
             ));
         }
         for inst in instances {
-            if mysql_async::Opts::from_url(inst.url.expose()).is_err() {
+            if !sluice_source_mysql::source::is_mysql_url(&inst.url) {
                 return Err(bad(
                     "source.instances",
                     format!(
@@ -362,7 +362,7 @@ fn validate(
             ))
         }
     };
-    if mysql_async::Opts::from_url(source_url.expose()).is_err() {
+    if !sluice_source_mysql::source::is_mysql_url(&source_url) {
         return Err(bad(
             "source.url",
             format!("{source_url} is not a mysql://user:pass@host:port URL{URL_HINT}"),

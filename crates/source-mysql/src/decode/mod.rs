@@ -194,6 +194,11 @@ impl Decoder {
         self
     }
 
+    /// The schema history as of the last decoded event.
+    pub fn history(&self) -> &SchemaHistory {
+        &self.history
+    }
+
     /// Hands the schema history back (to persist it, or to reuse it after a reconnect).
     pub fn take_history(&mut self) -> SchemaHistory {
         std::mem::take(&mut self.history)
