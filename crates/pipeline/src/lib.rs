@@ -1,16 +1,19 @@
 //! A Sluice project's runtime: the project file, the stages, and the loop that carries changes
-//! from the source through routing to the destination and moves the checkpoint.
+//! from any source through routing to any destination and moves the checkpoint. It names no
+//! source and no destination: it runs `dyn Source` and `dyn Sink`, made from the project file
+//! by the [`connect::Connectors`] it is given (the `sluice-registry` crate).
 //!
 //! Invariants:
 //! - The checkpoint moves only to the end of a transaction whose every routed change the
-//!   destination acknowledged, and is stored with the schema history as one unit.
-//! - Memory is bounded: the reader blocks on a bounded channel, and one batch is in flight.
+//!   destination acknowledged, and is stored with the source's own state as one unit.
+//! - Memory is bounded: the reader blocks on a bounded channel, and at most
+//!   `options.in_flight_batches` batches wait for acknowledgement.
 #![deny(missing_docs)]
 
 mod checks;
+pub mod connect;
 mod control;
 mod deliver;
-pub mod destination;
 mod full;
 mod incremental;
 mod lock;
@@ -18,8 +21,8 @@ pub mod metrics;
 pub mod project;
 pub mod run;
 pub mod shards;
-mod source;
 
+pub use connect::{Connectors, DestinationSpec, Needs, SourceSettings, SourceSpec};
 pub use lock::LockError;
 pub use project::{Project, ProjectError};
 pub use run::{run, RunError, RunOptions, RunSummary};

@@ -119,7 +119,7 @@ fn run_inner(
     mut meta: MetaStore,
     mut cp: Option<Checkpoint>,
 ) -> Result<RunSummary, RunError> {
-    let source: Arc<dyn Source> = Arc::new(crate::source::open(p)?);
+    let source: Arc<dyn Source> = Arc::from(p.source.open().map_err(RunError::from_source)?);
     // Prechecks, read from the source's catalog before anything is written.
     let (tables, end, server_id, found_keys) = {
         let mut cat = source.catalog().map_err(RunError::from_source)?;

@@ -23,8 +23,8 @@ use crate::run::{RunError, RunOptions, RunSummary};
 pub struct ShardInstance {
     /// Name (unique in the project).
     pub name: String,
-    /// `mysql://user:pass@host:port`.
-    pub url: sluice_core::SecretUrl,
+    /// The instance as a source.
+    pub source: std::sync::Arc<dyn crate::connect::SourceSpec>,
     /// Our replica id on this instance.
     pub server_id: u32,
     /// Its physical tables and the logical table each belongs to.
@@ -126,8 +126,7 @@ pub fn expand_tables(pattern: &str) -> Result<Vec<TableId>, String> {
 fn part(p: &Project, s: &ShardInstance) -> Project {
     let mut sub = p.clone();
     sub.name = format!("{}.{}", p.name, s.name);
-    sub.source_url = s.url.clone();
-    sub.server_id = s.server_id;
+    sub.source = s.source.clone();
     sub.shards = Vec::new();
     sub.parent = Some(p.name.clone());
     // Only this instance's physical tables; names stay physical up to the destination, which

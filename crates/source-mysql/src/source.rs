@@ -27,13 +27,25 @@ use crate::snapshot::past::{undo_ddl, Before};
 use crate::snapshot::{self, KeyRange, KeyValue};
 
 /// A MySQL-family source (MySQL, MariaDB, an OceanBase MySQL tenant's binlog service).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MysqlSource {
     url: SecretUrl,
     opts: Opts,
     server_id: u32,
     start: StartAt,
     heartbeat: Duration,
+}
+
+impl std::fmt::Debug for MysqlSource {
+    // By hand: the client options hold the password in the clear.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlSource")
+            .field("url", &self.url)
+            .field("server_id", &self.server_id)
+            .field("start", &self.start)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
 }
 
 /// A client error as a source error: a failed connection can recover, a refusal cannot.
@@ -99,6 +111,11 @@ impl MysqlSource {
             start,
             heartbeat,
         })
+    }
+
+    /// Where it connects (prints without the password).
+    pub fn url(&self) -> &SecretUrl {
+        &self.url
     }
 
     async fn connect(&self) -> Result<Conn, SourceError> {

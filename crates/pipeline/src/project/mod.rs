@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sluice_core::secret::URL_PASSWORD_HINT as URL_HINT;
 use sluice_core::{Op, SecretUrl, TableId};
-use sluice_format::DbType;
 use sluice_route::{Pattern, Router};
-use sluice_source_mysql::live::StartAt;
 
-use crate::destination::Destination;
+use std::sync::Arc;
+
+use crate::connect::{Connectors, DestinationSpec, SourceSettings, SourceSpec};
 
 /// A project file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +37,12 @@ pub struct Project {
     pub name: String,
     /// Where the metadata store lives.
     pub data_dir: PathBuf,
-    /// Source connection URL (`mysql://user:pass@host:port`); prints without its password.
-    pub source_url: SecretUrl,
+    /// The source (for a sharded source: its first instance; each part reads its own).
+    pub source: Arc<dyn SourceSpec>,
     /// Source description for messages.
     pub source_info: sluice_format::SourceInfo,
-    /// Our replica `server_id`.
-    pub server_id: u32,
     /// The destination.
-    pub destination: Destination,
+    pub destination: Arc<dyn DestinationSpec>,
     /// Routing.
     pub router: Router,
     /// Schema stage on.
@@ -72,8 +69,6 @@ pub struct Project {
     pub parent: Option<String>,
     /// Incremental stage on.
     pub incremental: bool,
-    /// Where incremental starts when there is no checkpoint.
-    pub start: StartAt,
     /// Changes per batch.
     pub batch_rows: usize,
     /// Batches in flight at most (sent, not yet acknowledged), in both stages.
@@ -84,7 +79,7 @@ pub struct Project {
 
 impl Project {
     /// Reads and validates a project file.
-    pub fn load(path: &Path) -> Result<Project, ProjectError> {
+    pub fn load(path: &Path, connectors: &dyn Connectors) -> Result<Project, ProjectError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ProjectError {
             file: file.clone(),
@@ -92,11 +87,21 @@ impl Project {
             field: String::new(),
             message: format!("cannot read the project file: {e}"),
         })?;
-        Self::parse(&text, &file, path.parent().unwrap_or(Path::new(".")))
+        Self::parse(
+            &text,
+            &file,
+            path.parent().unwrap_or(Path::new(".")),
+            connectors,
+        )
     }
 
     /// Parses project YAML (`file` names it in errors; `base` resolves a relative data_dir).
-    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Project, ProjectError> {
+    pub fn parse(
+        text: &str,
+        file: &str,
+        base: &Path,
+        connectors: &dyn Connectors,
+    ) -> Result<Project, ProjectError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let raw: RawProject =
             serde_path_to_error::deserialize(de).map_err(|e| yaml_error(e, file, text))?;
@@ -106,12 +111,12 @@ impl Project {
             field: format!("{field}: "),
             message,
         };
-        validate(raw, text, file, base, &bad)
+        validate(raw, text, file, base, connectors, &bad)
     }
 }
 
 /// A project file that does not deserialize, named by file, line and field.
-pub(crate) fn yaml_error(
+pub fn yaml_error(
     e: serde_path_to_error::Error<serde_yaml_ng::Error>,
     file: &str,
     text: &str,
@@ -178,7 +183,7 @@ fn shardingsphere_topology(
 /// two projects reading one server do not take each other's binlog connection (a server keeps
 /// one connection per replica id), and the same on every run. In 4,000,000,000 ..
 /// 4,199,999,999, far from the small ids replicas usually have.
-fn default_server_id(name: &str) -> u32 {
+pub fn default_server_id(name: &str) -> u32 {
     4_000_000_000 + (sluice_core::hash::fnv1a(name.as_bytes()) % 200_000_000) as u32
 }
 
@@ -186,7 +191,7 @@ fn default_server_id(name: &str) -> u32 {
 /// walking the YAML blocks: each key is looked for only inside the block of the key before it,
 /// so `destination.url` never names the line of `source.url`. Flow style (`{a: 1}`) is not
 /// followed: then the line of the deepest key found is given.
-pub(crate) fn line_of(text: &str, field: &str) -> Option<usize> {
+pub fn line_of(text: &str, field: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     // A line's indentation and its content.
     fn shape(l: &str) -> (usize, &str) {
@@ -243,6 +248,7 @@ fn validate(
     text: &str,
     file: &str,
     base: &Path,
+    connectors: &dyn Connectors,
     bad: &dyn Fn(&str, String) -> ProjectError,
 ) -> Result<Project, ProjectError> {
     if raw.name.is_empty()
@@ -256,18 +262,19 @@ fn validate(
             format!("{:?}: use letters, digits, '-', '_' or '.'", raw.name),
         ));
     }
-    let db_type = match raw.source.kind.as_str() {
-        "mysql" => DbType::Mysql,
-        "mariadb" => DbType::Mariadb,
-        "oceanbase" => DbType::ObMysql,
-        "sharded" => DbType::Mysql,
-        other => {
-            return Err(bad(
-                "source.type",
-                format!("{other:?} is not a source type; use mysql, mariadb or oceanbase"),
-            ))
-        }
-    };
+    let kind = raw.source.kind.as_str();
+    if kind != "sharded" && !connectors.source_types().contains(&kind) {
+        return Err(bad(
+            "source.type",
+            format!(
+                "{kind:?} is not a source type; use {}, or sharded",
+                connectors.source_types().join(", ")
+            ),
+        ));
+    }
+    // A field error of a source's settings, at its field's line.
+    let field = |e: sluice_core::config::FieldError| bad(&e.field, e.message);
+    let heartbeat_secs = raw.options.heartbeat_secs.max(1);
     let s = &raw.source;
     let mut shards = Vec::new();
     let imported = shardingsphere_topology(s, base, bad)?;
@@ -285,21 +292,27 @@ fn validate(
             ));
         }
         for inst in instances {
-            if !sluice_source_mysql::source::is_mysql_url(&inst.url) {
-                return Err(bad(
-                    "source.instances",
-                    format!(
-                        "{}: {} is not a mysql://user:pass@host:port URL (a password with                          characters such as @ / # ? % must be percent-encoded, or given as                          password_env)",
-                        inst.name, inst.url
-                    ),
-                ));
-            }
+            let server_id = inst
+                .server_id
+                .unwrap_or_else(|| default_server_id(&format!("{}.{}", raw.name, inst.name)));
+            let source = connectors
+                .source(&SourceSettings {
+                    kind: "mysql",
+                    url: &inst.url,
+                    server_id,
+                    start: &raw.stages.start,
+                    heartbeat_secs,
+                })
+                .map_err(|e| match e.field.as_str() {
+                    "source.url" => {
+                        bad("source.instances", format!("{}: {}", inst.name, e.message))
+                    }
+                    _ => field(e),
+                })?;
             shards.push(crate::shards::ShardInstance {
                 name: inst.name.clone(),
-                url: inst.url.clone(),
-                server_id: inst
-                    .server_id
-                    .unwrap_or_else(|| default_server_id(&format!("{}.{}", raw.name, inst.name))),
+                source,
+                server_id,
                 tables: Vec::new(),
             });
         }
@@ -345,7 +358,7 @@ fn validate(
         (None, None) => None,
     };
     let source_url = match (&s.url, &s.host) {
-        _ if !shards.is_empty() => shards[0].url.clone(),
+        _ if !shards.is_empty() => SecretUrl::new(""),
         (Some(u), None) => u.clone(),
         (None, Some(h)) => {
             let user = s.user.clone().unwrap_or_else(|| "root".into());
@@ -362,12 +375,22 @@ fn validate(
             ))
         }
     };
-    if !sluice_source_mysql::source::is_mysql_url(&source_url) {
-        return Err(bad(
-            "source.url",
-            format!("{source_url} is not a mysql://user:pass@host:port URL{URL_HINT}"),
-        ));
-    }
+    let server_id = raw
+        .source
+        .server_id
+        .unwrap_or_else(|| default_server_id(&raw.name));
+    let source = match shards.first() {
+        Some(first) => first.source.clone(),
+        None => connectors
+            .source(&SourceSettings {
+                kind,
+                url: &source_url,
+                server_id,
+                start: &raw.stages.start,
+                heartbeat_secs,
+            })
+            .map_err(field)?,
+    };
     let mut include = Vec::new();
     for p in &raw.objects.include {
         include.push(Pattern::parse(p).map_err(|e| bad("objects.include", e))?);
@@ -412,8 +435,7 @@ fn validate(
             }
         });
     }
-    let start = StartAt::parse(&raw.stages.start).map_err(|e| bad("stages.start", e))?;
-    if raw.stages.full && start != StartAt::Now {
+    if raw.stages.full && raw.stages.start.trim() != "now" {
         return Err(bad(
             "stages.start",
             "with full: true, incremental sync starts where full sync began; remove start \
@@ -490,26 +512,21 @@ fn validate(
         })
         .collect();
     let destination =
-        Destination::parse(&raw.destination.kind, text, file, &raw.name, dest_sharding)?;
+        connectors.destination(&raw.destination.kind, text, file, &raw.name, dest_sharding)?;
     let data_dir = match raw.data_dir {
         Some(d) if d.is_absolute() => d,
         Some(d) => base.join(d),
         None => base.join("sluice-data"),
     };
-    let server_id = raw
-        .source
-        .server_id
-        .unwrap_or_else(|| default_server_id(&raw.name));
     Ok(Project {
         source_info: sluice_format::SourceInfo {
             name: raw.source.name.clone().unwrap_or_else(|| raw.name.clone()),
-            db_type,
+            db_type: source.db_type(),
             server_id: 0,
         },
         name: raw.name,
         data_dir,
-        source_url,
-        server_id,
+        source,
         destination,
         router: Router {
             include,
@@ -534,7 +551,6 @@ fn validate(
         shards,
         parent: None,
         incremental: raw.stages.incremental,
-        start,
         batch_rows: raw.options.batch_rows,
         in_flight: raw.options.in_flight_batches,
         heartbeat_secs: raw.options.heartbeat_secs.max(1),
@@ -552,6 +568,3 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests;

@@ -12,13 +12,20 @@ pub(super) struct RawProject {
     pub(super) name: String,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) source: RawSource,
-    /// Only its type here: the type's own crate reads the rest (see destination.rs).
-    pub(super) destination: crate::destination::RawType,
+    /// Only its type here: the type's own crate reads the rest (see `Connectors`).
+    pub(super) destination: RawType,
     pub(super) objects: RawObjects,
     #[serde(default)]
     pub(super) stages: RawStages,
     #[serde(default)]
     pub(super) options: RawOptions,
+}
+
+/// Only the `type` of the destination section.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawType {
+    #[serde(rename = "type")]
+    pub(super) kind: String,
 }
 
 #[derive(Debug, Deserialize)]

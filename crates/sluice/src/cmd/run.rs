@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sluice_meta::MetaStore;
-use sluice_pipeline::{Project, RunOptions};
+use sluice_pipeline::RunOptions;
 
 /// When `sluice run` stops by itself.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -68,7 +68,7 @@ pub struct ProjectArgs {
 pub fn project(args: ProjectArgs) -> anyhow::Result<()> {
     let (dir, name) = match (&args.file, &args.data_dir, &args.project) {
         (Some(f), _, _) => {
-            let p = Project::load(f)?;
+            let p = sluice_registry::load(f)?;
             (p.data_dir, p.name)
         }
         (None, Some(d), Some(n)) => (d.clone(), n.clone()),
@@ -89,7 +89,7 @@ pub fn project(args: ProjectArgs) -> anyhow::Result<()> {
 
 /// Runs `sluice run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let project = Project::load(&args.file)?;
+    let project = sluice_registry::load(&args.file)?;
     let opts = RunOptions {
         until_caught_up: args.until.is_some(),
         ..RunOptions::default()
@@ -170,7 +170,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let (dir, only) = match (&args.file, &args.data_dir) {
         (Some(f), _) => {
-            let p = Project::load(f)?;
+            let p = sluice_registry::load(f)?;
             // A sharded project's parts are `NAME.INSTANCE`: show them all.
             let only = match (&args.project, p.shards.is_empty()) {
                 (Some(n), _) => Some(n.clone()),

@@ -1,5 +1,21 @@
-//! Tests of the project file: defaults, examples, errors naming file, line and field, secrets.
-use super::*;
+//! Tests of the project file with every registered type: defaults, examples, errors naming
+//! file, line and field, secrets.
+
+use std::path::{Path, PathBuf};
+
+use sluice_core::TableId;
+use sluice_pipeline::project::{default_server_id, line_of};
+use sluice_pipeline::Project;
+use sluice_registry::{Destination, MysqlSpec};
+use sluice_source_mysql::live::StartAt;
+
+/// The project's source as the MySQL type it is.
+fn mysql(p: &Project) -> &MysqlSpec {
+    p.source
+        .as_any()
+        .downcast_ref::<MysqlSpec>()
+        .expect("a MySQL-family source")
+}
 
 const GOOD: &str = "name: p1
 source:
@@ -15,30 +31,31 @@ objects:
 
 #[test]
 fn a_good_file_gets_defaults() {
-    let p = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
-    let crate::destination::Destination::Kafka(k) = &p.destination else {
+    let p = sluice_registry::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
+    let Some(Destination::Kafka(k)) = p.destination.as_any().downcast_ref::<Destination>() else {
         panic!("a Kafka destination");
     };
     assert_eq!(k.config.routing.mode, sluice_mq::PartitionMode::Hash);
-    assert_eq!(p.start, StartAt::Now);
+    assert_eq!(mysql(&p).start, StartAt::Now);
     assert_eq!(p.data_dir, PathBuf::from("/tmp/sluice-data"));
     assert!(p.router.selects(&TableId::new("shop", "x")));
 }
 
 #[test]
 fn default_replica_ids_differ_by_project_and_instance_and_stay_put() {
-    let a = Project::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
-    let b = Project::parse(
+    let a = sluice_registry::parse(GOOD, "p.yaml", Path::new("/tmp")).expect("valid");
+    let b = sluice_registry::parse(
         &GOOD.replace("name: p1", "name: p2"),
         "p.yaml",
         Path::new("/tmp"),
     )
     .expect("valid");
-    assert_ne!(a.server_id, b.server_id);
-    assert_eq!(a.server_id, default_server_id("p1"));
-    assert!((4_000_000_000..4_200_000_000).contains(&a.server_id));
+    let (a, b) = (mysql(&a).server_id, mysql(&b).server_id);
+    assert_ne!(a, b);
+    assert_eq!(a, default_server_id("p1"));
+    assert!((4_000_000_000..4_200_000_000).contains(&a));
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let p = Project::load(&dir.join("sharded-from-shardingsphere.yaml")).expect("loads");
+    let p = sluice_registry::load(&dir.join("sharded-from-shardingsphere.yaml")).expect("loads");
     let ids: Vec<u32> = p.shards.iter().map(|s| s.server_id).collect();
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
@@ -53,14 +70,14 @@ fn a_shardingsphere_file_is_for_a_sharded_source_only_and_alone() {
             &format!("  url: mysql://root@127.0.0.1:3316\n{extra}"),
         )
     };
-    let e = Project::parse(
+    let e = sluice_registry::parse(
         &with("  shardingsphere: shardingsphere/config-sharding.yaml\n"),
         "p.yaml",
         &dir,
     )
     .expect_err("not sharded");
     assert!(e.to_string().contains("source.type: sharded"), "{e}");
-    let e = Project::parse(
+    let e = sluice_registry::parse(
         &with("  shardingsphere: nowhere.yaml\n").replace("type: mariadb", "type: sharded"),
         "p.yaml",
         &dir,
@@ -76,7 +93,7 @@ fn every_example_project_file_loads() {
     for e in std::fs::read_dir(&dir).expect("examples/") {
         let path = e.expect("entry").path();
         if path.extension().is_some_and(|x| x == "yaml") {
-            Project::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            sluice_registry::load(&path).unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
     }
@@ -85,7 +102,7 @@ fn every_example_project_file_loads() {
 
 #[test]
 fn errors_name_file_line_and_field() {
-    let e = Project::parse(
+    let e = sluice_registry::parse(
         &GOOD
             .replace("partitionz", "x")
             .replace("format: oms", "format: omz"),
@@ -97,7 +114,7 @@ fn errors_name_file_line_and_field() {
         e.to_string().split(" is not").next(),
         Some("p.yaml:8: destination.format: \"omz\"")
     );
-    let e = Project::parse(
+    let e = sluice_registry::parse(
         &GOOD.replace("brokers:", "brokerz:"),
         "p.yaml",
         Path::new("."),
@@ -108,7 +125,7 @@ fn errors_name_file_line_and_field() {
         msg.starts_with("p.yaml:7: destination.brokerz: unknown field `brokerz`, expected one of"),
         "{msg}"
     );
-    let e = Project::parse("name: [", "p.yaml", Path::new(".")).expect_err("broken yaml");
+    let e = sluice_registry::parse("name: [", "p.yaml", Path::new(".")).expect_err("broken yaml");
     assert!(e.to_string().starts_with("p.yaml:1"), "{e}");
 }
 
@@ -121,7 +138,7 @@ fn an_error_about_one_url_names_that_url_s_line() {
             "  brokers: 127.0.0.1:9092\n",
             "  url: \"mysql://x:1:2:3\"\n",
         );
-    let e = Project::parse(&db, "p.yaml", Path::new(".")).expect_err("bad url");
+    let e = sluice_registry::parse(&db, "p.yaml", Path::new(".")).expect_err("bad url");
     assert!(
         e.to_string().starts_with("p.yaml:7: destination.url: "),
         "{e}"
@@ -166,12 +183,12 @@ fn a_password_that_breaks_a_url_is_never_shown() {
                 ),
         ),
     ] {
-        let e = Project::parse(&yaml, "p.yaml", Path::new(".")).expect_err(field);
+        let e = sluice_registry::parse(&yaml, "p.yaml", Path::new(".")).expect_err(field);
         let msg = format!("{e} {e:?}");
         assert!(msg.contains(field), "{msg}");
         assert!(!msg.contains("pa#s"), "the password shows: {msg}");
     }
-    let p = Project::parse(
+    let p = sluice_registry::parse(
         &GOOD
             .replace("mysql://root@", "mysql://root:hunter2@")
             .replace(
@@ -185,7 +202,10 @@ fn a_password_that_breaks_a_url_is_never_shown() {
     let shown = format!("{p:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(!shown.contains("swordfish"), "{shown}");
-    assert_eq!(p.source_url.expose(), "mysql://root:hunter2@127.0.0.1:3316");
+    assert_eq!(
+        mysql(&p).source.url().expose(),
+        "mysql://root:hunter2@127.0.0.1:3316"
+    );
 }
 
 #[test]
@@ -196,7 +216,8 @@ fn a_field_of_another_destination_type_is_an_error_naming_it_and_its_line() {
             "  type: mariadb\n  url: mysql://root@127.0.0.1:3317\n",
         )
         .replace("  format: oms\n", "");
-    let e = Project::parse(&db, "p.yaml", Path::new("/tmp")).expect_err("brokers on a database");
+    let e = sluice_registry::parse(&db, "p.yaml", Path::new("/tmp"))
+        .expect_err("brokers on a database");
     let text = e.to_string();
     assert!(
         text.starts_with(
@@ -205,7 +226,8 @@ fn a_field_of_another_destination_type_is_an_error_naming_it_and_its_line() {
         "{text}"
     );
     let kafka = GOOD.replace("  format: oms\n", "  format: oms\n  writers: 3\n");
-    let e = Project::parse(&kafka, "p.yaml", Path::new("/tmp")).expect_err("writers on Kafka");
+    let e =
+        sluice_registry::parse(&kafka, "p.yaml", Path::new("/tmp")).expect_err("writers on Kafka");
     assert!(
         e.to_string().starts_with(
             "p.yaml:9: destination.writers: writers is not a field of a Kafka destination"
@@ -213,5 +235,5 @@ fn a_field_of_another_destination_type_is_an_error_naming_it_and_its_line() {
         "{e}"
     );
     let fine = db.replace("  brokers: 127.0.0.1:9092\n", "");
-    assert!(Project::parse(&fine, "p.yaml", Path::new("/tmp")).is_ok());
+    assert!(sluice_registry::parse(&fine, "p.yaml", Path::new("/tmp")).is_ok());
 }

@@ -1,9 +1,10 @@
-//! The destination registry: one variant per destination type, each checked by its own crate
-//! from its own section of the project file, each building its own sink and saying what it
-//! needs of the pipeline. The pipeline asks these questions and never names a destination
-//! elsewhere, so a new destination is one crate plus one variant here.
+//! The destination types: one variant per type, each checked by its own crate from its own
+//! section of the project file, each building its own sink and saying what it needs of the
+//! pipeline. A new destination is one crate plus one variant here.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -14,7 +15,8 @@ use sluice_format::SourceInfo;
 use sluice_sink_kafka::{KafkaSettings, KafkaSink, RawKafka};
 use sluice_sink_mysql::{MysqlConfig, MysqlSink, RawDatabase};
 
-use crate::project::ProjectError;
+use sluice_pipeline::project::{line_of, yaml_error};
+use sluice_pipeline::{DestinationSpec, Needs, ProjectError};
 
 /// A checked destination.
 #[derive(Debug, Clone)]
@@ -33,27 +35,6 @@ const TYPES: &[(&str, &str, &[&str])] = &[
     ("mysql", "a database destination", RawDatabase::FIELDS),
 ];
 
-/// What a destination needs of the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Needs {
-    /// Whole table definitions (column types, indexes) in the schema step, to create tables.
-    pub definitions: bool,
-    /// With a start in the past, each table as it was at the start position (it creates tables
-    /// that the replayed DDL then changes).
-    pub past_schema: bool,
-    /// Heartbeats delivered as changes (a heartbeat topic is set).
-    pub heartbeats: bool,
-    /// Sharded (logical table) sources may write into it.
-    pub sharded_sources: bool,
-}
-
-/// Only the `type` of the section; the rest is read by the type's own crate.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawType {
-    #[serde(rename = "type")]
-    pub(crate) kind: String,
-}
-
 /// The project file with only its destination section, read as `T`.
 #[derive(Deserialize)]
 struct Section<T> {
@@ -63,7 +44,7 @@ struct Section<T> {
 impl Destination {
     /// Reads and checks the destination section of `text` (its type is `kind`). `sharding`
     /// holds `objects.sharding` by destination table name.
-    pub(crate) fn parse(
+    pub fn parse(
         kind: &str,
         text: &str,
         file: &str,
@@ -76,7 +57,7 @@ impl Destination {
             .map(|(_, w, _)| *w)
             .ok_or_else(|| ProjectError {
                 file: file.to_string(),
-                line: crate::project::line_of(text, "destination.type"),
+                line: line_of(text, "destination.type"),
                 field: "destination.type: ".into(),
                 message: format!(
                     "{kind:?}: use {}",
@@ -89,7 +70,7 @@ impl Destination {
             })?;
         let field = |e: FieldError| ProjectError {
             file: file.to_string(),
-            line: crate::project::line_of(text, &format!("destination.{}", e.field)),
+            line: line_of(text, &format!("destination.{}", e.field)),
             field: format!("destination.{}: ", e.field),
             message: e.message,
         };
@@ -106,9 +87,10 @@ impl Destination {
             ),
         })
     }
+}
 
-    /// What it needs of the pipeline.
-    pub fn needs(&self) -> Needs {
+impl DestinationSpec for Destination {
+    fn needs(&self) -> Needs {
         match self {
             Destination::Kafka(k) => Needs {
                 definitions: false,
@@ -125,18 +107,15 @@ impl Destination {
         }
     }
 
-    /// Whether an update must reach it as a delete of the old key and an insert of the new
-    /// one (message queues: see `sluice_mq::Routing::moves_key`). A database applies the
-    /// update as one change.
-    pub fn splits(&self, r: &RowChange) -> Result<bool, SinkError> {
+    // A database applies an update as one change.
+    fn splits(&self, r: &RowChange) -> Result<bool, SinkError> {
         match self {
             Destination::Kafka(k) => k.config.routing.moves_key(r),
             Destination::Database(_) => Ok(false),
         }
     }
 
-    /// Its sink, writing for `source`.
-    pub(crate) fn sink(&self, source: SourceInfo) -> Result<Box<dyn Sink>, SinkError> {
+    fn sink(&self, source: SourceInfo) -> Result<Box<dyn Sink>, SinkError> {
         Ok(match self {
             Destination::Kafka(k) => {
                 Box::new(KafkaSink::new(k.config.clone(), k.format.build()?, source)?)
@@ -145,30 +124,30 @@ impl Destination {
         })
     }
 
-    /// The destination of part `part` of a sharded project, which reads instance `shard`
-    /// and writes physical table `from` into destination table `to` (`merge`).
-    pub(crate) fn for_part(
+    fn for_part(
         &self,
         part: &str,
         shard: &str,
         merge: HashMap<TableId, TableId>,
-    ) -> Destination {
+    ) -> Arc<dyn DestinationSpec> {
         let mut d = self.clone();
         if let Destination::Database(db) = &mut d {
             db.project = part.to_string();
             db.merge = merge;
             db.shard = Some(shard.to_string());
         }
-        d
+        Arc::new(d)
     }
 
-    /// Makes once what the parts of a sharded project share at the destination, before they
-    /// start, so that their first runs never race to create it.
-    pub(crate) fn prepare_shared(&self) -> Result<(), SinkError> {
+    fn prepare_shared(&self) -> Result<(), SinkError> {
         match self {
             Destination::Database(db) => sluice_sink_mysql::prepare_destination(db),
             Destination::Kafka(_) => Ok(()),
         }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -185,7 +164,7 @@ fn section<T: DeserializeOwned>(
     match serde_path_to_error::deserialize::<_, Section<T>>(de) {
         Ok(s) => Ok(s.destination),
         Err(e) => {
-            let mut err = crate::project::yaml_error(e, file, text);
+            let mut err = yaml_error(e, file, text);
             let foreign = err
                 .message
                 .strip_prefix("unknown field `")
@@ -199,7 +178,7 @@ fn section<T: DeserializeOwned>(
                     .map(|(_, l)| l.trim_start_matches("one of ").replace('`', ""))
                     .unwrap_or_default();
                 err.field = format!("destination.{key}: ");
-                err.line = crate::project::line_of(text, &format!("destination.{key}"));
+                err.line = line_of(text, &format!("destination.{key}"));
                 err.message = format!(
                     "{key} is not a field of {what} (type: {kind}); its fields are {fields}"
                 );
