@@ -727,9 +727,6 @@ impl Sink for MysqlSink {
         }
         self.reconnect()?;
         let r = self.deliver_now(items);
-        if r.is_ok() {
-            self.acked_bytes += value::batch_len(items);
-        }
         self.results.insert(ticket, r);
         Ok(ticket)
     }
@@ -738,9 +735,15 @@ impl Sink for MysqlSink {
         self.acked_bytes
     }
 
-    fn wait(&mut self, ticket: u64, _items: &[DeliveryItem]) -> Result<(), SinkError> {
-        self.results
+    fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        let r = self
+            .results
             .remove(&ticket)
-            .unwrap_or_else(|| Err(SinkError::Unavailable(format!("unknown batch {ticket}"))))
+            .unwrap_or_else(|| Err(SinkError::Unavailable(format!("unknown batch {ticket}"))));
+        // Counted when the pipeline learns of the acknowledgement, as every destination does.
+        if r.is_ok() {
+            self.acked_bytes += value::batch_len(items);
+        }
+        r
     }
 }
