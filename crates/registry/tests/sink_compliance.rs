@@ -110,12 +110,15 @@ fn spec(id: &TableId) -> TableSpec {
     }
 }
 
+/// A row change as (op, before image, after image) of (id, v).
+type Change = (Op, Option<[i64; 2]>, Option<[i64; 2]>);
+
 /// Batches of changes numbered from `sequence`: inserts of keys 1..=n, then updates of every
 /// key (twice, in two transactions), then deletes of the keys divisible by 4, one batch each.
 fn batches(table: &Arc<TableSchema>, n: i64) -> (Vec<Vec<DeliveryItem>>, State) {
     let mut sequence = 0u64;
     let mut txn = 0u64;
-    let mut batch = |changes: Vec<(Op, Option<[i64; 2]>, Option<[i64; 2]>)>| {
+    let mut batch = |changes: Vec<Change>| {
         txn += 1;
         let len = changes.len();
         changes
