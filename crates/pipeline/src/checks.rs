@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use sluice_core::source::{Catalog, SourceError};
 use sluice_core::{TableId, TableSpec};
 
+use crate::error::RunError;
 use crate::project::Project;
-use crate::run::RunError;
 
 fn source_err(e: SourceError) -> RunError {
     RunError::from_source(e)

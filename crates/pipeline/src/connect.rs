@@ -13,7 +13,7 @@ use sluice_core::source::{Source, SourceError};
 use sluice_core::{RowChange, SecretUrl, TableId};
 use sluice_format::{DbType, SourceInfo};
 
-use crate::project::ProjectError;
+use crate::error::ProjectError;
 
 /// What a destination needs of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use std::time::Duration;
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
 use sluice_meta::MetaStore;
 
+use crate::error::RunError;
 use crate::metrics::Metrics;
-use crate::run::RunError;
 
 /// The project's state and status note, on a connection of its own to the metadata store (so
 /// that the stage loop keeps its own for checkpoints, and a destination's outage notifier can

@@ -38,9 +38,9 @@ use sluice_route::Router;
 
 use crate::control::{PauseCheck, Throttle};
 use crate::deliver::{InFlight, Retry, Status};
+use crate::error::RunError;
 use crate::metrics::Metrics;
 use crate::project::Project;
-use crate::run::RunError;
 
 /// Metrics, throttle, pause and status of the run, lent to the full stage.
 pub(crate) struct Controls<'a> {
@@ -302,11 +302,29 @@ pub(crate) fn run(
     let result = (|| -> Result<bool, RunError> {
         loop {
             if stop.load(Ordering::SeqCst) {
-                drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
+                drain(
+                    p,
+                    sink,
+                    meta,
+                    &mut in_flight,
+                    &mut progress,
+                    &mut retry,
+                    ctl.throttle,
+                    stop,
+                )?;
                 return Ok(false);
             }
             if ctl.pause.last_due() {
-                drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
+                drain(
+                    p,
+                    sink,
+                    meta,
+                    &mut in_flight,
+                    &mut progress,
+                    &mut retry,
+                    ctl.throttle,
+                    stop,
+                )?;
                 ctl.pause.hold(meta, &p.name, "full", stop);
             }
             let msg = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -319,7 +337,16 @@ pub(crate) fn run(
             };
             match msg {
                 Msg::Failed(e) => {
-                    drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
+                    drain(
+                        p,
+                        sink,
+                        meta,
+                        &mut in_flight,
+                        &mut progress,
+                        &mut retry,
+                        ctl.throttle,
+                        stop,
+                    )?;
                     return Err(RunError::Source(format!("full sync: {e}")));
                 }
                 Msg::Chunk {
@@ -401,7 +428,16 @@ pub(crate) fn run(
             }
             progress.print(false);
         }
-        drain(p, sink, meta, &mut in_flight, &mut progress, &mut retry)?;
+        drain(
+            p,
+            sink,
+            meta,
+            &mut in_flight,
+            &mut progress,
+            &mut retry,
+            ctl.throttle,
+            stop,
+        )?;
         Ok(!stop.load(Ordering::SeqCst) && progress.units_left.is_empty())
     })();
     reader_stop.store(true, Ordering::SeqCst);
@@ -446,6 +482,8 @@ fn complete_front(
     Ok(Some((rows, bytes)))
 }
 
+/// Waits for every chunk in flight, throttled as the chunks before them were.
+#[allow(clippy::too_many_arguments)]
 fn drain(
     p: &Project,
     sink: &mut dyn Sink,
@@ -453,8 +491,12 @@ fn drain(
     in_flight: &mut InFlight<Copied>,
     progress: &mut Progress,
     retry: &mut Retry<'_>,
+    throttle: &mut Throttle,
+    stop: &AtomicBool,
 ) -> Result<(), RunError> {
-    while complete_front(p, sink, meta, in_flight, progress, retry)?.is_some() {}
+    while let Some((rows, bytes)) = complete_front(p, sink, meta, in_flight, progress, retry)? {
+        throttle.after(rows, bytes, stop);
+    }
     Ok(())
 }
 

@@ -23,9 +23,9 @@ use sluice_meta::{Checkpoint, MetaStore};
 
 use crate::control::{PauseCheck, Throttle};
 use crate::deliver::{InFlight, Retry, Status};
+use crate::error::RunError;
 use crate::metrics::Metrics;
 use crate::project::Project;
-use crate::run::{RunError, RunOptions};
 
 /// What the reader thread hands the loop.
 pub(crate) enum Msg {
@@ -160,22 +160,23 @@ const MAX_BATCH_WAIT: Duration = Duration::from_millis(20);
 /// (true).
 pub(crate) fn write_loop(
     p: &Project,
-    opts: &RunOptions,
+    until_caught_up: bool,
+    stop: &AtomicBool,
     rx: &Receiver<Msg>,
     sink: &mut dyn Sink,
     st: &mut State,
     end: &Position,
 ) -> Result<bool, RunError> {
     let (status, metrics) = (st.status.clone(), st.metrics.clone());
-    let mut retry = Retry::new(&status, "incremental", &opts.stop, &metrics);
+    let mut retry = Retry::new(&status, "incremental", stop, &metrics);
     let mut last_cut = Instant::now();
     loop {
-        if opts.stop.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) {
             return finish(p, sink, st, &mut retry).map(|()| false);
         }
         if st.pause.last_due() {
             finish(p, sink, st, &mut retry)?;
-            st.pause.hold(&st.meta, &p.name, "incremental", &opts.stop);
+            st.pause.hold(&st.meta, &p.name, "incremental", stop);
         }
         let msg = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => Some(m),
@@ -211,7 +212,7 @@ pub(crate) fn write_loop(
             cut(p, sink, st, &mut retry)?;
             last_cut = Instant::now();
         }
-        if opts.until_caught_up
+        if until_caught_up
             && st.checkpoint.as_ref().is_some_and(|c| c >= end)
             && st.batch.is_empty()
         {

@@ -11,39 +11,14 @@ use sluice_core::source::{Source, SourceError, Streamed};
 use sluice_core::{Event, Position};
 use sluice_meta::{Checkpoint, MetaStore};
 
-use crate::checks::{
-    check_column_subsets, check_filters, keys_of_keyless_tables, selected_tables, table_specs,
-};
+use crate::checks::{check_column_subsets, check_filters, keys_of_keyless_tables, selected_tables};
 use crate::control::{PauseCheck, Throttle};
 use crate::deliver::Status;
+use crate::error::RunError;
 use crate::full;
 use crate::incremental::{write_loop, Controls, Msg, Resume, State};
 use crate::metrics::{Health, Metrics};
 use crate::project::Project;
-
-/// Why a run ended badly.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The source failed (unreachable, purged position, decode error ...).
-    #[error("source: {0}")]
-    Source(String),
-    /// The destination refused a change or is misconfigured.
-    #[error("destination: {0}")]
-    Sink(String),
-    /// The metadata store failed.
-    #[error(transparent)]
-    Meta(#[from] sluice_meta::MetaError),
-    /// Another run of the project holds its lock.
-    #[error(transparent)]
-    Locked(#[from] crate::lock::LockError),
-}
-
-impl RunError {
-    /// A source failure.
-    pub fn from_source(e: SourceError) -> Self {
-        RunError::Source(e.to_string())
-    }
-}
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -81,13 +56,108 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Runs the project until stopped, caught up (with `until_caught_up`) or failed.
+/// Runs the project until stopped, caught up (with `until_caught_up`) or failed: its parts
+/// (one, or one per instance of a sharded source; see plan.rs), each through its stages.
 pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
     // Before anything is read or written: a second run of one project is refused.
     let _lock = crate::lock::RunLock::acquire(&p.data_dir, &p.name)?;
-    if !p.shards.is_empty() {
-        return crate::shards::run_sharded(p, opts);
+    let parts = crate::plan::parts(p);
+    match parts.as_slice() {
+        [one] => run_part(one, opts),
+        _ => run_parts(p, &parts, opts),
     }
+}
+
+/// Runs every part of a sharded project at once; the first failure stops the others.
+fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSummary, RunError> {
+    if !p.destination.needs().sharded_sources {
+        return Err(RunError::Sink(
+            "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql)".into(),
+        ));
+    }
+    // What the parts share at the destination is made once, before they start, so that their
+    // first runs never race to create it.
+    p.destination
+        .prepare_shared()
+        .map_err(|e| RunError::Sink(e.to_string()))?;
+    // Create the shared metadata store (WAL, tables) before the parts open it at once.
+    // and record the parts, whose checkpoints are then one vector row.
+    let registered: Vec<(String, String)> = p
+        .shards
+        .iter()
+        .zip(parts)
+        .map(|(s, sub)| (s.name.clone(), sub.name.clone()))
+        .collect();
+    sluice_meta::MetaStore::open(&p.data_dir)?.register_parts(&p.name, &registered)?;
+    // Each part has its own stop flag (a run raises its own flag when it ends, to stop its
+    // reader); the project's flag, or a failing part, raises all of them.
+    let flags: Vec<Arc<AtomicBool>> = parts
+        .iter()
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
+    let done = AtomicBool::new(false);
+    let results: Vec<Result<RunSummary, RunError>> = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if opts.stop.load(Ordering::SeqCst) {
+                    for f in &flags {
+                        f.store(true, Ordering::SeqCst);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let handles: Vec<_> = parts
+            .iter()
+            .zip(&flags)
+            .map(|(sub, flag)| {
+                let flags = &flags;
+                scope.spawn(move || {
+                    let own = RunOptions {
+                        until_caught_up: opts.until_caught_up,
+                        stop: flag.clone(),
+                    };
+                    let r = run_part(sub, &own);
+                    if r.is_err() {
+                        // One instance failed: stop the others gracefully.
+                        for f in flags {
+                            f.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    r
+                })
+            })
+            .collect();
+        let results = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(RunError::Source("a shard reader panicked".into())))
+            })
+            .collect();
+        done.store(true, Ordering::SeqCst);
+        results
+    });
+    let mut summary = RunSummary {
+        completed: true,
+        ..RunSummary::default()
+    };
+    for (r, s) in results.into_iter().zip(&p.shards) {
+        let r = r.map_err(|e| match e {
+            RunError::Source(m) => RunError::Source(format!("instance {}: {m}", s.name)),
+            RunError::Sink(m) => RunError::Sink(format!("instance {}: {m}", s.name)),
+            other => other,
+        })?;
+        summary.delivered += r.delivered;
+        summary.copied += r.copied;
+        summary.completed &= r.completed;
+        summary.checkpoint = r.checkpoint;
+    }
+    Ok(summary)
+}
+
+/// Runs one part through its stages and records how it ended.
+fn run_part(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let meta = MetaStore::open(&p.data_dir)?;
     let cp = meta.checkpoint(&p.name)?;
     let stage = if p.full && meta.full_stage(&p.name)? != Some(true) {
@@ -182,21 +252,7 @@ fn run_inner(
     // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
     // follows the replayed DDL, and the source's current schema may be ahead of it.
     if p.schema_stage && cp.is_none() {
-        let mut specs = {
-            let mut cat = source.catalog().map_err(RunError::from_source)?;
-            table_specs(cat.as_mut(), p, &tables)?
-        };
-        if p.destination.needs().past_schema && !p.full && !source.starts_now() {
-            let mut defs: Vec<_> = specs.iter_mut().map(|s| s.def.take()).collect();
-            source
-                .definitions_at_start(&tables, &end, &mut defs)
-                .map_err(RunError::from_source)?;
-            for (s, d) in specs.iter_mut().zip(defs) {
-                s.def = d;
-            }
-        }
-        sink.prepare(&specs)
-            .map_err(|e| RunError::Sink(e.to_string()))?;
+        crate::schema::sync(p, source.as_ref(), sink.as_mut(), &tables, &end)?;
     }
     if p.full && meta.full_stage(&p.name)? != Some(true) {
         if meta.full_stage(&p.name)?.is_none() {
@@ -333,7 +389,15 @@ fn run_inner(
         stop: stop.clone(),
     };
     let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref());
-    let result = write_loop(p, opts, &rx, sink.as_mut(), &mut st, &end);
+    let result = write_loop(
+        p,
+        opts.until_caught_up,
+        &opts.stop,
+        &rx,
+        sink.as_mut(),
+        &mut st,
+        &end,
+    );
     stop.store(true, Ordering::SeqCst);
     drop(rx);
     // The reader notices the stop at its next event; on an idle source that is the next

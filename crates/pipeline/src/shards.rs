@@ -1,22 +1,14 @@
 //! Logical tables: one table whose rows live in many physical tables over several MySQL-family
 //! instances (`db_{00..15}.orders_{0000..0127}`), synchronized into one destination table.
 //!
-//! Each physical instance runs as a part of the project (`PROJECT.INSTANCE` in the metadata
-//! store) with its own binlog reader and full sync; the project's checkpoint is the vector of
-//! the parts' positions, stored as one row that each part updates in place. All parts write
-//! through the database destination into the same destination tables, which record each row's
-//! shard so a primary key found in two shards is reported instead of silently merged.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+//! This module reads the topology (instances, their physical tables and the logical table of
+//! each). Each physical instance runs as a part of the project (plan.rs; `PROJECT.INSTANCE` in
+//! the metadata store) with its own reader and full sync; the project's checkpoint is the
+//! vector of the parts' positions, stored as one row that each part updates in place. All parts
+//! write through the database destination into the same destination tables, which record each
+//! row's shard so a primary key found in two shards is reported instead of silently merged.
 
 use sluice_core::TableId;
-use sluice_route::Pattern;
-
-use crate::project::Project;
-use crate::run::{RunError, RunOptions, RunSummary};
 
 /// One physical instance of a sharded source.
 #[derive(Debug, Clone)]
@@ -120,152 +112,6 @@ pub fn expand_tables(pattern: &str) -> Result<Vec<TableId>, String> {
                 .map(move |t| TableId::new(d.clone(), t.clone()))
         })
         .collect())
-}
-
-/// The part of `p` that reads instance `s`.
-fn part(p: &Project, s: &ShardInstance) -> Project {
-    let mut sub = p.clone();
-    sub.name = format!("{}.{}", p.name, s.name);
-    sub.source = s.source.clone();
-    sub.shards = Vec::new();
-    sub.parent = Some(p.name.clone());
-    // Only this instance's physical tables; names stay physical up to the destination, which
-    // maps them to the (renamed) logical table and records the shard of every row.
-    sub.router.include = s.tables.iter().map(|(t, _)| Pattern::exact(t)).collect();
-    let merge: HashMap<TableId, TableId> = s
-        .tables
-        .iter()
-        .map(|(phys, logical)| {
-            let dest = p
-                .router
-                .rename
-                .get(logical)
-                .cloned()
-                .unwrap_or_else(|| logical.clone());
-            (phys.clone(), dest)
-        })
-        .collect();
-    // Per-table options are written against logical names: give them to each physical table.
-    for (phys, logical) in &s.tables {
-        if let Some(c) = p.router.columns.get(logical) {
-            sub.router.columns.insert(phys.clone(), c.clone());
-        }
-        if let Some(k) = p.keys.get(logical) {
-            sub.keys.insert(phys.clone(), k.clone());
-        }
-    }
-    // Row filters too: each physical table gets the condition of its logical table (first);
-    // patterns written against physical names still apply after those.
-    let mut filters: Vec<_> = s
-        .tables
-        .iter()
-        .filter_map(|(phys, logical)| {
-            let (_, f) = p
-                .router
-                .filters
-                .iter()
-                .find(|(pat, _)| pat.matches(logical))?;
-            Some((Pattern::exact(phys), f.clone()))
-        })
-        .collect();
-    filters.extend(p.router.filters.iter().cloned());
-    sub.router.filters = filters;
-    sub.router.rename = HashMap::new();
-    sub.destination = p.destination.for_part(&sub.name, &s.name, merge);
-    // One metrics page per process: the first part serves it.
-    if p.shards.first().map(|f| f.name.as_str()) != Some(s.name.as_str()) {
-        sub.metrics_listen = None;
-    }
-    sub
-}
-
-/// Runs every part of a sharded project at once; the first failure stops the others.
-pub(crate) fn run_sharded(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
-    if !p.destination.needs().sharded_sources {
-        return Err(RunError::Sink(
-            "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql)".into(),
-        ));
-    }
-    let parts: Vec<Project> = p.shards.iter().map(|s| part(p, s)).collect();
-    // What the parts share at the destination is made once, before they start, so that their
-    // first runs never race to create it.
-    p.destination
-        .prepare_shared()
-        .map_err(|e| RunError::Sink(e.to_string()))?;
-    // Create the shared metadata store (WAL, tables) before the parts open it at once.
-    // and record the parts, whose checkpoints are then one vector row.
-    let registered: Vec<(String, String)> = p
-        .shards
-        .iter()
-        .zip(&parts)
-        .map(|(s, sub)| (s.name.clone(), sub.name.clone()))
-        .collect();
-    sluice_meta::MetaStore::open(&p.data_dir)?.register_parts(&p.name, &registered)?;
-    // Each part has its own stop flag (a run raises its own flag when it ends, to stop its
-    // reader); the project's flag, or a failing part, raises all of them.
-    let flags: Vec<Arc<AtomicBool>> = parts
-        .iter()
-        .map(|_| Arc::new(AtomicBool::new(false)))
-        .collect();
-    let done = AtomicBool::new(false);
-    let results: Vec<Result<RunSummary, RunError>> = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !done.load(Ordering::SeqCst) {
-                if opts.stop.load(Ordering::SeqCst) {
-                    for f in &flags {
-                        f.store(true, Ordering::SeqCst);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        let handles: Vec<_> = parts
-            .iter()
-            .zip(&flags)
-            .map(|(sub, flag)| {
-                let flags = &flags;
-                scope.spawn(move || {
-                    let own = RunOptions {
-                        until_caught_up: opts.until_caught_up,
-                        stop: flag.clone(),
-                    };
-                    let r = crate::run::run(sub, &own);
-                    if r.is_err() {
-                        // One instance failed: stop the others gracefully.
-                        for f in flags {
-                            f.store(true, Ordering::SeqCst);
-                        }
-                    }
-                    r
-                })
-            })
-            .collect();
-        let results = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(RunError::Source("a shard reader panicked".into())))
-            })
-            .collect();
-        done.store(true, Ordering::SeqCst);
-        results
-    });
-    let mut summary = RunSummary {
-        completed: true,
-        ..RunSummary::default()
-    };
-    for (r, s) in results.into_iter().zip(&p.shards) {
-        let r = r.map_err(|e| match e {
-            RunError::Source(m) => RunError::Source(format!("instance {}: {m}", s.name)),
-            RunError::Sink(m) => RunError::Sink(format!("instance {}: {m}", s.name)),
-            other => other,
-        })?;
-        summary.delivered += r.delivered;
-        summary.copied += r.copied;
-        summary.completed &= r.completed;
-        summary.checkpoint = r.checkpoint;
-    }
-    Ok(summary)
 }
 
 #[cfg(test)]

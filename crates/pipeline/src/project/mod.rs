@@ -11,19 +11,7 @@ use std::sync::Arc;
 
 use crate::connect::{Connectors, DestinationSpec, SourceSettings, SourceSpec};
 
-/// A project file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}{}: {field}{message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ProjectError {
-    /// The file.
-    pub file: String,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// Dotted field path followed by ": ", or empty.
-    pub field: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
+pub use crate::error::ProjectError;
 
 mod raw;
 mod shardingsphere;

@@ -21,6 +21,36 @@ pub fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
 }
 
+/// A connection as root to the MySQL-family server at `addr`.
+pub async fn conn_at(addr: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
+        "mysql://root@{addr}"
+    ))?)
+    .await
+}
+
+/// The rows of `sql`, every column as its bytes.
+pub async fn rows_at(
+    addr: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<Vec<u8>>>>, mysql_async::Error> {
+    let mut c = conn_at(addr).await?;
+    let rows: Vec<mysql_async::Row> = c.query(sql).await?;
+    c.disconnect().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| match r.as_ref(i) {
+                    Some(mysql_async::Value::NULL) | None => None,
+                    Some(mysql_async::Value::Bytes(b)) => Some(b.clone()),
+                    Some(other) => Some(other.as_sql(true).into_bytes()),
+                })
+                .collect()
+        })
+        .collect())
+}
+
 pub async fn conn() -> Result<mysql_async::Conn, mysql_async::Error> {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
         "mysql://root@{}",
