@@ -49,6 +49,20 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         matches!(self, SourceError::Unavailable(_))
     }
+
+    /// The same kind of error with its message rewritten by `f`.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            SourceError::Unavailable(m) => SourceError::Unavailable(f(m)),
+            SourceError::Purged(m) => SourceError::Purged(f(m)),
+            SourceError::Definite(m) => SourceError::Definite(f(m)),
+        }
+    }
+
+    /// The same kind of error, saying what was being done (`full sync: ...`).
+    pub fn context(self, what: &str) -> Self {
+        self.map_message(|m| format!("{what}: {m}"))
+    }
 }
 
 /// A column as the catalog lists it.

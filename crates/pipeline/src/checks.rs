@@ -72,7 +72,7 @@ pub(crate) fn check_filters(
             .filter(|(pat, _)| pat.matches(t))
             .collect();
         if matching.len() > 1 {
-            return Err(RunError::Source(format!(
+            return Err(RunError::Check(format!(
                 "objects.filters: {t} matches {} filter patterns; make them disjoint",
                 matching.len()
             )));
@@ -91,7 +91,7 @@ pub(crate) fn check_filters(
         if let Some(cols) = sharding {
             for c in cols {
                 if !have.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-                    return Err(RunError::Source(format!(
+                    return Err(RunError::Check(format!(
                         "objects.sharding: {t} has no column {c}"
                     )));
                 }
@@ -102,7 +102,7 @@ pub(crate) fn check_filters(
         };
         for c in f.columns() {
             if !have.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
-                return Err(RunError::Source(format!(
+                return Err(RunError::Check(format!(
                     "objects.filters: the condition for {t} ({}) reads column {c}, which the table does not have",
                     f.text()
                 )));
@@ -120,13 +120,13 @@ pub(crate) fn check_column_subsets(cat: &mut dyn Catalog, p: &Project) -> Result
         let has = |n: &str| keep.iter().any(|k| k.eq_ignore_ascii_case(n));
         for k in keep {
             if !cols.iter().any(|c| c.name.eq_ignore_ascii_case(k)) {
-                return Err(RunError::Source(format!(
+                return Err(RunError::Check(format!(
                     "objects.columns: {t} has no column {k}"
                 )));
             }
         }
         if let Some(c) = cols.iter().find(|c| c.in_primary_key && !has(&c.name)) {
-            return Err(RunError::Source(format!(
+            return Err(RunError::Check(format!(
                 "objects.columns: {t}: the primary-key column {} must be delivered (messages are keyed by it); add it to the list",
                 c.name
             )));

@@ -125,7 +125,7 @@ pub(crate) struct InFlight<M> {
 }
 
 fn definite(e: SinkError) -> RunError {
-    RunError::Sink(e.to_string())
+    RunError::Sink(e)
 }
 
 impl<M> InFlight<M> {

@@ -1,16 +1,23 @@
 //! This crate's errors: a project file that cannot be used, and why a run ended badly.
 
+use sluice_core::sink::SinkError;
 use sluice_core::source::SourceError;
 
-/// Why a run ended badly.
+/// Why a run ended badly. Each error says whether trying again later can help
+/// ([`RunError::is_transient`]); the message names the object, the position and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The source failed (unreachable, purged position, decode error ...).
+    /// The source failed: unavailable, its log purged, or for good (a decode error, a
+    /// missing privilege).
     #[error("source: {0}")]
-    Source(String),
-    /// The destination refused a change or is misconfigured.
+    Source(SourceError),
+    /// The project does not fit its source (a filter on a column the table lacks, a column
+    /// subset without the key, ...): fix the project file.
+    #[error("source: {0}")]
+    Check(String),
+    /// The destination failed: unavailable, refused a change, or is misconfigured.
     #[error("destination: {0}")]
-    Sink(String),
+    Sink(SinkError),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] sluice_meta::MetaError),
@@ -22,7 +29,41 @@ pub enum RunError {
 impl RunError {
     /// A source failure.
     pub fn from_source(e: SourceError) -> Self {
-        RunError::Source(e.to_string())
+        RunError::Source(e)
+    }
+
+    /// A destination failure.
+    pub fn from_sink(e: SinkError) -> Self {
+        RunError::Sink(e)
+    }
+
+    /// A failure of the run itself that retrying cannot fix (a thread, a runtime).
+    pub(crate) fn internal(what: impl std::fmt::Display) -> Self {
+        RunError::Source(SourceError::Definite(what.to_string()))
+    }
+
+    /// The same error, said of instance `name` of a sharded source.
+    pub(crate) fn in_instance(self, name: &str) -> Self {
+        let at = |m: String| format!("instance {name}: {m}");
+        match self {
+            RunError::Source(e) => RunError::Source(e.map_message(at)),
+            RunError::Check(m) => RunError::Check(at(m)),
+            RunError::Sink(SinkError::Config(m)) => RunError::Sink(SinkError::Config(at(m))),
+            RunError::Sink(SinkError::Rejected(m)) => RunError::Sink(SinkError::Rejected(at(m))),
+            RunError::Sink(SinkError::Unavailable(m)) => {
+                RunError::Sink(SinkError::Unavailable(at(m)))
+            }
+            other => other,
+        }
+    }
+
+    /// Whether trying again later can help (the source or destination is unreachable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunError::Source(e) => e.is_transient(),
+            RunError::Sink(e) => matches!(e, SinkError::Unavailable(_)),
+            _ => false,
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use sluice_core::sink::{DeliveryItem, Sink};
-use sluice_core::source::{Chunk, Source, UnitWork};
+use sluice_core::source::{Chunk, Source, SourceError, UnitWork};
 use sluice_core::{Event, Op, Position, RowChange, TableId};
 use sluice_meta::{FullUnit, MetaStore};
 use sluice_route::Router;
@@ -50,8 +50,8 @@ pub(crate) struct Controls<'a> {
     pub(crate) status: &'a Status,
 }
 
-fn source_err(e: impl std::fmt::Display) -> RunError {
-    RunError::Source(e.to_string())
+fn internal(e: impl std::fmt::Display) -> RunError {
+    RunError::internal(e)
 }
 
 /// Splits the selected tables into units (the source decides: one per table, or several key
@@ -96,7 +96,7 @@ pub(crate) fn copied_at(source: &dyn Source, units: &[FullUnit]) -> HashMap<Tabl
 /// What a reader hands the writer.
 enum Msg {
     Chunk { unit: u32, chunk: Chunk },
-    Failed(String),
+    Failed(SourceError),
 }
 
 /// One reader: takes units from the queue and sends their chunks, in key order.
@@ -106,12 +106,14 @@ fn reader(
     queue: &Mutex<VecDeque<UnitWork>>,
     tx: &std::sync::mpsc::SyncSender<Msg>,
     stop: &AtomicBool,
-) -> Result<(), String> {
-    let mut r = source
-        .snapshot_reader(p.keys.clone(), p.full_chunk_rows)
-        .map_err(|e| e.to_string())?;
+) -> Result<(), SourceError> {
+    let mut r = source.snapshot_reader(p.keys.clone(), p.full_chunk_rows)?;
     loop {
-        let Some(w) = queue.lock().map_err(|e| e.to_string())?.pop_front() else {
+        let Some(w) = queue
+            .lock()
+            .map_err(|e| SourceError::Definite(e.to_string()))?
+            .pop_front()
+        else {
             return Ok(());
         };
         let mut open = true;
@@ -123,8 +125,7 @@ fn reader(
                 })
                 .is_ok();
             open
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         if !open || stop.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -258,7 +259,7 @@ pub(crate) fn run(
     ctl: Controls<'_>,
 ) -> Result<bool, RunError> {
     let units = meta.full_units(&p.name)?;
-    let mut progress = Progress::new(&units, ctl.metrics.clone());
+    let progress = Progress::new(&units, ctl.metrics.clone());
     let work: VecDeque<UnitWork> = units
         .iter()
         .filter(|u| !u.done)
@@ -288,7 +289,7 @@ pub(crate) fn run(
                     let _ = tx.send(Msg::Failed(e));
                 }
             })
-            .map_err(source_err)?;
+            .map_err(internal)?;
         handles.push(h);
     }
     drop(tx);
@@ -297,57 +298,38 @@ pub(crate) fn run(
         ops: vec![Op::Insert, Op::Update, Op::Delete],
         ..p.router.clone()
     };
-    let mut in_flight: InFlight<Copied> = InFlight::new(p.in_flight);
-    let mut retry = Retry::new(ctl.status, "full", stop, ctl.metrics);
+    let mut w = Writer {
+        p,
+        sink,
+        meta,
+        in_flight: InFlight::new(p.in_flight),
+        progress,
+        retry: Retry::new(ctl.status, "full", stop, ctl.metrics),
+        throttle: ctl.throttle,
+        stop,
+    };
     let result = (|| -> Result<bool, RunError> {
         loop {
             if stop.load(Ordering::SeqCst) {
-                drain(
-                    p,
-                    sink,
-                    meta,
-                    &mut in_flight,
-                    &mut progress,
-                    &mut retry,
-                    ctl.throttle,
-                    stop,
-                )?;
+                w.drain()?;
                 return Ok(false);
             }
             if ctl.pause.last_due() {
-                drain(
-                    p,
-                    sink,
-                    meta,
-                    &mut in_flight,
-                    &mut progress,
-                    &mut retry,
-                    ctl.throttle,
-                    stop,
-                )?;
-                ctl.pause.hold(meta, &p.name, "full", stop);
+                w.drain()?;
+                ctl.pause.hold(w.meta, &p.name, "full", stop);
             }
             let msg = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    progress.print(false);
+                    w.progress.print(false);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match msg {
                 Msg::Failed(e) => {
-                    drain(
-                        p,
-                        sink,
-                        meta,
-                        &mut in_flight,
-                        &mut progress,
-                        &mut retry,
-                        ctl.throttle,
-                        stop,
-                    )?;
-                    return Err(RunError::Source(format!("full sync: {e}")));
+                    w.drain()?;
+                    return Err(RunError::Source(e.context("full sync")));
                 }
                 Msg::Chunk {
                     unit,
@@ -367,8 +349,7 @@ pub(crate) fn run(
                             .get(&schema.id)
                             .cloned()
                             .unwrap_or_else(|| schema.id.clone());
-                        sink.clear_table(&dest)
-                            .map_err(|e| RunError::Sink(e.to_string()))?;
+                        w.sink.clear_table(&dest).map_err(RunError::Sink)?;
                     }
                     let n = rows.len() as u64;
                     let ts_ms = now_ms();
@@ -386,7 +367,7 @@ pub(crate) fn run(
                                 pos: start.clone(),
                             }))
                             .map_err(|e| {
-                                RunError::Source(format!("{e} (full sync); fix objects.filters"))
+                                RunError::Check(format!("{e} (full sync); fix objects.filters"))
                             })?;
                         if let Some(event) = routed {
                             items.push(DeliveryItem {
@@ -399,21 +380,6 @@ pub(crate) fn run(
                             });
                         }
                     }
-                    while in_flight.is_full() {
-                        if let Some((rows, bytes)) = complete_front(
-                            p,
-                            sink,
-                            meta,
-                            &mut in_flight,
-                            &mut progress,
-                            &mut retry,
-                        )? {
-                            ctl.throttle.after(rows, bytes, stop);
-                        } else {
-                            // Stopped while the destination was unavailable.
-                            return Ok(false);
-                        }
-                    }
                     let copied = Copied {
                         unit,
                         table,
@@ -421,83 +387,84 @@ pub(crate) fn run(
                         rows: n,
                         done,
                     };
-                    if !in_flight.send(sink, items, copied, &mut retry)? {
+                    if !w.send(items, copied)? {
+                        // Stopped while the destination was unavailable.
                         return Ok(false);
                     }
                 }
             }
-            progress.print(false);
+            w.progress.print(false);
         }
-        drain(
-            p,
-            sink,
-            meta,
-            &mut in_flight,
-            &mut progress,
-            &mut retry,
-            ctl.throttle,
-            stop,
-        )?;
-        Ok(!stop.load(Ordering::SeqCst) && progress.units_left.is_empty())
+        w.drain()?;
+        Ok(!stop.load(Ordering::SeqCst) && w.progress.units_left.is_empty())
     })();
     reader_stop.store(true, Ordering::SeqCst);
     drop(rx);
     for h in handles {
         let _ = h.join();
     }
-    progress.print(true);
+    w.progress.print(true);
     result
 }
 
-/// Waits for the oldest chunk in flight (see deliver.rs), then records it as copied. Progress
-/// is recorded in send order, so a unit's stored key never passes a chunk the destination has
-/// not acknowledged. None when nothing is in flight or the run stops while waiting.
-fn complete_front(
-    p: &Project,
-    sink: &mut dyn Sink,
-    meta: &mut MetaStore,
-    in_flight: &mut InFlight<Copied>,
-    progress: &mut Progress,
-    retry: &mut Retry<'_>,
-) -> Result<Option<(u64, u64)>, RunError> {
-    let Some(acked) = in_flight.complete_front(sink, retry)? else {
-        return Ok(None);
-    };
-    let c = acked.mark;
-    meta.save_unit_progress(
-        &p.name,
-        c.unit,
-        c.last_key.as_deref(),
-        c.rows,
-        c.done,
-        &c.table,
-    )?;
-    progress.record(c.unit, &c.table, c.rows, c.done);
-    let rows = acked.items.len() as u64;
-    let bytes = sink
-        .acknowledged_bytes()
-        .saturating_sub(progress.bytes_seen);
-    progress.bytes_seen = sink.acknowledged_bytes();
-    progress.metrics.add("writer", rows, bytes);
-    Ok(Some((rows, bytes)))
+/// The writer side of full sync: chunks in flight to the destination, and what their
+/// acknowledgements record.
+struct Writer<'a, 'r> {
+    p: &'a Project,
+    sink: &'a mut dyn Sink,
+    meta: &'a mut MetaStore,
+    in_flight: InFlight<Copied>,
+    progress: Progress,
+    retry: Retry<'r>,
+    throttle: &'a mut Throttle,
+    stop: &'a AtomicBool,
 }
 
-/// Waits for every chunk in flight, throttled as the chunks before them were.
-#[allow(clippy::too_many_arguments)]
-fn drain(
-    p: &Project,
-    sink: &mut dyn Sink,
-    meta: &mut MetaStore,
-    in_flight: &mut InFlight<Copied>,
-    progress: &mut Progress,
-    retry: &mut Retry<'_>,
-    throttle: &mut Throttle,
-    stop: &AtomicBool,
-) -> Result<(), RunError> {
-    while let Some((rows, bytes)) = complete_front(p, sink, meta, in_flight, progress, retry)? {
-        throttle.after(rows, bytes, stop);
+impl Writer<'_, '_> {
+    /// Sends a chunk, waiting first for the oldest when `in_flight` are out. False when the
+    /// run stopped while the destination was unavailable.
+    fn send(&mut self, items: Vec<DeliveryItem>, copied: Copied) -> Result<bool, RunError> {
+        while self.in_flight.is_full() {
+            if !self.complete_front()? {
+                return Ok(false);
+            }
+        }
+        self.in_flight
+            .send(self.sink, items, copied, &mut self.retry)
     }
-    Ok(())
+
+    /// Waits for the oldest chunk in flight (see deliver.rs), then records it as copied and
+    /// throttles. Progress is recorded in send order, so a unit's stored key never passes a
+    /// chunk the destination has not acknowledged. False when nothing is in flight or the run
+    /// stops while waiting.
+    fn complete_front(&mut self) -> Result<bool, RunError> {
+        let Some(acked) = self.in_flight.complete_front(self.sink, &mut self.retry)? else {
+            return Ok(false);
+        };
+        let c = acked.mark;
+        self.meta.save_unit_progress(
+            &self.p.name,
+            c.unit,
+            c.last_key.as_deref(),
+            c.rows,
+            c.done,
+            &c.table,
+        )?;
+        self.progress.record(c.unit, &c.table, c.rows, c.done);
+        let rows = acked.items.len() as u64;
+        let acked_bytes = self.sink.acknowledged_bytes();
+        let bytes = acked_bytes.saturating_sub(self.progress.bytes_seen);
+        self.progress.bytes_seen = acked_bytes;
+        self.progress.metrics.add("writer", rows, bytes);
+        self.throttle.after(rows, bytes, self.stop);
+        Ok(true)
+    }
+
+    /// Waits for every chunk in flight.
+    fn drain(&mut self) -> Result<(), RunError> {
+        while self.complete_front()? {}
+        Ok(())
+    }
 }
 
 fn now_ms() -> u64 {

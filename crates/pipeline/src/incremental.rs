@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_core::sink::{DeliveryItem, Sink};
+use sluice_core::source::SourceError;
 use sluice_core::{Event, KeyChange, Position, TableId};
 use sluice_meta::{Checkpoint, MetaStore};
 
@@ -32,7 +33,7 @@ pub(crate) enum Msg {
     Event(Event),
     /// The source's state after the event before it.
     State(Arc<String>),
-    Failed(String),
+    Failed(SourceError),
     Ended,
 }
 
@@ -266,7 +267,11 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
         }
         Event::Ddl(d) => {
             let standalone = !st.in_txn;
-            if let Some(ev) = p.router.route(Event::Ddl(d)).map_err(RunError::Source)? {
+            if let Some(ev) = p
+                .router
+                .route(Event::Ddl(d))
+                .map_err(|e| RunError::Check(e.to_string()))?
+            {
                 st.push_change(ev, standalone);
             }
         }
@@ -283,7 +288,7 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
             let routed = p
                 .router
                 .route(row)
-                .map_err(|e| RunError::Source(format!("{e} ({at}); fix objects.filters")))?;
+                .map_err(|e| RunError::Check(format!("{e} ({at}); fix objects.filters")))?;
             if let Some(ev) = routed {
                 if let Event::Row(r) = &ev {
                     *st.rows
@@ -291,10 +296,7 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                         .or_default() += 1;
                     // A message queue gets an update that moves its key (or its partition)
                     // as a delete of the old key and an insert of the new one (docs/FORMATS.md).
-                    let splits = p
-                        .destination
-                        .splits(r)
-                        .map_err(|e| RunError::Sink(e.to_string()))?;
+                    let splits = p.destination.splits(r).map_err(RunError::Sink)?;
                     if let (true, Some((old, new))) = (splits, r.split()) {
                         st.push_half(Event::Row(old), false, Some(KeyChange::Old));
                         st.push_half(Event::Row(new), false, Some(KeyChange::New));

@@ -43,8 +43,8 @@ pub struct RunSummary {
     pub completed: bool,
 }
 
-fn source_err(e: impl std::fmt::Display) -> RunError {
-    RunError::Source(e.to_string())
+fn internal(e: impl std::fmt::Display) -> RunError {
+    RunError::internal(e)
 }
 
 /// Sets its flag when dropped (stops the metrics server when the run ends, however it ends).
@@ -71,15 +71,13 @@ pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
 /// Runs every part of a sharded project at once; the first failure stops the others.
 fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSummary, RunError> {
     if !p.destination.needs().sharded_sources {
-        return Err(RunError::Sink(
+        return Err(RunError::Check(
             "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql)".into(),
         ));
     }
     // What the parts share at the destination is made once, before they start, so that their
     // first runs never race to create it.
-    p.destination
-        .prepare_shared()
-        .map_err(|e| RunError::Sink(e.to_string()))?;
+    p.destination.prepare_shared().map_err(RunError::Sink)?;
     // Create the shared metadata store (WAL, tables) before the parts open it at once.
     // and record the parts, whose checkpoints are then one vector row.
     let registered: Vec<(String, String)> = p
@@ -132,7 +130,7 @@ fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSum
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(RunError::Source("a shard reader panicked".into())))
+                    .unwrap_or_else(|_| Err(RunError::internal("a shard reader panicked")))
             })
             .collect();
         done.store(true, Ordering::SeqCst);
@@ -143,11 +141,7 @@ fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSum
         ..RunSummary::default()
     };
     for (r, s) in results.into_iter().zip(&p.shards) {
-        let r = r.map_err(|e| match e {
-            RunError::Source(m) => RunError::Source(format!("instance {}: {m}", s.name)),
-            RunError::Sink(m) => RunError::Sink(format!("instance {}: {m}", s.name)),
-            other => other,
-        })?;
+        let r = r.map_err(|e| e.in_instance(&s.name))?;
         summary.delivered += r.delivered;
         summary.copied += r.copied;
         summary.completed &= r.completed;
@@ -216,10 +210,7 @@ fn run_inner(
     };
     let mut source_info = p.source_info.clone();
     source_info.server_id = server_id;
-    let mut sink = p
-        .destination
-        .sink(source_info)
-        .map_err(|e| RunError::Sink(e.to_string()))?;
+    let mut sink = p.destination.sink(source_info).map_err(RunError::Sink)?;
     // The status note of the stages' retries and of a destination's own outage reports
     // (a connection of its own to the store).
     let status = Status::open(&p.data_dir, &p.name)?;
@@ -228,7 +219,7 @@ fn run_inner(
         let note = note.map(|n| format!("retrying: {n}")).unwrap_or_default();
         notes.running("incremental", &note);
     }));
-    let metrics = Metrics::new(&p.name).map_err(|e| RunError::Source(format!("metrics: {e}")))?;
+    let metrics = Metrics::new(&p.name).map_err(|e| RunError::internal(format!("metrics: {e}")))?;
     let _metrics_server = match &p.metrics_listen {
         Some(addr) => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -237,7 +228,7 @@ fn run_inner(
                 .serve(addr, stop.clone(), move || {
                     project_health(&dir, &name, parent.as_deref())
                 })
-                .map_err(RunError::Source)?;
+                .map_err(|e| RunError::Check(format!("options.metrics_listen: {e}")))?;
             tracing::info!(project = %p.name, "metrics at http://{bound}/metrics");
             Some(StopOnDrop(stop))
         }
@@ -246,8 +237,7 @@ fn run_inner(
     let mut throttle = Throttle::new(p.throttle_rows, p.throttle_bytes);
     let mut pause = PauseCheck::new(p.parent.clone());
     if cp.is_none() {
-        sink.start_afresh()
-            .map_err(|e| RunError::Sink(e.to_string()))?;
+        sink.start_afresh().map_err(RunError::Sink)?;
     }
     // Schema sync runs once, before the first checkpoint: afterwards the destination's schema
     // follows the replayed DDL, and the source's current schema may be ahead of it.
@@ -278,7 +268,7 @@ fn run_inner(
         let start = cp
             .as_ref()
             .map(|c| c.position.clone())
-            .ok_or_else(|| RunError::Source("full sync has no start position".into()))?;
+            .ok_or_else(|| RunError::internal("full sync has no start position"))?;
         let controls = full::Controls {
             metrics: &metrics,
             throttle: &mut throttle,
@@ -368,17 +358,17 @@ fn run_inner(
             });
             let _ = tx.send(match r {
                 Ok(()) => Msg::Ended,
-                Err(e @ SourceError::Purged(_)) => Msg::Failed(format!(
+                Err(e @ SourceError::Purged(_)) => Msg::Failed(SourceError::Purged(format!(
                     "{e}. This project's checkpoint lies in the purged file: to start over, \
                      remove its checkpoint (delete {} or give the project a new name) and \
                      choose stages.start; keep binlogs longer (expire_logs_days / \
                      binlog_expire_logs_seconds) than a project may stay stopped",
                     data_dir.join("meta.db").display()
-                )),
-                Err(e) => Msg::Failed(e.to_string()),
+                ))),
+                Err(e) => Msg::Failed(e),
             });
         })
-        .map_err(source_err)?;
+        .map_err(internal)?;
 
     let copied_at = crate::full::copied_at(source.as_ref(), &meta.full_units(&p.name)?);
     let ctl = Controls {

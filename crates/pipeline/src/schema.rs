@@ -32,6 +32,5 @@ pub(crate) fn sync(
             s.def = d;
         }
     }
-    sink.prepare(&specs)
-        .map_err(|e| RunError::Sink(e.to_string()))
+    sink.prepare(&specs).map_err(RunError::Sink)
 }

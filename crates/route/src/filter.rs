@@ -215,7 +215,7 @@ fn columns_of(e: &Expr, out: &mut Vec<String>) {
 
 impl RowFilter {
     /// Parses a condition.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, crate::RouteError> {
         let dialect = MySqlDialect {};
         let mut parser = Parser::new(&dialect)
             .try_with_sql(text)
@@ -227,7 +227,8 @@ impl RowFilter {
             return Err(format!(
                 "cannot read the condition: unexpected {} after the expression",
                 parser.peek_token().token
-            ));
+            )
+            .into());
         }
         Ok(Self {
             text: text.to_string(),
@@ -251,7 +252,7 @@ impl RowFilter {
 
     /// Whether a row passes: the condition is TRUE (not FALSE, not unknown). A column the
     /// table does not have is an error.
-    pub fn passes(&self, schema: &TableSchema, row: &[Value]) -> Result<bool, String> {
+    pub fn passes(&self, schema: &TableSchema, row: &[Value]) -> Result<bool, crate::RouteError> {
         let v = eval(&self.expr, schema, row)?;
         Ok(truth(&v) == Some(true))
     }
@@ -740,16 +741,23 @@ mod tests {
 
     #[test]
     fn bad_conditions_are_refused_at_load_with_the_reason() {
-        let e = RowFilter::parse("amount > (SELECT 1)").expect_err("subquery");
+        let e = RowFilter::parse("amount > (SELECT 1)")
+            .expect_err("subquery")
+            .to_string();
         assert!(e.contains("not supported"), "{e}");
-        let e = RowFilter::parse("amount >").expect_err("broken");
+        let e = RowFilter::parse("amount >")
+            .expect_err("broken")
+            .to_string();
         assert!(e.starts_with("cannot read the condition"), "{e}");
-        let e = RowFilter::parse("a = 1 b").expect_err("trailing");
+        let e = RowFilter::parse("a = 1 b")
+            .expect_err("trailing")
+            .to_string();
         assert!(e.contains("unexpected"), "{e}");
         let f = RowFilter::parse("missing = 1").expect("parses");
         let err = f
             .passes(&schema(), &row(1, "PAID", "1", None))
-            .expect_err("no such column");
+            .expect_err("no such column")
+            .to_string();
         assert!(err.contains("missing"), "{err}");
         assert_eq!(f.columns(), vec!["missing".to_string()]);
     }

@@ -89,22 +89,34 @@ fn parts(text: &str) -> Result<Vec<Part>, String> {
     }
 }
 
+/// A routing rule that cannot be read, or a row a rule cannot be judged on (a row filter
+/// naming a column the table lacks). Definite: the project file must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RouteError(pub String);
+
+impl From<String> for RouteError {
+    fn from(s: String) -> Self {
+        RouteError(s)
+    }
+}
+
 /// An exact table name of the project file: `db.table`, with either part in backquotes when it
 /// holds `.`, `*`, spaces or quotes (`` `my.db`.`t*1` ``). No wildcards.
-pub fn parse_table(text: &str) -> Result<TableId, String> {
+pub fn parse_table(text: &str) -> Result<TableId, RouteError> {
     let p = parts(text)?;
     let exact = |part: &Part| match part {
         Part::Exact(e) => Ok(e.clone()),
-        Part::Glob(g) if g.contains('*') => Err(format!(
+        Part::Glob(g) if g.contains('*') => Err(RouteError::from(format!(
             "{text:?}: a table name here takes no wildcard; quote a name with `*` in backquotes"
-        )),
+        ))),
         Part::Glob(g) => Ok(g.clone()),
     };
     match p.as_slice() {
         [db, table] => Ok(TableId::new(exact(db)?, exact(table)?)),
-        _ => Err(format!(
+        _ => Err(RouteError::from(format!(
             "{text:?} must be db.table (quote a name with `.` in backquotes: `my.db`.`t`)"
-        )),
+        ))),
     }
 }
 
@@ -142,7 +154,7 @@ fn wild(pattern: &str, s: &str) -> bool {
 impl Pattern {
     /// Parses `db.table` (`db` alone means every table of it), either part in backquotes to
     /// be taken literally.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, RouteError> {
         let mut p = parts(text)?;
         match p.len() {
             1 => Ok(Self {
@@ -156,9 +168,9 @@ impl Pattern {
                     table,
                 })
             }
-            _ => Err(format!(
+            _ => Err(RouteError::from(format!(
                 "{text:?} is not a db.table pattern (quote a name with `.` in backquotes: `my.db`.`t`)"
-            )),
+            ))),
         }
     }
 
@@ -311,7 +323,7 @@ impl Router {
     /// the after image -> an insert of it (the row enters the selection); only the before
     /// image -> a delete of it (the row leaves); neither -> nothing. So a destination rebuilt
     /// from the messages holds exactly the source rows that pass.
-    pub fn route(&self, e: Event) -> Result<Option<Event>, String> {
+    pub fn route(&self, e: Event) -> Result<Option<Event>, RouteError> {
         Ok(match e {
             Event::Row(mut r) => {
                 if !self.selects(&r.table.id) {

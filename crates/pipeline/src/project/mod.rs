@@ -306,8 +306,8 @@ fn validate(
         }
         let mut seen = std::collections::HashSet::new();
         for l in logical_tables {
-            let logical =
-                sluice_route::parse_table(&l.name).map_err(|e| bad("source.logical_tables", e))?;
+            let logical = sluice_route::parse_table(&l.name)
+                .map_err(|e| bad("source.logical_tables", e.to_string()))?;
             for (inst, pats) in &l.shards {
                 let pats = match pats {
                     OneOrMany::One(p) => vec![p.clone()],
@@ -381,7 +381,7 @@ fn validate(
     };
     let mut include = Vec::new();
     for p in &raw.objects.include {
-        include.push(Pattern::parse(p).map_err(|e| bad("objects.include", e))?);
+        include.push(Pattern::parse(p).map_err(|e| bad("objects.include", e.to_string()))?);
     }
     if include.is_empty() {
         return Err(bad(
@@ -391,16 +391,19 @@ fn validate(
     }
     let mut exclude = Vec::new();
     for p in &raw.objects.exclude {
-        exclude.push(Pattern::parse(p).map_err(|e| bad("objects.exclude", e))?);
+        exclude.push(Pattern::parse(p).map_err(|e| bad("objects.exclude", e.to_string()))?);
     }
     let mut rename = HashMap::new();
     for (from, to) in &raw.objects.rename {
-        let split = |s: &str| sluice_route::parse_table(s).map_err(|e| bad("objects.rename", e));
+        let split = |s: &str| {
+            sluice_route::parse_table(s).map_err(|e| bad("objects.rename", e.to_string()))
+        };
         rename.insert(split(from)?, split(to)?);
     }
     let mut columns = HashMap::new();
     for (table, cols) in &raw.objects.columns {
-        let id = sluice_route::parse_table(table).map_err(|e| bad("objects.columns", e))?;
+        let id =
+            sluice_route::parse_table(table).map_err(|e| bad("objects.columns", e.to_string()))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.columns",
@@ -439,14 +442,15 @@ fn validate(
     }
     let mut filters = Vec::new();
     for (pattern, cond) in &raw.objects.filters {
-        let pat = Pattern::parse(pattern).map_err(|e| bad("objects.filters", e))?;
+        let pat = Pattern::parse(pattern).map_err(|e| bad("objects.filters", e.to_string()))?;
         let f = sluice_route::RowFilter::parse(cond)
             .map_err(|e| bad("objects.filters", format!("{pattern}: {e}")))?;
         filters.push((pat, f));
     }
     let mut sharding = HashMap::new();
     for (table, cols) in &raw.objects.sharding {
-        let id = sluice_route::parse_table(table).map_err(|e| bad("objects.sharding", e))?;
+        let id =
+            sluice_route::parse_table(table).map_err(|e| bad("objects.sharding", e.to_string()))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.sharding",
@@ -471,7 +475,8 @@ fn validate(
     }
     let mut keys = HashMap::new();
     for (table, cols) in &raw.objects.keys {
-        let id = sluice_route::parse_table(table).map_err(|e| bad("objects.keys", e))?;
+        let id =
+            sluice_route::parse_table(table).map_err(|e| bad("objects.keys", e.to_string()))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.keys",
