@@ -10,11 +10,7 @@ use common::*;
 use sluice_testkit::MARIADB_SHARD1;
 
 async fn dest_conn() -> Result<mysql_async::Conn, mysql_async::Error> {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
-        "mysql://root@{}",
-        MARIADB_SHARD1.get()
-    ))?)
-    .await
+    conn_at(&MARIADB_SHARD1.get()).await
 }
 
 /// A MariaDB -> MariaDB project named `name` with these `objects:` and `options:` lines
