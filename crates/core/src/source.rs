@@ -80,6 +80,8 @@ pub trait Catalog {
     fn tables(&mut self) -> Result<Vec<TableId>, SourceError>;
     /// A table's columns, in order.
     fn columns(&mut self, table: &TableId) -> Result<Vec<CatalogColumn>, SourceError>;
+    /// Every table that has a primary key (one read for all: a selection can hold thousands).
+    fn primary_keyed(&mut self) -> Result<std::collections::HashSet<TableId>, SourceError>;
     /// The columns of a NOT NULL unique key of a table without a primary key, if it has one.
     fn unique_key(&mut self, table: &TableId) -> Result<Option<Vec<String>>, SourceError>;
     /// A table's whole definition, for destinations that create tables.

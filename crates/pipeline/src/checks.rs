@@ -143,17 +143,11 @@ pub(crate) fn keys_of_keyless_tables(
     p: &Project,
     tables: &[TableId],
 ) -> Result<HashMap<TableId, Vec<String>>, RunError> {
+    // One query for all tables (a sharded instance can hold thousands).
+    let keyed = cat.primary_keyed().map_err(source_err)?;
     let mut found = HashMap::new();
     for t in tables {
-        if p.keys.contains_key(t) {
-            continue;
-        }
-        if cat
-            .columns(t)
-            .map_err(source_err)?
-            .iter()
-            .any(|c| c.in_primary_key)
-        {
+        if p.keys.contains_key(t) || keyed.contains(t) {
             continue;
         }
         match cat.unique_key(t).map_err(source_err)? {

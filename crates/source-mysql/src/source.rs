@@ -199,6 +199,17 @@ impl Catalog for MysqlCatalog {
             .collect())
     }
 
+    fn primary_keyed(&mut self) -> Result<std::collections::HashSet<TableId>, SourceError> {
+        let (rt, c) = self.conn()?;
+        let rows: Vec<(String, String)> = rt
+            .block_on(c.query(
+                "SELECT DISTINCT table_schema, table_name FROM information_schema.statistics \
+                 WHERE index_name = 'PRIMARY'",
+            ))
+            .map_err(|e| classify("list the tables with a primary key", e))?;
+        Ok(rows.into_iter().map(|(d, t)| TableId::new(d, t)).collect())
+    }
+
     fn unique_key(&mut self, t: &TableId) -> Result<Option<Vec<String>>, SourceError> {
         let (rt, c) = self.conn()?;
         rt.block_on(snapshot::unique_key(c, t)).map_err(definite)
