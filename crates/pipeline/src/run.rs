@@ -151,16 +151,45 @@ fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSum
 }
 
 /// Runs one part through its stages and records how it ended.
+///
+/// A transient failure (a source or destination that cannot be reached, beyond what the stages
+/// wait out themselves) of a part that has a checkpoint is retried: the part runs again from its
+/// checkpoint after a growing backoff, its status saying "retrying: ...", until it works or the
+/// run is stopped. A part without a checkpoint has never reached its servers: a failure there is
+/// most likely a wrong address, and ends the run at once with the message.
 fn run_part(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
-    let meta = MetaStore::open(&p.data_dir)?;
-    let cp = meta.checkpoint(&p.name)?;
-    let stage = if p.full && meta.full_stage(&p.name)? != Some(true) {
-        "full"
-    } else {
-        "incremental"
+    let mut backoff = FIRST_RESTART_BACKOFF;
+    let result = loop {
+        let meta = MetaStore::open(&p.data_dir)?;
+        let cp = meta.checkpoint(&p.name)?;
+        let stage = if p.full && meta.full_stage(&p.name)? != Some(true) {
+            "full"
+        } else {
+            "incremental"
+        };
+        meta.set_state(&p.name, stage, "Running", "")?;
+        let result = run_inner(p, opts, meta, cp);
+        match result {
+            Err(e) if e.is_transient() && !opts.stop.load(Ordering::SeqCst) => {
+                let meta = MetaStore::open(&p.data_dir)?;
+                if meta.checkpoint(&p.name)?.is_none() {
+                    break Err(e);
+                }
+                let stage = meta.status(&p.name).map(|s| s.stage)?;
+                meta.set_state(&p.name, &stage, "Running", &format!("retrying: {e}"))?;
+                tracing::warn!(project = %p.name, "{e}; running again from the checkpoint in {backoff:?}");
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !opts.stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+                if opts.stop.load(Ordering::SeqCst) {
+                    break Ok(RunSummary::default());
+                }
+            }
+            r => break r,
+        }
     };
-    meta.set_state(&p.name, stage, "Running", "")?;
-    let result = run_inner(p, opts, meta, cp);
     // Record how it ended (a second handle: the first moved into the run).
     if let Ok(m) = MetaStore::open(&p.data_dir) {
         let (state, msg) = match &result {
@@ -168,14 +197,17 @@ fn run_part(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
             Ok(_) => ("Stopped", String::new()),
             Err(e) => ("Failed", e.to_string()),
         };
-        let stage = m
-            .status(&p.name)
-            .map(|s| s.stage)
-            .unwrap_or_else(|_| stage.to_string());
-        let _ = m.set_state(&p.name, &stage, state, &msg);
+        if let Ok(st) = m.status(&p.name) {
+            let _ = m.set_state(&p.name, &st.stage, state, &msg);
+        }
     }
     result
 }
+
+/// The wait before a part runs again after a transient failure; it doubles up to
+/// [`MAX_RESTART_BACKOFF`].
+const FIRST_RESTART_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 
 fn run_inner(
     p: &Project,

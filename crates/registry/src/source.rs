@@ -33,7 +33,8 @@ pub(crate) fn check(s: &SourceSettings<'_>) -> Result<Arc<dyn SourceSpec>, Field
         "oceanbase" => DbType::ObMysql,
         _ => DbType::Mysql,
     };
-    let start = StartAt::parse(s.start).map_err(|e| FieldError::new("stages.start", e))?;
+    let start =
+        StartAt::parse(s.start).map_err(|e| FieldError::new("stages.start", e.to_string()))?;
     let source = MysqlSource::new(
         s.url,
         s.server_id,

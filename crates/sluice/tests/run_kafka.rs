@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,5 +242,78 @@ async fn a_checkpoint_whose_binlog_was_purged_is_a_clear_error() -> TestResult {
         text.contains("state:      Failed") && text.contains("was purged"),
         "{text}"
     );
+    Ok(())
+}
+
+/// The source is down when a project that has run before starts again: the run does not fail,
+/// it says "retrying: source: ..." in its status and runs again from its checkpoint with a
+/// growing backoff; once the server is back it delivers what was written meanwhile, and the
+/// status stops saying it is retrying. (A project's first run fails at once instead: see
+/// `a_wrong_project_file_and_an_unreachable_source_are_clear_errors`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_down_when_a_run_resumes_is_retried_until_it_returns() -> TestResult {
+    let mut server = sluice_testkit::TempMariadb::start(&[
+        "log_bin=mariadb-bin",
+        "server_id=9",
+        "binlog_format=ROW",
+        "binlog_row_image=FULL",
+        "binlog_row_metadata=FULL",
+    ])?;
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
+    let url = format!("mysql://root@{}", server.addr);
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    let db = unique_name("srcdown");
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    write_range(&mut c, &db, 1, 10).await?;
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", "earliest", "hash");
+    let yaml = std::fs::read_to_string(&file_path)?.replace(&MARIADB.get(), &server.addr);
+    std::fs::write(&file_path, yaml)?;
+    use_broker(&file_path, &kafka.addr)?;
+    run_until_caught_up(&file_path)?;
+    drop(c);
+
+    server.crash();
+    let mut child = spawn_run(&file_path)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = status_of(&file_path);
+        if st.contains("retrying: source:") && st.contains("cannot connect") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait()?.is_none(),
+            "the run does not say it retries the source: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Still running after a few attempts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(child.try_wait()?.is_none(), "the run gave up");
+
+    server.start_again()?;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    write_range(&mut c, &db, 10, 20).await?;
+    let want = source_rows(&mut c, &db).await?;
+    let topic = format!("{db}.t");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let msgs = consume_from(&kafka.addr, &topic, 0)?;
+        if rebuild_oms(&msgs)? == want && !status_of(&file_path).contains("retrying") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait()?.is_none(),
+            "the rows written while the source was down did not arrive: {}",
+            status_of(&file_path)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    sigterm(&child)?;
+    assert!(child.wait()?.success());
     Ok(())
 }

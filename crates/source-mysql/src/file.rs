@@ -51,7 +51,7 @@ pub enum FileError {
     },
     /// The consumer of the events stopped the reading.
     #[error("{0}")]
-    Stopped(String),
+    Stopped(crate::EmitError),
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -70,7 +70,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn decode_file(
     path: &Path,
     history: &mut SchemaHistory,
-    emit: impl FnMut(Event) -> Result<(), String>,
+    emit: impl FnMut(Event) -> Result<(), crate::EmitError>,
 ) -> Result<(), FileError> {
     let name = path
         .file_name()
@@ -85,7 +85,7 @@ pub fn decode_file(
 fn decode_with(
     path: &Path,
     decoder: &mut Decoder,
-    mut emit: impl FnMut(Event) -> Result<(), String>,
+    mut emit: impl FnMut(Event) -> Result<(), crate::EmitError>,
 ) -> Result<(), FileError> {
     let shown = path.display().to_string();
     let io = |source| FileError::Io {

@@ -22,3 +22,7 @@ pub mod snapshot;
 pub mod source;
 
 pub use source::MysqlSource;
+
+/// The error an event consumer stops a reading with (its own, handed back in the reading's
+/// error: `FileError::Stopped`, `LiveError::Stopped`).
+pub type EmitError = Box<dyn std::error::Error + Send + Sync>;

@@ -41,7 +41,11 @@ pub enum StartAt {
 impl StartAt {
     /// Parses `now`, `earliest`, `FILE:OFFSET`, `gtid:D-S-N[,...]` (MariaDB),
     /// `gtid:UUID:N-M[,...]` (a MySQL GTID set) or `time:RFC3339`.
-    pub fn parse(s: &str) -> Result<StartAt, String> {
+    pub fn parse(s: &str) -> Result<StartAt, StartError> {
+        Self::parse_text(s).map_err(StartError)
+    }
+
+    fn parse_text(s: &str) -> Result<StartAt, String> {
         Ok(match s {
             "now" => StartAt::Now,
             "earliest" => StartAt::Earliest,
@@ -68,9 +72,15 @@ impl StartAt {
     }
 }
 
+/// A start position that is none of the forms [`StartAt::parse`] reads; the message names the
+/// forms.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
 /// Seconds since the epoch of an RFC 3339 time (`2024-05-01T08:00:00Z`, `...+08:00`, an
 /// optional fraction is ignored: binlog times have one-second resolution).
-pub fn parse_rfc3339(t: &str) -> Result<i64, String> {
+pub(crate) fn parse_rfc3339(t: &str) -> Result<i64, String> {
     let bad = || format!("time:{t} is not an RFC 3339 time such as 2024-05-01T08:00:00Z");
     let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
     let (date, rest) = t.split_once(['T', 't', ' ']).ok_or_else(bad)?;
@@ -173,9 +183,12 @@ pub enum LiveError {
     /// An event could not be decoded (definite: retrying would fail the same way).
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// The consumer stopped the reading with an error.
+    /// The source or the position asked for cannot be read (definite).
     #[error("{0}")]
-    Consumer(String),
+    Refused(String),
+    /// The consumer of the events stopped the reading with its own error.
+    #[error("{0}")]
+    Stopped(crate::EmitError),
 }
 
 /// What to do about a client error, by its kind.
@@ -231,7 +244,9 @@ pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<String>, mysql_async::Er
 }
 
 /// The SIDs of a MySQL GTID set (`uuid:1-5:7,uuid2:1-9`), as COM_BINLOG_DUMP_GTID sends them.
-pub fn mysql_gtid_set(set: &str) -> Result<Vec<mysql_common::packets::Sid<'static>>, String> {
+pub(crate) fn mysql_gtid_set(
+    set: &str,
+) -> Result<Vec<mysql_common::packets::Sid<'static>>, String> {
     set.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -298,7 +313,7 @@ fn addr_of(opts: &Opts) -> String {
 pub async fn read(
     cfg: &LiveConfig,
     history: &mut SchemaHistory,
-    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), crate::EmitError>>,
 ) -> Result<(), LiveError> {
     read_with_history(cfg, history, |e, _| emit(e)).await
 }
@@ -308,7 +323,7 @@ pub async fn read(
 pub async fn read_with_history(
     cfg: &LiveConfig,
     history: &mut SchemaHistory,
-    emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), String>>,
+    emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), crate::EmitError>>,
 ) -> Result<(), LiveError> {
     let mut decoder =
         Decoder::new(String::new(), Mode::Replica).with_history(std::mem::take(history));
@@ -322,7 +337,7 @@ pub async fn read_with_history(
 /// long stretch of log for its schema changes cheap.
 pub async fn read_ddl(
     cfg: &LiveConfig,
-    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), String>>,
+    mut emit: impl FnMut(Event) -> ControlFlow<(), Result<(), crate::EmitError>>,
 ) -> Result<(), LiveError> {
     let mut decoder = Decoder::new(String::new(), Mode::Replica).skipping_rows();
     read_with(cfg, &mut decoder, |e, _| emit(e)).await
@@ -331,7 +346,7 @@ pub async fn read_ddl(
 async fn read_with(
     cfg: &LiveConfig,
     decoder: &mut Decoder,
-    mut emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), String>>,
+    mut emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), crate::EmitError>>,
 ) -> Result<(), LiveError> {
     let addr = addr_of(&cfg.opts);
     let server = |what: &str| {
@@ -371,7 +386,7 @@ async fn read_with(
         let first = logs
             .first()
             .cloned()
-            .ok_or_else(|| LiveError::Consumer("the server has no binlog files".into()))?;
+            .ok_or_else(|| LiveError::Refused("the server has no binlog files".into()))?;
         start = StartAt::FileOffset {
             file: first,
             offset: 4,
@@ -467,7 +482,7 @@ async fn stream_once(
     start: &StartAt,
     meta: &mut Conn,
     state: &mut ReadState<'_>,
-    emit: &mut impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), String>>,
+    emit: &mut impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), crate::EmitError>>,
 ) -> Result<Outcome, LiveError> {
     let ReadState {
         decoder,
@@ -508,7 +523,7 @@ async fn stream_once(
         }
         StartAt::MariadbGtid(gtid) => {
             if !mariadb {
-                return Err(LiveError::Consumer(
+                return Err(LiveError::Refused(
                     "a MariaDB GTID start position needs a MariaDB source".into(),
                 ));
             }
@@ -522,7 +537,7 @@ async fn stream_once(
         }
         StartAt::MysqlGtidSet(set) => {
             if mariadb {
-                return Err(LiveError::Consumer(format!(
+                return Err(LiveError::Refused(format!(
                     "gtid:{set} is a MySQL GTID set, but the source is MariaDB, whose GTIDs look like \
                      domain-server-sequence (gtid:0-1-42)"
                 )));
@@ -530,11 +545,11 @@ async fn stream_once(
             // No file: the server finds the first transaction not in the set.
             request = request
                 .with_gtid()
-                .with_gtid_set(mysql_gtid_set(set).map_err(LiveError::Consumer)?);
+                .with_gtid_set(mysql_gtid_set(set).map_err(LiveError::Refused)?);
             decoder.restart_at(String::new());
         }
         StartAt::Now | StartAt::Earliest | StartAt::Time(_) => {
-            return Err(LiveError::Consumer(
+            return Err(LiveError::Refused(
                 "internal: start position not resolved".into(),
             ));
         }
@@ -632,7 +647,7 @@ async fn stream_once(
             }
             match emit(e, decoder.history()) {
                 ControlFlow::Continue(Ok(())) => {}
-                ControlFlow::Continue(Err(msg)) => return Err(LiveError::Consumer(msg)),
+                ControlFlow::Continue(Err(e)) => return Err(LiveError::Stopped(e)),
                 ControlFlow::Break(()) => return Ok(Outcome::Stopped),
             }
         }
@@ -716,7 +731,10 @@ mod tests {
             .collect();
         assert_eq!(first, vec![(1, 6), (7, 8)]);
         let e = StartAt::parse("gtid:not-a-uuid:1-2").expect_err("bad uuid");
-        assert!(e.contains("is not a MySQL GTID set entry"), "{e}");
+        assert!(
+            e.to_string().contains("is not a MySQL GTID set entry"),
+            "{e}"
+        );
     }
 
     #[test]

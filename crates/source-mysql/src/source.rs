@@ -50,11 +50,25 @@ impl std::fmt::Debug for MysqlSource {
 
 /// A client error as a source error: a failed connection can recover, a refusal cannot.
 fn classify(what: &str, e: mysql_async::Error) -> SourceError {
+    if is_transient(&e) {
+        SourceError::Unavailable(format!("{what}: {e}"))
+    } else {
+        SourceError::Definite(format!("{what}: {e}"))
+    }
+}
+
+/// Server error codes that trying again later can cure: too many connections (1040), the server
+/// shutting down (1053), a lock wait timeout (1205), a deadlock (1213), a killed connection
+/// (MariaDB 1927). Anything else the server says (access denied, an unknown table, a missing
+/// privilege) stays true on retry.
+const TRANSIENT_SERVER_CODES: [u16; 5] = [1040, 1053, 1205, 1213, 1927];
+
+/// Whether a client error is the network or a passing state of the server.
+fn is_transient(e: &mysql_async::Error) -> bool {
     match e {
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => {
-            SourceError::Unavailable(format!("{what}: {e}"))
-        }
-        other => SourceError::Definite(format!("{what}: {other}")),
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+        mysql_async::Error::Server(s) => TRANSIENT_SERVER_CODES.contains(&s.code),
+        _ => false,
     }
 }
 
@@ -65,12 +79,7 @@ fn definite(e: impl std::fmt::Display) -> SourceError {
 fn live_error(e: LiveError) -> SourceError {
     match e {
         e @ LiveError::Purged { .. } => SourceError::Purged(e.to_string()),
-        LiveError::Server { ref source, .. }
-            if matches!(
-                source,
-                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)
-            ) =>
-        {
+        LiveError::Server { ref source, .. } if is_transient(source) => {
             SourceError::Unavailable(e.to_string())
         }
         e => SourceError::Definite(e.to_string()),
@@ -483,7 +492,8 @@ impl Source for MysqlSource {
                         Err(e) => {
                             return ControlFlow::Continue(Err(format!(
                                 "the schema history cannot be stored: {e}"
-                            )))
+                            )
+                            .into()))
                         }
                     }
                 }

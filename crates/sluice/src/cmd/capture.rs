@@ -102,7 +102,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn print(&mut self, e: &Event) -> Result<ControlFlow<()>, String> {
+    fn print(&mut self, e: &Event) -> Result<ControlFlow<()>, sluice_source_mysql::EmitError> {
         if let Some(json) = event_to_json(e).filter(|_| self.filter.keeps(e)) {
             writeln!(self.out, "{json}").map_err(|e| format!("stdout: {e}"))?;
             self.printed += 1;
@@ -127,15 +127,12 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         out: std::io::BufWriter::new(std::io::stdout()),
     };
     let mut history = match &args.schema_history {
-        Some(p) if p.exists() => SchemaHistory::load(p).map_err(anyhow::Error::msg)?,
+        Some(p) if p.exists() => SchemaHistory::load(p)?,
         _ => SchemaHistory::new(),
     };
     let result = run_with(args.clone(), &mut printer, &mut history);
     if let Some(p) = &args.schema_history {
-        history
-            .save(p)
-            .map_err(anyhow::Error::msg)
-            .context("saving the schema history")?;
+        history.save(p).context("saving the schema history")?;
     }
     result
 }
@@ -186,7 +183,7 @@ fn run_with(
     rt.block_on(live::read(&cfg, history, |e| match printer.print(&e) {
         Ok(ControlFlow::Break(())) => ControlFlow::Break(()),
         Ok(ControlFlow::Continue(())) => ControlFlow::Continue(Ok(())),
-        Err(msg) => ControlFlow::Continue(Err(msg)),
+        Err(e) => ControlFlow::Continue(Err(e)),
     }))?;
     printer.out.flush().context("stdout")?;
     Ok(())

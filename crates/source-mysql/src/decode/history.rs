@@ -631,19 +631,53 @@ impl SchemaHistory {
     }
 
     /// Loads a history saved with [`SchemaHistory::save`].
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a schema history: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, HistoryFileError> {
+        let io = |source| HistoryFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        serde_json::from_str(&text).map_err(|source| HistoryFileError::NotAHistory {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Saves the history as JSON, atomically (write then rename).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), HistoryFileError> {
         let tmp = path.with_extension("tmp");
-        let text = serde_json::to_string(self).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        let io = |p: &Path| {
+            let path = p.display().to_string();
+            move |source| HistoryFileError::Io { path, source }
+        };
+        let text = serde_json::to_string(self).map_err(|source| HistoryFileError::NotAHistory {
+            path: path.display().to_string(),
+            source,
+        })?;
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))
     }
+}
+
+/// A schema history file that cannot be read or written (`sluice capture --history`).
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryFileError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a schema history Sluice wrote.
+    #[error("{path}: not a schema history: {source}")]
+    NotAHistory {
+        /// The file.
+        path: String,
+        /// Why.
+        source: serde_json::Error,
+    },
 }
 
 #[cfg(test)]

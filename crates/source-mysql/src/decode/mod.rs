@@ -29,7 +29,7 @@ use sluice_core::{Ddl, Event, Op, Position, RowChange, TableId, TableSchema, Val
 
 use crate::position::{BinlogPosition, KIND};
 
-pub use history::SchemaHistory;
+pub use history::{HistoryFileError, SchemaHistory};
 pub use table_map::TableHints;
 
 /// A decoding failure, with where it happened.
