@@ -12,8 +12,13 @@ sql() { mariadb --protocol=TCP -h "$HOST" -P "$PORT" -uroot -N -B -e "$1"; }
 
 setup() {
   "$ROOT/dev/services" check mariadb 2>/dev/null || "$ROOT/dev/services" up mariadb >&2
-  cargo build --release --locked -p sluice >&2
-  SLUICE=$ROOT/target/release/sluice
+  # SLUICE_BIN: another build to measure (e.g. an earlier commit's, for a before/after).
+  if [ -n "${SLUICE_BIN:-}" ]; then
+    SLUICE=$SLUICE_BIN
+  else
+    cargo build --release --locked -p sluice >&2
+    SLUICE=$ROOT/target/release/sluice
+  fi
 }
 
 # A sysbench-like table (id PK, k INT indexed, c CHAR(120), pad CHAR(60)) in database $1.

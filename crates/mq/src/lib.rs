@@ -16,6 +16,7 @@
 pub mod config;
 pub mod partition;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use sluice_core::sink::{DeliveryItem, SinkError};
@@ -236,44 +237,39 @@ pub fn key_text(key: &[u8]) -> String {
 /// `sluice.op` (insert, update, delete, snapshot, ddl, heartbeat), `sluice.db`,
 /// `sluice.table`, `sluice.position`, `sluice.sequence`, and `sluice.key_change` (old, new)
 /// on the halves of a split key change.
-pub fn headers(item: &DeliveryItem) -> Vec<(&'static str, String)> {
-    let (op, db, table, pos) = match &item.event {
+pub fn headers(item: &DeliveryItem) -> Vec<(&'static str, Cow<'_, str>)> {
+    let (op, db, table, pos): (&str, &str, &str, String) = match &item.event {
         Event::Row(r) => (
             if item.snapshot {
                 "snapshot"
             } else {
                 r.op.as_str()
             },
-            r.table.id.db.clone(),
-            r.table.id.table.clone(),
+            &r.table.id.db,
+            &r.table.id.table,
             r.pos.to_string(),
         ),
         Event::Ddl(d) => (
             "ddl",
-            d.db.clone(),
-            d.table
-                .as_ref()
-                .map(|t| t.table.clone())
-                .unwrap_or_default(),
+            &d.db,
+            d.table.as_ref().map_or("", |t| t.table.as_str()),
             d.pos.to_string(),
         ),
-        Event::Heartbeat { pos, .. } => {
-            ("heartbeat", String::new(), String::new(), pos.to_string())
-        }
-        _ => ("", String::new(), String::new(), String::new()),
+        Event::Heartbeat { pos, .. } => ("heartbeat", "", "", pos.to_string()),
+        _ => ("", "", "", String::new()),
     };
     let mut h = vec![
-        ("sluice.op", op.to_string()),
-        ("sluice.db", db),
-        ("sluice.table", table),
-        ("sluice.position", pos),
+        ("sluice.op", Cow::Borrowed(op)),
+        ("sluice.db", Cow::Borrowed(db)),
+        ("sluice.table", Cow::Borrowed(table)),
+        ("sluice.position", Cow::Owned(pos)),
         (
             "sluice.sequence",
-            item.sequence.map(|s| s.to_string()).unwrap_or_default(),
+            Cow::Owned(item.sequence.map(|s| s.to_string()).unwrap_or_default()),
         ),
     ];
     if let Some(k) = item.key_change {
-        h.push(("sluice.key_change", k.as_str().to_string()));
+        h.push(("sluice.key_change", Cow::Borrowed(k.as_str())));
     }
     h
 }
@@ -324,8 +320,22 @@ impl Shaper {
         partitions: &mut dyn FnMut(&str) -> Result<i32, SinkError>,
     ) -> Result<Vec<Message>, SinkError> {
         let mut out = Vec::with_capacity(items.len());
+        // The topic of the last row's table: consecutive rows mostly share one schema `Arc`,
+        // and filling a template per row costs more than the rest of the routing.
+        let mut last: Option<(std::sync::Arc<sluice_core::TableSchema>, String)> = None;
         for (index, item) in items.iter().enumerate() {
-            let Some(topic) = self.routing.topic_of(&item.event) else {
+            let topic = match (&item.event, &last) {
+                (Event::Row(r), Some((t, topic))) if std::sync::Arc::ptr_eq(t, &r.table) => {
+                    Some(topic.clone())
+                }
+                (Event::Row(r), _) => {
+                    let topic = self.routing.topic_of(&item.event);
+                    last = topic.clone().map(|t| (r.table.clone(), t));
+                    topic
+                }
+                _ => self.routing.topic_of(&item.event),
+            };
+            let Some(topic) = topic else {
                 continue;
             };
             let change = match &item.event {

@@ -11,9 +11,9 @@
 //! - Memory stays bounded: the channel is bounded, and at most `in_flight` batches wait for
 //!   acknowledgement.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ pub(crate) struct State {
     batch: Vec<DeliveryItem>,
     /// Index in `batch` of the last item of the open transaction.
     last_of_txn: Option<usize>,
-    rows: BTreeMap<String, u64>,
+    rows: HashMap<TableId, u64>,
     pub(crate) delivered: u64,
     pub(crate) checkpoint: Option<Position>,
     metrics: Metrics,
@@ -120,7 +120,7 @@ impl State {
             in_txn: false,
             batch: Vec::new(),
             last_of_txn: None,
-            rows: BTreeMap::new(),
+            rows: HashMap::new(),
             delivered: 0,
             checkpoint: resume.checkpoint,
             metrics: ctl.metrics,
@@ -171,6 +171,7 @@ pub(crate) fn write_loop(
     let (status, metrics) = (st.status.clone(), st.metrics.clone());
     let mut retry = Retry::new(&status, "incremental", stop, &metrics);
     let mut last_cut = Instant::now();
+    let mut polled = 0u64;
     loop {
         if stop.load(Ordering::SeqCst) {
             return finish(p, sink, st, &mut retry).map(|()| false);
@@ -179,10 +180,16 @@ pub(crate) fn write_loop(
             finish(p, sink, st, &mut retry)?;
             st.pause.hold(&st.meta, &p.name, "incremental", stop);
         }
-        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Msg::Ended),
+        // What is queued is taken without reading the clock (this runs per change); only an
+        // empty channel is waited on.
+        let (msg, waited) = match rx.try_recv() {
+            Ok(m) => (Some(m), false),
+            Err(TryRecvError::Disconnected) => (Some(Msg::Ended), false),
+            Err(TryRecvError::Empty) => match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => (Some(m), true),
+                Err(RecvTimeoutError::Timeout) => (None, true),
+                Err(RecvTimeoutError::Disconnected) => (Some(Msg::Ended), true),
+            },
         };
         match msg {
             None => {
@@ -204,9 +211,14 @@ pub(crate) fn write_loop(
                 }
             }
         }
+        // The clock is read when the channel ran dry (a trickle: latency matters), else once
+        // per 64 changes (a backlog: the batch fills long before its wait is up).
+        polled += 1;
+        let timed = waited || polled.is_multiple_of(64);
         let due = st.batch.len() >= p.batch_rows
-            || (!st.batch.is_empty() && last_cut.elapsed() > MAX_BATCH_WAIT)
-            || (st.batch.is_empty()
+            || (timed && !st.batch.is_empty() && last_cut.elapsed() > MAX_BATCH_WAIT)
+            || (timed
+                && st.batch.is_empty()
                 && st.at_commit.is_some()
                 && last_cut.elapsed() > Duration::from_secs(1));
         if due {
@@ -281,19 +293,19 @@ fn accept(p: &Project, st: &mut State, e: Event) -> Result<(), RunError> {
                     return Ok(());
                 }
             }
-            let at = match &row {
-                Event::Row(r) => format!("{} at {}", r.table.id, r.pos),
-                _ => String::new(),
-            };
             let routed = p
                 .router
                 .route(row)
-                .map_err(|e| RunError::Check(format!("{e} ({at}); fix objects.filters")))?;
+                .map_err(|e| RunError::Check(format!("{e}; fix objects.filters")))?;
             if let Some(ev) = routed {
                 if let Event::Row(r) = &ev {
-                    *st.rows
-                        .entry(format!("{}.{}", r.table.id.db, r.table.id.table))
-                        .or_default() += 1;
+                    // Counted by table id; named once per table per mark (see cut).
+                    match st.rows.get_mut(&r.table.id) {
+                        Some(n) => *n += 1,
+                        None => {
+                            st.rows.insert(r.table.id.clone(), 1);
+                        }
+                    }
                     // A message queue gets an update that moves its key (or its partition)
                     // as a delete of the old key and an insert of the new one (docs/FORMATS.md).
                     let splits = p.destination.splits(r).map_err(RunError::Sink)?;
@@ -330,13 +342,16 @@ fn cut(
                 sequence: *sequence,
                 txn_number: *txn_number,
                 ts_ms: *ts_ms,
-                rows: std::mem::take(&mut st.rows).into_iter().collect(),
+                rows: std::mem::take(&mut st.rows)
+                    .into_iter()
+                    .map(|(t, n)| (format!("{}.{}", t.db, t.table), n))
+                    .collect(),
                 state: state.clone(),
             })
         }
         _ => None,
     };
-    let items = std::mem::take(&mut st.batch);
+    let items = std::mem::replace(&mut st.batch, Vec::with_capacity(p.batch_rows));
     st.last_of_txn = None;
     if let Some(item) = held {
         st.batch.push(item);

@@ -129,14 +129,15 @@ pub struct Pattern {
 }
 
 fn wild(pattern: &str, s: &str) -> bool {
-    // Classic two-pointer glob with `*` only.
-    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    // Classic two-pointer glob with `*` only, over bytes: UTF-8 never starts a character with
+    // a continuation byte, so a byte match is a character match (and this runs per row).
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
     let (mut pi, mut si, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
     while si < s.len() {
-        if pi < p.len() && p[pi] != '*' && p[pi] == s[si] {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == s[si] {
             pi += 1;
             si += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = si;
             pi += 1;
@@ -148,7 +149,7 @@ fn wild(pattern: &str, s: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 impl Pattern {
@@ -330,8 +331,11 @@ impl Router {
                     return Ok(None);
                 }
                 if let Some(f) = self.filter_for(&r.table.id) {
+                    // The error names the row (built only on failure: this runs per row).
                     let judge = |img: &Option<Vec<sluice_core::Value>>| match img {
-                        Some(v) => f.passes(&r.table, v),
+                        Some(v) => f.passes(&r.table, v).map_err(|e| {
+                            RouteError(format!("{} ({} at {})", e.0, r.table.id, r.pos))
+                        }),
                         None => Ok(false),
                     };
                     let (before, after) = (judge(&r.before)?, judge(&r.after)?);
@@ -432,6 +436,7 @@ mod tests {
         assert!(r.selects(&t("crm", "anything")));
         assert!(!r.selects(&t("crmx", "a")));
         assert!(wild("a*b*c", "aXXbYc") && !wild("a*b*c", "aXXbY"));
+        assert!(wild("é*ü", "éaü") && wild("*ü", "ßü") && !wild("é*", "e\u{301}x"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod config;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,15 @@ pub struct KafkaConfig {
 struct Outcome {
     acked: usize,
     failed: Vec<(usize, KafkaError)>,
+    /// How many messages the batch sent, once its send finished.
+    expected: Option<usize>,
+}
+
+impl Outcome {
+    /// Whoever waits for the batch has something to act on: every report is in, or one failed.
+    fn settled(&self) -> bool {
+        !self.failed.is_empty() || self.expected.is_some_and(|n| self.acked >= n)
+    }
 }
 
 /// Outcomes of every batch in flight, by ticket.
@@ -71,6 +81,8 @@ struct Reports {
 struct Ctx {
     reports: Arc<Reports>,
     broker_down: Arc<Mutex<Option<Instant>>>,
+    /// Whether `broker_down` is set (spares every delivery report its lock).
+    down: AtomicBool,
 }
 
 impl ClientContext for Ctx {
@@ -83,6 +95,7 @@ impl ClientContext for Ctx {
             if let Ok(mut d) = self.broker_down.lock() {
                 d.get_or_insert_with(Instant::now);
             }
+            self.down.store(true, Ordering::Relaxed);
         }
         tracing::warn!("kafka: {error}: {reason}");
     }
@@ -92,16 +105,25 @@ impl ProducerContext for Ctx {
     type DeliveryOpaque = Box<(u64, usize)>;
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
         let (ticket, index) = *opaque;
-        if let Ok(mut all) = self.reports.outcomes.lock() {
-            let o = all.entry(ticket).or_default();
-            match result {
-                Ok(_) => o.acked += 1,
-                Err((e, _)) => o.failed.push((index, e.clone())),
+        let settled = match self.reports.outcomes.lock() {
+            Ok(mut all) => {
+                let o = all.entry(ticket).or_default();
+                match result {
+                    Ok(_) => o.acked += 1,
+                    Err((e, _)) => o.failed.push((index, e.clone())),
+                }
+                o.settled()
             }
+            Err(_) => true,
+        };
+        // The waiter is woken once per batch, not once per message.
+        if settled {
+            self.reports.arrived.notify_all();
         }
-        self.reports.arrived.notify_all();
-        if let Ok(mut d) = self.broker_down.lock() {
-            *d = None;
+        if self.down.swap(false, Ordering::Relaxed) {
+            if let Ok(mut d) = self.broker_down.lock() {
+                *d = None;
+            }
         }
     }
 }
@@ -225,6 +247,7 @@ impl KafkaSink {
             .create_with_context(Ctx {
                 reports: reports.clone(),
                 broker_down: broker_down.clone(),
+                down: AtomicBool::new(false),
             })
             .map_err(|e| SinkError::Config(format!("kafka producer: {e}")))?;
         let admin = base
@@ -314,7 +337,7 @@ impl Sink for KafkaSink {
             for (key, value) in sluice_mq::headers(item) {
                 headers = headers.insert(Header {
                     key,
-                    value: Some(&value),
+                    value: Some(value.as_bytes()),
                 });
             }
             let mut record = BaseRecord::with_opaque_to(&m.topic, Box::new((ticket, m.index)))
@@ -343,6 +366,13 @@ impl Sink for KafkaSink {
             bytes += (m.key.len() + m.payload.len()) as u64;
         }
         self.sent.insert(ticket, (sent, bytes));
+        if let Ok(mut o) = self.reports.outcomes.lock() {
+            let o = o.entry(ticket).or_default();
+            o.expected = Some(sent);
+            if o.settled() {
+                self.reports.arrived.notify_all();
+            }
+        }
         Ok(ticket)
     }
 

@@ -105,6 +105,33 @@ pub(crate) struct Landing<'a> {
     /// Write a put as `INSERT ... ON DUPLICATE KEY UPDATE` instead of delete-then-insert (with
     /// foreign-key checks on, deleting a parent would cascade to its children or be refused).
     pub(crate) upsert: bool,
+    /// Destination tables whose only unique key is a primary key of these columns (lower
+    /// case, sorted), read for this batch. A put of changes into such a table, when the
+    /// source's key is the same columns, is written as one `INSERT ... ON DUPLICATE KEY
+    /// UPDATE` (an update in place) instead of a delete and an insert: no other key can
+    /// collide, so it can only meet the row of its own key.
+    pub(crate) key_only: &'a HashMap<TableId, Vec<String>>,
+}
+
+impl Landing<'_> {
+    /// Whether puts of `table` (a source schema) into `dest` may be written in place.
+    fn in_place(&self, table: &TableSchema, dest: &TableId) -> bool {
+        self.key_only
+            .get(dest)
+            .is_some_and(|cols| *cols == key_columns(table))
+    }
+}
+
+/// The source key's column names, lower case, sorted.
+pub(crate) fn key_columns(table: &TableSchema) -> Vec<String> {
+    let mut cols: Vec<String> = table
+        .primary_key
+        .iter()
+        .filter_map(|&i| table.columns.get(i))
+        .map(|c| c.name.to_lowercase())
+        .collect();
+    cols.sort();
+    cols
 }
 
 impl Landing<'_> {
@@ -255,7 +282,10 @@ pub(crate) async fn apply(
             i = j;
             continue;
         }
-        if put && to.upsert {
+        // In place: with foreign-key checks on (see `upsert`), or changes (not copied rows:
+        // those are new keys) of an unsharded table whose only unique key is its key.
+        let in_place = to.upsert || (!copied && origin.is_none() && to.in_place(table, dest));
+        if put && in_place {
             let (mut sql, values) = insert(&name, table, run, origin.as_deref(), has)?;
             let cols = table
                 .columns

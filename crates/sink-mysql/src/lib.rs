@@ -6,7 +6,9 @@
 //!   `binary` collations), or accepts an existing table whose columns match, naming the first
 //!   that does not.
 //! - Apply is idempotent: an insert or update writes the whole after image (delete by key, then
-//!   insert), a delete removes by key, an update that changes the key deletes the old key. A
+//!   insert; in place with `INSERT ... ON DUPLICATE KEY UPDATE` where the destination table has
+//!   no unique key other than a primary key of the source key's columns, so the statement can meet no
+//!   other row), a delete removes by key, an update that changes the key deletes the old key. A
 //!   batch is split over `writers` connections by a hash of (table, key), so each key keeps
 //!   its order; within a writer's share, only the last change of each key is applied (the
 //!   images are whole rows), grouped into multi-row statements.
@@ -255,6 +257,7 @@ impl MysqlSink {
             return Ok(());
         }
         self.read_dest_columns(items)?;
+        let key_only = self.read_key_only(items)?;
         if self.cfg.foreign_key_checks {
             // Parents before children: every change in source order, on one connection.
             return self.deliver_in_order(items, false);
@@ -310,6 +313,7 @@ impl MysqlSink {
             shard_in_key: self.cfg.shard_in_key,
             columns: &self.dest_columns,
             upsert: self.cfg.foreign_key_checks,
+            key_only: &key_only,
         };
         let to = &to;
         // A full-sync chunk: its keys are normally new at the destination (see `apply`).
@@ -449,6 +453,7 @@ impl MysqlSink {
             shard_in_key: self.cfg.shard_in_key,
             columns: &self.dest_columns,
             upsert: self.cfg.foreign_key_checks,
+            key_only: &HashMap::new(),
         };
         let mut conn = self
             .conns
@@ -541,14 +546,21 @@ impl MysqlSink {
             let dest = self.dest_of(&r.table.id);
             if !self.dest_columns.contains_key(&dest) {
                 let conn = first_writer(&mut self.conns)?;
-                let names: Vec<String> = self
-                    .rt
-                    .block_on(conn.exec(
-                        "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
-                         WHERE table_schema = ? AND table_name = ?",
-                        (&dest.db, &dest.table),
-                    ))
-                    .map_err(unavailable("read the destination table's columns"))?;
+                let read = self.rt.block_on(conn.exec(
+                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                     WHERE table_schema = ? AND table_name = ?",
+                    (&dest.db, &dest.table),
+                ));
+                let names: Vec<String> = match read {
+                    Ok(names) => names,
+                    Err(e) => {
+                        // A lost connection is replaced when the batch is sent again.
+                        if let Some(c) = self.conns.first_mut() {
+                            *c = None;
+                        }
+                        return Err(unavailable("read the destination table's columns")(e));
+                    }
+                };
                 if names.is_empty() {
                     // Not there (yet): write rows whole and let the destination say what is wrong.
                     continue;
@@ -572,6 +584,61 @@ impl MysqlSink {
             }
         }
         Ok(())
+    }
+
+    /// The destination tables of this batch's changes (not copied rows, not a shard's) whose
+    /// only unique key is their primary key, with its columns: read for every batch, so an
+    /// index added at the destination while the project runs is seen at the next batch.
+    fn read_key_only(
+        &mut self,
+        items: &[DeliveryItem],
+    ) -> Result<HashMap<TableId, Vec<String>>, SinkError> {
+        let mut out = HashMap::new();
+        if self.cfg.shard.is_some() || self.cfg.foreign_key_checks {
+            return Ok(out);
+        }
+        let mut seen: HashSet<TableId> = HashSet::new();
+        for item in items {
+            let Event::Row(r) = &item.event else { continue };
+            if item.snapshot || r.table.primary_key.is_empty() || r.op == sluice_core::Op::Delete {
+                continue;
+            }
+            let dest = self.dest_of(&r.table.id);
+            if !seen.insert(dest.clone()) {
+                continue;
+            }
+            let conn = first_writer(&mut self.conns)?;
+            let read = self.rt.block_on(conn.exec(
+                "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR), \
+                 CAST(non_unique AS SIGNED) FROM information_schema.statistics \
+                 WHERE table_schema = ? AND table_name = ?",
+                (&dest.db, &dest.table),
+            ));
+            let indexes: Vec<(String, String, i64)> = match read {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // A lost connection is replaced when the batch is sent again.
+                    if let Some(c) = self.conns.first_mut() {
+                        *c = None;
+                    }
+                    return Err(unavailable("read the destination table's keys")(e));
+                }
+            };
+            let mut primary: Vec<String> = Vec::new();
+            let mut other_unique = false;
+            for (index, column, non_unique) in indexes {
+                if index.eq_ignore_ascii_case("PRIMARY") {
+                    primary.push(column.to_lowercase());
+                } else if non_unique == 0 {
+                    other_unique = true;
+                }
+            }
+            if !primary.is_empty() && !other_unique {
+                primary.sort();
+                out.insert(dest, primary);
+            }
+        }
+        Ok(out)
     }
 
     fn reconnect(&mut self) -> Result<(), SinkError> {

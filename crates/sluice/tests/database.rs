@@ -517,6 +517,83 @@ async fn copied_rows_replace_what_the_destination_already_holds() -> TestResult 
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
+/// Changes are written in place (`INSERT ... ON DUPLICATE KEY UPDATE`) where the destination
+/// table's only unique key is the source's key, and as delete-then-insert where it has another
+/// unique key (which a row written in place could silently meet instead of its own) or a
+/// primary key of other columns. What tells them apart: a column only the destination has keeps
+/// its value through an update written in place, and is back to its default after a delete and
+/// an insert. Both destinations end equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_go_in_place_only_where_no_other_unique_key_can_collide() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let dest = MARIADB_SHARD1.get();
+    let (db, dest_db, dir) = names("dbinpl");
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 2_000).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.u LIKE {db}.t; INSERT INTO {db}.u SELECT * FROM {db}.t; \
+         CREATE TABLE {db}.w LIKE {db}.t; INSERT INTO {db}.w SELECT * FROM {db}.t"
+    ))
+    .await?;
+    let mut d = dest_conn(&dest).await?;
+    let columns = "id INT, v VARCHAR(20) NOT NULL DEFAULT 'none', amt DECIMAL(8,2), note TEXT, \
+                   mine VARCHAR(10) NOT NULL DEFAULT 'default'";
+    d.query_drop(format!(
+        "CREATE DATABASE {dest_db}; \
+         CREATE TABLE {dest_db}.t ({columns}, PRIMARY KEY (id), KEY v (v)); \
+         CREATE TABLE {dest_db}.u ({columns}, PRIMARY KEY (id), UNIQUE KEY amt (amt, id)); \
+         CREATE TABLE {dest_db}.w ({columns}, v2 INT NOT NULL AUTO_INCREMENT, PRIMARY KEY (v2), KEY id (id))"
+    ))
+    .await?;
+    let project = db_project(&dir, &db, &dest_db, "mariadb", &dest);
+    let yaml = std::fs::read_to_string(&project)?.replace(
+        &format!("    {db}.t: {dest_db}.t\n"),
+        &format!("    {db}.t: {dest_db}.t\n    {db}.u: {dest_db}.u\n    {db}.w: {dest_db}.w\n"),
+    );
+    std::fs::write(&project, yaml)?;
+    run_until_caught_up(&project)?;
+    for t in ["t", "u", "w"] {
+        d.query_drop(format!("UPDATE {dest_db}.{t} SET mine = 'kept'"))
+            .await?;
+        c.query_drop(format!(
+            "UPDATE {db}.{t} SET v = CONCAT(v, '-u'), amt = amt + 1 WHERE id % 2 = 0"
+        ))
+        .await?;
+    }
+    run_until_caught_up(&project)?;
+    for (t, updated_mine) in [("t", "kept"), ("u", "default"), ("w", "default")] {
+        let got: Vec<(String, i64)> = d
+            .query(format!(
+                "SELECT mine, COUNT(*) FROM {dest_db}.{t} WHERE id % 2 = 0 GROUP BY mine"
+            ))
+            .await?;
+        assert_eq!(got, vec![(updated_mine.to_string(), 1000)], "table {t}");
+        let untouched: i64 = d
+            .query_first(format!(
+                "SELECT COUNT(*) FROM {dest_db}.{t} WHERE id % 2 = 1 AND mine = 'kept'"
+            ))
+            .await?
+            .unwrap_or(0);
+        assert_eq!(
+            untouched, 1000,
+            "table {t}: rows not updated keep their value"
+        );
+        let shape = Shape {
+            key: "id",
+            columns: &["id", "v", "CAST(amt AS CHAR)", "note"],
+            width: 500,
+        };
+        compare(
+            &Side::new(&dest, vec![format!("{dest_db}.{t}")]),
+            &[Side::new(MARIADB.get(), vec![format!("{db}.{t}")])],
+            &shape,
+        )
+        .await?
+        .equal(&format!("table {t} after updates"))?;
+    }
+    drop_both(&mut c, &mut d, &db, &dest_db).await
+}
+
 /// The destination server crashes (kill -9) during full sync and again during incremental
 /// sync, under a concurrent writer, and comes back seconds later: the project waits and
 /// retries instead of failing, then goes on, and the destination ends equal to the source.
