@@ -189,30 +189,7 @@ fn a_password_appears_in_no_output() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_whose_binlog_was_purged_is_a_clear_error() -> TestResult {
     ensure_up(&[Service::Kafka]);
-    let server = sluice_testkit::TempMariadb::start(&[
-        "log_bin=mariadb-bin",
-        "server_id=9",
-        "binlog_format=ROW",
-        "binlog_row_image=FULL",
-        "binlog_row_metadata=FULL",
-    ])?;
-    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
-        "mysql://root@{}",
-        server.addr
-    ))?)
-    .await?;
-    let db = unique_name("purged");
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
-    write_range(&mut c, &db, 1, 10).await?;
-    let dir = temp_dir(&db);
-    let file_path = project(&dir, &db, &db, "oms", "earliest", "hash");
-
-    let yaml = std::fs::read_to_string(&file_path)?.replace(&MARIADB.get(), &server.addr);
-    std::fs::write(&file_path, yaml)?;
+    let (_server, mut c, db, file_path) = own_source("purged").await?;
     run_until_caught_up(&file_path)?;
 
     // The checkpoint is in mariadb-bin.000001; purge it.
@@ -252,27 +229,9 @@ async fn a_checkpoint_whose_binlog_was_purged_is_a_clear_error() -> TestResult {
 /// `a_wrong_project_file_and_an_unreachable_source_are_clear_errors`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_down_when_a_run_resumes_is_retried_until_it_returns() -> TestResult {
-    let mut server = sluice_testkit::TempMariadb::start(&[
-        "log_bin=mariadb-bin",
-        "server_id=9",
-        "binlog_format=ROW",
-        "binlog_row_image=FULL",
-        "binlog_row_metadata=FULL",
-    ])?;
-    let kafka = sluice_testkit::TempKafka::start_memory()?;
+    let (mut server, c, db, file_path) = own_source("srcdown").await?;
     let url = format!("mysql://root@{}", server.addr);
-    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
-    let db = unique_name("srcdown");
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-    ))
-    .await?;
-    write_range(&mut c, &db, 1, 10).await?;
-    let dir = temp_dir(&db);
-    let file_path = project(&dir, &db, &db, "oms", "earliest", "hash");
-    let yaml = std::fs::read_to_string(&file_path)?.replace(&MARIADB.get(), &server.addr);
-    std::fs::write(&file_path, yaml)?;
+    let kafka = sluice_testkit::TempKafka::start_memory()?;
     use_broker(&file_path, &kafka.addr)?;
     run_until_caught_up(&file_path)?;
     drop(c);
@@ -317,3 +276,37 @@ async fn a_source_down_when_a_run_resumes_is_retried_until_it_returns() -> TestR
     assert!(child.wait()?.success());
     Ok(())
 }
+
+/// A MariaDB server of the test's own with binary logging on, a database named after `prefix`
+/// whose table `t` holds ids 1..10, and a project (OMS format, from the earliest position) that
+/// reads it: the server, a connection, the database and the project file.
+async fn own_source(prefix: &str) -> Result<OwnSource, Box<dyn std::error::Error>> {
+    let server = sluice_testkit::TempMariadb::start(&[
+        "log_bin=mariadb-bin",
+        "server_id=9",
+        "binlog_format=ROW",
+        "binlog_row_image=FULL",
+        "binlog_row_metadata=FULL",
+    ])?;
+    let url = format!("mysql://root@{}", server.addr);
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    let db = unique_name(prefix);
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    write_range(&mut c, &db, 1, 10).await?;
+    let dir = temp_dir(&db);
+    let file_path = project(&dir, &db, &db, "oms", "earliest", "hash");
+    let yaml = std::fs::read_to_string(&file_path)?.replace(&MARIADB.get(), &server.addr);
+    std::fs::write(&file_path, yaml)?;
+    Ok((server, c, db, file_path))
+}
+
+type OwnSource = (
+    sluice_testkit::TempMariadb,
+    mysql_async::Conn,
+    String,
+    PathBuf,
+);
