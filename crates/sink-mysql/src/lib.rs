@@ -24,6 +24,7 @@
 mod apply;
 mod config;
 pub mod ddl;
+mod dest_tables;
 mod keyless;
 mod schema;
 mod session;
@@ -528,117 +529,6 @@ impl MysqlSink {
             self.keyless_applied = self.keyless_applied.max(seq);
         }
         Ok(())
-    }
-
-    /// Sharded: reads the columns of the destination tables these rows go to (those not read
-    /// yet), and reports once each shard column the destination no longer has.
-    fn read_dest_columns(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        if self.cfg.shard.is_none() {
-            return Ok(());
-        }
-        // Once per schema in the batch, not per row.
-        let mut seen: HashSet<*const sluice_core::TableSchema> = HashSet::new();
-        for item in items {
-            let Event::Row(r) = &item.event else { continue };
-            if !seen.insert(std::sync::Arc::as_ptr(&r.table)) {
-                continue;
-            }
-            let dest = self.dest_of(&r.table.id);
-            if !self.dest_columns.contains_key(&dest) {
-                let conn = first_writer(&mut self.conns)?;
-                let read = self.rt.block_on(conn.exec(
-                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
-                     WHERE table_schema = ? AND table_name = ?",
-                    (&dest.db, &dest.table),
-                ));
-                let names: Vec<String> = match read {
-                    Ok(names) => names,
-                    Err(e) => {
-                        // A lost connection is replaced when the batch is sent again.
-                        if let Some(c) = self.conns.first_mut() {
-                            *c = None;
-                        }
-                        return Err(unavailable("read the destination table's columns")(e));
-                    }
-                };
-                if names.is_empty() {
-                    // Not there (yet): write rows whole and let the destination say what is wrong.
-                    continue;
-                }
-                let names = names.into_iter().map(|n| n.to_lowercase()).collect();
-                self.dest_columns.insert(dest.clone(), names);
-            }
-            let Some(has) = self.dest_columns.get(&dest) else {
-                continue;
-            };
-            for c in &r.table.columns {
-                let name = c.name.to_lowercase();
-                if !has.contains(&name) && self.warned.insert((dest.clone(), name)) {
-                    tracing::warn!(
-                        "column {} of {} is not in the destination table {dest} (dropped by \
-                         another shard's DDL?): its values are not written",
-                        c.name,
-                        r.table.id
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The destination tables of this batch's changes (not copied rows, not a shard's) whose
-    /// only unique key is their primary key, with its columns: read for every batch, so an
-    /// index added at the destination while the project runs is seen at the next batch.
-    fn read_key_only(
-        &mut self,
-        items: &[DeliveryItem],
-    ) -> Result<HashMap<TableId, Vec<String>>, SinkError> {
-        let mut out = HashMap::new();
-        if self.cfg.shard.is_some() || self.cfg.foreign_key_checks {
-            return Ok(out);
-        }
-        let mut seen: HashSet<TableId> = HashSet::new();
-        for item in items {
-            let Event::Row(r) = &item.event else { continue };
-            if item.snapshot || r.table.primary_key.is_empty() || r.op == sluice_core::Op::Delete {
-                continue;
-            }
-            let dest = self.dest_of(&r.table.id);
-            if !seen.insert(dest.clone()) {
-                continue;
-            }
-            let conn = first_writer(&mut self.conns)?;
-            let read = self.rt.block_on(conn.exec(
-                "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR), \
-                 CAST(non_unique AS SIGNED) FROM information_schema.statistics \
-                 WHERE table_schema = ? AND table_name = ?",
-                (&dest.db, &dest.table),
-            ));
-            let indexes: Vec<(String, String, i64)> = match read {
-                Ok(rows) => rows,
-                Err(e) => {
-                    // A lost connection is replaced when the batch is sent again.
-                    if let Some(c) = self.conns.first_mut() {
-                        *c = None;
-                    }
-                    return Err(unavailable("read the destination table's keys")(e));
-                }
-            };
-            let mut primary: Vec<String> = Vec::new();
-            let mut other_unique = false;
-            for (index, column, non_unique) in indexes {
-                if index.eq_ignore_ascii_case("PRIMARY") {
-                    primary.push(column.to_lowercase());
-                } else if non_unique == 0 {
-                    other_unique = true;
-                }
-            }
-            if !primary.is_empty() && !other_unique {
-                primary.sort();
-                out.insert(dest, primary);
-            }
-        }
-        Ok(out)
     }
 
     fn reconnect(&mut self) -> Result<(), SinkError> {

@@ -117,20 +117,33 @@ fn writer(
 /// The destination copy against the source table: a checksum per range of 500 ids on each
 /// side, then row by row in the ranges that differ.
 async fn equal_to_source(dest: &str, dest_db: &str, db: &str, what: &str) -> TestResult {
+    let rows = table_equal(dest, dest_db, db, "t", what).await?;
+    assert!(rows > 1_000, "{what}: only {rows} rows compared");
+    Ok(())
+}
+
+/// Table `t` of the destination copy against the source's, as [`equal_to_source`] compares;
+/// the rows compared.
+async fn table_equal(
+    dest: &str,
+    dest_db: &str,
+    db: &str,
+    t: &str,
+    what: &str,
+) -> Result<i64, Box<dyn std::error::Error>> {
     let shape = Shape {
         key: "id",
         columns: &["id", "v", "CAST(amt AS CHAR)", "note"],
         width: 500,
     };
     let c = compare(
-        &Side::new(dest, vec![format!("{dest_db}.t")]),
-        &[Side::new(MARIADB.get(), vec![format!("{db}.t")])],
+        &Side::new(dest, vec![format!("{dest_db}.{t}")]),
+        &[Side::new(MARIADB.get(), vec![format!("{db}.{t}")])],
         &shape,
     )
     .await?;
     c.equal(what)?;
-    assert!(c.rows > 1_000, "{what}: only {} rows compared", c.rows);
-    Ok(())
+    Ok(c.rows)
 }
 
 async fn full_and_incremental_into(kind: &str, dest: &str) -> TestResult {
@@ -578,18 +591,7 @@ async fn updates_go_in_place_only_where_no_other_unique_key_can_collide() -> Tes
             untouched, 1000,
             "table {t}: rows not updated keep their value"
         );
-        let shape = Shape {
-            key: "id",
-            columns: &["id", "v", "CAST(amt AS CHAR)", "note"],
-            width: 500,
-        };
-        compare(
-            &Side::new(&dest, vec![format!("{dest_db}.{t}")]),
-            &[Side::new(MARIADB.get(), vec![format!("{db}.{t}")])],
-            &shape,
-        )
-        .await?
-        .equal(&format!("table {t} after updates"))?;
+        table_equal(&dest, &dest_db, &db, t, &format!("table {t} after updates")).await?;
     }
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
