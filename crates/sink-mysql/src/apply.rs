@@ -7,6 +7,7 @@ use mysql_async::Value as MyValue;
 use sluice_core::sink::SinkError;
 use sluice_core::{Op, RowChange, TableId, TableSchema, Value};
 
+use crate::bulk::{self, Loaded, Payloads};
 use crate::value::param;
 use crate::{q, unavailable, SHARD_COLUMN};
 
@@ -111,6 +112,9 @@ pub(crate) struct Landing<'a> {
     /// UPDATE` (an update in place) instead of a delete and an insert: no other key can
     /// collide, so it can only meet the row of its own key.
     pub(crate) key_only: &'a HashMap<TableId, Vec<String>>,
+    /// Copied rows of unsharded tables go by `LOAD DATA LOCAL INFILE` (see bulk.rs) when the
+    /// destination allows it.
+    pub(crate) bulk: Option<&'a Payloads>,
 }
 
 impl Landing<'_> {
@@ -222,6 +226,30 @@ pub(crate) async fn apply(
             .shard
             .map(|s| format!("{s}/{}.{}", table.id.db, table.id.table));
         let has = to.columns.get(dest);
+        if let (Some(payloads), true, None, false) = (to.bulk, put && copied, &origin, to.upsert) {
+            // The whole run of this table's copied rows in one load (no parameter limit).
+            let mut k = j;
+            while k < actions.len()
+                && same_table(action_table(&actions[k]), table)
+                && matches!(actions[k], Action::Put(..))
+            {
+                k += 1;
+            }
+            match bulk::load(conn, payloads, &name, table, &actions[i..k], has)
+                .await
+                .map_err(|e| insert_failed(e, false))?
+            {
+                Loaded::Clean => {
+                    payloads.announce(dest);
+                    i = k;
+                    continue;
+                }
+                // Written again below, 500 rows at a time, by the ordinary path.
+                Loaded::Declined(why) => {
+                    tracing::info!(table = %dest, "full sync: a chunk is written again by INSERT: {why}");
+                }
+            }
+        }
         // A put of a shard's row first checks that no other shard holds its key.
         let check_shards = origin.is_some() && put && !to.shard_in_key;
         // Copied rows are tried as a plain INSERT first; no key list is needed for that.

@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod bulk;
 mod config;
 pub mod ddl;
 mod dest_tables;
@@ -162,14 +163,22 @@ pub struct MysqlSink {
     /// The highest source sequence writer 0 applied, exact whatever the writer count was:
     /// changes of tables without a key go to writer 0 only and are skipped by it.
     keyless_applied: u64,
+    /// Copied rows go by LOAD DATA LOCAL INFILE (the server allows it).
+    payloads: Option<bulk::Payloads>,
+    /// How every writer session connects (a replaced one too).
+    opts: Opts,
 }
 
 impl MysqlSink {
     /// Connects `writers` sessions and reads the destination's checkpoint rows.
     pub fn new(cfg: MysqlConfig) -> Result<Self, SinkError> {
         let (rt, opts) = runtime_and_opts(&cfg)?;
+        let payloads = bulk::Payloads::default();
+        let opts: Opts = mysql_async::OptsBuilder::from_opts(opts)
+            .local_infile_handler(Some(payloads.clone()))
+            .into();
         let writers = cfg.writers.max(1);
-        let (conns, oceanbase, mariadb, applied, keyless_applied) = rt.block_on(async {
+        let (conns, oceanbase, mariadb, applied, keyless_applied, local_infile) = rt.block_on(async {
             let mut conns = Vec::with_capacity(writers);
             for _ in 0..writers {
                 let mut c = connect(&opts).await?;
@@ -181,6 +190,9 @@ impl MysqlSink {
             let version = version.unwrap_or_default();
             let oceanbase = version.contains("OceanBase");
             let mariadb = version.contains("MariaDB");
+            // Full sync loads copied rows in bulk where the server takes LOCAL INFILE data.
+            let local_infile: Option<i64> = first.query_first("SELECT @@local_infile").await.ok().flatten();
+            let local_infile = local_infile == Some(1);
             create_checkpoint_table(first, &cfg.meta_db).await?;
             // Every writer commits its checkpoint row there: each must see the table first.
             let table = checkpoint_table(&cfg.meta_db);
@@ -201,8 +213,13 @@ impl MysqlSink {
             let applied = applied_from_rows(&rows, writers);
             tracing::info!(project = %cfg.project, ?applied, "destination: sequences applied per writer");
             let keyless_applied = rows.iter().find(|(w, _)| *w == 0).map_or(0, |(_, s)| *s);
-            Ok::<_, SinkError>((conns, oceanbase, mariadb, applied, keyless_applied))
+            Ok::<_, SinkError>((conns, oceanbase, mariadb, applied, keyless_applied, local_infile))
         })?;
+        if !local_infile {
+            tracing::info!(
+                "destination: local_infile is off; full sync writes copied rows by INSERT"
+            );
+        }
         Ok(Self {
             cfg,
             rt,
@@ -216,6 +233,8 @@ impl MysqlSink {
             acked_bytes: 0,
             mariadb,
             keyless_applied,
+            payloads: local_infile.then_some(payloads),
+            opts,
         })
     }
 
@@ -315,6 +334,7 @@ impl MysqlSink {
             columns: &self.dest_columns,
             upsert: self.cfg.foreign_key_checks,
             key_only: &key_only,
+            bulk: self.payloads.as_ref(),
         };
         let to = &to;
         // A full-sync chunk: its keys are normally new at the destination (see `apply`).
@@ -455,6 +475,7 @@ impl MysqlSink {
             columns: &self.dest_columns,
             upsert: self.cfg.foreign_key_checks,
             key_only: &HashMap::new(),
+            bulk: self.payloads.as_ref(),
         };
         let mut conn = self
             .conns
@@ -535,8 +556,8 @@ impl MysqlSink {
         if self.conns.iter().all(Option::is_some) {
             return Ok(());
         }
-        let opts =
-            Opts::from_url(self.cfg.url.expose()).map_err(|e| SinkError::Config(e.to_string()))?;
+        // The options the first sessions had: with the LOCAL INFILE handler of this sink.
+        let opts = self.opts.clone();
         let conns = &mut self.conns;
         let fk = self.cfg.foreign_key_checks;
         self.rt.block_on(async {

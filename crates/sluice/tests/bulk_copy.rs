@@ -1,0 +1,78 @@
+//! Full sync into a database writes copied rows by `LOAD DATA LOCAL INFILE` (sink-mysql's
+//! bulk.rs): every value of the type matrix, and text built to trip the payload's escaping,
+//! must arrive exactly, and by that path (not by its INSERT fallback).
+
+mod common;
+
+use common::dbdest::*;
+use common::*;
+use sluice_testkit::{MARIADB_SHARD1, OCEANBASE};
+
+/// Values the payload format reads specially: backslashes, tabs, newlines, carriage returns,
+/// NUL bytes, a text equal to the NULL marker, trailing spaces, and binary strings of the same
+/// bytes.
+const ESCAPES: &str = r#"INSERT INTO {db}.t (id, c, vc, tx, vbin, vl, vg, b, vb, bl, j) VALUES
+    (6, 'a\tb', 'a\\b\tc\nd\re\0f  ', '\\N', '\\', 'tab\there', '\n', x'5c4e0a09', x'0d0a00',
+     x'5c', '"\\\\t\\n"'),
+    (7, '\\N', '', '\\\\N', 'x\0y', '\r\n', '中\t文', x'00000000', x'', x'00', '{"\\u0000":1}')"#;
+
+async fn copied_exactly(kind: &str, dest: &str) -> TestResult {
+    let (db, dest_db, dir) = names(&format!("bulk{kind}"));
+    let mut c = conn().await?;
+    c.query_drop("SET SESSION sql_mode = ''").await?;
+    let cols: Vec<String> = TYPES.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, {}) CHARACTER SET utf8mb4",
+        cols.join(", ")
+    ))
+    .await?;
+    for row in TYPE_ROWS {
+        c.query_drop(format!("INSERT INTO {db}.t VALUES {row}"))
+            .await?;
+    }
+    c.query_drop(ESCAPES.replace("{db}", &db)).await?;
+    let file = db_project(&dir, &db, &dest_db, kind, dest);
+    let out = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .args(["--until", "caught-up"])
+        .env("SLUICE_LOG", "sluice_sink_mysql=info")
+        .output()?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{kind}: sluice run failed: {log}");
+    assert!(
+        log.contains("copied rows are written by LOAD DATA LOCAL INFILE"),
+        "{kind}: the rows did not go by LOAD DATA: {log}"
+    );
+    assert!(
+        !log.contains("written again by INSERT"),
+        "{kind}: a chunk fell back to INSERT: {log}"
+    );
+    let mut d = dest_conn(dest).await?;
+    let want = rendered(&mut c, &db, &[]).await?;
+    let got = rendered(&mut d, &dest_db, &[]).await?;
+    assert_eq!(
+        got.len(),
+        TYPE_ROWS.len() + 2,
+        "{kind}: rows at the destination"
+    );
+    for (id, cols) in &want {
+        for ((name, w), (_, g)) in cols.iter().zip(&got[id]) {
+            assert_eq!(g, w, "{kind}: row {id} column {name}");
+        }
+    }
+    drop_both(&mut c, &mut d, &db, &dest_db).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copied_rows_go_by_load_data_exactly_into_mariadb() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    copied_exactly("mariadb", &MARIADB_SHARD1.get()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copied_rows_go_by_load_data_exactly_into_oceanbase_seekdb() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Oceanbase]);
+    copied_exactly("oceanbase", &OCEANBASE.get()).await
+}
