@@ -45,3 +45,5 @@ position() { sql "SHOW MASTER STATUS" | awk '{print $1":"$2}'; }
 # Seconds (with fraction) since the epoch.
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+# The median of its arguments (numbers; the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

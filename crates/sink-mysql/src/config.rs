@@ -24,6 +24,7 @@ pub struct RawDatabase {
     shard_in_key: bool,
     #[serde(default)]
     foreign_key_checks: bool,
+    load_data: Option<bool>,
 }
 
 impl RawDatabase {
@@ -36,6 +37,7 @@ impl RawDatabase {
         "unsupported_ddl",
         "shard_in_key",
         "foreign_key_checks",
+        "load_data",
     ];
 
     /// Checks the section of project `project` (the key of its checkpoint rows).
@@ -71,6 +73,7 @@ impl RawDatabase {
             shard: None,
             shard_in_key: self.shard_in_key,
             foreign_key_checks: self.foreign_key_checks,
+            load_data: self.load_data,
             ignore_other_ddl,
         })
     }

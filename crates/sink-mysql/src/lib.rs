@@ -76,6 +76,11 @@ pub struct MysqlConfig {
     /// source order, and a row is written as an upsert (a delete-then-insert of a parent
     /// would cascade to its children).
     pub foreign_key_checks: bool,
+    /// Full-sync rows go by `LOAD DATA LOCAL INFILE` where the server allows it (bulk.rs);
+    /// false: always by INSERT (for a proxy in front of the server that does not pass LOCAL
+    /// INFILE on, or to compare the two). Unset: on, except into OceanBase, whose LOAD DATA
+    /// measured slower than its INSERTs (docs/BENCHMARKS.md).
+    pub load_data: Option<bool>,
 }
 
 /// The column recording each row's shard in a logical table's destination.
@@ -192,7 +197,7 @@ impl MysqlSink {
             let mariadb = version.contains("MariaDB");
             // Full sync loads copied rows in bulk where the server takes LOCAL INFILE data.
             let local_infile: Option<i64> = first.query_first("SELECT @@local_infile").await.ok().flatten();
-            let local_infile = local_infile == Some(1);
+            let local_infile = cfg.load_data.unwrap_or(!oceanbase) && local_infile == Some(1);
             create_checkpoint_table(first, &cfg.meta_db).await?;
             // Every writer commits its checkpoint row there: each must see the table first.
             let table = checkpoint_table(&cfg.meta_db);

@@ -114,6 +114,7 @@ async fn writers_that_deadlock_each_other_still_deliver_the_batch() -> TestResul
                 shard: None,
                 shard_in_key: false,
                 foreign_key_checks: false,
+                load_data: None,
             })
             .map_err(|e| e.to_string())?;
             k.start_afresh().map_err(|e| e.to_string())?;

@@ -75,6 +75,7 @@ fn sink(project: &str) -> Result<MysqlSink, Box<dyn std::error::Error>> {
         shard: None,
         shard_in_key: false,
         foreign_key_checks: false,
+        load_data: None,
     })?)
 }
 
