@@ -19,18 +19,7 @@ const ESCAPES: &str = r#"INSERT INTO {db}.t (id, c, vc, tx, vbin, vl, vg, b, vb,
 async fn copied_exactly(kind: &str, dest: &str) -> TestResult {
     let (db, dest_db, dir) = names(&format!("bulk{kind}"));
     let mut c = conn().await?;
-    c.query_drop("SET SESSION sql_mode = ''").await?;
-    let cols: Vec<String> = TYPES.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, {}) CHARACTER SET utf8mb4",
-        cols.join(", ")
-    ))
-    .await?;
-    for row in TYPE_ROWS {
-        c.query_drop(format!("INSERT INTO {db}.t VALUES {row}"))
-            .await?;
-    }
+    type_table(&mut c, &db, TYPE_ROWS).await?;
     c.query_drop(ESCAPES.replace("{db}", &db)).await?;
     let file = db_project(&dir, &db, &dest_db, kind, dest);
     // On by default into MariaDB, off into OceanBase (slower there): asked for here.
@@ -58,16 +47,7 @@ async fn copied_exactly(kind: &str, dest: &str) -> TestResult {
     let mut d = dest_conn(dest).await?;
     let want = rendered(&mut c, &db, &[]).await?;
     let got = rendered(&mut d, &dest_db, &[]).await?;
-    assert_eq!(
-        got.len(),
-        TYPE_ROWS.len() + 2,
-        "{kind}: rows at the destination"
-    );
-    for (id, cols) in &want {
-        for ((name, w), (_, g)) in cols.iter().zip(&got[id]) {
-            assert_eq!(g, w, "{kind}: row {id} column {name}");
-        }
-    }
+    same_values(kind, &want, &got, TYPE_ROWS.len() + 2);
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 

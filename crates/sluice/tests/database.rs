@@ -170,18 +170,7 @@ async fn twenty_kill_9_cycles_into_mariadb_end_equal_to_the_source() -> TestResu
 async fn type_matrix_into(kind: &str, dest: &str, skip: &[&str]) -> TestResult {
     let (db, dest_db, dir) = names(&format!("dbt{kind}"));
     let mut c = conn().await?;
-    c.query_drop("SET SESSION sql_mode = ''").await?;
-    let cols: Vec<String> = TYPES.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, {}) CHARACTER SET utf8mb4",
-        cols.join(", ")
-    ))
-    .await?;
-    for row in &TYPE_ROWS[..2] {
-        c.query_drop(format!("INSERT INTO {db}.t VALUES {row}"))
-            .await?;
-    }
+    type_table(&mut c, &db, &TYPE_ROWS[..2]).await?;
     let file = db_project(&dir, &db, &dest_db, kind, dest);
     run_until_caught_up(&file)?;
     for row in &TYPE_ROWS[2..] {
@@ -196,16 +185,7 @@ async fn type_matrix_into(kind: &str, dest: &str, skip: &[&str]) -> TestResult {
     let mut d = dest_conn(dest).await?;
     let want = rendered(&mut c, &db, skip).await?;
     let got = rendered(&mut d, &dest_db, skip).await?;
-    assert_eq!(
-        got.len(),
-        TYPE_ROWS.len(),
-        "{kind}: rows at the destination"
-    );
-    for (id, cols) in &want {
-        for ((name, w), (_, g)) in cols.iter().zip(&got[id]) {
-            assert_eq!(g, w, "{kind}: row {id} column {name}");
-        }
-    }
+    same_values(kind, &want, &got, TYPE_ROWS.len());
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 

@@ -172,3 +172,37 @@ pub async fn rendered(
     }
     Ok(out)
 }
+
+/// Creates `db`.t with a column of every type of [`TYPES`] and inserts `rows` of
+/// [`TYPE_ROWS`] (outside strict mode, so the zero dates go in).
+pub async fn type_table(c: &mut mysql_async::Conn, db: &str, rows: &[&str]) -> TestResult {
+    c.query_drop("SET SESSION sql_mode = ''").await?;
+    let cols: Vec<String> = TYPES.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, {}) CHARACTER SET utf8mb4",
+        cols.join(", ")
+    ))
+    .await?;
+    for row in rows {
+        c.query_drop(format!("INSERT INTO {db}.t VALUES {row}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Asserts that the destination holds `rows` rows and that every value of the source's
+/// rendering (`want`) is the same at the destination (`got`).
+pub fn same_values(
+    kind: &str,
+    want: &BTreeMap<i64, Vec<(String, Json)>>,
+    got: &BTreeMap<i64, Vec<(String, Json)>>,
+    rows: usize,
+) {
+    assert_eq!(got.len(), rows, "{kind}: rows at the destination");
+    for (id, cols) in want {
+        for ((name, w), (_, g)) in cols.iter().zip(&got[id]) {
+            assert_eq!(g, w, "{kind}: row {id} column {name}");
+        }
+    }
+}
