@@ -26,11 +26,11 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
 use mysql_async::prelude::{GlobalHandler, Queryable};
 use mysql_async::{InfileData, LocalInfileError};
-use sluice_core::render::civil_from_days;
 use sluice_core::{TableId, TableSchema, Value};
 
 use crate::apply::Action;
 use crate::q;
+use crate::value::utc;
 
 /// The payloads waiting for the server's LOCAL INFILE request, by name, and the tables already
 /// said to be loaded this way.
@@ -284,14 +284,10 @@ fn field(v: &Value, out: &mut Vec<u8>, text: &mut String) -> Result<(), String> 
             if *seconds == 0 && *micros == 0 {
                 write!(text, "0000-00-00 00:00:00")
             } else {
-                let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
-                let s = seconds.rem_euclid(86_400);
+                let (y, m, d, h, mi, s) = utc(*seconds);
                 write!(
                     text,
-                    "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06}",
-                    s / 3600,
-                    s / 60 % 60,
-                    s % 60
+                    "{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}"
                 )
             }
         }

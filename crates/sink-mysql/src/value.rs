@@ -54,15 +54,14 @@ pub fn param(v: &Value) -> Result<MyValue, String> {
             if *seconds == 0 && *micros == 0 {
                 MyValue::Bytes(b"0000-00-00 00:00:00".to_vec())
             } else {
-                let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
-                let s = seconds.rem_euclid(86_400);
+                let (y, m, d, h, mi, s) = utc(*seconds);
                 MyValue::Date(
                     u16::try_from(y).map_err(|_| format!("TIMESTAMP year {y}"))?,
                     m as u8,
                     d as u8,
-                    (s / 3600) as u8,
-                    (s / 60 % 60) as u8,
-                    (s % 60) as u8,
+                    h as u8,
+                    mi as u8,
+                    s as u8,
                     *micros,
                 )
             }
@@ -78,6 +77,14 @@ pub fn param(v: &Value) -> Result<MyValue, String> {
             MyValue::Bytes(b)
         }
     })
+}
+
+/// Seconds since the Unix epoch as the UTC civil date and time: (year, month, day, hour,
+/// minute, second).
+pub(crate) fn utc(seconds: i64) -> (i64, u32, u32, i64, i64, i64) {
+    let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+    let s = seconds.rem_euclid(86_400);
+    (y, m, d, s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Bytes a value takes as a statement parameter (its text or binary length; 8 for numbers,
