@@ -373,6 +373,15 @@ fn insert_failed(e: mysql_async::Error, sharded: bool) -> SinkError {
     }
 }
 
+/// Which columns of `table` are written: those the destination has (`has`; all when None).
+pub(crate) fn kept_columns(table: &TableSchema, has: Option<&HashSet<String>>) -> Vec<bool> {
+    table
+        .columns
+        .iter()
+        .map(|c| has.is_none_or(|h| h.contains(&c.name.to_lowercase())))
+        .collect()
+}
+
 /// One multi-row INSERT of the puts of `run` (with the shard column when sharded), of the
 /// columns the destination has (`has`; all when None): the statement and its parameters; a
 /// value the destination cannot take is a rejection.
@@ -383,11 +392,7 @@ pub(crate) fn insert(
     origin: Option<&str>,
     has: Option<&HashSet<String>>,
 ) -> Result<(String, Vec<MyValue>), SinkError> {
-    let keep: Vec<bool> = table
-        .columns
-        .iter()
-        .map(|c| has.is_none_or(|h| h.contains(&c.name.to_lowercase())))
-        .collect();
+    let keep = kept_columns(table, has);
     let mut cols: Vec<String> = table
         .columns
         .iter()

@@ -28,7 +28,7 @@ use mysql_async::prelude::{GlobalHandler, Queryable};
 use mysql_async::{InfileData, LocalInfileError};
 use sluice_core::{TableId, TableSchema, Value};
 
-use crate::apply::Action;
+use crate::apply::{kept_columns, Action};
 use crate::q;
 use crate::value::utc;
 
@@ -53,7 +53,11 @@ impl Payloads {
 
     /// Says once per table that its copied rows go by LOAD DATA.
     pub(crate) fn announce(&self, table: &TableId) {
-        let new = self.1.lock().is_ok_and(|mut s| s.insert(table.clone()));
+        // Checked before cloning: this runs for every chunk loaded.
+        let new = self
+            .1
+            .lock()
+            .is_ok_and(|mut s| !s.contains(table) && s.insert(table.clone()));
         if new {
             tracing::info!(%table, "full sync: copied rows are written by LOAD DATA LOCAL INFILE");
         }
@@ -119,11 +123,7 @@ pub(crate) async fn load(
     run: &[Action<'_>],
     has: Option<&HashSet<String>>,
 ) -> Result<Loaded, mysql_async::Error> {
-    let keep: Vec<bool> = table
-        .columns
-        .iter()
-        .map(|c| has.is_none_or(|h| h.contains(&c.name.to_lowercase())))
-        .collect();
+    let keep = kept_columns(table, has);
     let rows: Vec<&[Value]> = run
         .iter()
         .filter_map(|a| match a {
