@@ -14,6 +14,7 @@ use sluice_core::{RowChange, TableId};
 use sluice_format::SourceInfo;
 use sluice_sink_kafka::{KafkaSettings, KafkaSink, RawKafka};
 use sluice_sink_mysql::{MysqlConfig, MysqlSink, RawDatabase};
+use sluice_sink_rocketmq::{RawRocketmq, RocketmqSettings, RocketmqSink};
 
 use sluice_pipeline::project::{line_of, yaml_error};
 use sluice_pipeline::{DestinationSpec, Needs, ProjectError};
@@ -25,11 +26,14 @@ pub enum Destination {
     Kafka(KafkaSettings),
     /// `type: oceanbase`, `mariadb` or `mysql`: a MySQL-compatible database.
     Database(MysqlConfig),
+    /// `type: rocketmq`.
+    Rocketmq(RocketmqSettings),
 }
 
 /// The destination types a project file may name, how messages call each, and its fields.
 const TYPES: &[(&str, &str, &[&str])] = &[
     ("kafka", "a Kafka destination", RawKafka::FIELDS),
+    ("rocketmq", "a RocketMQ destination", RawRocketmq::FIELDS),
     ("oceanbase", "a database destination", RawDatabase::FIELDS),
     ("mariadb", "a database destination", RawDatabase::FIELDS),
     ("mysql", "a database destination", RawDatabase::FIELDS),
@@ -80,6 +84,11 @@ impl Destination {
                     .check(sharding)
                     .map_err(field)?,
             ),
+            "rocketmq" => Destination::Rocketmq(
+                section::<RawRocketmq>(text, file, kind, what)?
+                    .check(project, sharding)
+                    .map_err(field)?,
+            ),
             _ => Destination::Database(
                 section::<RawDatabase>(text, file, kind, what)?
                     .check(project)
@@ -98,6 +107,12 @@ impl DestinationSpec for Destination {
                 heartbeats: k.config.routing.heartbeat_topic.is_some(),
                 sharded_sources: false,
             },
+            Destination::Rocketmq(r) => Needs {
+                definitions: false,
+                past_schema: false,
+                heartbeats: r.config.routing.heartbeat_topic.is_some(),
+                sharded_sources: false,
+            },
             Destination::Database(_) => Needs {
                 definitions: true,
                 past_schema: true,
@@ -111,6 +126,7 @@ impl DestinationSpec for Destination {
     fn splits(&self, r: &RowChange) -> Result<bool, SinkError> {
         match self {
             Destination::Kafka(k) => k.config.routing.moves_key(r),
+            Destination::Rocketmq(k) => k.config.routing.moves_key(r),
             Destination::Database(_) => Ok(false),
         }
     }
@@ -120,6 +136,11 @@ impl DestinationSpec for Destination {
             Destination::Kafka(k) => {
                 Box::new(KafkaSink::new(k.config.clone(), k.format.build()?, source)?)
             }
+            Destination::Rocketmq(r) => Box::new(RocketmqSink::new(
+                r.config.clone(),
+                r.format.build()?,
+                source,
+            )?),
             Destination::Database(db) => Box::new(MysqlSink::new(db.clone())?),
         })
     }
@@ -142,7 +163,7 @@ impl DestinationSpec for Destination {
     fn prepare_shared(&self) -> Result<(), SinkError> {
         match self {
             Destination::Database(db) => sluice_sink_mysql::prepare_destination(db),
-            Destination::Kafka(_) => Ok(()),
+            Destination::Kafka(_) | Destination::Rocketmq(_) => Ok(()),
         }
     }
 
@@ -199,6 +220,7 @@ mod tests {
             let text = format!("destination:\n  type: {kind}\n  zzz: 1\n");
             let e = match *kind {
                 "kafka" => section::<RawKafka>(&text, "p.yaml", kind, "x").map(drop),
+                "rocketmq" => section::<RawRocketmq>(&text, "p.yaml", kind, "x").map(drop),
                 _ => section::<RawDatabase>(&text, "p.yaml", kind, "x").map(drop),
             }
             .expect_err("unknown field");

@@ -27,7 +27,9 @@ use sluice_core::{
 use sluice_format::{DbType, SourceInfo};
 use sluice_pipeline::DestinationSpec;
 use sluice_registry::Destination;
-use sluice_testkit::{ensure_up, unique_name, Service, TempKafka, MARIADB, OCEANBASE};
+use sluice_testkit::{
+    ensure_up, repo_root, unique_name, Service, TempKafka, MARIADB, OCEANBASE, ROCKETMQ_NAMESRV,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -351,6 +353,78 @@ impl Harness for Kafka {
         }
         Ok(state)
     }
+}
+
+/// The RocketMQ destination, into the harness broker; a table is rebuilt from its topic by the
+/// last message of each key in (queue, offset) order, read by the rocketmq-rust pull consumer
+/// in its own process.
+struct Rocketmq;
+
+impl Harness for Rocketmq {
+    fn section(&self) -> String {
+        format!(
+            "destination:\n  type: rocketmq\n  namesrv: {}\n  format: maxwell\n  create_topics: true\n  queues: 3\n",
+            ROCKETMQ_NAMESRV.get()
+        )
+    }
+
+    fn unreachable_section(&self) -> String {
+        "destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:9\n  format: maxwell\n".into()
+    }
+
+    fn read_back(&mut self, table: &TableId, expect: usize) -> Result<State, String> {
+        let topic = format!("{}_{}", table.db, table.table);
+        let out = std::process::Command::new(repo_root().join("dev/services"))
+            .args([
+                "rocketmq-probe",
+                "consume",
+                "--namesrv",
+                &ROCKETMQ_NAMESRV.get(),
+                "--topic",
+                &topic,
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+        let mut msgs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        if msgs.len() != expect {
+            return Err(format!("{} of {expect} messages arrived", msgs.len()));
+        }
+        msgs.sort_by_key(|m| (m["queue"].as_i64(), m["offset"].as_i64()));
+        let mut state = State::new();
+        for m in msgs {
+            let key: i64 = m["properties"]["KEYS"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| format!("key: {e}"))?;
+            if m["properties"]["sluice.op"] == "delete" {
+                state.remove(&key);
+                continue;
+            }
+            let payload: serde_json::Value =
+                serde_json::from_str(m["body"].as_str().unwrap_or_default())
+                    .map_err(|e| e.to_string())?;
+            let v = payload["data"]["v"]
+                .as_i64()
+                .ok_or_else(|| format!("no data.v in {payload}"))?;
+            state.insert(key, v);
+        }
+        Ok(state)
+    }
+}
+
+#[test]
+fn the_rocketmq_destination_keeps_the_contract() -> TestResult {
+    ensure_up(&[Service::Rocketmq]);
+    let table = TableId::new(unique_name("compliance"), "t");
+    contract(&mut Rocketmq, &table)
 }
 
 #[test]

@@ -2,14 +2,20 @@
 //! the name server knows (automatic topic creation is off in the harness), sends one message with
 //! the rocketmq-rust client's producer, and waits until its push consumer receives that same
 //! message. Prints `round trip ok: TOPIC ...` and exits 0 only after the round trip.
+//!
+//! `sluice-rocketmq-probe consume --namesrv ADDR --topic TOPIC`: reads every queue of TOPIC from
+//! its first to its last offset with the client's pull consumer and prints one JSON line per
+//! message: `topic`, `queue`, `offset`, `properties` (keys, tags and user properties) and
+//! `body` (as UTF-8 text).
 
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[allow(deprecated)]
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
-    ConsumeConcurrentlyStatus, DefaultMQAdminExt, DefaultMQProducer, DefaultMQPushConsumer,
+    ConsumeConcurrentlyStatus, DefaultMQAdminExt, DefaultMQPullConsumer, DefaultMQProducer, DefaultMQPushConsumer,
     MQAdminMutationExt, MQAdminReadExt, MQPushConsumer, MessageListenerConcurrently,
     TelemetryHandle,
 };
@@ -36,6 +42,81 @@ impl MessageListenerConcurrently for Forward {
         }
         Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
     }
+}
+
+/// `s` as a JSON string.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One message as a JSON line.
+fn line_of(m: &MessageExt) -> String {
+    let mut props: Vec<String> = m
+        .properties()
+        .iter()
+        .map(|(k, v)| format!("{}:{}", json_str(k.as_str()), json_str(v.as_str())))
+        .collect();
+    props.sort();
+    let body = m.body().map(|b| String::from_utf8_lossy(&b).to_string()).unwrap_or_default();
+    format!(
+        "{{\"topic\":{},\"queue\":{},\"offset\":{},\"properties\":{{{}}},\"body\":{}}}",
+        json_str(m.topic().as_str()),
+        m.queue_id(),
+        m.queue_offset(),
+        props.join(","),
+        json_str(&body)
+    )
+}
+
+/// Pulls every queue of `topic` from its first to its last offset (as they are when the
+/// queue's turn comes), in offset order, with the client's pull consumer. Classic Pull
+/// (deprecated in favour of the lite pull consumer) reads exact offset ranges of chosen
+/// queues, which is what a test comparing every stored message needs.
+#[allow(deprecated)]
+async fn consume(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> Result<(), Error> {
+    let group = format!("sluice_probe_consume_{}", std::process::id());
+    let consumer = DefaultMQPullConsumer::builder(runtime)
+        .consumer_group(group)
+        .name_server_addr(namesrv.to_string())
+        .consumer_pull_timeout(Duration::from_secs(5))
+        .build()?;
+    consumer.start().await?;
+    let mut queues = consumer.fetch_subscribe_message_queues(topic).await?;
+    queues.sort_by_key(|q| (q.broker_name().to_string(), q.queue_id()));
+    let mut count = 0usize;
+    for q in &queues {
+        let (mut offset, max) = (consumer.min_offset(q).await?, consumer.max_offset(q).await?);
+        while offset < max {
+            let result = consumer.pull(q, "*", offset, 32).await?;
+            let found = result.msg_found_list().unwrap_or_default();
+            for m in found {
+                println!("{}", line_of(m));
+                count += 1;
+            }
+            let next = i64::try_from(result.next_begin_offset()).unwrap_or(max);
+            if next <= offset {
+                return Err(format!("queue {} of {topic}: no progress at offset {offset} of {max}", q.queue_id()).into());
+            }
+            offset = next;
+        }
+    }
+    eprintln!("consumed {count} messages of {topic} from {} queues", queues.len());
+    // The consumer's shutdown takes 20 s (it unregisters from every broker); its group is used
+    // once and committed nothing, so the process ends here instead.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(0)
 }
 
 fn arg(args: &[String], name: &str) -> Result<String, Error> {
@@ -137,8 +218,9 @@ async fn roundtrip(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> R
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("roundtrip") {
-        return Err("usage: sluice-rocketmq-probe roundtrip --namesrv HOST:PORT --topic TOPIC".into());
+    let verb = args.first().cloned().unwrap_or_default();
+    if verb != "roundtrip" && verb != "consume" {
+        return Err("usage: sluice-rocketmq-probe roundtrip|consume --namesrv HOST:PORT --topic TOPIC".into());
     }
     let namesrv = arg(&args, "--namesrv")?;
     let topic = arg(&args, "--topic")?;
@@ -154,7 +236,11 @@ fn main() -> Result<(), Error> {
     )?;
     let tokio_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = tokio_rt.block_on(async {
-        let r = tokio::time::timeout(Duration::from_secs(120), roundtrip(runtime.clone(), &namesrv, &topic)).await;
+        let r = if verb == "consume" {
+            tokio::time::timeout(Duration::from_secs(150), consume(runtime.clone(), &namesrv, &topic)).await
+        } else {
+            tokio::time::timeout(Duration::from_secs(120), roundtrip(runtime.clone(), &namesrv, &topic)).await
+        };
         let _ = runtime.shutdown().await;
         r
     });

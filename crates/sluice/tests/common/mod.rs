@@ -14,6 +14,7 @@ pub use sluice_testkit::{
 
 pub mod compare;
 pub mod dbdest;
+pub mod rocketmq;
 pub use compare::{compare, Shape, Side};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;

@@ -1,0 +1,543 @@
+//! The RocketMQ destination, over RocketMQ's classic remoting protocol (name server routes,
+//! broker sends). Topics, message keys, queues and properties come from `sluice-mq`, as for
+//! Kafka; a partition number is an index into the topic's write queues (see `route`).
+//!
+//! Invariants:
+//! - Sends are synchronous per queue: a queue's next message leaves only after the broker
+//!   answered SEND_OK for the one before it, so each queue holds its messages in batch order.
+//!   Queues (lanes, one per broker queue id, each with its own connection) send in parallel.
+//! - A batch is acknowledged only when every one of its messages got SEND_OK. Any other
+//!   answer (FLUSH_DISK_TIMEOUT and SLAVE_NOT_AVAILABLE included: stored, but not as durably
+//!   as asked) fails the batch; once one fails, no lane sends a later batch's messages until
+//!   the pipeline has collected every batch in flight and sends them again, oldest first, so
+//!   no queue receives a message before an earlier one of its own that was not acknowledged.
+//! - Nothing is sent for a batch holding a message the broker cannot take (over
+//!   `max_message_bytes`): the batch fails naming table, key and position.
+#![deny(missing_docs)]
+
+mod config;
+mod remoting;
+mod route;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sluice_core::sink::{DeliveryItem, Sink, SinkError};
+use sluice_core::{Event, TableSpec};
+use sluice_format::{Format, SourceInfo};
+use sluice_mq::{Routing, Shaper};
+use tokio::sync::mpsc;
+
+pub use config::{topic_problem, RawRocketmq, RocketmqSettings};
+use remoting::{code, status, Command, Connection};
+use route::Queue;
+
+/// RocketMQ destination settings.
+#[derive(Debug, Clone)]
+pub struct RocketmqConfig {
+    /// Name server addresses, tried in order.
+    pub namesrv: Vec<String>,
+    /// Topics, keys, partitions (shared by every message-queue destination).
+    pub routing: Routing,
+    /// Tag template (`{db}`, `{table}`).
+    pub tag: String,
+    /// Producer group named in every send.
+    pub producer_group: String,
+    /// How long one request may take (connect, send, answer).
+    pub send_timeout: Duration,
+    /// Create missing topics on every master broker.
+    pub create_topics: bool,
+    /// Read and write queues of a topic Sluice creates.
+    pub queues: i32,
+    /// Largest message body sent (the broker's `maxMessageSize`, 4 MiB by default).
+    pub max_message_bytes: usize,
+}
+
+/// Why a lane could not deliver a message: retrying may help, or cannot.
+#[derive(Debug, Clone)]
+enum Failure {
+    Transient(String),
+    Refused(String),
+}
+
+/// The outcome of every lane job of the batches in flight.
+#[derive(Default)]
+struct TicketState {
+    /// Lane jobs not yet reported.
+    pending: usize,
+    /// The first failure: the message's index in the batch, and why.
+    failed: Option<(usize, Failure)>,
+}
+
+#[derive(Default)]
+struct Tracker {
+    tickets: Mutex<HashMap<u64, TicketState>>,
+    done: Condvar,
+}
+
+impl Tracker {
+    fn report(&self, ticket: u64, result: Result<(), (usize, Failure)>) {
+        if let Ok(mut all) = self.tickets.lock() {
+            if let Some(t) = all.get_mut(&ticket) {
+                t.pending = t.pending.saturating_sub(1);
+                if let Err(f) = result {
+                    t.failed.get_or_insert(f);
+                }
+            }
+        }
+        self.done.notify_all();
+    }
+}
+
+/// One message ready for its lane.
+struct Outgoing {
+    index: usize,
+    cmd: Command,
+}
+
+/// A batch's messages for one lane, in batch order.
+struct Job {
+    ticket: u64,
+    msgs: Vec<Outgoing>,
+}
+
+/// The RocketMQ destination.
+pub struct RocketmqSink {
+    cfg: RocketmqConfig,
+    shaper: Shaper,
+    rt: tokio::runtime::Runtime,
+    /// Write queues of each topic checked or created.
+    topics: HashMap<String, Arc<Vec<Queue>>>,
+    /// One lane per (broker address, queue id).
+    lanes: HashMap<(String, i32), mpsc::UnboundedSender<Job>>,
+    tracker: Arc<Tracker>,
+    /// Set by a lane whose send failed: later jobs fail without sending until every batch in
+    /// flight was collected.
+    halted: Arc<AtomicBool>,
+    next_ticket: u64,
+    /// Key and body bytes each batch in flight sent.
+    sent_bytes: HashMap<u64, u64>,
+    acked_bytes: u64,
+    /// Makes each message's UNIQ_KEY unique.
+    counter: Arc<AtomicU64>,
+    started: u64,
+}
+
+impl RocketmqSink {
+    /// A sink writing `format` (connects on first use).
+    pub fn new(
+        cfg: RocketmqConfig,
+        format: Box<dyn Format>,
+        source: SourceInfo,
+    ) -> Result<Self, SinkError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sluice-rocketmq")
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::Config(format!("runtime: {e}")))?;
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(Self {
+            shaper: Shaper::new(cfg.routing.clone(), format, source),
+            cfg,
+            rt,
+            topics: HashMap::new(),
+            lanes: HashMap::new(),
+            tracker: Arc::new(Tracker::default()),
+            halted: Arc::new(AtomicBool::new(false)),
+            next_ticket: 0,
+            sent_bytes: HashMap::new(),
+            acked_bytes: 0,
+            counter: Arc::new(AtomicU64::new(0)),
+            started,
+        })
+    }
+
+    /// The write queues of `topic`: read from the name server, or created when missing and
+    /// allowed.
+    fn ensure(&mut self, topic: &str) -> Result<Arc<Vec<Queue>>, SinkError> {
+        ensure(&self.cfg, &self.rt, &mut self.topics, topic)
+    }
+}
+
+fn ensure(
+    cfg: &RocketmqConfig,
+    rt: &tokio::runtime::Runtime,
+    topics: &mut HashMap<String, Arc<Vec<Queue>>>,
+    topic: &str,
+) -> Result<Arc<Vec<Queue>>, SinkError> {
+    if let Some(q) = topics.get(topic) {
+        return Ok(q.clone());
+    }
+    if let Some(p) = topic_problem(topic) {
+        return Err(SinkError::Config(format!("rocketmq topic: {p}")));
+    }
+    let timeout = cfg.send_timeout;
+    let unreachable = |e: route::RouteError| match e {
+        route::RouteError::Unreachable(m) => SinkError::Unavailable(m),
+        route::RouteError::Refused(m) => SinkError::Rejected(m),
+    };
+    let found = rt
+        .block_on(route::queues(&cfg.namesrv, topic, timeout))
+        .map_err(unreachable)?;
+    let queues = match found {
+        Some(q) if !q.is_empty() => {
+            if cfg.routing.mode != sluice_mq::PartitionMode::One
+                && q.len() as i32 != cfg.queues
+                && cfg.create_topics
+            {
+                tracing::warn!(
+                    "rocketmq topic {topic} exists with {} write queues (configured {}); hashing over its {}",
+                    q.len(),
+                    cfg.queues,
+                    q.len()
+                );
+            }
+            q
+        }
+        Some(_) => {
+            return Err(SinkError::Rejected(format!(
+                "rocketmq topic {topic} has no writable queue on any master broker; give it write \
+                 queues (mqadmin updateTopic -t {topic} -w N) or grant write permission"
+            )))
+        }
+        None if cfg.create_topics => {
+            let brokers = rt
+                .block_on(route::brokers(&cfg.namesrv, timeout))
+                .map_err(unreachable)?;
+            if brokers.is_empty() {
+                return Err(SinkError::Unavailable(format!(
+                    "rocketmq: no broker is registered with the name server {} yet, so topic {topic} cannot be created",
+                    cfg.namesrv.join(";")
+                )));
+            }
+            let mut queues = Vec::new();
+            for (name, addr) in &brokers {
+                rt.block_on(route::create(addr, topic, cfg.queues, timeout))
+                    .map_err(unreachable)?;
+                queues.extend((0..cfg.queues).map(|id| Queue {
+                    broker: name.clone(),
+                    addr: addr.clone(),
+                    id,
+                }));
+            }
+            tracing::info!(
+                "rocketmq: created topic {topic} with {} queues on {} broker(s)",
+                cfg.queues,
+                brokers.len()
+            );
+            queues
+        }
+        None => {
+            return Err(SinkError::Config(format!(
+                "rocketmq topic {topic} does not exist (name server {}); create it \
+                 (mqadmin updateTopic -n {} -c CLUSTER -t {topic} -w {q} -r {q}) or set \
+                 destination.create_topics: true",
+                cfg.namesrv.join(";"),
+                cfg.namesrv.join(";"),
+                q = cfg.queues
+            )))
+        }
+    };
+    let queues = Arc::new(queues);
+    topics.insert(topic.to_string(), queues.clone());
+    Ok(queues)
+}
+
+/// Values may not hold the property separators.
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\u{1}', '\u{2}']) {
+        s.replace(['\u{1}', '\u{2}'], "\u{FFFD}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// The tag of a change: the template filled with its database and table; empty for changes
+/// of no table.
+fn tag_of(template: &str, e: &Event) -> String {
+    let (db, table) = match e {
+        Event::Row(r) => (r.table.id.db.as_str(), r.table.id.table.as_str()),
+        Event::Ddl(d) => match &d.table {
+            Some(t) => (t.db.as_str(), t.table.as_str()),
+            None => return String::new(),
+        },
+        _ => return String::new(),
+    };
+    template.replace("{db}", db).replace("{table}", table)
+}
+
+/// A lane: sends its jobs' messages one at a time on its own connection.
+async fn lane(
+    addr: String,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    tracker: Arc<Tracker>,
+    halted: Arc<AtomicBool>,
+    timeout: Duration,
+) {
+    let mut conn: Option<Connection> = None;
+    while let Some(job) = rx.recv().await {
+        let mut result = Ok(());
+        for m in &job.msgs {
+            if halted.load(Ordering::SeqCst) {
+                result = Err((
+                    m.index,
+                    Failure::Transient("an earlier message failed; sent again in order".into()),
+                ));
+                break;
+            }
+            if conn.is_none() {
+                match Connection::open(&addr, timeout).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        result = Err((m.index, Failure::Transient(format!("rocketmq broker {e}"))));
+                        break;
+                    }
+                }
+            }
+            let Some(c) = conn.as_mut() else { break };
+            match c.call(&m.cmd, timeout).await {
+                Ok(r) if r.code == status::SUCCESS => {}
+                Ok(r) => {
+                    let why = format!("rocketmq broker {addr} answered {}", r.why());
+                    let f = match r.code {
+                        status::MESSAGE_ILLEGAL | status::NO_PERMISSION => Failure::Refused(why),
+                        status::FLUSH_DISK_TIMEOUT
+                        | status::SLAVE_NOT_AVAILABLE
+                        | status::FLUSH_SLAVE_TIMEOUT => Failure::Transient(format!(
+                            "{why}: stored but not as durably as required; sent again"
+                        )),
+                        _ => Failure::Transient(why),
+                    };
+                    result = Err((m.index, f));
+                    break;
+                }
+                Err(e) => {
+                    conn = None;
+                    result = Err((m.index, Failure::Transient(format!("rocketmq broker {e}"))));
+                    break;
+                }
+            }
+        }
+        if result.is_err() {
+            halted.store(true, Ordering::SeqCst);
+        }
+        tracker.report(job.ticket, result);
+    }
+}
+
+impl Sink for RocketmqSink {
+    fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
+        // Every table's topic is checked before anything is sent, naming the table.
+        for t in tables {
+            config::checked_topic(&self.shaper.routing().topics, &t.dest)
+                .map_err(SinkError::Config)?;
+        }
+        for t in self.shaper.routing().topics(tables) {
+            self.ensure(&t)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {
+        // A failure halted the lanes; every batch in flight has been collected (the pipeline
+        // sends them again now): start over, with routes read afresh.
+        let idle = self
+            .tracker
+            .tickets
+            .lock()
+            .map(|t| t.is_empty())
+            .unwrap_or(false);
+        if idle && self.halted.swap(false, Ordering::SeqCst) {
+            self.topics.clear();
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let (cfg, rt, topics) = (&self.cfg, &self.rt, &mut self.topics);
+        let mut routes: HashMap<String, Arc<Vec<Queue>>> = HashMap::new();
+        let msgs = self.shaper.shape(items, &mut |topic| {
+            let q = ensure(cfg, rt, topics, topic)?;
+            let n = q.len() as i32;
+            routes.insert(topic.to_string(), q);
+            Ok(n)
+        })?;
+        let born = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut jobs: Vec<((String, i32), Vec<Outgoing>)> = Vec::new();
+        let mut bytes = 0u64;
+        for m in msgs {
+            let item = &items[m.index];
+            let key = sluice_mq::key_text(&m.key);
+            if m.payload.len() > self.cfg.max_message_bytes {
+                let (t, p) = sluice_mq::describe(&item.event);
+                return Err(SinkError::Rejected(format!(
+                    "the message of {t} (key {key}) at {p} is {} bytes; the RocketMQ broker takes \
+                     {} (max_message_bytes, the broker's maxMessageSize); exclude the table or \
+                     its large columns",
+                    m.payload.len(),
+                    self.cfg.max_message_bytes
+                )));
+            }
+            let Some(queue) = routes
+                .get(&m.topic)
+                .and_then(|q| q.get(usize::try_from(m.partition).unwrap_or(0)))
+            else {
+                return Err(SinkError::Unavailable(format!(
+                    "rocketmq topic {}: queue {} not in its route",
+                    m.topic, m.partition
+                )));
+            };
+            let mut props = String::new();
+            let mut prop = |k: &str, v: &str| {
+                props.push_str(k);
+                props.push('\u{1}');
+                props.push_str(&clean(v));
+                props.push('\u{2}');
+            };
+            if !key.is_empty() {
+                prop("KEYS", &key);
+            }
+            let tag = tag_of(&self.cfg.tag, &item.event);
+            if !tag.is_empty() {
+                prop("TAGS", &tag);
+            }
+            prop("WAIT", "true");
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            prop(
+                "UNIQ_KEY",
+                &format!(
+                    "{:08X}{:08X}{:016X}",
+                    std::process::id(),
+                    self.started as u32,
+                    n
+                ),
+            );
+            for (k, v) in sluice_mq::headers(item) {
+                prop(k, &v);
+            }
+            let mut cmd = Command::request(
+                code::SEND_MESSAGE_V2,
+                [
+                    ("a", self.cfg.producer_group.clone()),
+                    ("b", m.topic.clone()),
+                    ("c", "TBW102".to_string()),
+                    ("d", "4".to_string()),
+                    ("e", queue.id.to_string()),
+                    ("f", "0".to_string()),
+                    ("g", born.to_string()),
+                    ("h", "0".to_string()),
+                    ("i", props),
+                    ("j", "0".to_string()),
+                    ("k", "false".to_string()),
+                    ("m", "false".to_string()),
+                    ("n", queue.broker.clone()),
+                ],
+            );
+            bytes += (m.key.len() + m.payload.len()) as u64;
+            cmd.body = m.payload;
+            let lane = (queue.addr.clone(), queue.id);
+            match jobs.iter_mut().find(|(l, _)| *l == lane) {
+                Some((_, v)) => v.push(Outgoing {
+                    index: m.index,
+                    cmd,
+                }),
+                None => jobs.push((
+                    lane,
+                    vec![Outgoing {
+                        index: m.index,
+                        cmd,
+                    }],
+                )),
+            }
+        }
+        if let Ok(mut t) = self.tracker.tickets.lock() {
+            t.insert(
+                ticket,
+                TicketState {
+                    pending: jobs.len(),
+                    failed: None,
+                },
+            );
+        }
+        self.sent_bytes.insert(ticket, bytes);
+        for (lane_key, msgs) in jobs {
+            let job = Job { ticket, msgs };
+            let tx = self.lanes.entry(lane_key.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.rt.spawn(lane(
+                    lane_key.0.clone(),
+                    rx,
+                    self.tracker.clone(),
+                    self.halted.clone(),
+                    self.cfg.send_timeout,
+                ));
+                tx
+            });
+            if let Err(mpsc::error::SendError(job)) = tx.send(job) {
+                // The lane ended (its runtime is shutting down): the job fails.
+                self.lanes.remove(&lane_key);
+                self.tracker.report(
+                    job.ticket,
+                    Err((0, Failure::Transient("rocketmq lane stopped".into()))),
+                );
+            }
+        }
+        Ok(ticket)
+    }
+
+    fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        let bytes = self.sent_bytes.remove(&ticket).unwrap_or(0);
+        let poisoned = || SinkError::Unavailable("delivery bookkeeping poisoned".into());
+        let mut all = self.tracker.tickets.lock().map_err(|_| poisoned())?;
+        // Every lane job reports, failed or not: a resend must not overtake a job still
+        // running (see `send`).
+        loop {
+            match all.get(&ticket) {
+                None => break,
+                Some(t) if t.pending == 0 => break,
+                Some(_) => {}
+            }
+            all = self
+                .tracker
+                .done
+                .wait_timeout(all, Duration::from_secs(1))
+                .map_err(|_| poisoned())?
+                .0;
+        }
+        let state = all.remove(&ticket).unwrap_or_default();
+        drop(all);
+        match state.failed {
+            None => {
+                self.acked_bytes += bytes;
+                Ok(())
+            }
+            Some((i, f)) => {
+                let (t, p) = items
+                    .get(i)
+                    .map(|it| sluice_mq::describe(&it.event))
+                    .unwrap_or_default();
+                let key = items
+                    .get(i)
+                    .map(|it| sluice_mq::key_text(&sluice_mq::key_of(&it.event)))
+                    .unwrap_or_default();
+                Err(match f {
+                    Failure::Transient(m) => SinkError::Unavailable(format!(
+                        "rocketmq did not acknowledge the change of {t} (key {key}) at {p}: {m}"
+                    )),
+                    Failure::Refused(m) => SinkError::Rejected(format!(
+                        "rocketmq refused the change of {t} (key {key}) at {p}: {m}"
+                    )),
+                })
+            }
+        }
+    }
+
+    fn acknowledged_bytes(&self) -> u64 {
+        self.acked_bytes
+    }
+}
