@@ -400,3 +400,161 @@ impl Drop for TempKafka {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A throwaway RocketMQ name server and broker (rocketmq-rust from the services cache) on free
+/// loopback ports with their own store, for tests that stop the broker without disturbing the
+/// shared one. Killed and removed on drop.
+pub struct TempRocketmq {
+    dir: PathBuf,
+    namesrv: Option<std::process::Child>,
+    broker: Option<std::process::Child>,
+    broker_port: u16,
+    /// The name server, `127.0.0.1:PORT`.
+    pub namesrv_addr: String,
+}
+
+/// A loopback port that is free now, with `below` ports under it and `above` over it free too
+/// (a RocketMQ broker also listens 2 below and 1 above its port).
+fn free_port_block(below: u16, above: u16) -> Result<u16, String> {
+    for _ in 0..50 {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let (Some(lo), Some(hi)) = (p.checked_sub(below), p.checked_add(above)) else {
+            continue;
+        };
+        if (lo..=hi).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok()) {
+            return Ok(p);
+        }
+    }
+    Err("no block of free ports".into())
+}
+
+impl TempRocketmq {
+    /// Starts a name server and a broker (the shared `rocketmq` service is brought up first: it
+    /// installs them and the probe); returns once a message makes a round trip.
+    pub fn start() -> Result<Self, String> {
+        ensure_up(&[Service::Rocketmq]);
+        let ns = free_port_block(0, 0)?;
+        let dir = std::env::temp_dir().join(unique_name("sluice-rocketmq"));
+        std::fs::create_dir_all(dir.join("home")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut r = Self {
+            namesrv: None,
+            broker: None,
+            broker_port: free_port_block(2, 1)?,
+            namesrv_addr: format!("127.0.0.1:{ns}"),
+            dir,
+        };
+        let bin = Self::bin("rocketmq-namesrv-rust")?;
+        let log = std::fs::File::create(r.dir.join("namesrv.log")).map_err(|e| e.to_string())?;
+        r.namesrv = Some(
+            Command::new(bin)
+                .env("ROCKETMQ_HOME", r.dir.join("home"))
+                .args([
+                    "--listenPort",
+                    &ns.to_string(),
+                    "--bindAddress",
+                    "127.0.0.1",
+                ])
+                .arg("--rocketmqHome")
+                .arg(r.dir.join("home"))
+                .arg("--kvConfigPath")
+                .arg(r.dir.join("kvConfig.json"))
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("rocketmq-namesrv-rust: {e}"))?,
+        );
+        r.resume()?;
+        Ok(r)
+    }
+
+    fn bin(name: &str) -> Result<PathBuf, String> {
+        let p = services_cache().join("rocketmq-1.0.0/bin").join(name);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "no {}; run dev/services install rocketmq",
+                p.display()
+            ))
+        }
+    }
+
+    /// Stops the broker (SIGKILL: an abrupt outage); its store stays, the name server runs on.
+    pub fn stop_broker(&mut self) {
+        if let Some(mut c) = self.broker.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the broker again on the same store and ports; returns once a message makes a
+    /// round trip through it.
+    pub fn resume(&mut self) -> Result<(), String> {
+        let d = self.dir.display();
+        let toml = format!(
+            "[broker]\nnamesrvAddr = \"{ns}\"\nbrokerIp1 = \"127.0.0.1\"\nlistenPort = {p}\n\
+             storePathRootDir = \"{d}/store\"\nautoCreateTopicEnable = false\n\n\
+             [broker.brokerServerConfig]\nbindAddress = \"127.0.0.1\"\n\n\
+             [broker.brokerIdentity]\nbrokerName = \"sluice-temp-broker\"\nbrokerClusterName = \"SluiceTemp\"\nbrokerId = 0\n\n\
+             [store]\nstoreType = \"LocalFile\"\nbrokerRole = \"ASYNC_MASTER\"\nstorePathRootDir = \"{d}/store\"\n\
+             haListenAddress = \"127.0.0.1\"\nhaListenPort = {ha}\n",
+            ns = self.namesrv_addr,
+            p = self.broker_port,
+            ha = self.broker_port + 1,
+        );
+        let conf = self.dir.join("broker.toml");
+        std::fs::write(&conf, toml).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .map_err(|e| e.to_string())?;
+        self.broker = Some(
+            Command::new(Self::bin("rocketmq-broker-rust")?)
+                .env("ROCKETMQ_HOME", self.dir.join("home"))
+                .env("ROCKETMQ_SECURITY_PROFILE", "development-insecure-loopback")
+                .arg("-c")
+                .arg(&conf)
+                .args(["-n", &self.namesrv_addr])
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("rocketmq-broker-rust: {e}"))?,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let ok = Command::new(repo_root().join("dev/services"))
+                .args([
+                    "rocketmq-probe",
+                    "roundtrip",
+                    "--namesrv",
+                    &self.namesrv_addr,
+                ])
+                .args(["--topic", "SluiceTempProbe"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default();
+                return Err(format!("temporary RocketMQ broker did not start: {log}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for TempRocketmq {
+    fn drop(&mut self) {
+        self.stop_broker();
+        if let Some(mut c) = self.namesrv.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

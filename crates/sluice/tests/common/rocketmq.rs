@@ -44,12 +44,20 @@ stages:
 /// rocketmq-rust pull consumer, each as `{partition: queue id, offset, value: body as JSON,
 /// headers: properties, key, tag}`.
 pub fn rocketmq_consume(topic: &str) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
+    rocketmq_consume_at(&ROCKETMQ_NAMESRV.get(), topic)
+}
+
+/// [`rocketmq_consume`] from the name server at `namesrv`.
+pub fn rocketmq_consume_at(
+    namesrv: &str,
+    topic: &str,
+) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
     let out = Command::new(repo_root().join("dev/services"))
         .args([
             "rocketmq-probe",
             "consume",
             "--namesrv",
-            &ROCKETMQ_NAMESRV.get(),
+            namesrv,
             "--topic",
             topic,
         ])

@@ -1,0 +1,226 @@
+//! No loss into RocketMQ through crashes and outages: `kill -9` cycles under a concurrent
+//! writer, the broker stopped for a minute during incremental and during full sync. Each test
+//! has a name server and broker of its own (`TempRocketmq`), so stopping it disturbs no other.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::rocketmq::rocketmq_project;
+use common::*;
+
+/// Every message of `topic` on the name server at `namesrv`, in the consumer shape the Kafka
+/// helpers read.
+fn consume_at(namesrv: &str, topic: &str) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
+    common::rocketmq::rocketmq_consume_at(namesrv, topic)
+}
+
+/// Writes to `db.t` over ids 1..=max until stopped: replaces, updates, deletes and
+/// two-statement transactions.
+fn writer(
+    db: String,
+    max: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
+    writer_loop(
+        MARIADB.get(),
+        u64::from(std::process::id()) * 17,
+        stop,
+        move |rng, n| {
+            let id = rng.next(max) + 1;
+            match rng.next(5) {
+            0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25)"),
+            2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
+            3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
+            _ => format!(
+                "BEGIN; UPDATE {db}.t SET v = 'b{n}' WHERE id = {id}; \
+                 INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
+                rng.next(max) + 1
+            ),
+        }
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let rmq = sluice_testkit::TempRocketmq::start()?;
+    let db = unique_name("rmqcrash");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let start = new_table(&mut c, &db).await?;
+    let file = rocketmq_project(
+        &dir,
+        &db,
+        &db,
+        "oms",
+        &start,
+        "create_topics: true\nqueues: 3",
+    );
+    let yaml = std::fs::read_to_string(&file)?
+        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
+    std::fs::write(&file, yaml)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 150, stop.clone());
+    let mut rng = Lcg(11 + u64::from(std::process::id()));
+    for _ in 0..20 {
+        let mut child = spawn_run(&file)?;
+        tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
+        child.kill()?; // SIGKILL: no flush, no checkpoint
+        child.wait()?;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = w.await??;
+    assert!(written > 200, "the writer made only {written} changes");
+    run_until_caught_up(&file)?;
+
+    let msgs = consume_at(&rmq.namesrv_addr, &format!("{db}_t"))?;
+    let rebuilt = check_sequences_and_rebuild(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "state rebuilt after 20 kill -9 cycles"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+/// Stops the broker for `secs` while `child` runs and the writer writes; returns what `sluice
+/// status` said during the outage.
+async fn outage(
+    rmq: &mut sluice_testkit::TempRocketmq,
+    file: &Path,
+    secs: u64,
+) -> Result<String, Box<dyn std::error::Error>> {
+    rmq.stop_broker();
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut said = String::new();
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = status_of(file);
+        if s.contains("retrying") {
+            said = s;
+        }
+    }
+    rmq.resume()?;
+    Ok(said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_for_a_minute_during_incremental_sync_loses_nothing() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let mut rmq = sluice_testkit::TempRocketmq::start()?;
+    let db = unique_name("rmqout");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let start = new_table(&mut c, &db).await?;
+    let file = rocketmq_project(
+        &dir,
+        &db,
+        &db,
+        "oms",
+        &start,
+        "create_topics: true\nqueues: 3",
+    );
+    let yaml = std::fs::read_to_string(&file)?
+        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
+    std::fs::write(&file, yaml)?;
+    let mut child = spawn_run(&file)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 300, stop.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let said = outage(&mut rmq, &file, 60).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let written = w.await??;
+    assert!(
+        child.try_wait()?.is_none(),
+        "the run must wait the outage out, not end"
+    );
+    sigterm(&child)?;
+    let _ = child.wait()?;
+    run_until_caught_up(&file)?;
+    assert!(
+        said.contains("retrying") && said.contains("rocketmq"),
+        "status during the outage: {said}"
+    );
+    assert!(written > 500, "the writer made only {written} changes");
+    let msgs = consume_at(&rmq.namesrv_addr, &format!("{db}_t"))?;
+    let rebuilt = check_sequences_and_rebuild(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "state rebuilt across the outage"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_for_a_minute_during_full_sync_loses_nothing() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let mut rmq = sluice_testkit::TempRocketmq::start()?;
+    let db = unique_name("rmqfull");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq), seq / 4 FROM {db}.seq_1_to_30000"
+    ))
+    .await?;
+    let file = rocketmq_project(
+        &dir,
+        &db,
+        &db,
+        "oms",
+        "now",
+        "create_topics: true\nqueues: 3",
+    );
+    let yaml = std::fs::read_to_string(&file)?
+        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr)
+        .replace("  start: \"now\"", "  full: true")
+        + "options:\n  full_chunk_rows: 500\n  full_readers: 2\n  throttle_rows: 3000\n";
+    std::fs::write(&file, yaml)?;
+    let mut child = spawn_run(&file)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 35_000, stop.clone());
+    // Mid-copy: some rows are at the broker, most are not.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !status_of(&file).contains("full sync") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mid = status_of(&file);
+    let said = outage(&mut rmq, &file, 60).await?;
+    full_sync_finished(&file, &mut child, 240).await?;
+    stop.store(true, Ordering::SeqCst);
+    w.await??;
+    sigterm(&child)?;
+    let _ = child.wait()?;
+    run_until_caught_up(&file)?;
+    assert!(
+        !mid.contains("full sync:  finished"),
+        "the outage must come mid-copy: {mid}"
+    );
+    assert!(
+        said.contains("retrying"),
+        "status during the outage: {said}"
+    );
+    let msgs = consume_at(&rmq.namesrv_addr, &format!("{db}_t"))?;
+    let rebuilt = rebuild_oms(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "state rebuilt across the outage"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
