@@ -32,6 +32,7 @@ pub struct RawRocketmq {
     create_topics: bool,
     queues: Option<i32>,
     max_message_bytes: Option<usize>,
+    batch_messages: Option<usize>,
     #[serde(default)]
     debezium_schema: bool,
     debezium_decimal: Option<String>,
@@ -101,6 +102,7 @@ impl RawRocketmq {
         "create_topics",
         "queues",
         "max_message_bytes",
+        "batch_messages",
         "debezium_schema",
         "debezium_decimal",
     ];
@@ -179,6 +181,13 @@ impl RawRocketmq {
         if !(1..=1024).contains(&queues) {
             return Err(FieldError::new("queues", "queues must be 1 to 1024"));
         }
+        let batch_messages = self.batch_messages.unwrap_or(64);
+        if !(1..=1024).contains(&batch_messages) {
+            return Err(FieldError::new(
+                "batch_messages",
+                "batch_messages must be 1 to 1024",
+            ));
+        }
         let timeout = self.send_timeout_ms.unwrap_or(3000);
         if timeout == 0 {
             return Err(FieldError::new("send_timeout_ms", "must be at least 1"));
@@ -203,6 +212,7 @@ impl RawRocketmq {
                 create_topics: self.create_topics,
                 queues,
                 max_message_bytes: self.max_message_bytes.unwrap_or(4 << 20),
+                batch_messages,
             },
             format,
         })

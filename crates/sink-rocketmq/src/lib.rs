@@ -51,8 +51,11 @@ pub struct RocketmqConfig {
     pub create_topics: bool,
     /// Read and write queues of a topic Sluice creates.
     pub queues: i32,
-    /// Largest message body sent (the broker's `maxMessageSize`, 4 MiB by default).
+    /// Largest message body sent (the broker's `maxMessageSize`, 4 MiB by default); a batch
+    /// request's body stays under it too.
     pub max_message_bytes: usize,
+    /// Most messages in one batch request (1: every message is its own request).
+    pub batch_messages: usize,
 }
 
 /// Why a lane could not deliver a message: retrying may help, or cannot.
@@ -95,6 +98,73 @@ impl Tracker {
 struct Outgoing {
     index: usize,
     cmd: Command,
+}
+
+/// One message for a queue, before it is put in a request.
+struct Single {
+    index: usize,
+    topic: String,
+    broker: String,
+    queue: i32,
+    /// Its properties, encoded.
+    props: String,
+    body: Vec<u8>,
+}
+
+/// The request for a run of messages of one topic to one queue: a plain send for one, a batch
+/// send for more (each message keeps its own properties).
+fn request(group: &str, born: u64, run: Vec<Single>) -> Outgoing {
+    let index = run.first().map_or(0, |m| m.index);
+    let (topic, broker, queue) = run
+        .first()
+        .map(|m| (m.topic.clone(), m.broker.clone(), m.queue))
+        .unwrap_or_default();
+    let batch = run.len() > 1;
+    let (props, body) = if batch {
+        let mut body =
+            Vec::with_capacity(run.iter().map(|m| m.body.len() + m.props.len() + 22).sum());
+        for m in &run {
+            // A batch entry as the Java client's MessageDecoder writes it: total size, magic
+            // code 0, body CRC 0, flag, body, properties.
+            let size = 4 + 4 + 4 + 4 + 4 + m.body.len() + 2 + m.props.len();
+            body.extend_from_slice(&(size as i32).to_be_bytes());
+            body.extend_from_slice(&0i32.to_be_bytes());
+            body.extend_from_slice(&0i32.to_be_bytes());
+            body.extend_from_slice(&0i32.to_be_bytes());
+            body.extend_from_slice(&(m.body.len() as i32).to_be_bytes());
+            body.extend_from_slice(&m.body);
+            body.extend_from_slice(&(m.props.len() as i16).to_be_bytes());
+            body.extend_from_slice(m.props.as_bytes());
+        }
+        ("WAIT\u{1}true\u{2}".to_string(), body)
+    } else {
+        let mut run = run;
+        run.pop().map(|m| (m.props, m.body)).unwrap_or_default()
+    };
+    let mut cmd = Command::request(
+        if batch {
+            code::SEND_BATCH_MESSAGE
+        } else {
+            code::SEND_MESSAGE_V2
+        },
+        [
+            ("a", group.to_string()),
+            ("b", topic),
+            ("c", "TBW102".to_string()),
+            ("d", "4".to_string()),
+            ("e", queue.to_string()),
+            ("f", "0".to_string()),
+            ("g", born.to_string()),
+            ("h", "0".to_string()),
+            ("i", props),
+            ("j", "0".to_string()),
+            ("k", "false".to_string()),
+            ("m", batch.to_string()),
+            ("n", broker),
+        ],
+    );
+    cmd.body = body;
+    Outgoing { index, cmd }
 }
 
 /// A batch's messages for one lane, in batch order.
@@ -368,7 +438,7 @@ impl Sink for RocketmqSink {
         let born = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut jobs: Vec<((String, i32), Vec<Outgoing>)> = Vec::new();
+        let mut lanes: Vec<((String, i32), Vec<Single>)> = Vec::new();
         let mut bytes = 0u64;
         for m in msgs {
             let item = &items[m.index];
@@ -420,40 +490,54 @@ impl Sink for RocketmqSink {
             for (k, v) in sluice_mq::headers(item) {
                 prop(k, &v);
             }
-            let mut cmd = Command::request(
-                code::SEND_MESSAGE_V2,
-                [
-                    ("a", self.cfg.producer_group.clone()),
-                    ("b", m.topic.clone()),
-                    ("c", "TBW102".to_string()),
-                    ("d", "4".to_string()),
-                    ("e", queue.id.to_string()),
-                    ("f", "0".to_string()),
-                    ("g", born.to_string()),
-                    ("h", "0".to_string()),
-                    ("i", props),
-                    ("j", "0".to_string()),
-                    ("k", "false".to_string()),
-                    ("m", "false".to_string()),
-                    ("n", queue.broker.clone()),
-                ],
-            );
-            bytes += (m.key.len() + m.payload.len()) as u64;
-            cmd.body = m.payload;
-            let lane = (queue.addr.clone(), queue.id);
-            match jobs.iter_mut().find(|(l, _)| *l == lane) {
-                Some((_, v)) => v.push(Outgoing {
-                    index: m.index,
-                    cmd,
-                }),
-                None => jobs.push((
-                    lane,
-                    vec![Outgoing {
-                        index: m.index,
-                        cmd,
-                    }],
-                )),
+            if props.len() > i16::MAX as usize {
+                let (t, p) = sluice_mq::describe(&item.event);
+                return Err(SinkError::Rejected(format!(
+                    "the properties of the message of {t} (key {key}) at {p} are {} bytes; RocketMQ takes {}",
+                    props.len(),
+                    i16::MAX
+                )));
             }
+            bytes += (m.key.len() + m.payload.len()) as u64;
+            let one = Single {
+                index: m.index,
+                topic: m.topic,
+                broker: queue.broker.clone(),
+                queue: queue.id,
+                props,
+                body: m.payload,
+            };
+            let lane = (queue.addr.clone(), queue.id);
+            match lanes.iter_mut().find(|(l, _)| *l == lane) {
+                Some((_, v)) => v.push(one),
+                None => lanes.push((lane, vec![one])),
+            }
+        }
+        // Runs of one topic in a lane go as batches (one request, stored as a unit, in order).
+        let mut jobs: Vec<((String, i32), Vec<Outgoing>)> = Vec::with_capacity(lanes.len());
+        for (lane, msgs) in lanes {
+            let mut out = Vec::new();
+            let mut run: Vec<Single> = Vec::new();
+            let mut run_bytes = 0usize;
+            for m in msgs {
+                let fits = run.first().is_some_and(|f| f.topic == m.topic)
+                    && run.len() < self.cfg.batch_messages
+                    && run_bytes + m.body.len() + m.props.len() + 22 <= self.cfg.max_message_bytes;
+                if !fits && !run.is_empty() {
+                    out.push(request(
+                        &self.cfg.producer_group,
+                        born,
+                        std::mem::take(&mut run),
+                    ));
+                    run_bytes = 0;
+                }
+                run_bytes += m.body.len() + m.props.len() + 22;
+                run.push(m);
+            }
+            if !run.is_empty() {
+                out.push(request(&self.cfg.producer_group, born, run));
+            }
+            jobs.push((lane, out));
         }
         if let Ok(mut t) = self.tracker.tickets.lock() {
             t.insert(
@@ -539,5 +623,46 @@ impl Sink for RocketmqSink {
 
     fn acknowledged_bytes(&self) -> u64 {
         self.acked_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(index: usize, body: &str) -> Single {
+        Single {
+            index,
+            topic: "t".into(),
+            broker: "b".into(),
+            queue: 2,
+            props: format!("KEYS\u{1}{index}\u{2}"),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn one_message_is_a_plain_send_and_several_a_batch_of_entries() {
+        let one = request("g", 5, vec![single(3, "x")]);
+        assert_eq!((one.index, one.cmd.code), (3, code::SEND_MESSAGE_V2));
+        assert_eq!(one.cmd.body, b"x");
+        assert_eq!(
+            one.cmd.ext.get("i").map(String::as_str),
+            Some("KEYS\u{1}3\u{2}")
+        );
+        assert_eq!(one.cmd.ext.get("e").map(String::as_str), Some("2"));
+
+        let two = request("g", 5, vec![single(4, "ab"), single(5, "c")]);
+        assert_eq!((two.index, two.cmd.code), (4, code::SEND_BATCH_MESSAGE));
+        assert_eq!(two.cmd.ext.get("m").map(String::as_str), Some("true"));
+        // Each entry: size, magic 0, crc 0, flag 0, body length, body, properties length, properties.
+        let b = &two.cmd.body;
+        let size = i32::from_be_bytes(b[..4].try_into().expect("4")) as usize;
+        assert_eq!(size, 20 + 2 + 2 + "KEYS\u{1}4\u{2}".len());
+        assert_eq!(&b[16..20], &2i32.to_be_bytes());
+        assert_eq!(&b[20..22], b"ab");
+        let plen = i16::from_be_bytes(b[22..24].try_into().expect("2")) as usize;
+        assert_eq!(&b[24..24 + plen], "KEYS\u{1}4\u{2}".as_bytes());
+        assert_eq!(b.len(), size + 20 + 1 + 2 + "KEYS\u{1}5\u{2}".len());
     }
 }

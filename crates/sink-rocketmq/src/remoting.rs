@@ -24,6 +24,8 @@ pub mod code {
     pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
     /// Send one message (the short-named header).
     pub const SEND_MESSAGE_V2: i32 = 310;
+    /// Send several messages of one topic to one queue, stored as a unit.
+    pub const SEND_BATCH_MESSAGE: i32 = 320;
 }
 
 /// Response codes (RocketMQ's `ResponseCode`) this client acts on.

@@ -7,6 +7,9 @@
 //! its first to its last offset with the client's pull consumer and prints one JSON line per
 //! message: `topic`, `queue`, `offset`, `properties` (keys, tags and user properties) and
 //! `body` (as UTF-8 text).
+//!
+//! `sluice-rocketmq-probe produce --namesrv ADDR --topic TOPIC --count N [--batch B]`: the producer alone,
+//! for benchmarks (see `produce`).
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 use rocketmq_client_rust::{
     ClientResult, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext,
     ConsumeConcurrentlyStatus, DefaultMQAdminExt, DefaultMQPullConsumer, DefaultMQProducer, DefaultMQPushConsumer,
-    MQAdminMutationExt, MQAdminReadExt, MQPushConsumer, MessageListenerConcurrently,
+    MQAdminMutationExt, MQAdminReadExt, MQPushConsumer, MessageListenerConcurrently, SendStatus,
     TelemetryHandle,
 };
 use rocketmq_model::common::config::TopicConfig;
@@ -114,6 +117,101 @@ async fn consume(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> Res
     eprintln!("consumed {count} messages of {topic} from {} queues", queues.len());
     // The consumer's shutdown takes 20 s (it unregisters from every broker); its group is used
     // once and committed nothing, so the process ends here instead.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(0)
+}
+
+/// The producer alone, for benchmarks: takes up to 2,000 messages of `topic` as samples (body,
+/// keys, tags, user properties) and sends `count` messages cycling over them back into the same
+/// topic (whose route the name server already knows), one task per write queue, each waiting
+/// for every send result before its next send, as Sluice's lanes do; `batch` > 1 sends that
+/// many per request (the producer's batch send). Prints
+/// `rocketmq_produce: N msg/s (...)`.
+#[allow(deprecated)]
+async fn produce(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, count: usize, batch: usize) -> Result<(), Error> {
+    let consumer = DefaultMQPullConsumer::builder(runtime.clone())
+        .consumer_group(format!("sluice_probe_sample_{}", std::process::id()))
+        .name_server_addr(namesrv.to_string())
+        .consumer_pull_timeout(Duration::from_secs(5))
+        .build()?;
+    consumer.start().await?;
+    let mut samples: Vec<Message> = Vec::new();
+    for q in consumer.fetch_subscribe_message_queues(topic).await? {
+        let (mut offset, max) = (consumer.min_offset(&q).await?, consumer.max_offset(&q).await?);
+        while offset < max && samples.len() < 2000 {
+            let result = consumer.pull(&q, "*", offset, 32).await?;
+            for m in result.msg_found_list().unwrap_or_default() {
+                let mut b = Message::builder().topic(topic.to_string()).body_slice(&m.body().unwrap_or_default());
+                for (k, v) in m.properties() {
+                    b = match k.as_str() {
+                        "KEYS" => b.keys(vec![v.to_string()]),
+                        "TAGS" => b.tags(v.to_string()),
+                        k if k.starts_with("sluice.") => b.raw_property(k.to_string(), v.to_string())?,
+                        _ => b,
+                    };
+                }
+                samples.push(b.build_unchecked());
+            }
+            let next = i64::try_from(result.next_begin_offset()).unwrap_or(max);
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+    }
+    if samples.is_empty() {
+        return Err(format!("topic {topic} has no message to take as a sample").into());
+    }
+    let bytes: usize = samples.iter().map(|m| m.body().map_or(0, |b| b.len())).sum();
+    let mut producer = DefaultMQProducer::builder(runtime)
+        .producer_group(format!("sluice_probe_produce_{}", std::process::id()))
+        .name_server_addr(namesrv.to_string())
+        .build();
+    producer.start().await?;
+    let queues = producer.fetch_publish_message_queues(topic).await?;
+    if queues.is_empty() {
+        return Err(format!("topic {topic} has no write queue").into());
+    }
+    let samples = Arc::new(samples);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, q) in queues.iter().cloned().enumerate() {
+        let (producer, samples) = (producer.clone(), samples.clone());
+        let share = count / queues.len() + usize::from(i < count % queues.len());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while n < share {
+                if batch <= 1 {
+                    let m = samples[n % samples.len()].clone();
+                    let r = producer.send_to_queue_with_timeout(m, q.clone(), 5_000).await?;
+                    if r.is_none_or(|r| r.send_status != SendStatus::SendOk) {
+                        return Err::<(), Error>("a send was not SEND_OK".into());
+                    }
+                    n += 1;
+                } else {
+                    let k = batch.min(share - n);
+                    let ms: Vec<Message> = (n..n + k).map(|i| samples[i % samples.len()].clone()).collect();
+                    let r = producer.send_batch_to_queue_with_timeout(ms, q.clone(), 5_000).await?;
+                    if r.send_status != SendStatus::SendOk {
+                        return Err::<(), Error>("a batch send was not SEND_OK".into());
+                    }
+                    n += k;
+                }
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "rocketmq_produce: {:.0} msg/s ({count} messages, {} bytes of body on average, {} queues, {batch} per request, {secs:.1} s)",
+        count as f64 / secs,
+        bytes / samples.len(),
+        queues.len()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     std::process::exit(0)
@@ -219,9 +317,11 @@ async fn roundtrip(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> R
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verb = args.first().cloned().unwrap_or_default();
-    if verb != "roundtrip" && verb != "consume" {
-        return Err("usage: sluice-rocketmq-probe roundtrip|consume --namesrv HOST:PORT --topic TOPIC".into());
+    if !["roundtrip", "consume", "produce"].contains(&verb.as_str()) {
+        return Err("usage: sluice-rocketmq-probe roundtrip|consume|produce --namesrv HOST:PORT --topic TOPIC [--count N] [--batch B]".into());
     }
+    let count: usize = arg(&args, "--count").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let batch: usize = arg(&args, "--batch").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let namesrv = arg(&args, "--namesrv")?;
     let topic = arg(&args, "--topic")?;
     let owner = RuntimeOwner::plan(RuntimeConfig {
@@ -236,7 +336,9 @@ fn main() -> Result<(), Error> {
     )?;
     let tokio_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = tokio_rt.block_on(async {
-        let r = if verb == "consume" {
+        let r = if verb == "produce" {
+            tokio::time::timeout(Duration::from_secs(3600), produce(runtime.clone(), &namesrv, &topic, count, batch)).await
+        } else if verb == "consume" {
             tokio::time::timeout(Duration::from_secs(150), consume(runtime.clone(), &namesrv, &topic)).await
         } else {
             tokio::time::timeout(Duration::from_secs(120), roundtrip(runtime.clone(), &namesrv, &topic)).await
