@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_core::config::FieldError;
-use sluice_core::TableId;
+use sluice_core::{Secret, TableId};
 use sluice_mq::config::{FormatChoice, RoutingFields};
 use sluice_mq::TopicMap;
 
@@ -33,6 +33,11 @@ pub struct RawRocketmq {
     queues: Option<i32>,
     max_message_bytes: Option<usize>,
     batch_messages: Option<usize>,
+    access_key: Option<String>,
+    access_key_env: Option<String>,
+    secret_key: Option<Secret>,
+    secret_key_env: Option<String>,
+    security_token_env: Option<String>,
     #[serde(default)]
     debezium_schema: bool,
     debezium_decimal: Option<String>,
@@ -103,6 +108,11 @@ impl RawRocketmq {
         "queues",
         "max_message_bytes",
         "batch_messages",
+        "access_key",
+        "access_key_env",
+        "secret_key",
+        "secret_key_env",
+        "security_token_env",
         "debezium_schema",
         "debezium_decimal",
     ];
@@ -188,6 +198,13 @@ impl RawRocketmq {
                 "batch_messages must be 1 to 1024",
             ));
         }
+        let credentials = credentials(
+            self.access_key,
+            self.access_key_env,
+            self.secret_key,
+            self.secret_key_env,
+            self.security_token_env,
+        )?;
         let timeout = self.send_timeout_ms.unwrap_or(3000);
         if timeout == 0 {
             return Err(FieldError::new("send_timeout_ms", "must be at least 1"));
@@ -213,9 +230,65 @@ impl RawRocketmq {
                 queues,
                 max_message_bytes: self.max_message_bytes.unwrap_or(4 << 20),
                 batch_messages,
+                credentials: credentials.map(std::sync::Arc::new),
             },
             format,
         })
+    }
+}
+
+/// A value given in the file or read from the environment variable it names.
+fn given_or_env(
+    value: Option<String>,
+    env: Option<String>,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    match (value, env) {
+        (Some(_), Some(_)) => Err(FieldError::new(
+            field,
+            format!("give {field} or {field}_env, not both"),
+        )),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(var)) => std::env::var(&var).map(Some).map_err(|_| {
+            FieldError::new(
+                format!("{field}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The ACL credentials: both keys or neither.
+fn credentials(
+    access_key: Option<String>,
+    access_key_env: Option<String>,
+    secret_key: Option<Secret>,
+    secret_key_env: Option<String>,
+    security_token_env: Option<String>,
+) -> Result<Option<crate::Credentials>, FieldError> {
+    let access = given_or_env(access_key, access_key_env, "access_key")?;
+    let secret = given_or_env(
+        secret_key.map(|s| s.expose().to_string()),
+        secret_key_env,
+        "secret_key",
+    )?;
+    let token = given_or_env(None, security_token_env, "security_token")?;
+    match (access, secret) {
+        (Some(a), Some(s)) => Ok(Some(crate::Credentials {
+            access_key: a,
+            secret_key: Secret::new(s),
+            security_token: token.map(Secret::new),
+        })),
+        (None, None) if token.is_none() => Ok(None),
+        (None, _) => Err(FieldError::new(
+            "access_key",
+            "a RocketMQ secret key (or token) needs its access_key",
+        )),
+        (Some(_), None) => Err(FieldError::new(
+            "secret_key",
+            "a RocketMQ access_key needs secret_key or secret_key_env",
+        )),
     }
 }
 

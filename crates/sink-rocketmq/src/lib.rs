@@ -15,6 +15,7 @@
 //!   `max_message_bytes`): the batch fails naming table, key and position.
 #![deny(missing_docs)]
 
+mod acl;
 mod config;
 mod remoting;
 mod route;
@@ -30,6 +31,7 @@ use sluice_format::{Format, SourceInfo};
 use sluice_mq::{Routing, Shaper};
 use tokio::sync::mpsc;
 
+pub use acl::Credentials;
 pub use config::{topic_problem, RawRocketmq, RocketmqSettings};
 use remoting::{code, status, Command, Connection};
 use route::Queue;
@@ -56,6 +58,8 @@ pub struct RocketmqConfig {
     pub max_message_bytes: usize,
     /// Most messages in one batch request (1: every message is its own request).
     pub batch_messages: usize,
+    /// ACL credentials every request is signed with.
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// Why a lane could not deliver a message: retrying may help, or cannot.
@@ -252,7 +256,12 @@ fn ensure(
         route::RouteError::Refused(m) => SinkError::Rejected(m),
     };
     let found = rt
-        .block_on(route::queues(&cfg.namesrv, topic, timeout))
+        .block_on(route::queues(
+            &cfg.namesrv,
+            topic,
+            timeout,
+            cfg.credentials.as_ref(),
+        ))
         .map_err(unreachable)?;
     let queues = match found {
         Some(q) if !q.is_empty() => {
@@ -277,7 +286,11 @@ fn ensure(
         }
         None if cfg.create_topics => {
             let brokers = rt
-                .block_on(route::brokers(&cfg.namesrv, timeout))
+                .block_on(route::brokers(
+                    &cfg.namesrv,
+                    timeout,
+                    cfg.credentials.as_ref(),
+                ))
                 .map_err(unreachable)?;
             if brokers.is_empty() {
                 return Err(SinkError::Unavailable(format!(
@@ -287,8 +300,14 @@ fn ensure(
             }
             let mut queues = Vec::new();
             for (name, addr) in &brokers {
-                rt.block_on(route::create(addr, topic, cfg.queues, timeout))
-                    .map_err(unreachable)?;
+                rt.block_on(route::create(
+                    addr,
+                    topic,
+                    cfg.queues,
+                    timeout,
+                    cfg.credentials.as_ref(),
+                ))
+                .map_err(unreachable)?;
                 queues.extend((0..cfg.queues).map(|id| Queue {
                     broker: name.clone(),
                     addr: addr.clone(),
@@ -348,6 +367,7 @@ async fn lane(
     tracker: Arc<Tracker>,
     halted: Arc<AtomicBool>,
     timeout: Duration,
+    creds: Option<Arc<Credentials>>,
 ) {
     let mut conn: Option<Connection> = None;
     while let Some(job) = rx.recv().await {
@@ -361,7 +381,7 @@ async fn lane(
                 break;
             }
             if conn.is_none() {
-                match Connection::open(&addr, timeout).await {
+                match Connection::open(&addr, timeout, creds.clone()).await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         result = Err((m.index, Failure::Transient(format!("rocketmq broker {e}"))));
@@ -375,7 +395,10 @@ async fn lane(
                 Ok(r) => {
                     let why = format!("rocketmq broker {addr} answered {}", r.why());
                     let f = match r.code {
-                        status::MESSAGE_ILLEGAL | status::NO_PERMISSION => Failure::Refused(why),
+                        status::MESSAGE_ILLEGAL => Failure::Refused(why),
+                        status::NO_PERMISSION => Failure::Refused(format!(
+                            "{why}; check destination.access_key and secret_key (ACL) and the topic's write permission"
+                        )),
                         status::FLUSH_DISK_TIMEOUT
                         | status::SLAVE_NOT_AVAILABLE
                         | status::FLUSH_SLAVE_TIMEOUT => Failure::Transient(format!(
@@ -559,6 +582,7 @@ impl Sink for RocketmqSink {
                     self.tracker.clone(),
                     self.halted.clone(),
                     self.cfg.send_timeout,
+                    self.cfg.credentials.clone(),
                 ));
                 tx
             });

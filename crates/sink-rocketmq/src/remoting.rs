@@ -10,9 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::acl::Credentials;
 
 /// Request codes used here (RocketMQ's `RequestCode`).
 pub mod code {
@@ -192,11 +196,17 @@ pub struct Connection {
     stream: BufReader<TcpStream>,
     next_opaque: i32,
     addr: String,
+    /// Every request is signed with these (ACL).
+    creds: Option<Arc<Credentials>>,
 }
 
 impl Connection {
     /// Connects to `addr` within `timeout`.
-    pub async fn open(addr: &str, timeout: Duration) -> Result<Self, RemotingError> {
+    pub async fn open(
+        addr: &str,
+        timeout: Duration,
+        creds: Option<Arc<Credentials>>,
+    ) -> Result<Self, RemotingError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| RemotingError::Io(format!("connect to {addr}: timed out")))?
@@ -206,6 +216,7 @@ impl Connection {
             stream: BufReader::new(stream),
             next_opaque: 1,
             addr: addr.to_string(),
+            creds,
         })
     }
 
@@ -218,7 +229,14 @@ impl Connection {
     ) -> Result<Command, RemotingError> {
         let opaque = self.next_opaque;
         self.next_opaque = self.next_opaque.wrapping_add(1).max(1);
-        let frame = encode(cmd, opaque)?;
+        let frame = match &self.creds {
+            Some(c) => {
+                let mut signed = cmd.clone();
+                c.sign(&mut signed);
+                encode(&signed, opaque)?
+            }
+            None => encode(cmd, opaque)?,
+        };
         let addr = self.addr.clone();
         let io = |e: std::io::Error| RemotingError::Io(format!("{addr}: {e}"));
         tokio::time::timeout(timeout, async {

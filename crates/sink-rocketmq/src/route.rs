@@ -5,11 +5,16 @@
 //! queue ids from 0), and a partition number is an index into that list: partition `p` of a
 //! topic is the same queue for every run as long as the topic's queues do not change.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::acl::Credentials;
 use crate::remoting::{code, status, Command, Connection, RemotingError};
+
+/// Signing credentials of every call (ACL), if any.
+pub type Creds<'a> = Option<&'a Arc<Credentials>>;
 
 /// Write permission bit of a topic's `perm`.
 const PERM_WRITE: i64 = 2;
@@ -47,10 +52,11 @@ async fn ask_namesrv(
     namesrv: &[String],
     cmd: &Command,
     timeout: Duration,
+    creds: Creds<'_>,
 ) -> Result<Command, RouteError> {
     let mut last = String::from("no name server configured");
     for addr in namesrv {
-        match Connection::open(addr, timeout).await {
+        match Connection::open(addr, timeout, creds.cloned()).await {
             Ok(mut c) => match c.call(cmd, timeout).await {
                 Ok(r) => return Ok(r),
                 Err(e) => last = e.to_string(),
@@ -69,6 +75,7 @@ pub async fn queues(
     namesrv: &[String],
     topic: &str,
     timeout: Duration,
+    creds: Creds<'_>,
 ) -> Result<Option<Vec<Queue>>, RouteError> {
     let cmd = Command::request(
         code::GET_ROUTEINFO_BY_TOPIC,
@@ -77,7 +84,7 @@ pub async fn queues(
             ("acceptStandardJsonOnly", "true".to_string()),
         ],
     );
-    let resp = ask_namesrv(namesrv, &cmd, timeout).await?;
+    let resp = ask_namesrv(namesrv, &cmd, timeout, creds).await?;
     match resp.code {
         status::SUCCESS => {}
         status::TOPIC_NOT_EXIST => return Ok(None),
@@ -129,9 +136,10 @@ pub async fn queues(
 pub async fn brokers(
     namesrv: &[String],
     timeout: Duration,
+    creds: Creds<'_>,
 ) -> Result<Vec<(String, String)>, RouteError> {
     let cmd = Command::request(code::GET_BROKER_CLUSTER_INFO, []);
-    let resp = ask_namesrv(namesrv, &cmd, timeout).await?;
+    let resp = ask_namesrv(namesrv, &cmd, timeout, creds).await?;
     if resp.code != status::SUCCESS {
         return Err(RouteError::Refused(format!(
             "rocketmq name server: cluster info: {}",
@@ -155,6 +163,7 @@ pub async fn create(
     topic: &str,
     queue_count: i32,
     timeout: Duration,
+    creds: Creds<'_>,
 ) -> Result<(), RouteError> {
     let cmd = Command::request(
         code::UPDATE_AND_CREATE_TOPIC,
@@ -169,11 +178,16 @@ pub async fn create(
             ("order", "false".to_string()),
         ],
     );
-    let mut c = Connection::open(addr, timeout).await?;
+    let mut c = Connection::open(addr, timeout, creds.cloned()).await?;
     let resp = c.call(&cmd, timeout).await?;
     if resp.code != status::SUCCESS {
+        let hint = if resp.code == status::NO_PERMISSION {
+            "; check destination.access_key and secret_key (ACL), or create the topic yourself"
+        } else {
+            ""
+        };
         return Err(RouteError::Refused(format!(
-            "rocketmq broker {addr} refused to create topic {topic}: {}",
+            "rocketmq broker {addr} refused to create topic {topic}: {}{hint}",
             resp.why()
         )));
     }

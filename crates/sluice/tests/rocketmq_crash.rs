@@ -224,3 +224,61 @@ async fn a_broker_stopped_for_a_minute_during_full_sync_loses_nothing() -> TestR
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_credentials_sign_every_request_and_a_wrong_secret_is_refused_without_showing_it(
+) -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let rmq = sluice_testkit::TempRocketmq::start_with_auth("sluice", "rmq-Secret-4242")?;
+    let db = unique_name("rmqacl");
+    let mut c = conn().await?;
+    let start = new_table(&mut c, &db).await?;
+    write_range(&mut c, &db, 1, 11).await?;
+    let dir = temp_dir(&db);
+    let with = |secret: &str| -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let file = rocketmq_project(
+            &dir,
+            &format!("{db}-{}", secret.len()),
+            &db,
+            "oms",
+            &start,
+            &format!("create_topics: true\naccess_key: sluice\nsecret_key: {secret}"),
+        );
+        let yaml = std::fs::read_to_string(&file)?
+            .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
+        std::fs::write(&file, yaml)?;
+        Ok(file)
+    };
+    // A wrong secret: refused, named as an ACL problem, the secret itself nowhere.
+    let err =
+        run_until_caught_up(&with("not-Secret-99")?).expect_err("a wrong secret must be refused");
+    let err = err.to_string();
+    assert!(
+        err.contains("Authentication credentials are invalid"),
+        "{err}"
+    );
+    assert!(err.contains("access_key and secret_key"), "{err}");
+    assert!(!err.contains("not-Secret-99"), "the secret shows: {err}");
+    // No credentials at all: refused too (the broker really checks).
+    let file = rocketmq_project(
+        &dir,
+        &format!("{db}-none"),
+        &db,
+        "oms",
+        &start,
+        "create_topics: true",
+    );
+    let yaml = std::fs::read_to_string(&file)?
+        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
+    std::fs::write(&file, yaml)?;
+    assert!(
+        run_until_caught_up(&file).is_err(),
+        "an unsigned request must be refused"
+    );
+    // The right secret: every change delivered, and the secret in no output.
+    let out = run_until_caught_up(&with("rmq-Secret-4242")?)?;
+    assert!(out.contains("delivered 11 changes"), "{out}");
+    assert!(!out.contains("rmq-Secret-4242"), "the secret shows: {out}");
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

@@ -409,6 +409,8 @@ pub struct TempRocketmq {
     namesrv: Option<std::process::Child>,
     broker: Option<std::process::Child>,
     broker_port: u16,
+    /// ACL: the broker authenticates every request with this user (name, password).
+    auth: Option<(String, String)>,
     /// The name server, `127.0.0.1:PORT`.
     pub namesrv_addr: String,
 }
@@ -435,6 +437,17 @@ impl TempRocketmq {
     /// Starts a name server and a broker (the shared `rocketmq` service is brought up first: it
     /// installs them and the probe); returns once a message makes a round trip.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(None)
+    }
+
+    /// Starts a name server and a broker that authenticates every request (ACL 2.0) and
+    /// knows one user, `user` with `password` (its access key and secret key); ready once the
+    /// broker listens and had a moment to register.
+    pub fn start_with_auth(user: &str, password: &str) -> Result<Self, String> {
+        Self::start_with(Some((user.to_string(), password.to_string())))
+    }
+
+    fn start_with(auth: Option<(String, String)>) -> Result<Self, String> {
         ensure_up(&[Service::Rocketmq]);
         let ns = free_port_block(0, 0)?;
         let dir = std::env::temp_dir().join(unique_name("sluice-rocketmq"));
@@ -443,6 +456,7 @@ impl TempRocketmq {
             namesrv: None,
             broker: None,
             broker_port: free_port_block(2, 1)?,
+            auth,
             namesrv_addr: format!("127.0.0.1:{ns}"),
             dir,
         };
@@ -496,7 +510,7 @@ impl TempRocketmq {
         let d = self.dir.display();
         let toml = format!(
             "[broker]\nnamesrvAddr = \"{ns}\"\nbrokerIp1 = \"127.0.0.1\"\nlistenPort = {p}\n\
-             storePathRootDir = \"{d}/store\"\nautoCreateTopicEnable = false\n\n\
+             storePathRootDir = \"{d}/store\"\nautoCreateTopicEnable = false\n{auth}\n\
              [broker.brokerServerConfig]\nbindAddress = \"127.0.0.1\"\n\n\
              [broker.brokerIdentity]\nbrokerName = \"sluice-temp-broker\"\nbrokerClusterName = \"SluiceTemp\"\nbrokerId = 0\n\n\
              [store]\nstoreType = \"LocalFile\"\nbrokerRole = \"ASYNC_MASTER\"\nstorePathRootDir = \"{d}/store\"\n\
@@ -504,6 +518,12 @@ impl TempRocketmq {
             ns = self.namesrv_addr,
             p = self.broker_port,
             ha = self.broker_port + 1,
+            auth = match &self.auth {
+                Some((u, p)) => format!(
+                    "authenticationEnabled = true\ninitAuthenticationUser = '{{\"username\":\"{u}\",\"password\":\"{p}\"}}'\n"
+                ),
+                None => String::new(),
+            },
         );
         let conf = self.dir.join("broker.toml");
         std::fs::write(&conf, toml).map_err(|e| e.to_string())?;
@@ -514,6 +534,9 @@ impl TempRocketmq {
             .map_err(|e| e.to_string())?;
         self.broker = Some(
             Command::new(Self::bin("rocketmq-broker-rust")?)
+                // It keeps ACL users under $HOME/config/auth: this broker's own, not the user's.
+                .current_dir(&self.dir)
+                .env("HOME", &self.dir)
                 .env("ROCKETMQ_HOME", self.dir.join("home"))
                 .env("ROCKETMQ_SECURITY_PROFILE", "development-insecure-loopback")
                 .arg("-c")
@@ -525,6 +548,17 @@ impl TempRocketmq {
                 .map_err(|e| format!("rocketmq-broker-rust: {e}"))?,
         );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        if self.auth.is_some() {
+            // The probe has no credentials: wait for the port and the broker's registration.
+            while std::net::TcpStream::connect(("127.0.0.1", self.broker_port)).is_err() {
+                if std::time::Instant::now() > deadline {
+                    return Err("temporary RocketMQ broker did not listen".into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return Ok(());
+        }
         loop {
             let ok = Command::new(repo_root().join("dev/services"))
                 .args([
