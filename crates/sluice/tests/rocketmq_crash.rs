@@ -282,3 +282,76 @@ async fn acl_credentials_sign_every_request_and_a_wrong_secret_is_refused_withou
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_server_down_for_a_minute_stops_no_delivery() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let mut rmq = sluice_testkit::TempRocketmq::start()?;
+    let db = unique_name("rmqns");
+    let dir = temp_dir(&db);
+    let mut c = conn().await?;
+    let start = new_table(&mut c, &db).await?;
+    let file = rocketmq_project(
+        &dir,
+        &db,
+        &db,
+        "oms",
+        &start,
+        "create_topics: true\nqueues: 3",
+    );
+    let yaml = std::fs::read_to_string(&file)?
+        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
+    std::fs::write(&file, yaml)?;
+    let mut child = spawn_run(&file)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(db.clone(), 300, stop.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rmq.stop_namesrv();
+    // Routes are known: the broker takes every change while the name server is away, and
+    // status never says the project is retrying.
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut retrying = String::new();
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = status_of(&file);
+        if s.contains("retrying") {
+            retrying = s;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = w.await??;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lag = status_of(&file);
+    while !lag.contains("latency") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lag = status_of(&file);
+    }
+    assert!(
+        retrying.is_empty(),
+        "delivery stalled without the name server: {retrying}"
+    );
+    assert!(child.try_wait()?.is_none(), "the run must go on");
+    sigterm(&child)?;
+    let _ = child.wait()?;
+    rmq.resume_namesrv()?;
+    assert!(written > 500, "the writer made only {written} changes");
+    // The consumer needs the route again: the broker registers with its next heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let msgs = loop {
+        match consume_at(&rmq.namesrv_addr, &format!("{db}_t")) {
+            Ok(m) if !m.is_empty() => break m,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_secs(2)).await,
+            other => {
+                return Err(format!("no route after the name server came back: {other:?}").into())
+            }
+        }
+    };
+    let rebuilt = check_sequences_and_rebuild(&msgs)?;
+    assert_eq!(
+        rebuilt,
+        source_rows(&mut c, &db).await?,
+        "everything delivered while the name server was down"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

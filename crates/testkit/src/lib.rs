@@ -460,28 +460,58 @@ impl TempRocketmq {
             namesrv_addr: format!("127.0.0.1:{ns}"),
             dir,
         };
-        let bin = Self::bin("rocketmq-namesrv-rust")?;
-        let log = std::fs::File::create(r.dir.join("namesrv.log")).map_err(|e| e.to_string())?;
-        r.namesrv = Some(
-            Command::new(bin)
-                .env("ROCKETMQ_HOME", r.dir.join("home"))
-                .args([
-                    "--listenPort",
-                    &ns.to_string(),
-                    "--bindAddress",
-                    "127.0.0.1",
-                ])
+        r.start_namesrv()?;
+        r.resume()?;
+        Ok(r)
+    }
+
+    fn start_namesrv(&mut self) -> Result<(), String> {
+        let port = self
+            .namesrv_addr
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("namesrv.log"))
+            .map_err(|e| e.to_string())?;
+        self.namesrv = Some(
+            Command::new(Self::bin("rocketmq-namesrv-rust")?)
+                .env("ROCKETMQ_HOME", self.dir.join("home"))
+                .args(["--listenPort", &port, "--bindAddress", "127.0.0.1"])
                 .arg("--rocketmqHome")
-                .arg(r.dir.join("home"))
+                .arg(self.dir.join("home"))
                 .arg("--kvConfigPath")
-                .arg(r.dir.join("kvConfig.json"))
+                .arg(self.dir.join("kvConfig.json"))
                 .stdout(std::process::Stdio::null())
                 .stderr(log)
                 .spawn()
                 .map_err(|e| format!("rocketmq-namesrv-rust: {e}"))?,
         );
-        r.resume()?;
-        Ok(r)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.namesrv_addr).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err("temporary RocketMQ name server did not listen".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Stops the name server (SIGKILL); the broker runs on, and registers again with its next
+    /// heartbeat once the name server is back.
+    pub fn stop_namesrv(&mut self) {
+        if let Some(mut c) = self.namesrv.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the name server again on the same port.
+    pub fn resume_namesrv(&mut self) -> Result<(), String> {
+        self.start_namesrv()
     }
 
     fn bin(name: &str) -> Result<PathBuf, String> {
