@@ -320,12 +320,8 @@ async fn a_name_server_down_for_a_minute_stops_no_delivery() -> TestResult {
     }
     stop.store(true, Ordering::SeqCst);
     let written = w.await??;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut lag = status_of(&file);
-    while !lag.contains("latency") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        lag = status_of(&file);
-    }
+    // The last changes reach the broker too (a graceful stop flushes what was read).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         retrying.is_empty(),
         "delivery stalled without the name server: {retrying}"
