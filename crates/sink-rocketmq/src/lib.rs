@@ -360,6 +360,22 @@ fn tag_of(template: &str, e: &Event) -> String {
     template.replace("{db}", db).replace("{table}", table)
 }
 
+/// What a broker's answer other than SUCCESS means: only SEND_OK counts as delivered, and of
+/// the rest only a refusal of the message itself (or of its sender) is not worth retrying.
+fn classify(addr: &str, r: &Command) -> Failure {
+    let why = format!("rocketmq broker {addr} answered {}", r.why());
+    match r.code {
+        status::MESSAGE_ILLEGAL => Failure::Refused(why),
+        status::NO_PERMISSION => Failure::Refused(format!(
+            "{why}; check destination.access_key and secret_key (ACL) and the topic's write permission"
+        )),
+        status::FLUSH_DISK_TIMEOUT | status::SLAVE_NOT_AVAILABLE | status::FLUSH_SLAVE_TIMEOUT => {
+            Failure::Transient(format!("{why}: stored but not as durably as required; sent again"))
+        }
+        _ => Failure::Transient(why),
+    }
+}
+
 /// A lane: sends its jobs' messages one at a time on its own connection.
 async fn lane(
     addr: String,
@@ -393,19 +409,7 @@ async fn lane(
             match c.call(&m.cmd, timeout).await {
                 Ok(r) if r.code == status::SUCCESS => {}
                 Ok(r) => {
-                    let why = format!("rocketmq broker {addr} answered {}", r.why());
-                    let f = match r.code {
-                        status::MESSAGE_ILLEGAL => Failure::Refused(why),
-                        status::NO_PERMISSION => Failure::Refused(format!(
-                            "{why}; check destination.access_key and secret_key (ACL) and the topic's write permission"
-                        )),
-                        status::FLUSH_DISK_TIMEOUT
-                        | status::SLAVE_NOT_AVAILABLE
-                        | status::FLUSH_SLAVE_TIMEOUT => Failure::Transient(format!(
-                            "{why}: stored but not as durably as required; sent again"
-                        )),
-                        _ => Failure::Transient(why),
-                    };
+                    let f = classify(&addr, &r);
                     result = Err((m.index, f));
                     break;
                 }
@@ -663,6 +667,31 @@ mod tests {
             props: format!("KEYS\u{1}{index}\u{2}"),
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn only_send_ok_is_delivered_and_only_refusals_of_the_message_stop() {
+        let answer = |code| Command {
+            code,
+            remark: Some("r".into()),
+            ..Command::default()
+        };
+        for code in [10, 11, 12] {
+            assert!(
+                matches!(classify("b", &answer(code)), Failure::Transient(ref m) if m.contains("not as durably")),
+                "{code}"
+            );
+        }
+        for code in [1, 2, 14, 17, 215] {
+            assert!(
+                matches!(classify("b", &answer(code)), Failure::Transient(_)),
+                "{code}"
+            );
+        }
+        assert!(matches!(classify("b", &answer(13)), Failure::Refused(_)));
+        assert!(
+            matches!(classify("b", &answer(16)), Failure::Refused(ref m) if m.contains("access_key"))
+        );
     }
 
     #[test]
