@@ -21,7 +21,14 @@ async fn every_format_reaches_rocketmq_and_rebuilds_the_table() -> TestResult {
         .await?;
     write_range(&mut c, &db, 50, 70).await?;
     let want = source_rows(&mut c, &db).await?;
-    for format in ["oms", "canal", "debezium", "debezium-flat", "maxwell"] {
+    for format in [
+        "oms",
+        "oms-extended",
+        "canal",
+        "debezium",
+        "debezium-flat",
+        "maxwell",
+    ] {
         let dir = temp_dir(&format!("{db}-{format}"));
         let topic = format!("{db}_t_{}", format.replace('-', "_"));
         let file = rocketmq_project(
@@ -37,7 +44,7 @@ async fn every_format_reaches_rocketmq_and_rebuilds_the_table() -> TestResult {
         );
         run_until_caught_up(&file)?;
         let msgs = rocketmq_consume(&topic)?;
-        let got = if format == "oms" {
+        let got = if format.starts_with("oms") {
             rebuild_oms(&msgs)?
         } else {
             rebuild(format, &msgs)?
