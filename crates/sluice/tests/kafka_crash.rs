@@ -45,13 +45,7 @@ async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestRe
         })
     };
 
-    let mut rng = Lcg(7 + u64::from(std::process::id()));
-    for _ in 0..20 {
-        let mut child = spawn_run(&file_path)?;
-        tokio::time::sleep(std::time::Duration::from_millis(300 + rng.next(1200))).await;
-        child.kill()?; // SIGKILL: no flush, no checkpoint
-        child.wait()?;
-    }
+    kill_9_cycles(&file_path, 20, 7 + u64::from(std::process::id())).await?;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let written = writer.await??;
     assert!(written > 200, "the writer made only {written} changes");

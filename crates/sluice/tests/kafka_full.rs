@@ -44,24 +44,7 @@ fn writer(
     max: u64,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
-    writer_loop(
-        MARIADB.get(),
-        u64::from(std::process::id()) * 31,
-        stop,
-        move |rng, n| {
-            let id = rng.next(max) + 1;
-            match rng.next(5) {
-            0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25)"),
-            2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
-            3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
-            _ => format!(
-                "BEGIN; UPDATE {db}.t SET v = 'b{n}' WHERE id = {id}; \
-                 INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
-                rng.next(max) + 1
-            ),
-        }
-        },
-    )
+    mixed_writer(db, max, u64::from(std::process::id()) * 31, stop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

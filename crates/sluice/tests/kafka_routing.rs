@@ -13,51 +13,11 @@ async fn partition_modes_keep_total_per_table_and_per_key_order() -> TestResult 
     let kafka = sluice_testkit::TempKafka::start_memory()?;
     let db = unique_name("parts");
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    for t in ["a", "b", "c"] {
-        c.query_drop(format!(
-            "CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-        ))
-        .await?;
-    }
-    // Three concurrent writers, one per table, updating a few keys over and over.
-    let mut writers = Vec::new();
-    for t in ["a", "b", "c"] {
-        let db = db.clone();
-        writers.push(tokio::spawn(async move {
-            let mut c = conn().await?;
-            for i in 0..150u32 {
-                c.query_drop(format!(
-                    "INSERT INTO {db}.{t} VALUES ({}, 'v{i}', {i}) ON DUPLICATE KEY UPDATE v = 'v{i}', amt = {i}",
-                    i % 10
-                ))
-                .await?;
-            }
-            Ok::<(), mysql_async::Error>(())
-        }));
-    }
-    for w in writers {
-        w.await??;
-    }
-    let gtid_seq = |m: &Json| -> u64 {
-        m["value"]["allMetaData"]["transId"]
-            .as_str()
-            .and_then(|g| g.rsplit('-').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let start = three_tables_of_updates(&mut c, &db).await?;
     for mode in ["one", "table", "hash"] {
         let dir = temp_dir(&format!("{db}-{mode}"));
         let topic = format!("{db}.all.{mode}");
-        let file_path = project(
-            &dir,
-            &format!("{db}-{mode}"),
-            &db,
-            "oms",
-            &format!("{file}:{offset}"),
-            mode,
-        );
+        let file_path = project(&dir, &format!("{db}-{mode}"), &db, "oms", &start, mode);
         use_broker(&file_path, &kafka.addr)?;
         let yaml = std::fs::read_to_string(&file_path)?.replace(
             "  topic: \"{db}.{table}\"\n",
@@ -65,66 +25,7 @@ async fn partition_modes_keep_total_per_table_and_per_key_order() -> TestResult 
         );
         std::fs::write(&file_path, yaml)?;
         run_until_caught_up(&file_path)?;
-        let all = consume_from(&kafka.addr, &topic, 0)?;
-        check_sequences_and_rebuild(&all).map_err(|e| format!("{mode}: {e}"))?;
-        let msgs: Vec<Json> = all
-            .into_iter()
-            .filter(|m| m["value"]["recordType"] != "DDL")
-            .collect();
-        assert_eq!(msgs.len(), 450, "{mode}: every change once");
-        // Group by partition, in offset order; what each partition holds and its order.
-        let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
-        for m in &msgs {
-            by_part
-                .entry(m["partition"].as_i64().unwrap_or(-1))
-                .or_default()
-                .push(m);
-        }
-        let mut home: BTreeMap<String, i64> = BTreeMap::new();
-        for (p, ms) in &mut by_part {
-            ms.sort_by_key(|m| m["offset"].as_i64());
-            // Source commit order (MariaDB GTID sequence numbers) never goes back in a partition.
-            let seqs: Vec<u64> = ms.iter().map(|m| gtid_seq(m)).collect();
-            assert!(
-                seqs.windows(2).all(|w| w[0] <= w[1]),
-                "{mode}: partition {p} out of commit order"
-            );
-            for m in ms.iter() {
-                let table = m["value"]["allMetaData"]["table_name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                let unit = match mode {
-                    "one" => String::new(),
-                    "table" => table,
-                    _ => format!("{table}/{}", m["key"].as_str().unwrap_or("")),
-                };
-                let at = *home.entry(unit.clone()).or_insert(*p);
-                assert_eq!(
-                    at, *p,
-                    "{mode}: {unit:?} spread over partitions {at} and {p}"
-                );
-            }
-        }
-        if mode == "one" {
-            assert_eq!(
-                by_part.keys().collect::<Vec<_>>(),
-                vec![&0],
-                "one: only partition 0"
-            );
-        } else if mode == "table" {
-            // Where Kafka's murmur2 of `db.table` says, as docs/KAFKA.md documents (three
-            // tables may well share a partition, so spreading is not asserted).
-            for (unit, p) in &home {
-                let want = (murmur2(format!("{db}.{unit}").as_bytes()) & 0x7fff_ffff) % 3;
-                assert_eq!(*p, i64::from(want), "table: {unit} in partition {p}");
-            }
-        } else {
-            assert!(
-                by_part.len() > 1,
-                "{mode}: 30 keys should spread over 3 partitions"
-            );
-        }
+        check_partition_mode(mode, &db, consume_from(&kafka.addr, &topic, 0)?)?;
     }
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())

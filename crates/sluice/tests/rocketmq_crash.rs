@@ -17,31 +17,36 @@ fn consume_at(namesrv: &str, topic: &str) -> Result<Vec<Json>, Box<dyn std::erro
     common::rocketmq::rocketmq_consume_at(namesrv, topic)
 }
 
-/// Writes to `db.t` over ids 1..=max until stopped: replaces, updates, deletes and
-/// two-statement transactions.
+/// Writes to `db.t` over ids 1..=max until stopped (see `mixed_writer`).
 fn writer(
     db: String,
     max: u64,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
-    writer_loop(
-        MARIADB.get(),
-        u64::from(std::process::id()) * 17,
-        stop,
-        move |rng, n| {
-            let id = rng.next(max) + 1;
-            match rng.next(5) {
-            0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25)"),
-            2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
-            3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
-            _ => format!(
-                "BEGIN; UPDATE {db}.t SET v = 'b{n}' WHERE id = {id}; \
-                 INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
-                rng.next(max) + 1
-            ),
-        }
-        },
-    )
+    mixed_writer(db, max, u64::from(std::process::id()) * 17, stop)
+}
+
+/// A project into the test's own name server `rmq` (topics created, 3 queues), plus `extra`.
+fn temp_project(
+    rmq: &sluice_testkit::TempRocketmq,
+    dir: &Path,
+    name: &str,
+    db: &str,
+    start: &str,
+    extra: &str,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let file = rocketmq_project(
+        dir,
+        name,
+        db,
+        "oms",
+        start,
+        &format!("create_topics: true\nqueues: 3\n{extra}"),
+    );
+    let yaml = std::fs::read_to_string(&file)?
+        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
+    std::fs::write(&file, yaml)?;
+    Ok(file)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,27 +57,11 @@ async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestRe
     let dir = temp_dir(&db);
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;
-    let file = rocketmq_project(
-        &dir,
-        &db,
-        &db,
-        "oms",
-        &start,
-        "create_topics: true\nqueues: 3",
-    );
-    let yaml = std::fs::read_to_string(&file)?
-        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
-    std::fs::write(&file, yaml)?;
+    let file = temp_project(&rmq, &dir, &db, &db, &start, "")?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(db.clone(), 150, stop.clone());
-    let mut rng = Lcg(11 + u64::from(std::process::id()));
-    for _ in 0..20 {
-        let mut child = spawn_run(&file)?;
-        tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
-        child.kill()?; // SIGKILL: no flush, no checkpoint
-        child.wait()?;
-    }
+    kill_9_cycles(&file, 20, 11 + u64::from(std::process::id())).await?;
     stop.store(true, Ordering::SeqCst);
     let written = w.await??;
     assert!(written > 200, "the writer made only {written} changes");
@@ -118,17 +107,7 @@ async fn a_broker_stopped_for_a_minute_during_incremental_sync_loses_nothing() -
     let dir = temp_dir(&db);
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;
-    let file = rocketmq_project(
-        &dir,
-        &db,
-        &db,
-        "oms",
-        &start,
-        "create_topics: true\nqueues: 3",
-    );
-    let yaml = std::fs::read_to_string(&file)?
-        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
-    std::fs::write(&file, yaml)?;
+    let file = temp_project(&rmq, &dir, &db, &db, &start, "")?;
     let mut child = spawn_run(&file)?;
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(db.clone(), 300, stop.clone());
@@ -176,17 +155,8 @@ async fn a_broker_stopped_for_a_minute_during_full_sync_loses_nothing() -> TestR
         "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq), seq / 4 FROM {db}.seq_1_to_30000"
     ))
     .await?;
-    let file = rocketmq_project(
-        &dir,
-        &db,
-        &db,
-        "oms",
-        "now",
-        "create_topics: true\nqueues: 3",
-    );
-    let yaml = std::fs::read_to_string(&file)?
-        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr)
-        .replace("  start: \"now\"", "  full: true")
+    let file = temp_project(&rmq, &dir, &db, &db, "now", "")?;
+    let yaml = std::fs::read_to_string(&file)?.replace("  start: \"now\"", "  full: true")
         + "options:\n  full_chunk_rows: 500\n  full_readers: 2\n  throttle_rows: 3000\n";
     std::fs::write(&file, yaml)?;
     let mut child = spawn_run(&file)?;
@@ -236,18 +206,17 @@ async fn acl_credentials_sign_every_request_and_a_wrong_secret_is_refused_withou
     write_range(&mut c, &db, 1, 11).await?;
     let dir = temp_dir(&db);
     let with = |secret: &str| -> Result<PathBuf, Box<dyn std::error::Error>> {
-        let file = rocketmq_project(
+        temp_project(
+            &rmq,
             &dir,
             &format!("{db}-{}", secret.len()),
             &db,
-            "oms",
             &start,
-            &format!("create_topics: true\naccess_key: sluice\nsecret_key: {secret}"),
-        );
-        let yaml = std::fs::read_to_string(&file)?
-            .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
-        std::fs::write(&file, yaml)?;
-        Ok(file)
+            &format!(
+                "access_key: sluice
+secret_key: {secret}"
+            ),
+        )
     };
     // A wrong secret: refused, named as an ACL problem, the secret itself nowhere.
     let err =
@@ -260,17 +229,7 @@ async fn acl_credentials_sign_every_request_and_a_wrong_secret_is_refused_withou
     assert!(err.contains("access_key and secret_key"), "{err}");
     assert!(!err.contains("not-Secret-99"), "the secret shows: {err}");
     // No credentials at all: refused too (the broker really checks).
-    let file = rocketmq_project(
-        &dir,
-        &format!("{db}-none"),
-        &db,
-        "oms",
-        &start,
-        "create_topics: true",
-    );
-    let yaml = std::fs::read_to_string(&file)?
-        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
-    std::fs::write(&file, yaml)?;
+    let file = temp_project(&rmq, &dir, &format!("{db}-none"), &db, &start, "")?;
     assert!(
         run_until_caught_up(&file).is_err(),
         "an unsigned request must be refused"
@@ -291,17 +250,7 @@ async fn a_name_server_down_for_a_minute_stops_no_delivery() -> TestResult {
     let dir = temp_dir(&db);
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;
-    let file = rocketmq_project(
-        &dir,
-        &db,
-        &db,
-        "oms",
-        &start,
-        "create_topics: true\nqueues: 3",
-    );
-    let yaml = std::fs::read_to_string(&file)?
-        .replace(&sluice_testkit::ROCKETMQ_NAMESRV.get(), &rmq.namesrv_addr);
-    std::fs::write(&file, yaml)?;
+    let file = temp_project(&rmq, &dir, &db, &db, &start, "")?;
     let mut child = spawn_run(&file)?;
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(db.clone(), 300, stop.clone());

@@ -204,40 +204,7 @@ async fn queue_modes_keep_commit_order_per_topic_table_and_key() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::Rocketmq]);
     let db = unique_name("rmqq");
     let mut c = conn().await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    for t in ["a", "b", "c"] {
-        c.query_drop(format!(
-            "CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-        ))
-        .await?;
-    }
-    // Three concurrent writers, one per table, updating a few keys over and over.
-    let mut writers = Vec::new();
-    for t in ["a", "b", "c"] {
-        let db = db.clone();
-        writers.push(tokio::spawn(async move {
-            let mut c = conn().await?;
-            for i in 0..150u32 {
-                c.query_drop(format!(
-                    "INSERT INTO {db}.{t} VALUES ({}, 'v{i}', {i}) ON DUPLICATE KEY UPDATE v = 'v{i}', amt = {i}",
-                    i % 10
-                ))
-                .await?;
-            }
-            Ok::<(), mysql_async::Error>(())
-        }));
-    }
-    for w in writers {
-        w.await??;
-    }
-    let gtid_seq = |m: &Json| -> u64 {
-        m["value"]["allMetaData"]["transId"]
-            .as_str()
-            .and_then(|g| g.rsplit('-').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let start = three_tables_of_updates(&mut c, &db).await?;
     for mode in ["one", "table", "hash"] {
         let dir = temp_dir(&format!("{db}-{mode}"));
         let topic = format!("{db}_all_{mode}");
@@ -246,65 +213,14 @@ async fn queue_modes_keep_commit_order_per_topic_table_and_key() -> TestResult {
             &format!("{db}-{mode}"),
             &db,
             "oms",
-            &format!("{file}:{offset}"),
+            &start,
             &format!(
                 "single_topic: {topic}\npartition_mode: {mode}\ncreate_topics: true\nqueues: 3"
             ),
         );
         run_until_caught_up(&file_path)?;
-        let all = rocketmq_consume(&topic)?;
-        check_sequences_and_rebuild(&all).map_err(|e| format!("{mode}: {e}"))?;
-        let msgs: Vec<Json> = all
-            .into_iter()
-            .filter(|m| m["value"]["recordType"] != "DDL")
-            .collect();
-        assert_eq!(msgs.len(), 450, "{mode}: every change once");
-        let mut by_queue: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
-        for m in &msgs {
-            by_queue
-                .entry(m["partition"].as_i64().unwrap_or(-1))
-                .or_default()
-                .push(m);
-        }
-        let mut home: BTreeMap<String, i64> = BTreeMap::new();
-        for (q, ms) in &mut by_queue {
-            ms.sort_by_key(|m| m["offset"].as_i64());
-            let seqs: Vec<u64> = ms.iter().map(|m| gtid_seq(m)).collect();
-            assert!(
-                seqs.windows(2).all(|w| w[0] <= w[1]),
-                "{mode}: queue {q} out of commit order"
-            );
-            for m in ms.iter() {
-                let table = m["value"]["allMetaData"]["table_name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                let unit = match mode {
-                    "one" => String::new(),
-                    "table" => table,
-                    _ => format!("{table}/{}", m["key"].as_str().unwrap_or("")),
-                };
-                let at = *home.entry(unit.clone()).or_insert(*q);
-                assert_eq!(at, *q, "{mode}: {unit:?} spread over queues {at} and {q}");
-            }
-        }
-        match mode {
-            "one" => assert_eq!(
-                by_queue.keys().collect::<Vec<_>>(),
-                vec![&0],
-                "one: only queue 0"
-            ),
-            "table" => {
-                for (unit, q) in &home {
-                    let want = sluice_mq::pick(format!("{db}.{unit}").as_bytes(), 3);
-                    assert_eq!(*q, i64::from(want), "table: {unit} in queue {q}");
-                }
-            }
-            _ => assert!(
-                by_queue.len() > 1,
-                "hash: 30 keys should spread over 3 queues"
-            ),
-        }
+        // Queues play the role of partitions: the same checks as for Kafka.
+        check_partition_mode(mode, &db, rocketmq_consume(&topic)?)?;
     }
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())

@@ -501,3 +501,146 @@ pub fn rebuild(format: &str, msgs: &[Json]) -> Result<BTreeMap<String, Json>, St
     }
     Ok(state)
 }
+
+/// A writer of inserts, updates and deletes over ids 1..=max of `db.t` (single statements and
+/// two-statement transactions), until `stop`; returns how many statements it ran.
+pub fn mixed_writer(
+    db: String,
+    max: u64,
+    seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
+    writer_loop(MARIADB.get(), seed, stop, move |rng, n| {
+        let id = rng.next(max) + 1;
+        match rng.next(5) {
+            0 | 1 => format!("REPLACE INTO {db}.t VALUES ({id}, 'w{n}', {n}.25)"),
+            2 => format!("UPDATE {db}.t SET v = 'u{n}', amt = amt + 1 WHERE id = {id}"),
+            3 => format!("DELETE FROM {db}.t WHERE id = {id}"),
+            _ => format!(
+                "BEGIN; UPDATE {db}.t SET v = 'b{n}' WHERE id = {id}; \
+                 INSERT INTO {db}.t VALUES ({}, 'm{n}', 1.00) ON DUPLICATE KEY UPDATE v = 'm{n}'; COMMIT",
+                rng.next(max) + 1
+            ),
+        }
+    })
+}
+
+/// `cycles` runs of the project in `file`, each killed with SIGKILL (no flush, no checkpoint)
+/// after 0.3 to 1.5 s.
+pub async fn kill_9_cycles(file: &Path, cycles: usize, seed: u64) -> TestResult {
+    let mut rng = Lcg(seed);
+    for _ in 0..cycles {
+        let mut child = spawn_run(file)?;
+        tokio::time::sleep(std::time::Duration::from_millis(300 + rng.next(1200))).await;
+        child.kill()?;
+        child.wait()?;
+    }
+    Ok(())
+}
+
+/// Tables `a`, `b` and `c` of a new database `db`, each with 150 upserts of 10 keys made by
+/// three concurrent writers; returns the binlog position before them (`file:offset`).
+pub async fn three_tables_of_updates(
+    c: &mut mysql_async::Conn,
+    db: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let (file, offset) = sluice_source_mysql_position(c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    for t in ["a", "b", "c"] {
+        c.query_drop(format!(
+            "CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+        ))
+        .await?;
+    }
+    let mut writers = Vec::new();
+    for t in ["a", "b", "c"] {
+        let db = db.to_string();
+        writers.push(tokio::spawn(async move {
+            let mut c = conn().await?;
+            for i in 0..150u32 {
+                c.query_drop(format!(
+                    "INSERT INTO {db}.{t} VALUES ({}, 'v{i}', {i}) ON DUPLICATE KEY UPDATE v = 'v{i}', amt = {i}",
+                    i % 10
+                ))
+                .await?;
+            }
+            Ok::<(), mysql_async::Error>(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    Ok(format!("{file}:{offset}"))
+}
+
+/// Checks what `three_tables_of_updates` delivered in partition (queue) mode `mode` to one topic
+/// of 3 partitions: every change once, source commit order in each partition, and each unit of
+/// order (everything for `one`, a table for `table`, a key for `hash`) in one partition, the one
+/// Kafka's partitioner names (docs/KAFKA.md).
+pub fn check_partition_mode(mode: &str, db: &str, all: Vec<Json>) -> TestResult {
+    check_sequences_and_rebuild(&all).map_err(|e| format!("{mode}: {e}"))?;
+    let msgs: Vec<Json> = all
+        .into_iter()
+        .filter(|m| m["value"]["recordType"] != "DDL")
+        .collect();
+    assert_eq!(msgs.len(), 450, "{mode}: every change once");
+    let gtid_seq = |m: &Json| -> u64 {
+        m["value"]["allMetaData"]["transId"]
+            .as_str()
+            .and_then(|g| g.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
+    for m in &msgs {
+        by_part
+            .entry(m["partition"].as_i64().unwrap_or(-1))
+            .or_default()
+            .push(m);
+    }
+    let mut home: BTreeMap<String, i64> = BTreeMap::new();
+    for (p, ms) in &mut by_part {
+        ms.sort_by_key(|m| m["offset"].as_i64());
+        // Source commit order (MariaDB GTID sequence numbers) never goes back in a partition.
+        let seqs: Vec<u64> = ms.iter().map(|m| gtid_seq(m)).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] <= w[1]),
+            "{mode}: partition {p} out of commit order"
+        );
+        for m in ms.iter() {
+            let table = m["value"]["allMetaData"]["table_name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let unit = match mode {
+                "one" => String::new(),
+                "table" => table,
+                _ => format!("{table}/{}", m["key"].as_str().unwrap_or("")),
+            };
+            let at = *home.entry(unit.clone()).or_insert(*p);
+            assert_eq!(
+                at, *p,
+                "{mode}: {unit:?} spread over partitions {at} and {p}"
+            );
+        }
+    }
+    match mode {
+        "one" => assert_eq!(
+            by_part.keys().collect::<Vec<_>>(),
+            vec![&0],
+            "one: only partition 0"
+        ),
+        // Three tables may well share a partition, so spreading is not asserted.
+        "table" => {
+            for (unit, p) in &home {
+                let want = sluice_mq::pick(format!("{db}.{unit}").as_bytes(), 3);
+                assert_eq!(*p, i64::from(want), "table: {unit} in partition {p}");
+            }
+        }
+        _ => assert!(
+            by_part.len() > 1,
+            "{mode}: 30 keys should spread over 3 partitions"
+        ),
+    }
+    Ok(())
+}
