@@ -76,5 +76,9 @@ mod tests {
             Some("s/Nczu0rya5Hb6IXD966XkkIwjY=")
         );
         assert_eq!(cmd.ext.get("AccessKey").map(String::as_str), Some("ak"));
+        // Signed again (sent again on a new connection): the same signature.
+        let first = cmd.ext.clone();
+        c.sign(&mut cmd);
+        assert_eq!(cmd.ext, first);
     }
 }

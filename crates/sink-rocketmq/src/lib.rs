@@ -386,9 +386,9 @@ async fn lane(
     creds: Option<Arc<Credentials>>,
 ) {
     let mut conn: Option<Connection> = None;
-    while let Some(job) = rx.recv().await {
+    while let Some(mut job) = rx.recv().await {
         let mut result = Ok(());
-        for m in &job.msgs {
+        for m in &mut job.msgs {
             if halted.load(Ordering::SeqCst) {
                 result = Err((
                     m.index,
@@ -406,7 +406,7 @@ async fn lane(
                 }
             }
             let Some(c) = conn.as_mut() else { break };
-            match c.call(&m.cmd, timeout).await {
+            match c.call(&mut m.cmd, timeout).await {
                 Ok(r) if r.code == status::SUCCESS => {}
                 Ok(r) => {
                     let f = classify(&addr, &r);

@@ -220,23 +220,22 @@ impl Connection {
         })
     }
 
-    /// Sends `cmd` and returns its response (requests the server makes of us meanwhile, which
-    /// a producer does not serve, are skipped).
+    /// Sends `cmd` (signed in place first, when the connection has credentials) and returns its
+    /// response (requests the server makes of us meanwhile, which a producer does not serve,
+    /// are skipped).
     pub async fn call(
         &mut self,
-        cmd: &Command,
+        cmd: &mut Command,
         timeout: Duration,
     ) -> Result<Command, RemotingError> {
         let opaque = self.next_opaque;
         self.next_opaque = self.next_opaque.wrapping_add(1).max(1);
-        let frame = match &self.creds {
-            Some(c) => {
-                let mut signed = cmd.clone();
-                c.sign(&mut signed);
-                encode(&signed, opaque)?
-            }
-            None => encode(cmd, opaque)?,
-        };
+        // Signing does not depend on the opaque, and re-signing replaces the signature: a
+        // command sent again on a new connection is signed again, never copied to be signed.
+        if let Some(c) = &self.creds {
+            c.sign(cmd);
+        }
+        let frame = encode(cmd, opaque)?;
         let addr = self.addr.clone();
         let io = |e: std::io::Error| RemotingError::Io(format!("{addr}: {e}"));
         tokio::time::timeout(timeout, async {

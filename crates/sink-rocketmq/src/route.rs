@@ -50,7 +50,7 @@ impl From<RemotingError> for RouteError {
 /// Asks each name server in turn; the first that answers decides.
 async fn ask_namesrv(
     namesrv: &[String],
-    cmd: &Command,
+    cmd: &mut Command,
     timeout: Duration,
     creds: Creds<'_>,
 ) -> Result<Command, RouteError> {
@@ -77,14 +77,14 @@ pub async fn queues(
     timeout: Duration,
     creds: Creds<'_>,
 ) -> Result<Option<Vec<Queue>>, RouteError> {
-    let cmd = Command::request(
+    let mut cmd = Command::request(
         code::GET_ROUTEINFO_BY_TOPIC,
         [
             ("topic", topic.to_string()),
             ("acceptStandardJsonOnly", "true".to_string()),
         ],
     );
-    let resp = ask_namesrv(namesrv, &cmd, timeout, creds).await?;
+    let resp = ask_namesrv(namesrv, &mut cmd, timeout, creds).await?;
     match resp.code {
         status::SUCCESS => {}
         status::TOPIC_NOT_EXIST => return Ok(None),
@@ -138,8 +138,8 @@ pub async fn brokers(
     timeout: Duration,
     creds: Creds<'_>,
 ) -> Result<Vec<(String, String)>, RouteError> {
-    let cmd = Command::request(code::GET_BROKER_CLUSTER_INFO, []);
-    let resp = ask_namesrv(namesrv, &cmd, timeout, creds).await?;
+    let mut cmd = Command::request(code::GET_BROKER_CLUSTER_INFO, []);
+    let resp = ask_namesrv(namesrv, &mut cmd, timeout, creds).await?;
     if resp.code != status::SUCCESS {
         return Err(RouteError::Refused(format!(
             "rocketmq name server: cluster info: {}",
@@ -165,7 +165,7 @@ pub async fn create(
     timeout: Duration,
     creds: Creds<'_>,
 ) -> Result<(), RouteError> {
-    let cmd = Command::request(
+    let mut cmd = Command::request(
         code::UPDATE_AND_CREATE_TOPIC,
         [
             ("topic", topic.to_string()),
@@ -179,7 +179,7 @@ pub async fn create(
         ],
     );
     let mut c = Connection::open(addr, timeout, creds.cloned()).await?;
-    let resp = c.call(&cmd, timeout).await?;
+    let resp = c.call(&mut cmd, timeout).await?;
     if resp.code != status::SUCCESS {
         let hint = if resp.code == status::NO_PERMISSION {
             "; check destination.access_key and secret_key (ACL), or create the topic yourself"
