@@ -86,6 +86,13 @@ async fn outage(
     secs: u64,
 ) -> Result<String, Box<dyn std::error::Error>> {
     rmq.stop_broker();
+    let said = retrying_said(file, secs).await;
+    rmq.resume()?;
+    Ok(said)
+}
+
+/// What `sluice status` last said of retrying over the next `secs` seconds (empty: never).
+async fn retrying_said(file: &Path, secs: u64) -> String {
     let until = Instant::now() + Duration::from_secs(secs);
     let mut said = String::new();
     while Instant::now() < until {
@@ -95,23 +102,54 @@ async fn outage(
             said = s;
         }
     }
-    rmq.resume()?;
-    Ok(said)
+    said
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_stopped_for_a_minute_during_incremental_sync_loses_nothing() -> TestResult {
+/// A project into a broker of its own, running for 3 s under the writer (ids 1..=300).
+struct UnderWriter {
+    rmq: sluice_testkit::TempRocketmq,
+    db: String,
+    c: mysql_async::Conn,
+    file: PathBuf,
+    child: Running,
+    stop: Arc<AtomicBool>,
+    writer: tokio::task::JoinHandle<Result<u64, mysql_async::Error>>,
+}
+
+async fn under_writer(prefix: &str) -> Result<UnderWriter, Box<dyn std::error::Error>> {
     ensure_up(&[Service::Mariadb]);
-    let mut rmq = sluice_testkit::TempRocketmq::start()?;
-    let db = unique_name("rmqout");
+    let rmq = sluice_testkit::TempRocketmq::start()?;
+    let db = unique_name(prefix);
     let dir = temp_dir(&db);
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;
     let file = temp_project(&rmq, &dir, &db, &db, &start, "")?;
-    let mut child = spawn_run(&file)?;
+    let child = spawn_run(&file)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let w = writer(db.clone(), 300, stop.clone());
+    let writer = writer(db.clone(), 300, stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(UnderWriter {
+        rmq,
+        db,
+        c,
+        file,
+        child,
+        stop,
+        writer,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_for_a_minute_during_incremental_sync_loses_nothing() -> TestResult {
+    let UnderWriter {
+        mut rmq,
+        db,
+        mut c,
+        file,
+        mut child,
+        stop,
+        writer: w,
+    } = under_writer("rmqout").await?;
     let said = outage(&mut rmq, &file, 60).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
@@ -244,29 +282,19 @@ secret_key: {secret}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_server_down_for_a_minute_stops_no_delivery() -> TestResult {
-    ensure_up(&[Service::Mariadb]);
-    let mut rmq = sluice_testkit::TempRocketmq::start()?;
-    let db = unique_name("rmqns");
-    let dir = temp_dir(&db);
-    let mut c = conn().await?;
-    let start = new_table(&mut c, &db).await?;
-    let file = temp_project(&rmq, &dir, &db, &db, &start, "")?;
-    let mut child = spawn_run(&file)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let w = writer(db.clone(), 300, stop.clone());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let UnderWriter {
+        mut rmq,
+        db,
+        mut c,
+        file,
+        mut child,
+        stop,
+        writer: w,
+    } = under_writer("rmqns").await?;
     rmq.stop_namesrv();
     // Routes are known: the broker takes every change while the name server is away, and
     // status never says the project is retrying.
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut retrying = String::new();
-    while Instant::now() < until {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let s = status_of(&file);
-        if s.contains("retrying") {
-            retrying = s;
-        }
-    }
+    let retrying = retrying_said(&file, 60).await;
     stop.store(true, Ordering::SeqCst);
     let written = w.await??;
     // The last changes reach the broker too (a graceful stop flushes what was read).
