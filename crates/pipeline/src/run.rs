@@ -72,7 +72,7 @@ pub fn run(p: &Project, opts: &RunOptions) -> Result<RunSummary, RunError> {
 fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSummary, RunError> {
     if !p.destination.needs().sharded_sources {
         return Err(RunError::Check(
-            "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql)".into(),
+            "a sharded source is synchronized into a database destination (type oceanbase, mariadb or mysql) or into DataHub (type datahub)".into(),
         ));
     }
     // What the parts share at the destination is made once, before they start, so that their

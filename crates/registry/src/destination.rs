@@ -12,6 +12,7 @@ use sluice_core::config::FieldError;
 use sluice_core::sink::{Sink, SinkError};
 use sluice_core::{RowChange, TableId};
 use sluice_format::SourceInfo;
+use sluice_sink_datahub::{DatahubSettings, DatahubSink, RawDatahub, RecordType};
 use sluice_sink_kafka::{KafkaSettings, KafkaSink, RawKafka};
 use sluice_sink_mysql::{MysqlConfig, MysqlSink, RawDatabase};
 use sluice_sink_rocketmq::{RawRocketmq, RocketmqSettings, RocketmqSink};
@@ -28,12 +29,15 @@ pub enum Destination {
     Database(MysqlConfig),
     /// `type: rocketmq`.
     Rocketmq(RocketmqSettings),
+    /// `type: datahub` (boxed: its settings are the largest).
+    Datahub(Box<DatahubSettings>),
 }
 
 /// The destination types a project file may name, how messages call each, and its fields.
 const TYPES: &[(&str, &str, &[&str])] = &[
     ("kafka", "a Kafka destination", RawKafka::FIELDS),
     ("rocketmq", "a RocketMQ destination", RawRocketmq::FIELDS),
+    ("datahub", "a DataHub destination", RawDatahub::FIELDS),
     ("oceanbase", "a database destination", RawDatabase::FIELDS),
     ("mariadb", "a database destination", RawDatabase::FIELDS),
     ("mysql", "a database destination", RawDatabase::FIELDS),
@@ -89,6 +93,11 @@ impl Destination {
                     .check(project, sharding)
                     .map_err(field)?,
             ),
+            "datahub" => Destination::Datahub(Box::new(
+                section::<RawDatahub>(text, file, kind, what)?
+                    .check(sharding)
+                    .map_err(field)?,
+            )),
             _ => Destination::Database(
                 section::<RawDatabase>(text, file, kind, what)?
                     .check(project)
@@ -113,6 +122,15 @@ impl DestinationSpec for Destination {
                 heartbeats: r.config.routing.heartbeat_topic.is_some(),
                 sharded_sources: false,
             },
+            Destination::Datahub(d) => {
+                let tuple = d.config.record_type == RecordType::Tuple;
+                Needs {
+                    definitions: tuple,
+                    past_schema: tuple,
+                    heartbeats: !tuple && d.config.routing.heartbeat_topic.is_some(),
+                    sharded_sources: true,
+                }
+            }
             Destination::Database(_) => Needs {
                 definitions: true,
                 past_schema: true,
@@ -127,6 +145,7 @@ impl DestinationSpec for Destination {
         match self {
             Destination::Kafka(k) => k.config.routing.moves_key(r),
             Destination::Rocketmq(k) => k.config.routing.moves_key(r),
+            Destination::Datahub(d) => d.config.routing.moves_key(r),
             Destination::Database(_) => Ok(false),
         }
     }
@@ -141,6 +160,11 @@ impl DestinationSpec for Destination {
                 r.format.build()?,
                 source,
             )?),
+            Destination::Datahub(d) => Box::new(DatahubSink::new(
+                d.config.clone(),
+                d.config.format.as_ref().map(|f| f.build()).transpose()?,
+                source,
+            )?),
             Destination::Database(db) => Box::new(MysqlSink::new(db.clone())?),
         })
     }
@@ -152,10 +176,17 @@ impl DestinationSpec for Destination {
         merge: HashMap<TableId, TableId>,
     ) -> Arc<dyn DestinationSpec> {
         let mut d = self.clone();
-        if let Destination::Database(db) = &mut d {
-            db.project = part.to_string();
-            db.merge = merge;
-            db.shard = Some(shard.to_string());
+        match &mut d {
+            Destination::Database(db) => {
+                db.project = part.to_string();
+                db.merge = merge;
+                db.shard = Some(shard.to_string());
+            }
+            Destination::Datahub(dh) => {
+                dh.config.merge = merge;
+                dh.config.shard = Some(shard.to_string());
+            }
+            Destination::Kafka(_) | Destination::Rocketmq(_) => {}
         }
         Arc::new(d)
     }
@@ -163,7 +194,7 @@ impl DestinationSpec for Destination {
     fn prepare_shared(&self) -> Result<(), SinkError> {
         match self {
             Destination::Database(db) => sluice_sink_mysql::prepare_destination(db),
-            Destination::Kafka(_) | Destination::Rocketmq(_) => Ok(()),
+            Destination::Kafka(_) | Destination::Rocketmq(_) | Destination::Datahub(_) => Ok(()),
         }
     }
 
@@ -221,6 +252,7 @@ mod tests {
             let e = match *kind {
                 "kafka" => section::<RawKafka>(&text, "p.yaml", kind, "x").map(drop),
                 "rocketmq" => section::<RawRocketmq>(&text, "p.yaml", kind, "x").map(drop),
+                "datahub" => section::<RawDatahub>(&text, "p.yaml", kind, "x").map(drop),
                 _ => section::<RawDatabase>(&text, "p.yaml", kind, "x").map(drop),
             }
             .expect_err("unknown field");

@@ -31,6 +31,8 @@ pub enum Service {
     Oceanbase,
     /// PostgreSQL.
     Postgres,
+    /// The DataHub-protocol server of the repo (crates/datahub-server) and the official SDK.
+    Datahub,
 }
 
 impl Service {
@@ -43,6 +45,7 @@ impl Service {
             Service::Rocketmq => "rocketmq",
             Service::Oceanbase => "oceanbase",
             Service::Postgres => "postgres",
+            Service::Datahub => "datahub",
         }
     }
 }
@@ -109,6 +112,12 @@ pub const OCEANBASE: Address = Address {
 pub const POSTGRES: Address = Address {
     env: "SLUICE_POSTGRES_ADDR",
     default: "127.0.0.1:5433",
+};
+
+/// The DataHub-protocol server (`http://` + this).
+pub const DATAHUB: Address = Address {
+    env: "SLUICE_DATAHUB_ADDR",
+    default: "127.0.0.1:8280",
 };
 
 /// The repository's root folder (where `dev/services` lives).
@@ -619,6 +628,90 @@ impl Drop for TempRocketmq {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A throwaway DataHub-protocol server (the one `dev/services` builds) on a free loopback port
+/// with its own data folder, for tests that stop it, inject failures or split its shards
+/// without disturbing the shared one. Killed and removed on drop.
+pub struct TempDatahub {
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+    env: Vec<(String, String)>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TempDatahub {
+    /// Starts a server; returns once it answers.
+    pub fn start() -> Result<Self, String> {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts a server with extra environment (`SLUICE_DATAHUB_FAIL_EVERY`, ...).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<Self, String> {
+        ensure_up(&[Service::Datahub]);
+        let port = free_port_block(0, 0)?;
+        let dir = std::env::temp_dir().join(unique_name("sluice-datahub"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut d = Self {
+            dir,
+            child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            addr: format!("127.0.0.1:{port}"),
+        };
+        d.resume()?;
+        Ok(d)
+    }
+
+    /// `http://ADDR`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server abruptly (SIGKILL); its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same data and port; returns once it listens.
+    pub fn resume(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(repo_root().join("dev/services"));
+        cmd.args(["datahub-server", "--listen", &self.addr, "--data"])
+            .arg(self.dir.join("data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().map_err(|e| format!("datahub server: {e}"))?);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.addr).is_err() {
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                return Err(format!("temporary DataHub server did not listen: {log}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempDatahub {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -13,6 +13,7 @@ pub use sluice_testkit::{
 };
 
 pub mod compare;
+pub mod datahub;
 pub mod dbdest;
 pub mod rocketmq;
 pub use compare::{compare, Shape, Side};
