@@ -431,6 +431,7 @@ fn serve(
                         "the cursor is of another shard",
                     ));
                 }
+                let width = tm.schema.as_ref().map(|s| s.fields.len());
                 let all = store.records(p, t, sid);
                 let limit = req.limit.unwrap_or(1).clamp(1, 1000) as usize;
                 let from = (from as usize).min(all.len());
@@ -441,6 +442,12 @@ fn serve(
                     .map(|(i, r)| {
                         let seq = (from + i) as i64;
                         let mut e = store::entry_of(r, seq);
+                        // Records put before a field was appended read with it as NULL.
+                        if let Some(w) = width {
+                            e.data
+                                .data
+                                .resize(w.max(e.data.data.len()), pb::FieldData { value: None });
+                        }
                         e.cursor = Some(cursor_text(sid, seq as u64));
                         e.next_cursor = Some(cursor_text(sid, seq as u64 + 1));
                         e
@@ -463,6 +470,7 @@ fn serve(
             let tm = store.topic(p, t)?;
             let sid = tm.shard(s)?.id;
             let tuple = tm.is_tuple();
+            let width = tm.schema.as_ref().map_or(0, |s| s.fields.len());
             let all = store.records(p, t, sid);
             match b["Action"].as_str().unwrap_or("") {
                 "cursor" => {
@@ -513,15 +521,17 @@ fn serve(
                         .enumerate()
                         .map(|(i, r)| {
                             let data = if tuple {
-                                Json::Array(
-                                    r.data
-                                        .iter()
-                                        .map(|v| match v {
-                                            Some(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
-                                            None => Json::Null,
-                                        })
-                                        .collect(),
-                                )
+                                let mut vals: Vec<Json> = r
+                                    .data
+                                    .iter()
+                                    .map(|v| match v {
+                                        Some(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+                                        None => Json::Null,
+                                    })
+                                    .collect();
+                                // Records put before a field was appended read with it as NULL.
+                                vals.resize(width.max(vals.len()), Json::Null);
+                                Json::Array(vals)
                             } else {
                                 Json::String(b64.encode(r.data.first().cloned().flatten().unwrap_or_default()))
                             };

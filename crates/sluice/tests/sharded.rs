@@ -55,6 +55,15 @@ async fn seed_as(u: &str, rows: u32, columns: &str) -> TestResult {
 }
 
 fn sharded_project(dir: &Path, u: &str) -> PathBuf {
+    let dest = format!(
+        "destination:\n  type: oceanbase\n  url: mysql://root@{}\n  writers: 3\n",
+        OCEANBASE.get()
+    );
+    sharded_project_into(dir, u, &dest)
+}
+
+/// [`sharded_project`] into the destination section `dest`.
+fn sharded_project_into(dir: &Path, u: &str, dest: &str) -> PathBuf {
     let addrs = instances();
     let yaml = format!(
         "name: {u}
@@ -70,11 +79,7 @@ source:
         s0: \"{u}_{{0..1}}.orders_{{0..3}}\"
         s1: \"{u}_${{2..3}}.orders_${{0..3}}\"
         s2: [\"{u}_4.orders_{{0..3}}\", \"{u}_5.orders_{{0..3}}\"]
-destination:
-  type: oceanbase
-  url: mysql://root@{ob}
-  writers: 3
-objects:
+{dest}objects:
   include: [\"*.*\"]
   rename:
     {u}.orders: {u}_dest.orders
@@ -88,7 +93,6 @@ options:
         a0 = addrs[0],
         a1 = addrs[1],
         a2 = addrs[2],
-        ob = OCEANBASE.get(),
         s0 = 3_200_000 + std::process::id() % 100_000,
         s1 = 3_300_000 + std::process::id() % 100_000,
         s2 = 3_400_000 + std::process::id() % 100_000,
@@ -696,4 +700,97 @@ options:
     assert_eq!(n, Some(6 * 4));
     d.query_drop(format!("DROP DATABASE {meta_db}")).await?;
     cleanup(&u).await
+}
+
+/// The DBP / IDB processes: a logical table over three instances into one DataHub TUPLE topic,
+/// with a writer on every instance during full and incremental sync. The state rebuilt from
+/// the topic equals the union of the shards, and each row names the instance it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logical_table_over_three_instances_reaches_one_datahub_topic() -> TestResult {
+    use common::datahub::*;
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Datahub]);
+    std::env::set_var("SLUICE_TEST_DATAHUB_KEY", "sluice-secret");
+    let u = unique_name("shdh");
+    let dir = temp_dir(&u);
+    seed(&u, 200).await?;
+    let dest = format!(
+        "destination:\n  type: datahub\n  endpoint: {}\n  project: {DH_PROJECT}\n  access_id: sluice\n  access_key_env: SLUICE_TEST_DATAHUB_KEY\n  shard_count: 3\n",
+        datahub_endpoint()
+    );
+    let file = sharded_project_into(&dir, &u, &dest);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ws = writers(&u, &stop);
+    let mut child = spawn_run(&file)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while status(&dir).matches("full sync:  finished").count() < 3 {
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            return Err(format!(
+                "full sync did not finish on every instance: {}",
+                status(&dir)
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in ws {
+        assert!(w.await?? > 50, "a writer made too few changes");
+    }
+    sigterm(&child)?;
+    assert!(child.wait()?.success());
+    run_until_caught_up(&file)?;
+    let recs = datahub_read(&datahub_endpoint(), &format!("{u}_dest_orders"))?;
+    let got = rebuild_tuple(&recs, "id", &["id", "v", "amt"])?;
+    let mut want = BTreeMap::new();
+    for (i, addr) in instances().iter().enumerate() {
+        let mut c = at(addr).await?;
+        for d in [2 * i, 2 * i + 1] {
+            for t in 0..4 {
+                let rows: Vec<(i64, Option<String>, Option<String>)> = c
+                    .query(format!(
+                        "SELECT id, v, CAST(amt AS CHAR) FROM {u}_{d}.orders_{t}"
+                    ))
+                    .await?;
+                for (id, v, amt) in rows {
+                    want.insert(
+                        id.to_string(),
+                        serde_json::json!({"id": id.to_string(), "v": v, "amt": amt}),
+                    );
+                }
+            }
+        }
+    }
+    assert!(want.len() > 4_000, "{} rows", want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "rows in the topic vs the union of the shards"
+    );
+    assert!(
+        got == want,
+        "the state rebuilt from the topic differs from the union of the shards"
+    );
+    // Every record names its instance: the one whose id range holds its key.
+    for r in &recs {
+        let f = &r["fields"];
+        let id: i64 = f["id"].as_str().and_then(|s| s.parse().ok()).ok_or("id")?;
+        assert_eq!(
+            f["sluice_shard"],
+            format!("s{}", id / 1_000_000).as_str(),
+            "{r}"
+        );
+    }
+    cleanup_sources(&u).await
+}
+
+async fn cleanup_sources(u: &str) -> TestResult {
+    for (i, addr) in instances().iter().enumerate() {
+        let mut c = at(addr).await?;
+        for d in [2 * i, 2 * i + 1] {
+            c.query_drop(format!("DROP DATABASE IF EXISTS {u}_{d}"))
+                .await?;
+        }
+    }
+    Ok(())
 }
