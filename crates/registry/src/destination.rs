@@ -126,7 +126,9 @@ impl DestinationSpec for Destination {
                 let tuple = d.config.record_type == RecordType::Tuple;
                 Needs {
                     definitions: tuple,
-                    past_schema: tuple,
+                    // A TUPLE topic is made from the table as it is when the project starts
+                    // (rows of an older shape fill the fields they have; docs/DATAHUB.md).
+                    past_schema: false,
                     heartbeats: !tuple && d.config.routing.heartbeat_topic.is_some(),
                     sharded_sources: true,
                 }

@@ -786,7 +786,8 @@ fn put_job(client: &Client, project: &str, job: &Job) -> Result<(), (usize, Fail
 }
 
 /// Puts `chunk` until every record is stored: failed records (and later ones of their keys)
-/// are put again, in order, a few times; a failure that cannot mend fails the job.
+/// are put again, in order, for as long as puts store something (five rounds in a row that
+/// store nothing fail the job, as does a failure that retrying cannot mend).
 fn put_chunk(
     client: &Client,
     project: &str,
@@ -795,7 +796,10 @@ fn put_chunk(
 ) -> Result<(), (usize, Failure)> {
     let mut pending: Vec<&Out> = chunk.iter().collect();
     let mut backoff = Duration::from_millis(100);
-    for attempt in 0.. {
+    // Rounds in a row in which nothing was stored: a put that stores something is progress,
+    // however often its records fail.
+    let mut stalled = 0;
+    loop {
         let entries: Vec<pb::RecordEntry> = pending.iter().map(|o| o.entry.clone()).collect();
         let first = pending.first().map_or(0, |o| o.index);
         let failed = match client.put(project, &job.topic, job.tuple, &entries) {
@@ -846,7 +850,13 @@ fn put_chunk(
         let Some(&lowest) = failed_at.iter().min() else {
             return Ok(());
         };
-        if attempt >= 5 {
+        if failed_at.len() < pending.len() {
+            stalled = 0;
+            backoff = Duration::from_millis(100);
+        } else {
+            stalled += 1;
+        }
+        if stalled >= 5 {
             let (_, code, msg) = &failed[0];
             return Err((
                 pending[lowest].index,
@@ -865,10 +875,11 @@ fn put_chunk(
             })
             .map(|(_, o)| *o)
             .collect();
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        if stalled > 0 {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
     }
-    Ok(())
 }
 
 impl Sink for DatahubSink {

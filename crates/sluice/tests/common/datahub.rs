@@ -89,13 +89,15 @@ pub fn blob_messages(recs: &[Json]) -> Result<Vec<Json>, Box<dyn std::error::Err
     Ok(out)
 }
 
-/// Rebuilds each key's row from TUPLE records in read order: after images replace, deletes
-/// remove; also checks that every key's sequences never go back (per-key order). Returns the
-/// rows by `key` column, each reduced to `columns`.
-pub fn rebuild_tuple(
+/// Rebuilds each key's row from TUPLE records in read order, as a consumer applies them:
+/// after images replace, deletes remove. With `strict` (a run without crashes, so without
+/// replays), also checks that no key's sequence ever goes back. Returns the rows by `key`
+/// column, each reduced to `columns`.
+pub fn rebuild_tuple_with(
     recs: &[Json],
     key: &str,
     columns: &[&str],
+    strict: bool,
 ) -> Result<BTreeMap<String, Json>, String> {
     let mut state = BTreeMap::new();
     let mut last_seq: BTreeMap<String, i64> = BTreeMap::new();
@@ -110,7 +112,7 @@ pub fn rebuild_tuple(
             .and_then(|s| s.parse::<i64>().ok())
         {
             let prev = last_seq.entry(k.clone()).or_insert(seq);
-            if seq < *prev {
+            if strict && seq < *prev {
                 return Err(format!("key {k}: sequence {seq} after {prev} ({r})"));
             }
             *prev = seq;
@@ -131,4 +133,23 @@ pub fn rebuild_tuple(
         }
     }
     Ok(state)
+}
+
+/// [`rebuild_tuple_with`], strict.
+pub fn rebuild_tuple(
+    recs: &[Json],
+    key: &str,
+    columns: &[&str],
+) -> Result<BTreeMap<String, Json>, String> {
+    rebuild_tuple_with(recs, key, columns, true)
+}
+
+/// [`rebuild_tuple_with`] after crashes: replays may repeat older records of a key, so only
+/// the order of the last ones (the state) is checked.
+pub fn rebuild_tuple_replayed(
+    recs: &[Json],
+    key: &str,
+    columns: &[&str],
+) -> Result<BTreeMap<String, Json>, String> {
+    rebuild_tuple_with(recs, key, columns, false)
 }
