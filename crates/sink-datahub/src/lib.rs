@@ -332,7 +332,7 @@ impl DatahubSink {
                         }
                         None => {
                             return Err(SinkError::Config(format!(
-                                "datahub topic {topic} has no field {} ({}) for table {table}; append it, or set destination.schema_evolution: append",
+                                "datahub topic {topic} has no field {} ({}) for table {table} (a column added at the source?); a DataHub topic only gains fields at its end: set destination.schema_evolution: append, or exclude the column",
                                 f.name, f.ty
                             )))
                         }

@@ -212,3 +212,223 @@ async fn the_type_matrix_reaches_tuple_fields_exactly() -> TestResult {
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+/// Runs the SDK (`dev/services datahub-python -c SCRIPT ARGS`); returns its output.
+fn sdk(script: &str, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let out = Command::new(repo_root().join("dev/services"))
+        .args(["datahub-python", "-c", script])
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_topics_are_checked_and_added_columns_need_schema_evolution() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Datahub]);
+    key_env();
+    let db = unique_name("dhs");
+    let mut c = conn().await?;
+    let start = new_table(&mut c, &db).await?;
+    write_range(&mut c, &db, 1, 10).await?;
+
+    // A topic made beforehand whose field amt has another type: the schema step stops, naming
+    // the field and both types.
+    sdk(
+        "import sys\nfrom datahub import DataHub\nfrom datahub.models import RecordSchema, FieldType\n\
+         dh = DataHub('sluice', 'sluice-secret', sys.argv[1])\n\
+         s = RecordSchema.from_lists(['sluice_op','sluice_commit_time','sluice_sequence','sluice_image','id','v','amt'],\
+         [FieldType.STRING, FieldType.TIMESTAMP, FieldType.BIGINT, FieldType.STRING, FieldType.BIGINT, FieldType.STRING, FieldType.DOUBLE])\n\
+         dh.create_tuple_topic(sys.argv[2], sys.argv[3], 1, 1, s, 'made by hand')\n",
+        &[&datahub_endpoint(), DH_PROJECT, &format!("{db}_t_bad")],
+    )?;
+    let dir = temp_dir(&format!("{db}-bad"));
+    let file = datahub_project(
+        &dir,
+        &format!("{db}-bad"),
+        &db,
+        &datahub_endpoint(),
+        &start,
+        "topic: \"{db}_{table}_bad\"",
+    );
+    let err = run_until_caught_up(&file)
+        .expect_err("a field of another type")
+        .to_string();
+    assert!(
+        err.contains("field amt is double") && err.contains("as decimal"),
+        "{err}"
+    );
+
+    // A column added while the project runs stops it, naming table, column and the fix...
+    let dir = temp_dir(&format!("{db}-evolve"));
+    let file = datahub_project(
+        &dir,
+        &format!("{db}-evolve"),
+        &db,
+        &datahub_endpoint(),
+        &start,
+        "",
+    );
+    run_until_caught_up(&file)?;
+    c.query_drop(format!("ALTER TABLE {db}.t ADD COLUMN note VARCHAR(10)"))
+        .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (100, 'x', 1.00, 'hello')"
+    ))
+    .await?;
+    let err = run_until_caught_up(&file)
+        .expect_err("an added column")
+        .to_string();
+    assert!(
+        err.contains("no field note") && err.contains("schema_evolution: append"),
+        "{err}"
+    );
+    // ...and with schema_evolution: append the field is appended and the run goes on from its
+    // checkpoint: nothing before the column is lost, the new row carries it.
+    let yaml = std::fs::read_to_string(&file)?.replace(
+        "  access_key_env: SLUICE_TEST_DATAHUB_KEY\n",
+        "  access_key_env: SLUICE_TEST_DATAHUB_KEY\n  schema_evolution: append\n",
+    );
+    std::fs::write(&file, yaml)?;
+    run_until_caught_up(&file)?;
+    let recs = datahub_read(&datahub_endpoint(), &format!("{db}_t"))?;
+    let last = recs
+        .iter()
+        .find(|r| r["fields"]["id"] == "100")
+        .ok_or("row 100 missing")?;
+    assert_eq!(last["fields"]["note"], "hello", "{last}");
+    let first = recs
+        .iter()
+        .find(|r| r["fields"]["id"] == "1")
+        .ok_or("row 1 missing")?;
+    assert_eq!(first["fields"]["note"], Json::Null, "{first}");
+    assert_eq!(
+        rebuild_tuple(&recs, "id", &["id", "v", "amt"])?,
+        source_rows(&mut c, &db).await?
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_one_megabyte_stops_the_project_naming_table_key_and_position() -> TestResult
+{
+    ensure_up(&[Service::Mariadb, Service::Datahub]);
+    key_env();
+    let db = unique_name("dhbig");
+    let mut c = conn().await?;
+    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, b LONGBLOB)"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (1, 'small'), (2, REPEAT('x', 1100000))"
+    ))
+    .await?;
+    let dir = temp_dir(&db);
+    let path = datahub_project(
+        &dir,
+        &db,
+        &db,
+        &datahub_endpoint(),
+        &format!("{file}:{offset}"),
+        "",
+    );
+    let err = run_until_caught_up(&path)
+        .expect_err("an oversized record")
+        .to_string();
+    assert!(
+        err.contains(&format!("`{db}`.`t`"))
+            && err.contains("(key 2)")
+            && err.contains("mariadb-bin.")
+            && err.contains("1048576 per record"),
+        "{err}"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[test]
+fn wrong_settings_are_refused_when_the_file_is_read_and_secrets_never_show() -> TestResult {
+    key_env();
+    let dir = temp_dir(&unique_name("dhcfg"));
+    let check = |extra: &str, want: &[&str]| -> TestResult {
+        let file = datahub_project(&dir, "dhcfg", "dhcfg", &datahub_endpoint(), "now", extra);
+        let out = sluice()
+            .args(["run", "-f"])
+            .arg(&file)
+            .args(["--until", "caught-up"])
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{extra}: accepted\n{text}");
+        for w in want {
+            assert!(text.contains(w), "{extra}: {w:?} missing in\n{text}");
+        }
+        assert!(
+            !text.contains("sluice-secret"),
+            "a secret in the output:\n{text}"
+        );
+        Ok(())
+    };
+    check(
+        "topic: \"{db}-{table}\"",
+        &["destination.topic", "letters, digits and _"],
+    )?;
+    check(
+        "topic: \"_{table}\"",
+        &["destination.topic", "start with a letter"],
+    )?;
+    check(
+        "brokers: 127.0.0.1:9092",
+        &[
+            "destination.brokers",
+            "not a field of a DataHub destination",
+        ],
+    )?;
+    check(
+        "format: canal",
+        &["destination.format", "record_type: blob"],
+    )?;
+    check("record_type: blob\nformat: nope", &["destination.format"])?;
+    check("shard_count: 0", &["destination.shard_count"])?;
+    check(
+        "protocol: thrift",
+        &["destination.protocol", "protobuf or json"],
+    )?;
+    // A wrong access key is refused by the server, named, with the fix, and never printed.
+    let file = datahub_project(&dir, "dhcfg", "dhcfg", &datahub_endpoint(), "now", "");
+    let yaml = std::fs::read_to_string(&file)?.replace(
+        "access_key_env: SLUICE_TEST_DATAHUB_KEY",
+        "access_key: not-the-sluice-secret",
+    );
+    std::fs::write(&file, yaml)?;
+    ensure_up(&[Service::Mariadb, Service::Datahub]);
+    let out = sluice()
+        .args(["run", "-f"])
+        .arg(&file)
+        .args(["--until", "caught-up"])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("Unauthorized") && text.contains("access_key"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-sluice-secret"),
+        "a secret in the output:\n{text}"
+    );
+    Ok(())
+}
