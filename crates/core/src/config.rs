@@ -21,3 +21,26 @@ impl FieldError {
         }
     }
 }
+
+/// A setting given in the file (`field`) or read from the environment variable it names
+/// (`field_env`), not both; a named variable that is not set is an error naming it.
+pub fn given_or_env(
+    value: Option<String>,
+    env: Option<String>,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    match (value, env) {
+        (Some(_), Some(_)) => Err(FieldError::new(
+            field,
+            format!("give {field} or {field}_env, not both"),
+        )),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(var)) => std::env::var(&var).map(Some).map_err(|_| {
+            FieldError::new(
+                format!("{field}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        }),
+        (None, None) => Ok(None),
+    }
+}

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod partition;
+pub mod tickets;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

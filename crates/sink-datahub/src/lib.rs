@@ -22,7 +22,7 @@ mod types;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
@@ -30,6 +30,7 @@ use sluice_core::{Event, Op, RowChange, TableId, TableSchema, TableSpec};
 use sluice_datahub_protocol::api::{self, Field, RecordSchema};
 use sluice_datahub_protocol::pb;
 use sluice_format::SourceInfo;
+use sluice_mq::tickets::{batch_error, Failure, Tracker};
 use sluice_mq::Shaper;
 
 pub use client::{Account, CallError, Client, Protocol};
@@ -41,38 +42,6 @@ pub use config::{
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// What one put may carry (the limit is 4 MB; room is left for framing).
 const MAX_PUT_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
-
-#[derive(Debug, Clone)]
-enum Failure {
-    Transient(String),
-    Refused(String),
-}
-
-#[derive(Default)]
-struct TicketState {
-    pending: usize,
-    failed: Option<(usize, Failure)>,
-}
-
-#[derive(Default)]
-struct Tracker {
-    tickets: Mutex<HashMap<u64, TicketState>>,
-    done: Condvar,
-}
-
-impl Tracker {
-    fn report(&self, ticket: u64, result: Result<(), (usize, Failure)>) {
-        if let Ok(mut all) = self.tickets.lock() {
-            if let Some(t) = all.get_mut(&ticket) {
-                t.pending = t.pending.saturating_sub(1);
-                if let Err(f) = result {
-                    t.failed.get_or_insert(f);
-                }
-            }
-        }
-        self.done.notify_all();
-    }
-}
 
 /// One record for a shard.
 struct Out {
@@ -907,13 +876,7 @@ impl Sink for DatahubSink {
     }
 
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {
-        let idle = self
-            .tracker
-            .tickets
-            .lock()
-            .map(|t| t.is_empty())
-            .unwrap_or(false);
-        if idle && self.halted.swap(false, Ordering::SeqCst) {
+        if self.tracker.idle() && self.halted.swap(false, Ordering::SeqCst) {
             // Shards may have been split or merged: read them again.
             let topics: Vec<String> = self.topics.keys().cloned().collect();
             for t in topics {
@@ -951,15 +914,7 @@ impl Sink for DatahubSink {
                 }),
             }
         }
-        if let Ok(mut t) = self.tracker.tickets.lock() {
-            t.insert(
-                ticket,
-                TicketState {
-                    pending: jobs.len(),
-                    failed: None,
-                },
-            );
-        }
+        self.tracker.open(ticket, jobs.len());
         self.sent_bytes.insert(ticket, bytes);
         for job in jobs {
             // A shard's puts always go through the same writer, so they leave in order.
@@ -976,46 +931,12 @@ impl Sink for DatahubSink {
 
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
         let bytes = self.sent_bytes.remove(&ticket).unwrap_or(0);
-        let poisoned = || SinkError::Unavailable("delivery bookkeeping poisoned".into());
-        let mut all = self.tracker.tickets.lock().map_err(|_| poisoned())?;
-        loop {
-            match all.get(&ticket) {
-                None => break,
-                Some(t) if t.pending == 0 => break,
-                Some(_) => {}
-            }
-            all = self
-                .tracker
-                .done
-                .wait_timeout(all, Duration::from_secs(1))
-                .map_err(|_| poisoned())?
-                .0;
-        }
-        let state = all.remove(&ticket).unwrap_or_default();
-        drop(all);
-        match state.failed {
+        match self.tracker.wait(ticket)? {
             None => {
                 self.acked_bytes += bytes;
                 Ok(())
             }
-            Some((i, f)) => {
-                let (t, p) = items
-                    .get(i)
-                    .map(|it| sluice_mq::describe(&it.event))
-                    .unwrap_or_default();
-                let key = items
-                    .get(i)
-                    .map(|it| sluice_mq::key_text(&sluice_mq::key_of(&it.event)))
-                    .unwrap_or_default();
-                Err(match f {
-                    Failure::Transient(m) => SinkError::Unavailable(format!(
-                        "datahub did not store the change of {t} (key {key}) at {p}: {m}"
-                    )),
-                    Failure::Refused(m) => SinkError::Rejected(format!(
-                        "datahub refused the change of {t} (key {key}) at {p}: {m}"
-                    )),
-                })
-            }
+            Some(failed) => Err(batch_error("datahub", "store", items, failed)),
         }
     }
 

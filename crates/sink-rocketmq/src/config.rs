@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_core::config::FieldError;
+use sluice_core::config::{given_or_env, FieldError};
 use sluice_core::{Secret, TableId};
 use sluice_mq::config::{FormatChoice, RoutingFields};
 use sluice_mq::TopicMap;
@@ -234,28 +234,6 @@ impl RawRocketmq {
             },
             format,
         })
-    }
-}
-
-/// A value given in the file or read from the environment variable it names.
-fn given_or_env(
-    value: Option<String>,
-    env: Option<String>,
-    field: &str,
-) -> Result<Option<String>, FieldError> {
-    match (value, env) {
-        (Some(_), Some(_)) => Err(FieldError::new(
-            field,
-            format!("give {field} or {field}_env, not both"),
-        )),
-        (Some(v), None) => Ok(Some(v)),
-        (None, Some(var)) => std::env::var(&var).map(Some).map_err(|_| {
-            FieldError::new(
-                format!("{field}_env"),
-                format!("environment variable {var} is not set"),
-            )
-        }),
-        (None, None) => Ok(None),
     }
 }
 

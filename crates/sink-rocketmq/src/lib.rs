@@ -22,12 +22,13 @@ mod route;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
 use sluice_core::{Event, TableSpec};
 use sluice_format::{Format, SourceInfo};
+use sluice_mq::tickets::{batch_error, Failure, Tracker};
 use sluice_mq::{Routing, Shaper};
 use tokio::sync::mpsc;
 
@@ -60,42 +61,6 @@ pub struct RocketmqConfig {
     pub batch_messages: usize,
     /// ACL credentials every request is signed with.
     pub credentials: Option<Arc<Credentials>>,
-}
-
-/// Why a lane could not deliver a message: retrying may help, or cannot.
-#[derive(Debug, Clone)]
-enum Failure {
-    Transient(String),
-    Refused(String),
-}
-
-/// The outcome of every lane job of the batches in flight.
-#[derive(Default)]
-struct TicketState {
-    /// Lane jobs not yet reported.
-    pending: usize,
-    /// The first failure: the message's index in the batch, and why.
-    failed: Option<(usize, Failure)>,
-}
-
-#[derive(Default)]
-struct Tracker {
-    tickets: Mutex<HashMap<u64, TicketState>>,
-    done: Condvar,
-}
-
-impl Tracker {
-    fn report(&self, ticket: u64, result: Result<(), (usize, Failure)>) {
-        if let Ok(mut all) = self.tickets.lock() {
-            if let Some(t) = all.get_mut(&ticket) {
-                t.pending = t.pending.saturating_sub(1);
-                if let Err(f) = result {
-                    t.failed.get_or_insert(f);
-                }
-            }
-        }
-        self.done.notify_all();
-    }
 }
 
 /// One message ready for its lane.
@@ -443,13 +408,7 @@ impl Sink for RocketmqSink {
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {
         // A failure halted the lanes; every batch in flight has been collected (the pipeline
         // sends them again now): start over, with routes read afresh.
-        let idle = self
-            .tracker
-            .tickets
-            .lock()
-            .map(|t| t.is_empty())
-            .unwrap_or(false);
-        if idle && self.halted.swap(false, Ordering::SeqCst) {
+        if self.tracker.idle() && self.halted.swap(false, Ordering::SeqCst) {
             self.topics.clear();
         }
         let ticket = self.next_ticket;
@@ -566,15 +525,7 @@ impl Sink for RocketmqSink {
             }
             jobs.push((lane, out));
         }
-        if let Ok(mut t) = self.tracker.tickets.lock() {
-            t.insert(
-                ticket,
-                TicketState {
-                    pending: jobs.len(),
-                    failed: None,
-                },
-            );
-        }
+        self.tracker.open(ticket, jobs.len());
         self.sent_bytes.insert(ticket, bytes);
         for (lane_key, msgs) in jobs {
             let job = Job { ticket, msgs };
@@ -604,48 +555,12 @@ impl Sink for RocketmqSink {
 
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
         let bytes = self.sent_bytes.remove(&ticket).unwrap_or(0);
-        let poisoned = || SinkError::Unavailable("delivery bookkeeping poisoned".into());
-        let mut all = self.tracker.tickets.lock().map_err(|_| poisoned())?;
-        // Every lane job reports, failed or not: a resend must not overtake a job still
-        // running (see `send`).
-        loop {
-            match all.get(&ticket) {
-                None => break,
-                Some(t) if t.pending == 0 => break,
-                Some(_) => {}
-            }
-            all = self
-                .tracker
-                .done
-                .wait_timeout(all, Duration::from_secs(1))
-                .map_err(|_| poisoned())?
-                .0;
-        }
-        let state = all.remove(&ticket).unwrap_or_default();
-        drop(all);
-        match state.failed {
+        match self.tracker.wait(ticket)? {
             None => {
                 self.acked_bytes += bytes;
                 Ok(())
             }
-            Some((i, f)) => {
-                let (t, p) = items
-                    .get(i)
-                    .map(|it| sluice_mq::describe(&it.event))
-                    .unwrap_or_default();
-                let key = items
-                    .get(i)
-                    .map(|it| sluice_mq::key_text(&sluice_mq::key_of(&it.event)))
-                    .unwrap_or_default();
-                Err(match f {
-                    Failure::Transient(m) => SinkError::Unavailable(format!(
-                        "rocketmq did not acknowledge the change of {t} (key {key}) at {p}: {m}"
-                    )),
-                    Failure::Refused(m) => SinkError::Rejected(format!(
-                        "rocketmq refused the change of {t} (key {key}) at {p}: {m}"
-                    )),
-                })
-            }
+            Some(failed) => Err(batch_error("rocketmq", "acknowledge", items, failed)),
         }
     }
 

@@ -76,20 +76,6 @@ async fn twenty_kill_9_cycles_under_a_concurrent_writer_lose_nothing() -> TestRe
     Ok(())
 }
 
-/// What `sluice status` last said of retrying over the next `secs` seconds (empty: never).
-async fn retrying_said(file: &Path, secs: u64) -> String {
-    let until = Instant::now() + Duration::from_secs(secs);
-    let mut said = String::new();
-    while Instant::now() < until {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let s = status_of(file);
-        if s.contains("retrying") {
-            said = s;
-        }
-    }
-    said
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_stopped_for_a_minute_during_incremental_sync_loses_nothing() -> TestResult {
     ensure_up(&[Service::Mariadb]);

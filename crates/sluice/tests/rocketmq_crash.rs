@@ -91,20 +91,6 @@ async fn outage(
     Ok(said)
 }
 
-/// What `sluice status` last said of retrying over the next `secs` seconds (empty: never).
-async fn retrying_said(file: &Path, secs: u64) -> String {
-    let until = Instant::now() + Duration::from_secs(secs);
-    let mut said = String::new();
-    while Instant::now() < until {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let s = status_of(file);
-        if s.contains("retrying") {
-            said = s;
-        }
-    }
-    said
-}
-
 /// A project into a broker of its own, running for 3 s under the writer (ids 1..=300).
 struct UnderWriter {
     rmq: sluice_testkit::TempRocketmq,

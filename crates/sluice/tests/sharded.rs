@@ -196,6 +196,22 @@ async fn cleanup(u: &str) -> TestResult {
     Ok(())
 }
 
+/// Waits (up to 2 minutes) until full sync finished on all three instances.
+async fn full_sync_finished_everywhere(dir: &Path, child: &mut Running) -> TestResult {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while status(dir).matches("full sync:  finished").count() < 3 {
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            return Err(format!(
+                "full sync did not finish on every instance: {}",
+                status(dir)
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 fn status(dir: &Path) -> String {
     sluice()
         .args(["status", "--data-dir"])
@@ -215,17 +231,7 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
     let stop = Arc::new(AtomicBool::new(false));
     let ws = writers(&u, &stop);
     let mut child = spawn_run(&file)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while status(&dir).matches("full sync:  finished").count() < 3 {
-        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            return Err(format!(
-                "full sync did not finish on every instance: {}",
-                status(&dir)
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    full_sync_finished_everywhere(&dir, &mut child).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     for w in ws {
@@ -721,17 +727,7 @@ async fn a_logical_table_over_three_instances_reaches_one_datahub_topic() -> Tes
     let stop = Arc::new(AtomicBool::new(false));
     let ws = writers(&u, &stop);
     let mut child = spawn_run(&file)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while status(&dir).matches("full sync:  finished").count() < 3 {
-        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            return Err(format!(
-                "full sync did not finish on every instance: {}",
-                status(&dir)
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    full_sync_finished_everywhere(&dir, &mut child).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     for w in ws {

@@ -645,3 +645,17 @@ pub fn check_partition_mode(mode: &str, db: &str, all: Vec<Json>) -> TestResult 
     }
     Ok(())
 }
+
+/// What `sluice status` last said of retrying over the next `secs` seconds (empty: never).
+pub async fn retrying_said(file: &Path, secs: u64) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut said = String::new();
+    while std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let s = status_of(file);
+        if s.contains("retrying") {
+            said = s;
+        }
+    }
+    said
+}
