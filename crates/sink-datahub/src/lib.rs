@@ -151,9 +151,10 @@ impl DatahubSink {
                 cfg.timeout,
             );
             let (t, h, project) = (tracker.clone(), halted.clone(), cfg.project.clone());
+            let per_put = cfg.batch_records;
             std::thread::Builder::new()
                 .name(format!("sluice-datahub-{n}"))
-                .spawn(move || writer(c, project, rx, t, h))
+                .spawn(move || writer(c, project, per_put, rx, t, h))
                 .map_err(|e| SinkError::Config(format!("writer thread: {e}")))?;
             workers.push(tx);
         }
@@ -714,6 +715,7 @@ fn too_large(item: &DeliveryItem, key: &[u8], bytes: usize) -> SinkError {
 fn writer(
     client: Client,
     project: String,
+    per_put: usize,
     rx: mpsc::Receiver<Job>,
     tracker: Arc<Tracker>,
     halted: Arc<AtomicBool>,
@@ -725,7 +727,7 @@ fn writer(
                 Failure::Transient("an earlier put failed; sent again in order".into()),
             ))
         } else {
-            put_job(&client, &project, &job)
+            put_job(&client, &project, per_put, &job)
         };
         if result.is_err() {
             halted.store(true, Ordering::SeqCst);
@@ -734,24 +736,37 @@ fn writer(
     }
 }
 
-fn put_job(client: &Client, project: &str, job: &Job) -> Result<(), (usize, Failure)> {
-    let mut at = 0;
-    while at < job.records.len() {
-        // One put: as many records as fit.
-        let mut end = at;
-        let mut bytes = 0;
-        while end < job.records.len() && end - at < 10_000 {
-            let b = job.records[end].bytes + 64;
-            if end > at && bytes + b > MAX_PUT_BYTES {
-                break;
-            }
-            bytes += b;
-            end += 1;
-        }
+fn put_job(
+    client: &Client,
+    project: &str,
+    per_put: usize,
+    job: &Job,
+) -> Result<(), (usize, Failure)> {
+    for (at, end) in put_ranges(job.records.iter().map(|r| r.bytes), per_put) {
         put_chunk(client, project, job, &job.records[at..end])?;
-        at = end;
     }
     Ok(())
+}
+
+/// How a shard's records are cut into puts: in order, at most `per_put` records
+/// (batch_records) and under the 4 MB request limit each (a record alone always makes one).
+fn put_ranges(sizes: impl Iterator<Item = usize>, per_put: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut n, mut bytes) = (0, 0, 0);
+    for (i, size) in sizes.enumerate() {
+        // Each record's framing and field overhead, roughly.
+        let b = size + 64;
+        if n > 0 && (n >= per_put || bytes + b > MAX_PUT_BYTES) {
+            out.push((start, i));
+            (start, n, bytes) = (i, 0, 0);
+        }
+        n += 1;
+        bytes += b;
+    }
+    if n > 0 {
+        out.push((start, start + n));
+    }
+    out
 }
 
 /// Puts `chunk` until every record is stored: failed records (and later ones of their keys)
@@ -951,4 +966,21 @@ fn lane_hash(topic: &str, shard: &str) -> usize {
     topic.hash(&mut h);
     shard.hash(&mut h);
     h.finish() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puts_hold_at_most_batch_records_and_stay_under_four_megabytes() {
+        assert_eq!(
+            put_ranges([10usize; 7].into_iter(), 3),
+            vec![(0, 3), (3, 6), (6, 7)]
+        );
+        assert_eq!(put_ranges(std::iter::empty(), 3), vec![]);
+        // 1 MB records: four do not fit one put.
+        let mb = 1024 * 1024 - 100;
+        assert_eq!(put_ranges([mb; 5].into_iter(), 500), vec![(0, 3), (3, 5)]);
+    }
 }
