@@ -26,6 +26,25 @@ pub struct RoutingFields {
 }
 
 impl RoutingFields {
+    /// Checks the whole topic names the fields give (`single_topic`, `heartbeat_topic`, the
+    /// values of `topics`) by a transport's naming rule (`problem`: why a name is illegal).
+    pub fn check_names(&self, problem: fn(&str) -> Option<String>) -> Result<(), FieldError> {
+        for (field, name) in [
+            ("single_topic", &self.single_topic),
+            ("heartbeat_topic", &self.heartbeat_topic),
+        ] {
+            if let Some(p) = name.as_deref().and_then(problem) {
+                return Err(FieldError::new(field, p));
+            }
+        }
+        for (table, name) in &self.topics {
+            if let Some(p) = problem(name) {
+                return Err(FieldError::new(format!("topics.{table}"), p));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the fields. `default_template` is the destination's own default topic template;
     /// `sharding` holds `objects.sharding` by destination table name.
     pub fn routing(

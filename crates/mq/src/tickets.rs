@@ -24,6 +24,8 @@ pub enum Failure {
 #[derive(Default)]
 struct TicketState {
     pending: usize,
+    /// Key and payload bytes the batch sends (acknowledged when it is).
+    bytes: u64,
     /// The first failure: the message's index in the batch, and why.
     failed: Option<(usize, Failure)>,
 }
@@ -36,13 +38,14 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Starts `ticket` with `jobs` jobs to report.
-    pub fn open(&self, ticket: u64, jobs: usize) {
+    /// Starts `ticket` with `jobs` jobs to report, sending `bytes` of keys and payloads.
+    pub fn open(&self, ticket: u64, jobs: usize, bytes: u64) {
         if let Ok(mut t) = self.tickets.lock() {
             t.insert(
                 ticket,
                 TicketState {
                     pending: jobs,
+                    bytes,
                     failed: None,
                 },
             );
@@ -67,8 +70,9 @@ impl Tracker {
         self.tickets.lock().map(|t| t.is_empty()).unwrap_or(false)
     }
 
-    /// Waits until every job of `ticket` reported; forgets it and returns its first failure.
-    pub fn wait(&self, ticket: u64) -> Result<Option<(usize, Failure)>, SinkError> {
+    /// Waits until every job of `ticket` reported and forgets it: its bytes when all were
+    /// delivered, else its first failure.
+    pub fn wait(&self, ticket: u64) -> Result<Result<u64, (usize, Failure)>, SinkError> {
         let poisoned = || SinkError::Unavailable("delivery bookkeeping poisoned".into());
         let mut all = self.tickets.lock().map_err(|_| poisoned())?;
         loop {
@@ -83,7 +87,11 @@ impl Tracker {
                 .map_err(|_| poisoned())?
                 .0;
         }
-        Ok(all.remove(&ticket).and_then(|s| s.failed))
+        let state = all.remove(&ticket).unwrap_or_default();
+        Ok(match state.failed {
+            None => Ok(state.bytes),
+            Some(f) => Err(f),
+        })
     }
 }
 

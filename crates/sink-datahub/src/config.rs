@@ -318,27 +318,15 @@ impl RawDatahub {
                 return Err(FieldError::new("topic", p));
             }
         }
-        for (field, name) in [
-            ("single_topic", &self.single_topic),
-            ("heartbeat_topic", &self.heartbeat_topic),
-        ] {
-            if let Some(p) = name.as_deref().and_then(topic_problem) {
-                return Err(FieldError::new(field, p));
-            }
-        }
-        for (table, name) in &self.topics {
-            if let Some(p) = topic_problem(name) {
-                return Err(FieldError::new(format!("topics.{table}"), p));
-            }
-        }
-        let routing = RoutingFields {
+        let fields = RoutingFields {
             topic: self.topic,
             single_topic: self.single_topic,
             topics: self.topics,
             heartbeat_topic: self.heartbeat_topic,
             partition_mode: self.partition_mode,
-        }
-        .routing("{db}_{table}", sharding)?;
+        };
+        fields.check_names(topic_problem)?;
+        let routing = fields.routing("{db}_{table}", sharding)?;
         let shard_count = self.shard_count.unwrap_or(4);
         if !(1..=256).contains(&shard_count) {
             return Err(FieldError::new(

@@ -100,7 +100,6 @@ pub struct DatahubSink {
     halted: Arc<AtomicBool>,
     project_checked: bool,
     next_ticket: u64,
-    sent_bytes: HashMap<u64, u64>,
     acked_bytes: u64,
 }
 
@@ -170,7 +169,6 @@ impl DatahubSink {
             halted,
             project_checked: false,
             next_ticket: 0,
-            sent_bytes: HashMap::new(),
             acked_bytes: 0,
         })
     }
@@ -929,8 +927,7 @@ impl Sink for DatahubSink {
                 }),
             }
         }
-        self.tracker.open(ticket, jobs.len());
-        self.sent_bytes.insert(ticket, bytes);
+        self.tracker.open(ticket, jobs.len(), bytes);
         for job in jobs {
             // A shard's puts always go through the same writer, so they leave in order.
             let w = lane_hash(&job.topic, &job.shard) % self.workers.len().max(1);
@@ -945,14 +942,12 @@ impl Sink for DatahubSink {
     }
 
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        let bytes = self.sent_bytes.remove(&ticket).unwrap_or(0);
-        match self.tracker.wait(ticket)? {
-            None => {
-                self.acked_bytes += bytes;
-                Ok(())
-            }
-            Some(failed) => Err(batch_error("datahub", "store", items, failed)),
-        }
+        let bytes = self
+            .tracker
+            .wait(ticket)?
+            .map_err(|failed| batch_error("datahub", "store", items, failed))?;
+        self.acked_bytes += bytes;
+        Ok(())
     }
 
     fn acknowledged_bytes(&self) -> u64 {

@@ -164,29 +164,17 @@ impl RawRocketmq {
                 }
             }
         }
-        for (field, name) in [
-            ("single_topic", &self.single_topic),
-            ("heartbeat_topic", &self.heartbeat_topic),
-        ] {
-            if let Some(p) = name.as_deref().and_then(topic_problem) {
-                return Err(FieldError::new(field, p));
-            }
-        }
-        for (table, name) in &self.topics {
-            if let Some(p) = topic_problem(name) {
-                return Err(FieldError::new(format!("topics.{table}"), p));
-            }
-        }
         let tag = self.tag.unwrap_or_else(|| "{table}".to_string());
         literal_of(&tag).map_err(|m| FieldError::new("tag", m))?;
-        let routing = RoutingFields {
+        let fields = RoutingFields {
             topic: self.topic,
             single_topic: self.single_topic,
             topics: self.topics,
             heartbeat_topic: self.heartbeat_topic,
             partition_mode: self.partition_mode,
-        }
-        .routing("{db}_{table}", sharding)?;
+        };
+        fields.check_names(topic_problem)?;
+        let routing = fields.routing("{db}_{table}", sharding)?;
         let queues = self.queues.unwrap_or(4);
         if !(1..=1024).contains(&queues) {
             return Err(FieldError::new("queues", "queues must be 1 to 1024"));

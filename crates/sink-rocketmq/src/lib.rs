@@ -156,8 +156,6 @@ pub struct RocketmqSink {
     /// flight was collected.
     halted: Arc<AtomicBool>,
     next_ticket: u64,
-    /// Key and body bytes each batch in flight sent.
-    sent_bytes: HashMap<u64, u64>,
     acked_bytes: u64,
     /// Makes each message's UNIQ_KEY unique.
     counter: Arc<AtomicU64>,
@@ -189,7 +187,6 @@ impl RocketmqSink {
             tracker: Arc::new(Tracker::default()),
             halted: Arc::new(AtomicBool::new(false)),
             next_ticket: 0,
-            sent_bytes: HashMap::new(),
             acked_bytes: 0,
             counter: Arc::new(AtomicU64::new(0)),
             started,
@@ -525,8 +522,7 @@ impl Sink for RocketmqSink {
             }
             jobs.push((lane, out));
         }
-        self.tracker.open(ticket, jobs.len());
-        self.sent_bytes.insert(ticket, bytes);
+        self.tracker.open(ticket, jobs.len(), bytes);
         for (lane_key, msgs) in jobs {
             let job = Job { ticket, msgs };
             let tx = self.lanes.entry(lane_key.clone()).or_insert_with(|| {
@@ -554,14 +550,12 @@ impl Sink for RocketmqSink {
     }
 
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        let bytes = self.sent_bytes.remove(&ticket).unwrap_or(0);
-        match self.tracker.wait(ticket)? {
-            None => {
-                self.acked_bytes += bytes;
-                Ok(())
-            }
-            Some(failed) => Err(batch_error("rocketmq", "acknowledge", items, failed)),
-        }
+        let bytes = self
+            .tracker
+            .wait(ticket)?
+            .map_err(|failed| batch_error("rocketmq", "acknowledge", items, failed))?;
+        self.acked_bytes += bytes;
+        Ok(())
     }
 
     fn acknowledged_bytes(&self) -> u64 {
