@@ -513,15 +513,25 @@ impl DatahubSink {
     /// The TUPLE records of a batch.
     fn tuple_records(&mut self, items: &[DeliveryItem]) -> Result<Vec<(String, Out)>, SinkError> {
         let mut out = Vec::with_capacity(items.len() * 2);
+        // The topic and layout of the last row's schema: consecutive rows mostly share one
+        // schema `Arc`, and naming the topic per row costs more than the rest.
+        let mut last: Option<(Arc<TableSchema>, String, Arc<Vec<Source>>)> = None;
         for (index, item) in items.iter().enumerate() {
             let Event::Row(r) = &item.event else { continue };
-            let topic =
-                checked_topic(&self.cfg.routing.topics, &r.table.id).map_err(SinkError::Config)?;
-            if !self.topics.contains_key(&topic) {
-                let fields = self.fields_of_schema(&r.table);
-                self.ensure(&topic, &r.table.id, Some(fields))?;
-            }
-            let layout = self.layout(&r.table, &topic)?;
+            let (topic, layout) = match &last {
+                Some((s, t, l)) if Arc::ptr_eq(s, &r.table) => (t.clone(), l.clone()),
+                _ => {
+                    let topic = checked_topic(&self.cfg.routing.topics, &r.table.id)
+                        .map_err(SinkError::Config)?;
+                    if !self.topics.contains_key(&topic) {
+                        let fields = self.fields_of_schema(&r.table);
+                        self.ensure(&topic, &r.table.id, Some(fields))?;
+                    }
+                    let layout = self.layout(&r.table, &topic)?;
+                    last = Some((r.table.clone(), topic.clone(), layout.clone()));
+                    (topic, layout)
+                }
+            };
             let key = sluice_mq::key_of(&item.event);
             let part = self.cfg.routing.partition(&item.event, &key, i32::MAX)?;
             let shard = self.shard_of(&topic, (part as u128) << 97)?;

@@ -415,8 +415,19 @@ async fn resume_from_a_file_offset_or_a_gtid_gives_exactly_what_follows() -> Tes
         10,
     )
     .await?;
-    // Positions name the real file (no checksum bytes from the artificial rotate).
-    assert_eq!(all[0]["pos"]["file"], file.as_str());
+    // Positions name the real file (no checksum bytes from the artificial rotate): this one,
+    // or a later one when another test rotated the log between the position and the inserts.
+    let first = all[0]["pos"]["file"].as_str().unwrap_or_default();
+    assert!(
+        first == file
+            || (first.len() == file.len()
+                && first > file.as_str()
+                && first.starts_with("mariadb-bin.")
+                && first["mariadb-bin.".len()..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())),
+        "{first} after {file}"
+    );
     let ids: Vec<i64> = all
         .iter()
         .filter_map(|e| e["after"]["id"].as_i64())
