@@ -90,6 +90,16 @@ pub fn text(v: &Value, ty: &str) -> Result<Option<String>, &'static str> {
     })
 }
 
+/// The DataHub type of a row's column: by its type text when the source gave one, else by
+/// its decoded type.
+pub fn of(c: &sluice_core::Column) -> &'static str {
+    if c.sql_type.is_empty() {
+        of_column(&c.ty)
+    } else {
+        of_sql(&c.sql_type, matches!(c.ty, sluice_core::ColumnType::Json))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
