@@ -635,7 +635,9 @@ fn put(
     let mut ok: Vec<(u32, Stored)> = Vec::new();
     let now = now_ms();
     let mut rr = 0usize;
-    for (i, r) in records.into_iter().enumerate() {
+    for (i, mut r) in records.into_iter().enumerate() {
+        // The values move into the stored record (checked first), not copied.
+        let data = std::mem::replace(&mut r.data, Ok(Vec::new()));
         let shard = match (fixed, &r.shard, &r.hash_key, &r.partition_key) {
             (Some(s), ..) => Ok(s),
             (None, Some(s), ..) => match tm.shard(s) {
@@ -674,7 +676,7 @@ fn put(
                     format!("an earlier record of shard {s} failed; put it again after that one"),
                 ));
             }
-            let data = r.data.clone().map_err(|m| ("MalformedRecord", m))?;
+            let data = data.map_err(|m| ("MalformedRecord", m))?;
             let size: usize = data
                 .iter()
                 .map(|v| v.as_ref().map_or(0, Vec::len))

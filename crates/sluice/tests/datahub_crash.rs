@@ -98,16 +98,15 @@ async fn the_server_stopped_for_a_minute_during_incremental_sync_loses_nothing()
     dh.stop();
     let said = retrying_said(&file, 60).await;
     dh.resume()?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
-    let written = w.await??;
-    assert!(
-        child.try_wait()?.is_none(),
-        "the run must wait the outage out, not end"
-    );
-    sigterm(&child)?;
-    let _ = child.wait()?;
-    run_until_caught_up(&file)?;
+    let written = stop_writer_and_catch_up(
+        &mut child,
+        &stop,
+        w,
+        &file,
+        3,
+        "the run must wait the outage out, not end",
+    )
+    .await?;
     assert!(
         said.contains("retrying") && said.contains("datahub"),
         "status during the outage: {said}"
@@ -163,16 +162,15 @@ async fn a_shard_split_while_the_project_runs_loses_nothing_and_keeps_key_order(
     }
     let shards = split(&dh.endpoint(), &format!("{db}_t"), "0")?;
     assert!(shards.contains("('2', 'ShardState.ACTIVE')"), "{shards}");
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::SeqCst);
-    let written = w.await??;
-    assert!(
-        child.try_wait()?.is_none(),
-        "the run must carry on after the split"
-    );
-    sigterm(&child)?;
-    let _ = child.wait()?;
-    run_until_caught_up(&file)?;
+    let written = stop_writer_and_catch_up(
+        &mut child,
+        &stop,
+        w,
+        &file,
+        4,
+        "the run must carry on after the split",
+    )
+    .await?;
     assert!(written > 300, "the writer made only {written} changes");
     let recs = datahub_read(&dh.endpoint(), &format!("{db}_t"))?;
     // Records went to the split shard's children after the split.

@@ -137,16 +137,15 @@ async fn a_broker_stopped_for_a_minute_during_incremental_sync_loses_nothing() -
         writer: w,
     } = under_writer("rmqout").await?;
     let said = outage(&mut rmq, &file, 60).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
-    let written = w.await??;
-    assert!(
-        child.try_wait()?.is_none(),
-        "the run must wait the outage out, not end"
-    );
-    sigterm(&child)?;
-    let _ = child.wait()?;
-    run_until_caught_up(&file)?;
+    let written = stop_writer_and_catch_up(
+        &mut child,
+        &stop,
+        w,
+        &file,
+        3,
+        "the run must wait the outage out, not end",
+    )
+    .await?;
     assert!(
         said.contains("retrying") && said.contains("rocketmq"),
         "status during the outage: {said}"

@@ -196,6 +196,24 @@ async fn cleanup(u: &str) -> TestResult {
     Ok(())
 }
 
+/// Runs the project with a writer on every instance until full sync finished everywhere and a
+/// second more, stops the writers and the run (gracefully), and runs it again until caught up.
+async fn full_and_incremental_under_writers(u: &str, dir: &Path, file: &Path) -> TestResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ws = writers(u, &stop);
+    let mut child = spawn_run(file)?;
+    full_sync_finished_everywhere(dir, &mut child).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in ws {
+        assert!(w.await?? > 50, "a writer made too few changes");
+    }
+    sigterm(&child)?;
+    assert!(child.wait()?.success());
+    run_until_caught_up(file)?;
+    Ok(())
+}
+
 /// Waits (up to 2 minutes) until full sync finished on all three instances.
 async fn full_sync_finished_everywhere(dir: &Path, child: &mut Running) -> TestResult {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -228,18 +246,7 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
     let dir = temp_dir(&u);
     seed(&u, 300).await?;
     let file = sharded_project(&dir, &u);
-    let stop = Arc::new(AtomicBool::new(false));
-    let ws = writers(&u, &stop);
-    let mut child = spawn_run(&file)?;
-    full_sync_finished_everywhere(&dir, &mut child).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    for w in ws {
-        assert!(w.await?? > 50, "a writer made too few changes");
-    }
-    sigterm(&child)?;
-    assert!(child.wait()?.success());
-    run_until_caught_up(&file)?;
+    full_and_incremental_under_writers(&u, &dir, &file).await?;
     let rows = equal_to_union(&u, "the destination table vs the union of the shards").await?;
     assert!(rows > 7_000, "{rows} rows");
     // The comparison can fail: a row changed behind Sluice's back is found, alone.
@@ -724,18 +731,7 @@ async fn a_logical_table_over_three_instances_reaches_one_datahub_topic() -> Tes
         datahub_endpoint()
     );
     let file = sharded_project_into(&dir, &u, &dest);
-    let stop = Arc::new(AtomicBool::new(false));
-    let ws = writers(&u, &stop);
-    let mut child = spawn_run(&file)?;
-    full_sync_finished_everywhere(&dir, &mut child).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    for w in ws {
-        assert!(w.await?? > 50, "a writer made too few changes");
-    }
-    sigterm(&child)?;
-    assert!(child.wait()?.success());
-    run_until_caught_up(&file)?;
+    full_and_incremental_under_writers(&u, &dir, &file).await?;
     let recs = datahub_read(&datahub_endpoint(), &format!("{u}_dest_orders"))?;
     let got = rebuild_tuple(&recs, "id", &["id", "v", "amt"])?;
     let mut want = BTreeMap::new();

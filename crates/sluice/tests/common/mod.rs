@@ -659,3 +659,24 @@ pub async fn retrying_said(file: &Path, secs: u64) -> String {
     }
     said
 }
+
+/// The end of a test of a running project under a writer: `settle_secs` more of writing, then
+/// the writer stops; the run must still be going (`alive` says why it must); it is stopped
+/// gracefully and run again until caught up. Returns how many changes the writer made.
+pub async fn stop_writer_and_catch_up(
+    child: &mut Running,
+    stop: &std::sync::atomic::AtomicBool,
+    writer: tokio::task::JoinHandle<Result<u64, mysql_async::Error>>,
+    file: &Path,
+    settle_secs: u64,
+    alive: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    tokio::time::sleep(std::time::Duration::from_secs(settle_secs)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await??;
+    assert!(child.try_wait()?.is_none(), "{alive}");
+    sigterm(child)?;
+    let _ = child.wait()?;
+    run_until_caught_up(file)?;
+    Ok(written)
+}
