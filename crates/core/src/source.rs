@@ -90,6 +90,38 @@ pub trait Catalog {
     fn end(&mut self) -> Result<Position, SourceError>;
     /// The source server's id, for formats that carry it (0 when it has none).
     fn server_id(&mut self) -> Result<u32, SourceError>;
+    /// What must hold on the source before anything is read (its log settings, our replica
+    /// id, the user's privileges, log retention, keys of `tables`), each finding with its fix.
+    /// `rows` is the estimated number of rows full sync will copy (0 without full sync).
+    fn precheck(&mut self, tables: &[TableId], rows: u64) -> Result<Findings, SourceError>;
+}
+
+/// One precheck finding: what was checked, what is wrong, what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The item checked (`binlog_format`, `privileges`, `server_id`, ...).
+    pub item: String,
+    /// What was found.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.problem, self.fix)
+    }
+}
+
+/// A precheck's findings: failures refuse a start (unless forced), warnings are shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// The items checked, in order (passed or not).
+    pub checked: Vec<String>,
+    /// What makes the project impossible or lossy.
+    pub failures: Vec<Finding>,
+    /// What the user should know.
+    pub warnings: Vec<Finding>,
 }
 
 /// One unit of full sync as the source plans it: a table, or a key range of a large one.

@@ -367,6 +367,130 @@ impl MetaStore {
         tx.commit().map_err(err)
     }
 
+    /// Adds full-sync units to a project (tables added to a running project) and marks its
+    /// full sync unfinished, so that its next run copies them before incremental sync goes on
+    /// from the stored checkpoint. The units are numbered after the existing ones; returns
+    /// them as stored.
+    pub fn add_full_units(
+        &mut self,
+        project: &str,
+        units: &[FullUnit],
+    ) -> Result<Vec<FullUnit>, MetaError> {
+        let path = self.path.clone();
+        let err = sqlite(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let next: u32 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(unit) + 1, 0) FROM full_unit WHERE project = ?1",
+                params![project],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        let mut stored = Vec::with_capacity(units.len());
+        for (i, u) in units.iter().enumerate() {
+            let unit = next + i as u32;
+            tx.execute(
+                "INSERT INTO full_unit (project, unit, db, tbl, range, last_key, rows, total, done)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, ?6, 0)",
+                params![project, unit, u.db, u.table, u.range, u.total as i64],
+            )
+            .map_err(err)?;
+            stored.push(FullUnit {
+                unit,
+                last_key: None,
+                rows: 0,
+                done: false,
+                ..u.clone()
+            });
+        }
+        if !units.is_empty() {
+            tx.execute(
+                "INSERT INTO full_stage (project, done) VALUES (?1, 0)
+                 ON CONFLICT(project) DO UPDATE SET done = 0",
+                params![project],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(stored)
+    }
+
+    /// Drops the unfinished full-sync units of `tables` (removed from a project); the full
+    /// sync is finished again when no other unit is left.
+    pub fn drop_unfinished_units(
+        &mut self,
+        project: &str,
+        tables: &[sluice_core::TableId],
+    ) -> Result<(), MetaError> {
+        let path = self.path.clone();
+        let err = sqlite(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        for t in tables {
+            tx.execute(
+                "DELETE FROM full_unit WHERE project = ?1 AND db = ?2 AND tbl = ?3 AND done = 0",
+                params![project, t.db, t.table],
+            )
+            .map_err(err)?;
+        }
+        let left: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM full_unit WHERE project = ?1 AND done = 0",
+                params![project],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if left == 0 {
+            tx.execute(
+                "UPDATE full_stage SET done = 1 WHERE project = ?1",
+                params![project],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets everything the store holds of a project and of its parts (a deleted project):
+    /// a new project of the same name starts afresh.
+    pub fn forget(&mut self, project: &str) -> Result<(), MetaError> {
+        let path = self.path.clone();
+        let err = sqlite(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        // Parts are `project.INSTANCE` (compared as a prefix: LIKE would take `_` as a wildcard).
+        let prefix = format!("{project}.");
+        for table in [
+            "checkpoint",
+            "state",
+            "table_rows",
+            "control",
+            "full_stage",
+            "full_unit",
+            "vector_checkpoint",
+        ] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE project = ?1 OR substr(project, 1, length(?2)) = ?2"
+                ),
+                params![project, prefix],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "DELETE FROM part WHERE parent = ?1 OR project = ?1",
+            params![project],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
     /// Marks full sync finished (incremental sync takes over from the stored checkpoint).
     pub fn finish_full(&self, project: &str) -> Result<(), MetaError> {
         self.conn

@@ -49,6 +49,14 @@ pub trait DestinationSpec: Debug + Send + Sync {
     /// Makes once what the parts of a sharded project share at the destination, before they
     /// start, so that their first runs never race to create it.
     fn prepare_shared(&self) -> Result<(), SinkError>;
+    /// Whether the destination can be reached and written with these settings (the
+    /// precheck): connects and asks for what the schema step will need.
+    fn check(&self) -> Result<(), SinkError>;
+    /// Frees what the project keeps at the destination (its checkpoint rows there), when the
+    /// project is released.
+    fn release(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// For tests and tools that know the type.
     fn as_any(&self) -> &dyn Any;
 }

@@ -406,6 +406,7 @@ fn complete(
         tracing::debug!(checkpoint = %m.position, "checkpoint");
         st.metrics.checkpoint(m.ts_ms);
         st.metrics.position("writer", &m.position);
+        st.metrics.seen("writer", m.ts_ms);
         st.checkpoint = Some(m.position);
     }
     Ok(true)

@@ -19,7 +19,9 @@ mod full;
 mod incremental;
 mod lock;
 pub mod metrics;
+pub mod modify;
 mod plan;
+pub mod precheck;
 pub mod project;
 pub mod run;
 mod schema;
@@ -29,4 +31,5 @@ pub use connect::{Connectors, DestinationSpec, Needs, SourceSettings, SourceSpec
 pub use error::RunError;
 pub use lock::LockError;
 pub use project::{Project, ProjectError};
+pub use precheck::precheck;
 pub use run::{run, RunOptions, RunSummary};

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts as PromOpts, Registry, TextEncoder,
 };
@@ -38,6 +39,109 @@ pub struct Metrics {
     full_rows: IntGaugeVec,
     full_total: IntGaugeVec,
     up: IntGaugeVec,
+    /// Source time (ms) of the last commit or heartbeat each component reached.
+    seen_ms: IntGaugeVec,
+    /// Position text each component reached (for the service's figures; not a metric).
+    reached: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+}
+
+/// What one component did, as the service shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComponentFigures {
+    /// Rows handled since the run started.
+    pub rows: u64,
+    /// Bytes handled since the run started.
+    pub bytes: u64,
+    /// Position reached, as text (empty before the first).
+    pub position: String,
+    /// Source time (ms) of the last commit or heartbeat reached (0 before the first).
+    pub seen_ms: u64,
+}
+
+/// The figures of one run, by component (`reader`, `writer`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// The reader (Store).
+    pub reader: ComponentFigures,
+    /// What the destination acknowledged (Writer).
+    pub writer: ComponentFigures,
+    /// Full sync per table: rows copied, rows estimated.
+    pub full: Vec<(String, u64, u64)>,
+}
+
+/// The metrics of every run in one process, by project (or part) name: a run registers its
+/// [`Metrics`] here when it starts (see `RunOptions::board`), so that a service can show and
+/// serve the figures of all its projects.
+#[derive(Clone, Default)]
+pub struct MetricsBoard(Arc<std::sync::Mutex<std::collections::BTreeMap<String, Metrics>>>);
+
+impl std::fmt::Debug for MetricsBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .0
+            .lock()
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_tuple("MetricsBoard").field(&names).finish()
+    }
+}
+
+impl MetricsBoard {
+    /// Records the metrics of a run (replacing an earlier run's of the same name).
+    pub fn register(&self, m: &Metrics) {
+        if let Ok(mut b) = self.0.lock() {
+            b.insert(m.project.clone(), m.clone());
+        }
+    }
+
+    /// The metrics of `name` and of its parts (`name.INSTANCE`), if any ran.
+    pub fn of(&self, name: &str) -> Vec<Metrics> {
+        let Ok(b) = self.0.lock() else {
+            return Vec::new();
+        };
+        let prefix = format!("{name}.");
+        b.iter()
+            .filter(|(k, _)| k.as_str() == name || k.starts_with(&prefix))
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// Forgets the metrics of `name` and its parts (a project released or deleted).
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut b) = self.0.lock() {
+            let prefix = format!("{name}.");
+            b.retain(|k, _| k.as_str() != name && !k.starts_with(&prefix));
+        }
+    }
+
+    /// The `/metrics` page of every run on the board.
+    pub fn render(&self) -> String {
+        let all: Vec<Metrics> = match self.0.lock() {
+            Ok(b) => b.values().cloned().collect(),
+            Err(_) => return String::new(),
+        };
+        let mut families = Vec::new();
+        for m in &all {
+            m.set_latency();
+            families.extend(m.registry.gather());
+        }
+        // One family per name, with every project's samples in it (the text format requires
+        // each family once).
+        let mut merged: Vec<prometheus::proto::MetricFamily> = Vec::new();
+        for f in families {
+            match merged.iter_mut().find(|g| g.name() == f.name()) {
+                Some(g) => {
+                    let mut metrics = g.take_metric();
+                    metrics.extend(f.get_metric().iter().cloned());
+                    g.set_metric(metrics);
+                }
+                None => merged.push(f),
+            }
+        }
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&merged, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
 }
 
 impl Metrics {
@@ -117,6 +221,12 @@ impl Metrics {
                 &["project", "table"],
             )?,
             up: igauge("sluice_up", "1 while the project runs.", &["project"])?,
+            seen_ms: igauge(
+                "sluice_source_time_milliseconds",
+                "Source time of the last commit or heartbeat a component reached (Unix ms).",
+                pc,
+            )?,
+            reached: Default::default(),
             registry,
         })
     }
@@ -148,6 +258,66 @@ impl Metrics {
         self.offset
             .with_label_values(&self.pc(component))
             .set(i64::try_from(pos.offset()).unwrap_or(i64::MAX));
+        if let Ok(mut r) = self.reached.lock() {
+            r.insert(component.to_string(), pos.to_string());
+        }
+    }
+
+    /// The source time (ms) of the last commit or heartbeat a component reached.
+    pub fn seen(&self, component: &str, ts_ms: u64) {
+        if ts_ms > 0 {
+            self.seen_ms
+                .with_label_values(&self.pc(component))
+                .set(i64::try_from(ts_ms).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The project (or part) these metrics are of.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// Marks the run as up (1) or ended (0).
+    pub fn set_up(&self, up: bool) {
+        self.up
+            .with_label_values(&[self.project.as_str()])
+            .set(i64::from(up));
+    }
+
+    /// The figures of the run so far.
+    pub fn figures(&self) -> Figures {
+        let reached = self.reached.lock().map(|r| r.clone()).unwrap_or_default();
+        let component = |c: &str| ComponentFigures {
+            rows: self.rows.with_label_values(&self.pc(c)).get(),
+            bytes: self.bytes.with_label_values(&self.pc(c)).get(),
+            position: reached.get(c).cloned().unwrap_or_default(),
+            seen_ms: u64::try_from(self.seen_ms.with_label_values(&self.pc(c)).get()).unwrap_or(0),
+        };
+        let mut full = Vec::new();
+        for f in self.full_rows.collect() {
+            for m in f.get_metric() {
+                let table = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "table")
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                let total = self
+                    .full_total
+                    .with_label_values(&[self.project.as_str(), table.as_str()])
+                    .get();
+                full.push((
+                    table,
+                    m.get_gauge().get_value() as u64,
+                    u64::try_from(total).unwrap_or(0),
+                ));
+            }
+        }
+        Figures {
+            reader: component("reader"),
+            writer: component("writer"),
+            full,
+        }
     }
 
     /// A checkpoint was written with this source time (ms).
@@ -172,6 +342,14 @@ impl Metrics {
 
     /// The page `/metrics` serves (latency computed now).
     pub fn render(&self) -> String {
+        self.set_latency();
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Sets the latency gauge from the checkpoint's source time and now.
+    fn set_latency(&self) {
         let p = [self.project.as_str()];
         let ts = self.checkpoint_ts.with_label_values(&p).get();
         if ts > 0.0 {
@@ -181,9 +359,6 @@ impl Metrics {
                 .unwrap_or(0.0);
             self.latency.with_label_values(&p).set((now - ts).max(0.0));
         }
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Recomputes the per-second gauges from the counters (called every 5 s).

@@ -27,6 +27,9 @@ pub struct RunOptions {
     pub until_caught_up: bool,
     /// Set to stop gracefully (flush, checkpoint, return).
     pub stop: Arc<AtomicBool>,
+    /// Where each run (each part of a sharded project) registers its metrics, for a service
+    /// that shows every project's figures.
+    pub board: Option<crate::metrics::MetricsBoard>,
 }
 
 /// What a run did.
@@ -114,6 +117,7 @@ fn run_parts(p: &Project, parts: &[Project], opts: &RunOptions) -> Result<RunSum
                     let own = RunOptions {
                         until_caught_up: opts.until_caught_up,
                         stop: flag.clone(),
+                        board: opts.board.clone(),
                     };
                     let r = run_part(sub, &own);
                     if r.is_err() {
@@ -252,6 +256,17 @@ fn run_inner(
         notes.running("incremental", &note);
     }));
     let metrics = Metrics::new(&p.name).map_err(|e| RunError::internal(format!("metrics: {e}")))?;
+    if let Some(board) = &opts.board {
+        metrics.set_up(true);
+        board.register(&metrics);
+    }
+    struct Down(Metrics);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            self.0.set_up(false);
+        }
+    }
+    let _down = Down(metrics.clone());
     let _metrics_server = match &p.metrics_listen {
         Some(addr) => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -375,8 +390,9 @@ fn run_inner(
                     Streamed::Event(e) => {
                         match &e {
                             Event::Row(_) => reader_metrics.add("reader", 1, 0),
-                            Event::Commit { pos, .. } | Event::Heartbeat { pos, .. } => {
-                                reader_metrics.position("reader", pos)
+                            Event::Commit { pos, ts_ms, .. } | Event::Heartbeat { pos, ts_ms } => {
+                                reader_metrics.position("reader", pos);
+                                reader_metrics.seen("reader", *ts_ms);
                             }
                             _ => {}
                         }

@@ -34,3 +34,18 @@ pub(crate) fn sync(
     }
     sink.prepare(&specs).map_err(RunError::Sink)
 }
+
+/// Prepares the destination for `tables` as they are now (tables added to a running project:
+/// its stream goes on from a recent checkpoint, so their current definitions apply).
+pub(crate) fn sync_current(
+    p: &Project,
+    source: &dyn Source,
+    sink: &mut dyn Sink,
+    tables: &[TableId],
+) -> Result<(), RunError> {
+    let specs = {
+        let mut cat = source.catalog().map_err(RunError::from_source)?;
+        table_specs(cat.as_mut(), p, tables)?
+    };
+    sink.prepare(&specs).map_err(RunError::Sink)
+}

@@ -200,6 +200,29 @@ impl DestinationSpec for Destination {
         }
     }
 
+    fn check(&self) -> Result<(), SinkError> {
+        match self {
+            Destination::Database(db) => sluice_sink_mysql::prepare_destination(db),
+            Destination::Kafka(k) => sluice_sink_kafka::reachable(&k.config),
+            Destination::Rocketmq(r) => sluice_sink_rocketmq::reachable(&r.config),
+            // Reads (or creates, with create_topics) the DataHub project.
+            Destination::Datahub(_) => self
+                .sink(SourceInfo {
+                    name: String::new(),
+                    db_type: sluice_format::DbType::Mysql,
+                    server_id: 0,
+                })?
+                .prepare(&[]),
+        }
+    }
+
+    fn release(&self) -> Result<(), SinkError> {
+        match self {
+            Destination::Database(db) => sluice_sink_mysql::release_destination(db),
+            Destination::Kafka(_) | Destination::Rocketmq(_) | Destination::Datahub(_) => Ok(()),
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

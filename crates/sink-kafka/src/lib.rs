@@ -220,6 +220,29 @@ fn kafka_err(what: &str) -> impl Fn(KafkaError) -> SinkError + '_ {
     move |e| SinkError::Unavailable(format!("kafka: {what}: {e}"))
 }
 
+/// Whether the brokers answer a metadata request within 10 s (the service's precheck and
+/// connection test).
+pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.properties {
+        base.set(k, v.expose());
+    }
+    let producer: rdkafka::producer::BaseProducer = base
+        .create()
+        .map_err(|e| SinkError::Config(format!("kafka client: {e}")))?;
+    producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| {
+            SinkError::Unavailable(format!(
+                "kafka brokers {} did not answer a metadata request in 10 s ({e}); check destination.brokers and that the brokers run",
+                cfg.brokers
+            ))
+        })?;
+    Ok(())
+}
+
 impl KafkaSink {
     /// Connects (lazily: librdkafka connects on first use) with `cfg`, writing `format`.
     pub fn new(

@@ -593,6 +593,28 @@ pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
     })
 }
 
+/// Removes what project `project` (and its parts, `project.INSTANCE`) keeps at the
+/// destination: its checkpoint rows. A released project writes nothing more, and a new
+/// project of the same name starts afresh.
+pub fn release_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
+    let (rt, opts) = runtime_and_opts(cfg)?;
+    rt.block_on(async {
+        let mut c = connect(&opts).await?;
+        create_checkpoint_table(&mut c, &cfg.meta_db).await?;
+        c.exec_drop(
+            format!(
+                "DELETE FROM {} WHERE project = ? OR LEFT(project, CHAR_LENGTH(?)) = ?",
+                checkpoint_table(&cfg.meta_db)
+            ),
+            (&cfg.project, format!("{}.", cfg.project), format!("{}.", cfg.project)),
+        )
+        .await
+        .map_err(unavailable("remove the checkpoint rows"))?;
+        let _ = c.disconnect().await;
+        Ok(())
+    })
+}
+
 /// The runtime the destination's calls run on, and its parsed connection options.
 fn runtime_and_opts(cfg: &MysqlConfig) -> Result<(tokio::runtime::Runtime, Opts), SinkError> {
     let rt = tokio::runtime::Builder::new_current_thread()

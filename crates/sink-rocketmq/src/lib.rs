@@ -162,6 +162,32 @@ pub struct RocketmqSink {
     started: u64,
 }
 
+/// Whether the name servers answer and know at least one master broker (the service's
+/// precheck and connection test).
+pub fn reachable(cfg: &RocketmqConfig) -> Result<(), SinkError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SinkError::Config(format!("runtime: {e}")))?;
+    let brokers = rt
+        .block_on(route::brokers(
+            &cfg.namesrv,
+            cfg.send_timeout,
+            cfg.credentials.as_ref(),
+        ))
+        .map_err(|e| match e {
+            route::RouteError::Unreachable(m) => SinkError::Unavailable(m),
+            route::RouteError::Refused(m) => SinkError::Rejected(m),
+        })?;
+    if brokers.is_empty() {
+        return Err(SinkError::Unavailable(format!(
+            "rocketmq: the name server {} knows no master broker; start a broker registered with it",
+            cfg.namesrv.join(";")
+        )));
+    }
+    Ok(())
+}
+
 impl RocketmqSink {
     /// A sink writing `format` (connects on first use).
     pub fn new(

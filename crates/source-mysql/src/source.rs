@@ -155,6 +155,8 @@ impl MysqlSource {
 struct MysqlCatalog {
     rt: tokio::runtime::Runtime,
     conn: Option<Conn>,
+    /// Our replica id (the precheck looks for another replica using it).
+    server_id: u32,
 }
 
 impl MysqlCatalog {
@@ -244,6 +246,42 @@ impl Catalog for MysqlCatalog {
             .map_err(|e| classify("read @@server_id", e))?;
         Ok(id.unwrap_or(0))
     }
+
+    fn precheck(
+        &mut self,
+        tables: &[TableId],
+        rows: u64,
+    ) -> Result<sluice_core::source::Findings, SourceError> {
+        let server_id = self.server_id;
+        let (rt, c) = self.conn()?;
+        let report = rt
+            .block_on(crate::precheck::check(c, tables))
+            .map_err(|e| classify("precheck", e))?;
+        let more = rt
+            .block_on(crate::precheck::before_start(c, server_id, rows))
+            .map_err(|e| classify("precheck", e))?;
+        let mut failures = report.failures;
+        let (retention, replica): (Vec<_>, Vec<_>) =
+            more.into_iter().partition(|f| f.item == "binlog retention");
+        failures.extend(replica);
+        Ok(sluice_core::source::Findings {
+            checked: [
+                "log_bin",
+                "binlog_format",
+                "binlog_row_image",
+                "binlog_row_metadata",
+                "privileges",
+                "server_id",
+                "binlog retention",
+                "primary keys",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            failures,
+            warnings: report.warnings.into_iter().chain(retention).collect(),
+        })
+    }
 }
 
 /// What the unit of a table without a key records as its `last_key`: the position its copy
@@ -260,6 +298,7 @@ impl Source for MysqlSource {
         Ok(Box::new(MysqlCatalog {
             rt,
             conn: Some(conn),
+            server_id: self.server_id,
         }))
     }
 
