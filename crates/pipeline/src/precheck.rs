@@ -113,8 +113,11 @@ fn source_findings(p: &Project) -> Findings {
     ] {
         out.checked.push(item.into());
         if let Err(e) = r {
-            out.failures
-                .push(failure(item, e.to_string(), "fix the project's objects section"));
+            out.failures.push(failure(
+                item,
+                e.to_string(),
+                "fix the project's objects section",
+            ));
         }
     }
     if let Err(e) = keys_of_keyless_tables(cat, p, &tables) {

@@ -606,7 +606,11 @@ pub fn release_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
                 "DELETE FROM {} WHERE project = ? OR LEFT(project, CHAR_LENGTH(?)) = ?",
                 checkpoint_table(&cfg.meta_db)
             ),
-            (&cfg.project, format!("{}.", cfg.project), format!("{}.", cfg.project)),
+            (
+                &cfg.project,
+                format!("{}.", cfg.project),
+                format!("{}.", cfg.project),
+            ),
         )
         .await
         .map_err(unavailable("remove the checkpoint rows"))?;

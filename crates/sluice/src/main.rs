@@ -22,8 +22,16 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Show a project's stage, state, checkpoint, latency and rows per table.
     Status(cmd::run::StatusArgs),
-    /// Pause or resume a running project (through its metadata store).
+    /// Pause or resume a project run by `sluice run` (through its metadata store); create,
+    /// start, stop, release, delete, ... a project of a `sluice server`.
     Project(cmd::run::ProjectArgs),
+    /// Run the service: data sources, projects as workers, the HTTP API (docs/SERVER.md).
+    Server(cmd::server::ServerArgs),
+    /// Check a project file's source and destination before starting it: each finding with
+    /// its fix.
+    Precheck(cmd::server::PrecheckArgs),
+    /// Manage the data sources of a `sluice server`.
+    Datasource(cmd::server::DatasourceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +48,9 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Status(args) => cmd::run::status(args),
         Command::Project(args) => cmd::run::project(args),
+        Command::Server(args) => cmd::server::server(args),
+        Command::Precheck(args) => cmd::server::precheck(args),
+        Command::Datasource(args) => cmd::server::datasource(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -39,33 +39,74 @@ pub struct StatusArgs {
     project: Option<String>,
 }
 
-/// What `sluice project` does.
+/// What `sluice project` does. Pause and resume act on a project run by `sluice run` when
+/// given `-f` or `--data-dir`; everything else asks a `sluice server` (`--server`).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ProjectAction {
     /// Hold the project: nothing is read or delivered until resumed (state Paused).
     Pause,
-    /// Let a paused project go on.
+    /// Let a paused (or failed, on a server) project go on.
     Resume,
+    /// Server: create a project from a project file (-f).
+    Create,
+    /// Server: list the projects.
+    List,
+    /// Server: a project's state, stage, checkpoint, latency, Store and Writer figures.
+    Status,
+    /// Server: precheck, then start (--force starts despite failed items).
+    Start,
+    /// Server: stop gracefully (flush, checkpoint).
+    Stop,
+    /// Server: free the replica connection and the destination's checkpoint rows (for good).
+    Release,
+    /// Server: delete a NotStarted or Released project.
+    Delete,
+    /// Server: a new NotStarted project with the same settings.
+    Clone,
+    /// Server: run the precheck.
+    Precheck,
 }
 
 /// Arguments of `sluice project`.
 #[derive(Debug, Args)]
 pub struct ProjectArgs {
-    /// pause or resume.
+    /// What to do.
     #[arg(value_enum)]
     action: ProjectAction,
-    /// A project file: its data directory and name are used.
+    /// A project file: with pause/resume, its data directory and name are used; with create,
+    /// it is sent to the server.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
-    /// The data directory holding meta.db.
+    /// The data directory holding meta.db (pause/resume of a `sluice run`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Project name (with --data-dir).
+    /// Project name.
     project: Option<String>,
+    /// With start: start even though the precheck failed.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    remote: super::server::Remote,
 }
 
-/// Runs `sluice project pause|resume`.
+/// Runs `sluice project ACTION`.
 pub fn project(args: ProjectArgs) -> anyhow::Result<()> {
+    let local = matches!(args.action, ProjectAction::Pause | ProjectAction::Resume)
+        && (args.file.is_some() || args.data_dir.is_some());
+    if !local {
+        let action = args
+            .action
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        return super::server::remote_project(
+            &args.remote,
+            &action,
+            args.project.as_deref(),
+            args.file.as_ref(),
+            args.force,
+        );
+    }
     let (dir, name) = match (&args.file, &args.data_dir, &args.project) {
         (Some(f), _, _) => {
             let p = sluice_registry::load(f)?;

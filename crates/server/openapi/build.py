@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Writes crates/server/src/openapi.json, the OpenAPI document of the Sluice service's API.
+
+The document is kept here as data (one place per path) and checked against the running
+service by schemathesis (crates/server/tests/fuzz.rs). Run it after changing a route:
+    python3 crates/server/openapi/build.py
+"""
+import json, pathlib
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+def body(schema, required=True, yaml=False):
+    content = {"application/json": {"schema": schema}}
+    if yaml:
+        content["application/yaml"] = {"schema": {"type": "string"}}
+    return {"required": required, "content": content}
+
+def answer(desc, schema=None):
+    r = {"description": desc}
+    if schema is not None:
+        r["content"] = {"application/json": {"schema": schema}}
+    return r
+
+ERR = answer("what is wrong, naming the field", ref("Error"))
+def errors(*codes):
+    names = {400: "bad request", 401: "no valid credentials", 403: "the viewer role reads only",
+             404: "not found", 409: "exists, or the state does not allow it", 503: "unavailable"}
+    return {str(c): {"description": names[c], "content": {"application/json": {"schema": ref("Error")}}} for c in codes}
+
+def op(summary, responses, request=None, params=None, public=False, tag=None):
+    o = {"summary": summary, "responses": responses}
+    if request is not None:
+        o["requestBody"] = request
+    if params:
+        o["parameters"] = params
+    if public:
+        o["security"] = []
+    if tag:
+        o["tags"] = [tag]
+    return o
+
+def path_param(name):
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+NAME = path_param("name")
+obj = lambda props, required=(), extra=True: {
+    "type": "object", "properties": props, "required": list(required), "additionalProperties": extra}
+S = {"type": "string"}
+I = {"type": "integer"}
+B = {"type": "boolean"}
+N = {"type": "number"}
+nullable = lambda s: {**s, "nullable": True}
+
+schemas = {
+    "Error": obj({"error": S, "field": nullable(S), "precheck": ref("Findings")}, ["error"]),
+    "Login": obj({"user": S, "password": S}, ["user", "password"]),
+    "Session": obj({"token": S, "user": S, "role": S, "expires_ms": I}, ["token", "user", "role", "expires_ms"], False),
+    "Me": obj({"user": S, "role": S}, ["user", "role"], False),
+    "User": obj({"name": S, "role": {"type": "string", "enum": ["admin", "viewer"]}}, ["name", "role"], False),
+    "NewUser": obj({"name": S, "password": S, "role": {"type": "string", "enum": ["admin", "viewer"]}}, ["name", "password"]),
+    "UserChange": obj({"password": S, "role": {"type": "string", "enum": ["admin", "viewer"]}}),
+    "Token": obj({"id": S, "user": S, "kind": S, "label": S, "created_ms": I, "expires_ms": nullable(I), "revoked": B},
+                 ["id", "user", "kind", "label", "created_ms", "expires_ms", "revoked"], False),
+    "NewToken": obj({"label": S, "expires_in_s": nullable(I)}),
+    "TokenCreated": obj({"token": S, "id": S, "label": S, "expires_ms": nullable(I)}, ["token", "id", "label", "expires_ms"], False),
+    "Datasource": {**obj({"name": S, "kind": S, "used_by": {"type": "array", "items": S}, "created_ms": I, "updated_ms": I},
+                         ["name", "kind", "used_by", "created_ms", "updated_ms"]),
+                   "description": "The kind's fields (host, port, user, brokers, namesrv, endpoint, access_id, ...) and, for each secret field, NAME_set (true when set); never a secret."},
+    "NewDatasource": {**obj({"name": S, "kind": {"type": "string", "enum": ["mysql", "mariadb", "oceanbase", "kafka", "rocketmq", "datahub"]},
+                             "host": S, "port": I, "user": S, "password": S, "brokers": S, "properties": {"type": "object", "additionalProperties": S},
+                             "namesrv": S, "access_key": S, "secret_key": S, "endpoint": S, "access_id": S, "project": S}, ["name", "kind"]),
+                      "description": "The fields of the kind (docs/SERVER.md)."},
+    "DatasourceChange": obj({}),
+    "TestResult": obj({"ok": B, "message": S}, ["ok", "message"], False),
+    "ProjectSpec": {**obj({"name": S, "source": {"type": "object"}, "destination": {"type": "object"}, "objects": {"type": "object"},
+                           "stages": {"type": "object"}, "options": {"type": "object"}}, ["name", "source", "destination", "objects"]),
+                    "description": "The project file's fields (docs/PROJECTS.md); source and destination may be {\"datasource\": NAME} plus the type's own fields."},
+    "Component": nullable(obj({"position": S, "rows": I, "bytes": I, "rows_per_s": N, "bytes_per_s": N, "delay_ms": nullable(I)})),
+    "Checkpoint": nullable(obj({"position": S, "ts_ms": I}, ["position", "ts_ms"])),
+    "ProjectSummary": obj({"name": S, "state": S, "stage": S, "message": S, "checkpoint": ref("Checkpoint"),
+                           "latency_ms": nullable(I), "store": ref("Component"), "writer": ref("Component"),
+                           "source": nullable(S), "destination": nullable(S)},
+                          ["name", "state", "stage", "checkpoint", "latency_ms"]),
+    "Project": obj({"name": S, "state": {"type": "string", "enum": ["NotStarted", "Running", "Paused", "Failed", "Completed", "Stopped", "Released", "Modifying"]},
+                    "stage": S, "message": S, "checkpoint": ref("Checkpoint"), "latency_ms": nullable(I),
+                    "full": obj({"finished": B, "tables": {"type": "array", "items": obj({"table": S, "rows": I, "total": I, "done": B})}}),
+                    "store": ref("Component"), "writer": ref("Component"), "spec": {"type": "object"},
+                    "errors": {"type": "array", "items": obj({"at_ms": I, "message": S})},
+                    "modifications": {"type": "array", "items": obj({"id": I, "at_ms": I, "change": {"type": "object"}, "state": S, "message": S})},
+                    "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
+                   ["name", "state", "stage", "checkpoint", "latency_ms", "spec", "errors", "modifications"]),
+    "Finding": obj({"item": S, "problem": S, "fix": S}, ["item", "problem", "fix"], False),
+    "Findings": obj({"passed": B, "checked": {"type": "array", "items": S},
+                     "failures": {"type": "array", "items": ref("Finding")}, "warnings": {"type": "array", "items": ref("Finding")}},
+                    ["passed", "checked", "failures", "warnings"], False),
+    "Objects": obj({"add": {"type": "array", "items": S}, "remove": {"type": "array", "items": S}}),
+    "ActionBody": obj({"force": B, "name": S}),
+    "Sample": obj({"at_ms": I, "store": ref("Component"), "writer": ref("Component")}),
+}
+
+text = {"text/plain": {"schema": {"type": "string"}}}
+paths = {
+    "/health": {"get": op("The service answers", {"200": {"description": "ok", "content": text}}, public=True, tag="service")},
+    "/ready": {"get": op("The projects that were running have been started again",
+                         {"200": {"description": "ready", "content": text}, "503": {"description": "starting", "content": text}}, public=True, tag="service")},
+    "/metrics": {"get": op("Prometheus metrics of every running project", {"200": {"description": "the text format", "content": text}}, public=True, tag="service")},
+    "/api/v1/openapi.json": {"get": op("This document", {"200": answer("the document", {"type": "object"})}, public=True, tag="service")},
+    "/api/v1/login": {"post": op("Log in: a session token (12 h) for Authorization: Bearer", {"200": answer("the session", ref("Session")), **errors(400, 401)},
+                                 request=body(ref("Login")), public=True, tag="auth")},
+    "/api/v1/logout": {"post": op("End this login session", {"200": answer("logged out", obj({"user": S, "logged_out": B})), **errors(401)}, tag="auth")},
+    "/api/v1/me": {"get": op("Who the token is", {"200": answer("the user", ref("Me")), **errors(401)}, tag="auth")},
+    "/api/v1/users": {
+        "get": op("List the users", {"200": answer("users", {"type": "array", "items": ref("User")}), **errors(401)}, tag="auth"),
+        "post": op("Add a user (admin)", {"201": answer("added", ref("User")), **errors(400, 401, 403, 409)}, request=body(ref("NewUser")), tag="auth")},
+    "/api/v1/users/{name}": {
+        "put": op("Change a password (your own, or any as admin) or a role (admin)", {"200": answer("changed", ref("User")), **errors(400, 401, 403, 404, 409)},
+                  request=body(ref("UserChange")), params=[NAME], tag="auth"),
+        "delete": op("Delete a user and revoke its tokens (admin)", {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}, params=[NAME], tag="auth")},
+    "/api/v1/tokens": {
+        "get": op("Your API tokens", {"200": answer("tokens", {"type": "array", "items": ref("Token")}), **errors(401)}, tag="auth"),
+        "post": op("Create an API token (shown once)", {"201": answer("the token", ref("TokenCreated")), **errors(400, 401)}, request=body(ref("NewToken"), False), tag="auth")},
+    "/api/v1/tokens/{id}": {"delete": op("Revoke a token (yours, or any as admin)", {"204": {"description": "revoked"}, **errors(401, 404)}, params=[path_param("id")], tag="auth")},
+    "/api/v1/datasources": {
+        "get": op("List the data sources", {"200": answer("data sources", {"type": "array", "items": ref("Datasource")}), **errors(401)}, tag="datasources"),
+        "post": op("Add a data source (admin)", {"201": answer("added", ref("Datasource")), **errors(400, 401, 403, 409)}, request=body(ref("NewDatasource")), tag="datasources")},
+    "/api/v1/datasources/{name}": {
+        "get": op("Show a data source", {"200": answer("the data source", ref("Datasource")), **errors(401, 404)}, params=[NAME], tag="datasources"),
+        "put": op("Change fields of a data source (admin; fields not given stay)", {"200": answer("changed", ref("Datasource")), **errors(400, 401, 403, 404)},
+                  request=body(ref("DatasourceChange")), params=[NAME], tag="datasources"),
+        "delete": op("Delete a data source no project names (admin)", {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}, params=[NAME], tag="datasources")},
+    "/api/v1/datasources/{name}/test": {"post": op("Connect with a data source (admin)", {"200": answer("what the server answered", ref("TestResult")), **errors(400, 401, 403, 404)},
+                                                   params=[NAME], tag="datasources")},
+    "/api/v1/projects": {
+        "get": op("List the projects", {"200": answer("projects", {"type": "array", "items": ref("ProjectSummary")}), **errors(401)}, tag="projects"),
+        "post": op("Create a project from the project file's fields (JSON) or a project file (application/yaml) (admin)",
+                   {"201": answer("created (NotStarted)", ref("Project")), **errors(400, 401, 403, 409)}, request=body(ref("ProjectSpec"), yaml=True), tag="projects")},
+    "/api/v1/projects/{name}": {
+        "get": op("A project: state, stage, checkpoint, latency, full-sync progress, Store and Writer, errors, modifications",
+                  {"200": answer("the project", ref("Project")), **errors(401, 404)}, params=[NAME], tag="projects"),
+        "delete": op("Delete a NotStarted or Released project (admin)", {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}, params=[NAME], tag="projects")},
+    "/api/v1/projects/{name}/figures": {"get": op("The history of a project's Store and Writer figures, oldest first",
+                                                  {"200": answer("samples", {"type": "array", "items": ref("Sample")}), **errors(400, 401, 404)},
+                                                  params=[NAME, {"name": "since_ms", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                                          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100000}}], tag="projects")},
+    "/api/v1/projects/{name}/objects": {"post": op("Add or remove tables (\"db.table\"); a running project shows Modifying until the added tables are copied (admin)",
+                                                   {"202": answer("the project", ref("Project")), **errors(400, 401, 403, 404, 409)},
+                                                   request=body(ref("Objects")), params=[NAME], tag="projects")},
+    "/api/v1/projects/{name}/{action}": {"post": op(
+        "start (precheck first; {\"force\": true} starts despite failures), pause, resume, stop, release, clone ({\"name\"}), precheck (admin)",
+        {"200": answer("the project, or the precheck's findings", {"oneOf": [ref("Project"), ref("Findings")]}),
+         "201": answer("the clone", ref("Project")), **errors(400, 401, 403, 404, 409, 503)},
+        request=body(ref("ActionBody"), False),
+        params=[NAME, {"name": "action", "in": "path", "required": True,
+                       "schema": {"type": "string", "enum": ["start", "pause", "resume", "stop", "release", "clone", "precheck"]}}], tag="projects")},
+}
+
+doc = {
+    "openapi": "3.0.3",
+    "info": {"title": "Sluice service API", "version": "1",
+             "description": "Data sources, synchronization projects and their lifecycle (docs/SERVER.md)."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}, {"session": []}],
+    "paths": paths,
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "a token from POST /api/v1/login, or an API token"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "sluice_session"}},
+        "schemas": schemas},
+}
+out = pathlib.Path(__file__).resolve().parent.parent / "src" / "openapi.json"
+out.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+print(f"wrote {out}")
