@@ -34,6 +34,29 @@ pub fn precheck(p: &Project) -> Findings {
         out.failures.extend(found.failures.into_iter().map(at));
         out.warnings.extend(found.warnings.into_iter().map(at));
     }
+    // A project that ran before may still hold its replica connection for a moment after it
+    // stopped: the same id is then most likely its own.
+    let ran = sluice_meta::MetaStore::open(&p.data_dir)
+        .ok()
+        .and_then(|m| m.checkpoint(&p.name).ok().flatten())
+        .is_some()
+        || sluice_meta::MetaStore::open(&p.data_dir)
+            .ok()
+            .and_then(|m| m.vector_checkpoint(&p.name).ok())
+            .is_some_and(|v| !v.is_empty());
+    if ran {
+        let (own, rest): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut out.failures)
+            .into_iter()
+            .partition(|f| f.item == "server_id" && f.problem.contains("is connected"));
+        out.failures = rest;
+        out.warnings.extend(own.into_iter().map(|f| Finding {
+            problem: format!(
+                "{} (this project ran before: it may be its own connection, still closing)",
+                f.problem
+            ),
+            ..f
+        }));
+    }
     out.checked.push("destination".into());
     if let Err(e) = p.destination.check() {
         out.failures.push(Finding {

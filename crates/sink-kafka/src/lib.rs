@@ -220,9 +220,27 @@ fn kafka_err(what: &str) -> impl Fn(KafkaError) -> SinkError + '_ {
     move |e| SinkError::Unavailable(format!("kafka: {what}: {e}"))
 }
 
-/// Whether the brokers answer a metadata request within 10 s (the service's precheck and
+/// Whether the brokers answer a metadata request within 30 s (the service's precheck and
 /// connection test).
 pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
+    // A plain TCP connection first: a broker that refuses connections is said at once,
+    // rather than after librdkafka's retries run out.
+    let connects = cfg.brokers.split(',').any(|b| {
+        use std::net::ToSocketAddrs;
+        let b = b.trim();
+        let b = b.rsplit_once("://").map_or(b, |(_, rest)| rest);
+        b.to_socket_addrs()
+            .ok()
+            .into_iter()
+            .flatten()
+            .any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)).is_ok())
+    });
+    if !connects {
+        return Err(SinkError::Unavailable(format!(
+            "kafka: no broker of {} accepts a connection; check destination.brokers and that the brokers run",
+            cfg.brokers
+        )));
+    }
     let mut base = ClientConfig::new();
     base.set("bootstrap.servers", &cfg.brokers);
     for (k, v) in &cfg.properties {
@@ -233,10 +251,10 @@ pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
         .map_err(|e| SinkError::Config(format!("kafka client: {e}")))?;
     producer
         .client()
-        .fetch_metadata(None, Duration::from_secs(10))
+        .fetch_metadata(None, Duration::from_secs(30))
         .map_err(|e| {
             SinkError::Unavailable(format!(
-                "kafka brokers {} did not answer a metadata request in 10 s ({e}); check destination.brokers and that the brokers run",
+                "kafka brokers {} did not answer a metadata request in 30 s ({e}); check destination.brokers and that the brokers run",
                 cfg.brokers
             ))
         })?;

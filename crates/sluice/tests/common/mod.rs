@@ -16,6 +16,7 @@ pub mod compare;
 pub mod datahub;
 pub mod dbdest;
 pub mod rocketmq;
+pub mod server;
 pub use compare::{compare, Shape, Side};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
