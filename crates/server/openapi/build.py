@@ -47,29 +47,44 @@ NAME = path_param("name")
 obj = lambda props, required=(), extra=True: {
     "type": "object", "properties": props, "required": list(required), "additionalProperties": extra}
 S = {"type": "string"}
+S1 = {"type": "string", "minLength": 1}
+NAMED = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}
+TABLE = {"type": "string", "pattern": "^[^*.]+[.][^*]+$"}
 I = {"type": "integer"}
 B = {"type": "boolean"}
 N = {"type": "number"}
 nullable = lambda s: {**s, "nullable": True}
 
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+PROPS = {"type": "object", "additionalProperties": S}
+DATABASE = {"host": S1, "port": PORT, "user": S1, "password": S1}
+KINDS = {
+    "mysql": (DATABASE, ["host", "user"]),
+    "mariadb": (DATABASE, ["host", "user"]),
+    "oceanbase": (DATABASE, ["host", "user"]),
+    "kafka": ({"brokers": S1, "properties": PROPS}, ["brokers"]),
+    "rocketmq": ({"namesrv": S1, "access_key": S1, "secret_key": S1}, ["namesrv"]),
+    # As the DataHub section checks it: http:// and a host, trailing slashes trimmed.
+    "datahub": ({"endpoint": {"type": "string", "pattern": "^http://[\\s\\S]*[^/]/*$"}, "access_id": S1, "access_key": S1,
+                 "project": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{2,31}$"}}, ["endpoint", "access_id", "access_key"]),
+}
 schemas = {
     "Error": obj({"error": S, "field": nullable(S), "precheck": ref("Findings")}, ["error"]),
-    "Login": obj({"user": S, "password": S}, ["user", "password"]),
+    "Login": obj({"user": S1, "password": S1}, ["user", "password"]),
     "Session": obj({"token": S, "user": S, "role": S, "expires_ms": I}, ["token", "user", "role", "expires_ms"], False),
     "Me": obj({"user": S, "role": S}, ["user", "role"], False),
     "User": obj({"name": S, "role": {"type": "string", "enum": ["admin", "viewer"]}}, ["name", "role"], False),
-    "NewUser": obj({"name": S, "password": S, "role": {"type": "string", "enum": ["admin", "viewer"]}}, ["name", "password"]),
-    "UserChange": obj({"password": S, "role": {"type": "string", "enum": ["admin", "viewer"]}}),
+    "NewUser": obj({"name": NAMED, "password": S1, "role": {"type": "string", "enum": ["admin", "viewer"]}}, ["name", "password"]),
+    "UserChange": obj({"password": S1, "role": {"type": "string", "enum": ["admin", "viewer"]}}),
     "Token": obj({"id": S, "user": S, "kind": S, "label": S, "created_ms": I, "expires_ms": nullable(I), "revoked": B},
                  ["id", "user", "kind", "label", "created_ms", "expires_ms", "revoked"], False),
-    "NewToken": obj({"label": S, "expires_in_s": nullable(I)}),
+    "NewToken": obj({"label": {"type": "string", "maxLength": 200},
+                     "expires_in_s": nullable({"type": "integer", "minimum": 1, "maximum": 315360000})}),
     "TokenCreated": obj({"token": S, "id": S, "label": S, "expires_ms": nullable(I)}, ["token", "id", "label", "expires_ms"], False),
     "Datasource": {**obj({"name": S, "kind": S, "used_by": {"type": "array", "items": S}, "created_ms": I, "updated_ms": I},
                          ["name", "kind", "used_by", "created_ms", "updated_ms"]),
                    "description": "The kind's fields (host, port, user, brokers, namesrv, endpoint, access_id, ...) and, for each secret field, NAME_set (true when set); never a secret."},
-    "NewDatasource": {**obj({"name": S, "kind": {"type": "string", "enum": ["mysql", "mariadb", "oceanbase", "kafka", "rocketmq", "datahub"]},
-                             "host": S, "port": I, "user": S, "password": S, "brokers": S, "properties": {"type": "object", "additionalProperties": S},
-                             "namesrv": S, "access_key": S, "secret_key": S, "endpoint": S, "access_id": S, "project": S}, ["name", "kind"]),
+    "NewDatasource": {"oneOf": [ref(f"NewDatasource_{k}") for k in KINDS],
                       "description": "The fields of the kind (docs/SERVER.md)."},
     "DatasourceChange": obj({}),
     "TestResult": obj({"ok": B, "message": S}, ["ok", "message"], False),
@@ -94,10 +109,17 @@ schemas = {
     "Findings": obj({"passed": B, "checked": {"type": "array", "items": S},
                      "failures": {"type": "array", "items": ref("Finding")}, "warnings": {"type": "array", "items": ref("Finding")}},
                     ["passed", "checked", "failures", "warnings"], False),
-    "Objects": obj({"add": {"type": "array", "items": S}, "remove": {"type": "array", "items": S}}),
-    "ActionBody": obj({"force": B, "name": S}),
     "Sample": obj({"at_ms": I, "store": ref("Component"), "writer": ref("Component")}),
 }
+
+for k, (fields, required) in KINDS.items():
+    schemas[f"NewDatasource_{k}"] = obj({"name": NAMED, "kind": {"type": "string", "enum": [k]}, **fields},
+                                        ["name", "kind", *required], False)
+schemas["Objects"] = {"anyOf": [obj({"add": {"type": "array", "items": TABLE, "minItems": 1},
+                                      "remove": {"type": "array", "items": TABLE}}, ["add"]),
+                                 obj({"add": {"type": "array", "items": TABLE},
+                                      "remove": {"type": "array", "items": TABLE, "minItems": 1}}, ["remove"])]}
+schemas["ActionBody"] = obj({"force": B, "name": NAMED})
 
 text = {"text/plain": {"schema": {"type": "string"}}}
 paths = {
@@ -115,7 +137,7 @@ paths = {
         "post": op("Add a user (admin)", {"201": answer("added", ref("User")), **errors(400, 401, 403, 409)}, request=body(ref("NewUser")), tag="auth")},
     "/api/v1/users/{name}": {
         "put": op("Change a password (your own, or any as admin) or a role (admin)", {"200": answer("changed", ref("User")), **errors(400, 401, 403, 404, 409)},
-                  request=body(ref("UserChange")), params=[NAME], tag="auth"),
+                  request=body(ref("UserChange"), False), params=[NAME], tag="auth"),
         "delete": op("Delete a user and revoke its tokens (admin)", {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}, params=[NAME], tag="auth")},
     "/api/v1/tokens": {
         "get": op("Your API tokens", {"200": answer("tokens", {"type": "array", "items": ref("Token")}), **errors(401)}, tag="auth"),
@@ -127,7 +149,7 @@ paths = {
     "/api/v1/datasources/{name}": {
         "get": op("Show a data source", {"200": answer("the data source", ref("Datasource")), **errors(401, 404)}, params=[NAME], tag="datasources"),
         "put": op("Change fields of a data source (admin; fields not given stay)", {"200": answer("changed", ref("Datasource")), **errors(400, 401, 403, 404)},
-                  request=body(ref("DatasourceChange")), params=[NAME], tag="datasources"),
+                  request=body(ref("DatasourceChange"), False), params=[NAME], tag="datasources"),
         "delete": op("Delete a data source no project names (admin)", {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}, params=[NAME], tag="datasources")},
     "/api/v1/datasources/{name}/test": {"post": op("Connect with a data source (admin)", {"200": answer("what the server answered", ref("TestResult")), **errors(400, 401, 403, 404)},
                                                    params=[NAME], tag="datasources")},

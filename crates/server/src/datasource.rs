@@ -133,7 +133,8 @@ pub fn check(
                 ),
             ));
         };
-        if v.is_null() {
+        if v.is_null() && old.is_some() {
+            // An update's null removes the field.
             plain.remove(k);
             secret.remove(k);
             continue;

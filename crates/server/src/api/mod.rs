@@ -401,6 +401,11 @@ async fn create_datasource(
     if !app.store.insert_datasource(&row)? {
         return Err(ApiError::conflict(format!("data source {name} exists")));
     }
+    // Its fields must make a valid section of a project (an endpoint a URL, ...).
+    if let Err(e) = probe_project(&app, &name, &row.kind, row.fields.contains_key("project")) {
+        app.store.delete_datasource(&name)?;
+        return Err(e);
+    }
     let row = app
         .store
         .datasource(&name)?
@@ -439,9 +444,14 @@ async fn update_datasource(
     let old_secret = project::open_map(&app, &owner, row.secrets.as_deref())?;
     let (fields, secret) = datasource::check(&row.kind, &o, Some((&row.fields, &old_secret)))
         .map_err(|b| ApiError::field(b.field, b.message))?;
+    let before = row.clone();
     row.fields = fields;
     row.secrets = project::seal_map(&app, &owner, &secret)?;
     app.store.update_datasource(&row)?;
+    if let Err(e) = probe_project(&app, &name, &row.kind, row.fields.contains_key("project")) {
+        app.store.update_datasource(&before)?;
+        return Err(e);
+    }
     show_datasource(State(app), c, Path(name)).await
 }
 
@@ -474,31 +484,8 @@ async fn test_datasource(
     let (kind, plain, _) = project::datasource_fields(&app, &name)?
         .ok_or_else(|| ApiError::not_found(format!("data source {name}")))?;
     let has_project = plain.contains_key("project");
-    let dir = app.dir.clone();
     let result = blocking(move || {
-        let (src, dst) = if datasource::is_database(&kind) {
-            (
-                json!({"datasource": name}),
-                json!({"type": "kafka", "brokers": "127.0.0.1:1", "format": "oms"}),
-            )
-        } else {
-            // The fields a destination of the kind needs besides its connection.
-            let dst = match kind.as_str() {
-                "datahub" if has_project => json!({"datasource": name, "create_topics": false}),
-                "datahub" => {
-                    json!({"datasource": name, "create_topics": false, "project": "sluice"})
-                }
-                _ => json!({"datasource": name, "format": "oms"}),
-            };
-            (
-                json!({"type": "mysql", "host": "127.0.0.1", "user": "x"}),
-                dst,
-            )
-        };
-        let spec = json!({
-            "source": src, "destination": dst, "objects": {"include": ["*.*"]},
-        });
-        let p = project::resolve(&app, "connection-test", &spec, &dir)?;
+        let p = probe_project(&app, &name, &kind, has_project)?;
         let outcome = if datasource::is_database(&kind) {
             p.source
                 .open()
@@ -525,6 +512,40 @@ async fn test_datasource(
         Ok(m) => json!({"ok": true, "message": m}),
         Err(m) => json!({"ok": false, "message": m}),
     }))
+}
+
+/// A project that uses data source `name` (of `kind`) at the end it can serve, with
+/// placeholders at the other: checking it checks the data source's fields as a project
+/// section (nothing is connected).
+fn probe_project(
+    app: &App,
+    name: &str,
+    kind: &str,
+    has_project: bool,
+) -> Result<sluice_pipeline::Project, ApiError> {
+    let (src, dst) = if datasource::is_database(kind) {
+        (
+            json!({"datasource": name}),
+            json!({"type": "kafka", "brokers": "127.0.0.1:1", "format": "oms"}),
+        )
+    } else {
+        // The fields a destination of the kind needs besides its connection.
+        let dst = match kind {
+            "datahub" if has_project => json!({"datasource": name, "create_topics": false}),
+            "datahub" => {
+                json!({"datasource": name, "create_topics": false, "project": "sluice"})
+            }
+            _ => json!({"datasource": name, "format": "oms"}),
+        };
+        (
+            json!({"type": "mysql", "host": "127.0.0.1", "user": "x"}),
+            dst,
+        )
+    };
+    let spec = json!({
+        "source": src, "destination": dst, "objects": {"include": ["*.*"]},
+    });
+    project::resolve(app, "connection-test", &spec, &app.dir)
 }
 
 /// Whether a request is a YAML upload.

@@ -300,6 +300,12 @@ async fn action(
     }
     c.admin()?;
     let o = object(&body)?;
+    if o.get("force").is_some_and(|v| !v.is_boolean()) {
+        return Err(ApiError::field("force", "must be true or false"));
+    }
+    if let Some(n) = o.get("name") {
+        check_name(n.as_str().unwrap_or(""))?;
+    }
     let row = row_of(&app, &name)?;
     if action != "clone" {
         allowed(&name, &action, &row.state)?;
