@@ -32,6 +32,9 @@ enum Command {
     Precheck(cmd::server::PrecheckArgs),
     /// Manage the data sources of a `sluice server`.
     Datasource(cmd::server::DatasourceArgs),
+    /// Log in to a `sluice server`: prints a token for SLUICE_TOKEN (password from
+    /// SLUICE_PASSWORD or standard input).
+    Login(cmd::server::LoginArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => cmd::server::server(args),
         Command::Precheck(args) => cmd::server::precheck(args),
         Command::Datasource(args) => cmd::server::datasource(args),
+        Command::Login(args) => cmd::server::login(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

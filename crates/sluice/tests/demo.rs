@@ -16,7 +16,7 @@ fn the_demo_runs_a_real_sync_to_the_end() -> Result<(), Box<dyn std::error::Erro
         "dev/demo --once failed:\n{stdout}\n{stderr}"
     );
     for want in [
-        "state:      Completed",
+        "state:      Stopped",
         "full sync:  finished",
         "full:       shop.customers 10000 of",
         "full:       shop.order_items 30000 of",

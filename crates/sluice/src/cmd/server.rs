@@ -144,6 +144,40 @@ impl Remote {
     }
 }
 
+/// Arguments of `sluice login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user.
+    #[arg(long, default_value = "admin")]
+    user: String,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Runs `sluice login`: prints a session token for `SLUICE_TOKEN` (the password from
+/// `SLUICE_PASSWORD`, else one line of standard input).
+pub fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let password = match std::env::var("SLUICE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("read the password from standard input")?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    let body = serde_json::to_vec(&json!({"user": args.user, "password": password}))?;
+    let v = args
+        .remote
+        .call("POST", "/api/v1/login", Some(("application/json", body)))?;
+    println!(
+        "{}",
+        v.get("token").and_then(Value::as_str).unwrap_or_default()
+    );
+    Ok(())
+}
+
 fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
