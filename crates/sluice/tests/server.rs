@@ -279,6 +279,17 @@ async fn a_project_from_data_sources_to_kafka_lives_its_whole_lifecycle_and_keep
         "{cli}"
     );
 
+    // A clone: a new NotStarted project with the same settings and secrets.
+    let clone = api.ok(
+        "POST",
+        &format!("/api/v1/projects/{db}/clone"),
+        Some(json!({"name": format!("{db}-b")})),
+    )?;
+    assert_eq!(clone["state"], json!("NotStarted"));
+    assert_eq!(clone["spec"]["source"], api.project(&db)?["spec"]["source"]);
+    let (s, _) = api.call("DELETE", &format!("/api/v1/projects/{db}-b"), None)?;
+    assert_eq!(s, 204);
+
     api.act(&db, "stop")?;
     let released = api.act(&db, "release")?;
     assert_eq!(released["state"], json!("Released"));
@@ -621,6 +632,12 @@ async fn the_api_refuses_missing_wrong_revoked_and_expired_credentials_and_viewe
     let s2 = server.admin()?;
     assert_eq!(s2.call("POST", "/api/v1/logout", None)?.0, 200);
     assert_eq!(s2.call("GET", "/api/v1/me", None)?.0, 401);
+    // The master key is the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(server.dir.join("master.key"))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "master.key mode {mode:o}");
     // Errors are JSON naming the field.
     let (s, v) = admin.call(
         "POST",
@@ -710,5 +727,32 @@ async fn the_precheck_names_each_problem_and_its_fix_before_anything_is_copied()
         "{said}"
     );
     assert!(!format!("{}{}", api.seen.borrow(), server.log()).contains(&password));
+    Ok(())
+}
+
+#[test]
+fn a_first_start_without_users_prints_a_generated_admin_password_once() -> TestResult {
+    let dir = temp_dir(&unique_name("srvfirst")).join("server");
+    let mut server = Server::start_with(&dir, &[])?;
+    let log = server.log();
+    let password = log
+        .split("one-time password ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .ok_or(format!("no generated password in: {log}"))?
+        .to_string();
+    assert!(password.len() >= 16, "{password}");
+    let api = server.login("admin", &password)?;
+    assert_eq!(
+        api.call("GET", "/api/v1/me", None)?.1["role"],
+        json!("admin")
+    );
+    server.restart()?;
+    assert_eq!(
+        server.log().matches("one-time password").count(),
+        1,
+        "printed again"
+    );
+    server.login("admin", &password)?;
     Ok(())
 }
