@@ -74,6 +74,23 @@ pub struct Status {
     pub full_done: bool,
 }
 
+impl Status {
+    /// Full-sync progress per table (`db.table`, by name): rows copied, rows estimated, and
+    /// whether every unit of the table finished.
+    pub fn full_tables(&self) -> std::collections::BTreeMap<String, (u64, u64, bool)> {
+        let mut tables = std::collections::BTreeMap::new();
+        for u in &self.full {
+            let e = tables
+                .entry(format!("{}.{}", u.db, u.table))
+                .or_insert((0, 0, true));
+            e.0 += u.rows;
+            e.1 += u.total;
+            e.2 &= u.done;
+        }
+        tables
+    }
+}
+
 /// One slice of a table that full sync copies, and how far it got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FullUnit {

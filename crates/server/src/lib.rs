@@ -128,6 +128,19 @@ impl App {
             return;
         };
         for row in rows {
+            // A modification the service stopped in the middle of is not half done: its
+            // added tables' units may be stored while the project still has its old objects.
+            // It is marked failed (asking again adds the tables again).
+            if let Ok(mods) = self.store.modifications(&row.name) {
+                for m in mods.iter().filter(|m| m.state == "applying") {
+                    let _ = self.store.set_modification(
+                        m.id,
+                        &m.change,
+                        "failed",
+                        "the service stopped while this was applied; ask for it again",
+                    );
+                }
+            }
             if !matches!(row.state.as_str(), "Running" | "Paused" | "Modifying") {
                 continue;
             }

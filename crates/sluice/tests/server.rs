@@ -68,7 +68,7 @@ async fn kafka_equals_source(
 ) -> TestResult {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let want = rows_of(c, db, table).await?;
+        let want = table_rows(c, db, table).await?;
         let msgs = read_topic(kafka, &format!("{db}.{table}"))?;
         let got = rebuild_oms(&msgs)?;
         if got == want {
@@ -99,28 +99,6 @@ fn read_topic(kafka: &str, topic: &str) -> Result<Vec<Json>, Box<dyn std::error:
             Err(e) => return Err(e),
         }
     }
-}
-
-/// A table `db.table (id, v, amt)` as the OMS rebuild gives it.
-async fn rows_of(
-    c: &mut mysql_async::Conn,
-    db: &str,
-    table: &str,
-) -> Result<BTreeMap<String, Json>, mysql_async::Error> {
-    let rows: Vec<(i64, Option<String>, String)> = c
-        .query(format!(
-            "SELECT id, v, CAST(amt AS CHAR) FROM {db}.{table} ORDER BY id"
-        ))
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, v, amt)| {
-            (
-                id.to_string(),
-                json!({"id": id.to_string(), "v": v, "amt": amt}),
-            )
-        })
-        .collect())
 }
 
 fn state_is(s: &'static str) -> impl Fn(&Json) -> bool {
@@ -293,8 +271,26 @@ async fn a_project_from_data_sources_to_kafka_lives_its_whole_lifecycle_and_keep
     api.act(&db, "stop")?;
     let released = api.act(&db, "release")?;
     assert_eq!(released["state"], json!("Released"));
-    refused(&api, &db, "start", "NotStarted, Stopped")?;
-    refused(&api, &db, "resume", "Paused, Failed")?;
+    // Released is for good: only delete (and clone, precheck-free viewing) remain.
+    for (action, allows) in [
+        ("start", "NotStarted, Stopped"),
+        ("resume", "Paused, Failed"),
+        ("pause", "Running"),
+        ("stop", "Running, Paused, Failed, Modifying"),
+        ("release", "Paused, Failed, Completed, Stopped"),
+        (
+            "precheck",
+            "NotStarted, Running, Paused, Failed, Completed, Stopped, Modifying",
+        ),
+    ] {
+        refused(&api, &db, action, allows)?;
+    }
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/v1/projects/{db}/objects"),
+        Some(json!({"add": [format!("{db}.x")]})),
+    )?;
+    assert_eq!(s, 409, "{v}");
     let (s, _) = api.call("DELETE", &format!("/api/v1/projects/{db}"), None)?;
     assert_eq!(s, 204);
     let (s, _) = api.call("GET", &format!("/api/v1/projects/{db}"), None)?;
@@ -358,8 +354,8 @@ async fn a_project_into_a_database_runs_and_its_release_frees_the_destination_ch
     let mut d = common::dbdest::dest_conn(&OCEANBASE.get()).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let want = rows_of(&mut c, &db, "t").await?;
-        let got = rows_of(&mut d, &db, "t").await.unwrap_or_default();
+        let want = table_rows(&mut c, &db, "t").await?;
+        let got = table_rows(&mut d, &db, "t").await.unwrap_or_default();
         if got == want {
             break;
         }
@@ -709,6 +705,26 @@ async fn the_precheck_names_each_problem_and_its_fix_before_anything_is_copied()
     assert_eq!(api.project("pre")?["state"], json!("NotStarted"));
     let meta = sluice_meta::MetaStore::open(&server.dir)?;
     assert!(meta.checkpoint("pre")?.is_none() && meta.full_units("pre")?.is_empty());
+    // Forced, it fails as the precheck said, and shows why; Failed allows resume and release.
+    let v = api.ok(
+        "POST",
+        "/api/v1/projects/pre/start",
+        Some(json!({"force": true})),
+    )?;
+    assert_eq!(v["precheck"]["passed"], json!(false), "{v}");
+    let failed = api.wait_for("pre", 120, "Failed", state_is("Failed"))?;
+    let why = failed["message"].as_str().unwrap_or("");
+    assert!(!why.is_empty(), "{failed}");
+    assert!(
+        failed["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m == why),
+        "{failed}"
+    );
+    refused(&api, "pre", "pause", "Running")?;
+    api.act("pre", "release")?;
+    let (st, _) = api.call("DELETE", "/api/v1/projects/pre", None)?;
+    assert_eq!(st, 204);
     // The same through the command line, from a project file.
     let file = dir.join("pre.yaml");
     std::fs::write(&file, format!(

@@ -212,11 +212,14 @@ impl TempMariadb {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let d = dir.display();
         let cnf = format!(
-            "[mysqld]\nuser=root\ndatadir={d}/data\nsocket={d}/mysqld.sock\npid-file={d}/mysqld.pid\n\
+            "[mysqld]\nuser=root\ndatadir={d}/data\ntmpdir={d}/tmp\nsocket={d}/mysqld.sock\npid-file={d}/mysqld.pid\n\
              log_error={d}/error.log\nbind-address=127.0.0.1\nport={port}\nskip_name_resolve=ON\n\
              innodb_buffer_pool_size=32M\nperformance_schema=OFF\n{}\n",
             settings.join("\n")
         );
+        // A tmpdir of its own: two bootstraps at once otherwise collide on /tmp's temporary
+        // tables ("Unknown table 'mysql.tmp_user_sys'"), as two tests starting servers did.
+        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
         let cnf_path = dir.join("my.cnf");
         std::fs::write(&cnf_path, cnf).map_err(|e| format!("{}: {e}", cnf_path.display()))?;
         let install = Command::new("mariadb-install-db")
@@ -230,8 +233,10 @@ impl TempMariadb {
             .map_err(|e| format!("mariadb-install-db: {e}"))?;
         if !install.status.success() {
             return Err(format!(
-                "mariadb-install-db failed: {}",
-                String::from_utf8_lossy(&install.stderr)
+                "mariadb-install-db failed: {}{}; its log: {}",
+                String::from_utf8_lossy(&install.stdout),
+                String::from_utf8_lossy(&install.stderr),
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
             ));
         }
         let child = Self::spawn(&dir)?;

@@ -108,8 +108,7 @@ async fn create(
 
 /// The figures the API shows of a project: state, stage, checkpoint, latency, full-sync
 /// progress, Store and Writer, last errors.
-fn status(app: &App, row: &ProjectRow) -> Result<Map<String, Value>, ApiError> {
-    let meta = MetaStore::open(&app.dir).map_err(ApiError::internal)?;
+fn status(app: &App, meta: &MetaStore, row: &ProjectRow) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
     let parts = meta.parts(&row.name).map_err(ApiError::internal)?;
     let names = if parts.is_empty() {
@@ -140,16 +139,7 @@ fn status(app: &App, row: &ProjectRow) -> Result<Map<String, Value>, ApiError> {
             }
         }
         full_done &= s.full_done || s.full.is_empty();
-        let mut per: std::collections::BTreeMap<String, (u64, u64, bool)> = Default::default();
-        for u in &s.full {
-            let e = per
-                .entry(format!("{}.{}", u.db, u.table))
-                .or_insert((0, 0, true));
-            e.0 += u.rows;
-            e.1 += u.total;
-            e.2 &= u.done;
-        }
-        for (t, (rows, total, done)) in per {
+        for (t, (rows, total, done)) in s.full_tables() {
             tables.push(json!({"table": t, "rows": rows, "total": total, "done": done}));
         }
     }
@@ -183,8 +173,8 @@ fn status(app: &App, row: &ProjectRow) -> Result<Map<String, Value>, ApiError> {
     Ok(out)
 }
 
-fn summary(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
-    let mut v = status(app, row)?;
+fn summary(app: &App, meta: &MetaStore, row: &ProjectRow) -> Result<Value, ApiError> {
+    let mut v = status(app, meta, row)?;
     v.remove("full");
     v.insert("name".into(), json!(row.name));
     let end = |k: &str| {
@@ -200,7 +190,8 @@ fn summary(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
 }
 
 fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
-    let mut v = status(app, row)?;
+    let meta = MetaStore::open(&app.dir).map_err(ApiError::internal)?;
+    let mut v = status(app, &meta, row)?;
     v.insert("name".into(), json!(row.name));
     let secrets = project::open_map(
         app,
@@ -226,9 +217,11 @@ fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
 
 async fn list(State(app): State<App>, _c: Caller) -> Result<Json<Value>, ApiError> {
     let rows = app.store.projects()?;
+    // One handle for all of them (a list of many projects answers quickly).
+    let meta = MetaStore::open(&app.dir).map_err(ApiError::internal)?;
     let all = rows
         .iter()
-        .map(|r| summary(&app, r))
+        .map(|r| summary(&app, &meta, r))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(Value::Array(all)))
 }

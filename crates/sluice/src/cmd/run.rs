@@ -272,16 +272,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         }
         if !s.full.is_empty() {
             // Per table: rows copied / estimated total, and whether every unit finished.
-            let mut tables: std::collections::BTreeMap<String, (u64, u64, bool)> =
-                Default::default();
-            for u in &s.full {
-                let e = tables
-                    .entry(format!("{}.{}", u.db, u.table))
-                    .or_insert((0, 0, true));
-                e.0 += u.rows;
-                e.1 += u.total;
-                e.2 &= u.done;
-            }
+            let tables = s.full_tables();
             println!(
                 "full sync:  {}",
                 if s.full_done {

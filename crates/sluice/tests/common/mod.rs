@@ -252,9 +252,18 @@ pub async fn source_rows(
     c: &mut mysql_async::Conn,
     db: &str,
 ) -> Result<BTreeMap<String, Json>, mysql_async::Error> {
+    table_rows(c, db, "t").await
+}
+
+/// A table of the tests' shape `(id, v, amt)` as strings, keyed by id.
+pub async fn table_rows(
+    c: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+) -> Result<BTreeMap<String, Json>, mysql_async::Error> {
     let rows: Vec<(i64, Option<String>, String)> = c
         .query(format!(
-            "SELECT id, v, CAST(amt AS CHAR) FROM {db}.t ORDER BY id"
+            "SELECT id, v, CAST(amt AS CHAR) FROM {db}.{table} ORDER BY id"
         ))
         .await?;
     Ok(rows
