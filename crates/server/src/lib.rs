@@ -2,7 +2,8 @@
 //! tokens in its metadata store (the `srv_*` tables of `DIR/meta.db`, beside the projects'
 //! checkpoints), runs each started project as a worker (`workers.rs`: the same pipeline as
 //! `sluice run -f`), and answers an authenticated JSON API under `/api/v1` (`api.rs`, described
-//! by `openapi.json`), with `/metrics`, `/health` and `/ready`.
+//! by `openapi.json`), with `/metrics`, `/health` and `/ready`, and the web console at `/`
+//! (`console.rs`).
 //!
 //! Invariants:
 //! - No secret leaves the service: data-source and project secrets are sealed at rest
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod datasource;
 pub mod error;
 pub mod project;

@@ -54,6 +54,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/v1/datasources/{name}/test", post(test_datasource))
         .merge(projects::routes())
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("this path") })
         .with_state(app)
 }

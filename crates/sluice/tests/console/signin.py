@@ -1,0 +1,57 @@
+"""The console's first scenario, in headless Chromium driven by Playwright: sign in (a wrong
+password shows the server's answer), the projects list with its state filter, the data sources
+list, keyboard order of the sign-in form, sign out. Screenshots go to OUT_DIR.
+
+usage: signin.py URL OUT_DIR PROJECT DATASOURCE PASSWORD"""
+import os
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+url, out_dir, project, datasource, password = sys.argv[1:6]
+os.makedirs(out_dir, exist_ok=True)
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=os.environ["SLUICE_CHROMIUM"], args=["--no-sandbox"])
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+
+    # Labels name every field; Tab goes user -> password -> the button.
+    page.get_by_label("User").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("wrong user or password")
+
+    page.get_by_label("Password").fill(password)
+    page.keyboard.press("Enter")
+    row = page.locator(f'tr[data-project="{project}"]')
+    expect(row).to_contain_text("NotStarted")
+    expect(row.locator(".state")).to_have_class("state state-NotStarted")
+    page.get_by_label("State").select_option("Running")
+    expect(row).to_have_count(0)
+    page.get_by_label("State").select_option("")
+    expect(row).to_have_count(1)
+    page.screenshot(path=os.path.join(out_dir, "projects.png"), full_page=True)
+
+    page.get_by_role("link", name="Data sources").click()
+    ds = page.locator(f'tr[data-datasource="{datasource}"]')
+    expect(ds).to_contain_text("mariadb")
+    expect(ds).to_contain_text(project)
+    page.screenshot(path=os.path.join(out_dir, "datasources.png"), full_page=True)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Password")).to_be_visible()
+    # The session is over on the server too.
+    page.goto(url + "/#/projects")
+    expect(page.get_by_label("Password")).to_be_visible()
+    page.screenshot(path=os.path.join(out_dir, "signed-out.png"))
+    browser.close()
+    if errors:
+        sys.exit(f"script errors in the page: {errors}")
+print("console scenario passed")
