@@ -93,7 +93,7 @@ async function projectsPage() {
   const fill = () => {
     const rows = all.filter((p) => !filter.value || p.state === filter.value);
     body.replaceChildren(...rows.map((p) => el("tr", { "data-project": p.name },
-      el("td", {}, p.name),
+      el("td", {}, el("a", { href: `#/projects/${encodeURIComponent(p.name)}` }, p.name)),
       el("td", {}, `${p.source ?? "—"} → ${p.destination ?? "—"}`),
       el("td", {}, p.stage || "—"),
       el("td", {}, el("span", { class: `state state-${p.state}` }, p.state)),
@@ -109,6 +109,92 @@ async function projectsPage() {
     el("table", { id: "projects" },
       el("thead", {}, el("tr", {}, ["Name", "Source → destination", "Stage", "State", "Checkpoint", "Latency", "Rows/s"].map((h) => el("th", { scope: "col" }, h)))),
       body));
+}
+
+const fmtBytes = (n) => (typeof n !== "number" ? "—" : n < 1024 ? `${n.toFixed(0)} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
+
+/** A line chart (SVG) of some series over time: [{name, points: [[ms, value]...]}]. */
+function chart(title, series) {
+  const W = 520, H = 160, P = 30;
+  const all = series.flatMap((s) => s.points);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title);
+  svg.classList.add("chart");
+  if (all.length) {
+    const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
+    const vmax = Math.max(1, ...all.map((p) => p[1]));
+    const x = (t) => P + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * P);
+    const y = (v) => H - P - (v / vmax) * (H - 2 * P);
+    series.forEach((s, i) => {
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      line.setAttribute("points", s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "));
+      line.setAttribute("class", `series series-${i}`);
+      line.setAttribute("data-points", String(s.points.length));
+      svg.append(line);
+    });
+    const label = document.createElementNS("http://www.w3.org/2000/svg", "text");
+    label.setAttribute("x", "4"); label.setAttribute("y", "14");
+    label.textContent = `max ${vmax.toFixed(0)}`;
+    svg.append(label);
+  }
+  return el("figure", { class: "chart-box" }, el("figcaption", {}, title, " ",
+    series.map((s, i) => el("span", { class: `key key-${i}` }, s.name))), svg);
+}
+
+let refresh = null;
+
+async function projectPage(name) {
+  const p = await api("GET", `/api/v1/projects/${encodeURIComponent(name)}`);
+  const since = Date.now() - 15 * 60 * 1000;
+  const samples = await api("GET", `/api/v1/projects/${encodeURIComponent(name)}/figures?since_ms=${since}`);
+  const notice = el("div", { id: "action-result", role: "alert" });
+  const act = async (a) => {
+    notice.replaceChildren();
+    try {
+      await api("POST", `/api/v1/projects/${encodeURIComponent(name)}/${a}`, {});
+      await projectPage(name);
+    } catch (e) {
+      notice.append(el("p", { class: "error" }, e.message));
+    }
+  };
+  const buttons = p.actions.filter((a) => a.action !== "delete" && a.action !== "modify").map((a) =>
+    el("button", { type: "button", "data-action": a.action, disabled: !a.allowed, title: a.allowed ? null : a.reason,
+      onclick: () => act(a.action) }, a.action[0].toUpperCase() + a.action.slice(1)));
+  const stages = ["schema", "full", "incremental"].map((s) =>
+    el("li", { class: s === p.stage ? "current" : "" }, s));
+  const comp = (label, c) => el("section", { class: "component", "aria-label": label }, el("h2", {}, label),
+    el("dl", {},
+      el("dt", {}, "Position"), el("dd", {}, (c && c.position) || "—"),
+      el("dt", {}, "Rows/s"), el("dd", { "data-figure": "rows_per_s" }, fmtRate(c)),
+      el("dt", {}, "Bytes/s"), el("dd", {}, fmtBytes(c && c.bytes_per_s)),
+      el("dt", {}, "Delay"), el("dd", {}, fmtLatency(c && c.delay_ms))));
+  const pts = (k, f) => samples.filter((s) => s[k]).map((s) => [s.at_ms, f(s[k])]);
+  show(
+    el("h1", {}, p.name, " ", el("span", { class: `state state-${p.state}`, id: "project-state" }, p.state)),
+    el("div", { class: "toolbar", role: "group", "aria-label": "Actions" }, buttons),
+    notice,
+    el("dl", { class: "facts" },
+      el("dt", {}, "Stage"), el("dd", { id: "project-stage" }, p.stage || "—"),
+      el("dt", {}, "Checkpoint"), el("dd", {}, p.checkpoint ? `${p.checkpoint.position} (${fmtTime(p.checkpoint.ts_ms)})` : "—"),
+      el("dt", {}, "Latency"), el("dd", {}, fmtLatency(p.latency_ms)),
+      el("dt", {}, "Message"), el("dd", {}, p.message || "—")),
+    el("ol", { class: "stages", "aria-label": "Stages" }, stages),
+    el("h2", {}, "Full sync"),
+    el("table", { id: "full" }, el("thead", {}, el("tr", {}, ["Table", "Rows", "Estimated", "Progress"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, p.full.tables.map((t) => el("tr", { "data-table": t.table },
+        el("td", {}, t.table), el("td", {}, t.rows), el("td", {}, t.total),
+        el("td", {}, el("progress", { max: 100, value: t.done ? 100 : Math.min(99, Math.floor((100 * t.rows) / Math.max(1, t.total))) }),
+          " ", t.done ? "done" : ""))))),
+    el("div", { class: "components" }, comp("Store (reader)", p.store), comp("Writer", p.writer)),
+    el("div", { class: "components" },
+      chart("Rows/s", [{ name: "Store", points: pts("store", (c) => c.rows_per_s) }, { name: "Writer", points: pts("writer", (c) => c.rows_per_s) }]),
+      chart("Delay (ms)", [{ name: "Store", points: pts("store", (c) => c.delay_ms || 0) }, { name: "Writer", points: pts("writer", (c) => c.delay_ms || 0) }])),
+    el("h2", {}, "Last errors"),
+    p.errors.length ? el("ul", { id: "errors" }, p.errors.map((e) => el("li", {}, `${fmtTime(e.at_ms)}: ${e.message}`))) : el("p", { class: "muted" }, "None."),
+    el("h2", {}, "Modifications"),
+    p.modifications.length ? el("ul", {}, p.modifications.map((m) => el("li", {}, `${fmtTime(m.at_ms)} ${m.state}: ${m.message}`))) : el("p", { class: "muted" }, "None."));
 }
 
 /** Where a data source points, as one line. */
@@ -138,7 +224,15 @@ async function route() {
     return show(el("p", { class: "error", role: "alert" }, e.message));
   }
   signedIn(me);
-  const page = location.hash.startsWith("#/datasources") ? datasourcesPage : projectsPage;
+  clearInterval(refresh);
+  const detail = location.hash.match(/^#\/projects\/(.+)$/);
+  const page = detail
+    ? () => projectPage(decodeURIComponent(detail[1]))
+    : location.hash.startsWith("#/datasources") ? datasourcesPage : projectsPage;
+  if (detail) {
+    // The detail page follows the project: redrawn every 2 s while it shows.
+    refresh = setInterval(() => { if (document.activeElement?.tagName !== "BUTTON") page().catch(() => {}); }, 2000);
+  }
   try {
     await page();
   } catch (e) {

@@ -103,6 +103,7 @@ schemas = {
                     "store": ref("Component"), "writer": ref("Component"), "spec": {"type": "object"},
                     "errors": {"type": "array", "items": obj({"at_ms": I, "message": S})},
                     "modifications": {"type": "array", "items": obj({"id": I, "at_ms": I, "change": {"type": "object"}, "state": S, "message": S})},
+                    "actions": {"type": "array", "items": obj({"action": S, "allowed": B, "reason": S}, ["action", "allowed"], False)},
                     "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
                    ["name", "state", "stage", "checkpoint", "latency_ms", "spec", "errors", "modifications"]),
     "Finding": obj({"item": S, "problem": S, "fix": S}, ["item", "problem", "fix"], False),

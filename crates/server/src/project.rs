@@ -70,6 +70,18 @@ pub fn allowed(name: &str, action: &str, state: &str) -> Result<(), ApiError> {
     )))
 }
 
+/// Each action and whether `state` allows it, with the refusal's reason when not (what the
+/// console shows on a disabled button).
+pub fn actions_in(name: &str, state: &str) -> Vec<serde_json::Value> {
+    ACTIONS
+        .iter()
+        .map(|(a, _)| match allowed(name, a, state) {
+            Ok(()) => serde_json::json!({"action": a, "allowed": true}),
+            Err(e) => serde_json::json!({"action": a, "allowed": false, "reason": e.message}),
+        })
+        .collect()
+}
+
 /// A project name: letters, digits, `-` and `_`, 1 to 64, starting with a letter or digit
 /// (no `.`: a sharded project's parts are `NAME.INSTANCE`).
 pub fn check_name(name: &str) -> Result<(), ApiError> {

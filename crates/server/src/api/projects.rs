@@ -193,6 +193,10 @@ fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
     let meta = MetaStore::open(&app.dir).map_err(ApiError::internal)?;
     let mut v = status(app, &meta, row)?;
     v.insert("name".into(), json!(row.name));
+    v.insert(
+        "actions".into(),
+        Value::Array(project::actions_in(&row.name, &row.state)),
+    );
     let secrets = project::open_map(
         app,
         &format!("project:{}", row.name),
