@@ -204,15 +204,70 @@ function addressOf(d) {
 }
 
 async function datasourcesPage() {
-  const all = await api("GET", "/api/v1/datasources");
-  show(el("h1", {}, "Data sources"),
+  const [all, kinds] = await Promise.all([api("GET", "/api/v1/datasources"), api("GET", "/api/v1/kinds")]);
+  const result = el("div", { id: "datasource-result", role: "alert" });
+  const say = (text, ok) => result.replaceChildren(el("p", { class: ok ? "ok" : "error" }, text));
+  const rowActions = (d) => el("td", {},
+    el("button", { type: "button", "data-test": d.name, onclick: async () => {
+      say(`Testing ${d.name}…`, true);
+      try {
+        const r = await api("POST", `/api/v1/datasources/${encodeURIComponent(d.name)}/test`);
+        say(`${d.name}: ${r.message}`, r.ok);
+      } catch (e) { say(e.message, false); }
+    } }, "Test connection"), " ",
+    el("button", { type: "button", "data-delete": d.name, onclick: async () => {
+      try {
+        await api("DELETE", `/api/v1/datasources/${encodeURIComponent(d.name)}`);
+        await datasourcesPage();
+      } catch (e) { say(e.message, false); }
+    } }, "Delete"));
+
+  // The add form: the fields of the chosen kind, as the API lists them.
+  const kind = el("select", { id: "ds-kind", name: "kind" }, kinds.map((k) => el("option", { value: k.kind }, k.kind)));
+  const fields = el("div", { id: "ds-fields" });
+  const drawFields = () => {
+    const k = kinds.find((x) => x.kind === kind.value);
+    fields.replaceChildren(...k.fields.filter((f) => f.type !== "properties").flatMap((f) => [
+      el("label", { for: `ds-${f.name}` }, f.name.replace("_", " "), f.required ? " *" : ""),
+      el("input", { id: `ds-${f.name}`, name: f.name, type: f.secret ? "password" : f.type === "port" ? "number" : "text",
+        required: f.required, autocomplete: f.secret ? "new-password" : "off" }),
+      el("p", { class: "error field-error", id: `ds-${f.name}-error` })]));
+  };
+  kind.addEventListener("change", drawFields);
+  drawFields();
+  const formError = el("p", { class: "error", id: "ds-error" });
+  const form = el("form", { class: "panel", "aria-labelledby": "ds-add-title" },
+    el("h2", { id: "ds-add-title" }, "Add a data source"),
+    el("label", { for: "ds-name" }, "Name *"), el("input", { id: "ds-name", name: "name", required: true }),
+    el("p", { class: "error field-error", id: "ds-name-error" }),
+    el("label", { for: "ds-kind" }, "Kind"), kind, fields,
+    el("button", { class: "primary", type: "submit" }, "Add"), formError);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    for (const e of form.querySelectorAll(".error")) e.textContent = "";
+    const body = { kind: kind.value };
+    for (const input of form.querySelectorAll("input")) {
+      if (input.value === "") continue;
+      body[input.name] = input.type === "number" ? Number(input.value) : input.value;
+    }
+    try {
+      await api("POST", "/api/v1/datasources", body);
+      await datasourcesPage();
+    } catch (e) {
+      const at = e.field && document.getElementById(`ds-${e.field}-error`);
+      (at || formError).textContent = e.message;
+    }
+  });
+
+  show(el("h1", {}, "Data sources"), result,
     el("table", { id: "datasources" },
-      el("thead", {}, el("tr", {}, ["Name", "Kind", "Address", "User", "In use by"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Name", "Kind", "Address", "User", "In use by", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, all.length ? all.map((d) => el("tr", { "data-datasource": d.name },
         el("td", {}, d.name), el("td", {}, d.kind), el("td", {}, addressOf(d)),
         el("td", {}, d.user || d.access_id || "—"),
-        el("td", {}, d.used_by.length ? d.used_by.join(", ") : "—")))
-        : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No data source yet.")))));
+        el("td", {}, d.used_by.length ? d.used_by.join(", ") : "—"), rowActions(d)))
+        : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No data source yet.")))),
+    form);
 }
 
 async function route() {

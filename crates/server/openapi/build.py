@@ -144,6 +144,10 @@ paths = {
         "get": op("Your API tokens", {"200": answer("tokens", {"type": "array", "items": ref("Token")}), **errors(401)}, tag="auth"),
         "post": op("Create an API token (shown once)", {"201": answer("the token", ref("TokenCreated")), **errors(400, 401)}, request=body(ref("NewToken"), False), tag="auth")},
     "/api/v1/tokens/{id}": {"delete": op("Revoke a token (yours, or any as admin)", {"204": {"description": "revoked"}, **errors(401, 404)}, params=[path_param("id")], tag="auth")},
+    "/api/v1/kinds": {"get": op("The kinds of data source and their fields",
+                                {"200": answer("kinds", {"type": "array", "items": obj({"kind": S, "source": B, "fields": {"type": "array", "items": obj(
+                                    {"name": S, "required": B, "secret": B, "type": {"type": "string", "enum": ["text", "port", "properties"]}},
+                                    ["name", "required", "secret", "type"], False)}}, ["kind", "source", "fields"], False)}), **errors(401)}, tag="datasources")},
     "/api/v1/datasources": {
         "get": op("List the data sources", {"200": answer("data sources", {"type": "array", "items": ref("Datasource")}), **errors(401)}, tag="datasources"),
         "post": op("Add a data source (admin)", {"201": answer("added", ref("Datasource")), **errors(400, 401, 403, 409)}, request=body(ref("NewDatasource")), tag="datasources")},

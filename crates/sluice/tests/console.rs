@@ -131,3 +131,70 @@ async fn the_project_page_starts_watches_and_releases_a_running_project() -> Tes
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[test]
+fn data_sources_are_added_tested_and_deleted_from_their_page() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let kafka = TempKafka::start_memory()?;
+    let dir = temp_dir(&unique_name("srvwebs"));
+    let server = Server::start(&dir.join("server"))?;
+    let api = server.admin()?;
+    let (host, port) = MARIADB
+        .get()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .unwrap_or_default();
+    api.ok("POST", "/api/v1/datasources", Some(json!({"name": "used", "kind": "mariadb", "host": host, "port": port.parse::<u16>()?, "user": "root"})))?;
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(json!({"name": "mq", "kind": "kafka", "brokers": kafka.addr})),
+    )?;
+    api.ok(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({
+            "name": "holder",
+            "source": {"datasource": "used", "server_id": 4322},
+            "destination": {"datasource": "mq", "format": "oms"},
+            "objects": {"include": ["x.*"]},
+        })),
+    )?;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console/datasources");
+    let out = Command::new(repo_root().join("dev/services"))
+        .arg("browser-python")
+        .arg(repo_root().join("crates/sluice/tests/console/datasources.py"))
+        .arg(&server.url)
+        .arg(&shots)
+        .args([
+            host.as_str(),
+            port.as_str(),
+            kafka.addr.as_str(),
+            "used",
+            "holder",
+            "adminpw",
+        ])
+        .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.contains("console scenario passed"),
+        "{said}\n{}",
+        server.log()
+    );
+    let names: Vec<String> = api
+        .ok("GET", "/api/v1/datasources", None)?
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, ["mq", "mq2", "shop2", "used"], "what the page left");
+    assert!(!server.log().contains("wrong-pw-7c1e"));
+    Ok(())
+}

@@ -53,6 +53,7 @@ pub fn router(app: App) -> Router {
                 .delete(delete_datasource),
         )
         .route("/api/v1/datasources/{name}/test", post(test_datasource))
+        .route("/api/v1/kinds", get(kinds))
         .merge(projects::routes())
         .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("this path") })
@@ -314,6 +315,30 @@ async fn revoke_token(
     } else {
         Err(ApiError::not_found(format!("token {id}")))
     }
+}
+
+/// The kinds of data source and their fields (what the console's form shows).
+async fn kinds(_c: Caller) -> Json<Value> {
+    let all: Vec<Value> = datasource::KINDS
+        .iter()
+        .map(|(kind, fields)| {
+            let fields: Vec<Value> = fields
+                .iter()
+                .map(|f| {
+                    json!({
+                        "name": f.name, "required": f.required, "secret": f.secret,
+                        "type": match f.ty {
+                            datasource::Ty::Text => "text",
+                            datasource::Ty::Port => "port",
+                            datasource::Ty::Properties => "properties",
+                        },
+                    })
+                })
+                .collect();
+            json!({"kind": kind, "source": datasource::is_database(kind), "fields": fields})
+        })
+        .collect();
+    Json(Value::Array(all))
 }
 
 /// The projects that name each data source.
