@@ -144,6 +144,9 @@ paths = {
         "get": op("Your API tokens", {"200": answer("tokens", {"type": "array", "items": ref("Token")}), **errors(401)}, tag="auth"),
         "post": op("Create an API token (shown once)", {"201": answer("the token", ref("TokenCreated")), **errors(400, 401)}, request=body(ref("NewToken"), False), tag="auth")},
     "/api/v1/tokens/{id}": {"delete": op("Revoke a token (yours, or any as admin)", {"204": {"description": "revoked"}, **errors(401, 404)}, params=[path_param("id")], tag="auth")},
+    "/api/v1/datasources/{name}/tables": {"get": op("The tables of a database data source, read live from it, by database",
+        {"200": answer("databases and their tables", {"type": "array", "items": obj({"db": S, "tables": {"type": "array", "items": S}}, ["db", "tables"], False)}),
+         **errors(401, 404, 409)}, params=[NAME], tag="datasources")},
     "/api/v1/kinds": {"get": op("The kinds of data source and their fields",
                                 {"200": answer("kinds", {"type": "array", "items": obj({"kind": S, "source": B, "fields": {"type": "array", "items": obj(
                                     {"name": S, "required": B, "secret": B, "type": {"type": "string", "enum": ["text", "port", "properties"]}},

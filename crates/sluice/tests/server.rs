@@ -166,6 +166,18 @@ async fn a_project_from_data_sources_to_kafka_lives_its_whole_lifecycle_and_keep
     assert!(ds.get("password").is_none(), "{ds}");
     let test = api.ok("POST", "/api/v1/datasources/src/test", None)?;
     assert_eq!(test["ok"], json!(true), "{test}");
+    // The source's tables, read live (what the console's object tree shows).
+    let tree = api.ok("GET", "/api/v1/datasources/src/tables", None)?;
+    let ours = tree
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["db"] == json!(db.clone())));
+    assert_eq!(
+        ours.map(|d| d["tables"].clone()),
+        Some(json!(["t"])),
+        "{tree}"
+    );
+    let (s, _) = api.call("GET", "/api/v1/datasources/kafka/tables", None)?;
+    assert_eq!(s, 409);
 
     let sid = 3_600_000 + std::process::id() % 100_000;
     let created = api.ok(

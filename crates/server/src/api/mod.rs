@@ -53,6 +53,7 @@ pub fn router(app: App) -> Router {
                 .delete(delete_datasource),
         )
         .route("/api/v1/datasources/{name}/test", post(test_datasource))
+        .route("/api/v1/datasources/{name}/tables", get(datasource_tables))
         .route("/api/v1/kinds", get(kinds))
         .merge(projects::routes())
         .merge(crate::console::routes())
@@ -315,6 +316,48 @@ async fn revoke_token(
     } else {
         Err(ApiError::not_found(format!("token {id}")))
     }
+}
+
+/// The tables of a database data source, read live from it (the wizard's object tree):
+/// `[{"db", "tables": [...]}]`, by name.
+async fn datasource_tables(
+    State(app): State<App>,
+    _c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, plain, _) = project::datasource_fields(&app, &name)?
+        .ok_or_else(|| ApiError::not_found(format!("data source {name}")))?;
+    if !datasource::is_database(&kind) {
+        return Err(ApiError::conflict(format!(
+            "data source {name} is a {kind}: only a database has tables to list"
+        )));
+    }
+    let has_project = plain.contains_key("project");
+    let tables = blocking(move || {
+        let p = probe_project(&app, &name, &kind, has_project)?;
+        // The service is fine; the data source cannot be reached with its fields (409, as
+        // for any state of a record that keeps a request from being done).
+        let unavailable = |e: sluice_core::source::SourceError| {
+            ApiError::conflict(format!("data source {name}: {e}"))
+        };
+        let source = p.source.open().map_err(unavailable)?;
+        let mut cat = source.catalog().map_err(unavailable)?;
+        cat.tables().map_err(unavailable)
+    })
+    .await?;
+    let mut by_db: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for t in tables {
+        by_db.entry(t.db).or_default().push(t.table);
+    }
+    Ok(Json(Value::Array(
+        by_db
+            .into_iter()
+            .map(|(db, mut tables)| {
+                tables.sort();
+                json!({"db": db, "tables": tables})
+            })
+            .collect(),
+    )))
 }
 
 /// The kinds of data source and their fields (what the console's form shows).
