@@ -9,40 +9,47 @@ use common::*;
 use serde_json::json;
 use sluice_testkit::TempKafka;
 
-#[test]
-fn signing_in_shows_the_projects_and_data_sources_and_signing_out_ends_the_session() -> TestResult {
-    ensure_up(&[Service::Mariadb]);
-    let dir = temp_dir(&unique_name("srvweb"));
-    let server = Server::start(&dir.join("server"))?;
-    let api = server.admin()?;
-    let (host, port) = MARIADB
+/// The harness MariaDB's host and port.
+fn mariadb_host_port() -> (String, u16) {
+    MARIADB
         .get()
         .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .unwrap_or_default();
-    api.ok("POST", "/api/v1/datasources", Some(json!({"name": "shop", "kind": "mariadb", "host": host, "port": port.parse::<u16>()?, "user": "root"})))?;
+        .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(3306)))
+        .unwrap_or_default()
+}
+
+/// Adds a data source of the harness MariaDB (as root) and one of a Kafka broker.
+fn two_datasources(api: &common::server::Api, db: &str, kafka: &str, brokers: &str) -> TestResult {
+    let (host, port) = mariadb_host_port();
     api.ok(
         "POST",
         "/api/v1/datasources",
-        Some(json!({"name": "mq", "kind": "kafka", "brokers": "127.0.0.1:1"})),
+        Some(json!({"name": db, "kind": "mariadb", "host": host, "port": port, "user": "root"})),
     )?;
     api.ok(
         "POST",
-        "/api/v1/projects",
-        Some(json!({
-            "name": "web-demo",
-            "source": {"datasource": "shop", "server_id": 4321},
-            "destination": {"datasource": "mq", "format": "oms"},
-            "objects": {"include": ["shop.*"]},
-        })),
+        "/api/v1/datasources",
+        Some(json!({"name": kafka, "kind": "kafka", "brokers": brokers})),
     )?;
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console/signin");
+    Ok(())
+}
+
+/// Runs a browser scenario (`tests/console/SCRIPT URL SHOTS ARGS...`); its screenshots go to
+/// `target/tmp/console/NAME`. Fails with what the scenario and the server said.
+fn scenario(
+    server: &Server,
+    script: &str,
+    args: &[&str],
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("console")
+        .join(script.trim_end_matches(".py"));
     let out = Command::new(repo_root().join("dev/services"))
         .arg("browser-python")
-        .arg(repo_root().join("crates/sluice/tests/console/signin.py"))
+        .arg(repo_root().join("crates/sluice/tests/console").join(script))
         .arg(&server.url)
         .arg(&shots)
-        .args(["web-demo", "shop", "adminpw"])
+        .args(args)
         .output()?;
     let said = format!(
         "{}{}",
@@ -54,6 +61,27 @@ fn signing_in_shows_the_projects_and_data_sources_and_signing_out_ends_the_sessi
         "{said}\n{}",
         server.log()
     );
+    Ok(shots)
+}
+
+#[test]
+fn signing_in_shows_the_projects_and_data_sources_and_signing_out_ends_the_session() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let dir = temp_dir(&unique_name("srvweb"));
+    let server = Server::start(&dir.join("server"))?;
+    let api = server.admin()?;
+    two_datasources(&api, "shop", "mq", "127.0.0.1:1")?;
+    api.ok(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({
+            "name": "web-demo",
+            "source": {"datasource": "shop", "server_id": 4321},
+            "destination": {"datasource": "mq", "format": "oms"},
+            "objects": {"include": ["shop.*"]},
+        })),
+    )?;
+    let shots = scenario(&server, "signin.py", &["web-demo", "shop", "adminpw"])?;
     for shot in ["projects.png", "datasources.png", "signed-out.png"] {
         assert!(std::fs::metadata(shots.join(shot))?.len() > 1000, "{shot}");
     }
@@ -74,17 +102,7 @@ async fn the_project_page_starts_watches_and_releases_a_running_project() -> Tes
     let dir = temp_dir(&db);
     let server = Server::start(&dir.join("server"))?;
     let api = server.admin()?;
-    let (host, port) = MARIADB
-        .get()
-        .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .unwrap_or_default();
-    api.ok("POST", "/api/v1/datasources", Some(json!({"name": "shop", "kind": "mariadb", "host": host, "port": port.parse::<u16>()?, "user": "root"})))?;
-    api.ok(
-        "POST",
-        "/api/v1/datasources",
-        Some(json!({"name": "mq", "kind": "kafka", "brokers": kafka.addr})),
-    )?;
+    two_datasources(&api, "shop", "mq", &kafka.addr)?;
     api.ok(
         "POST",
         "/api/v1/projects",
@@ -100,30 +118,12 @@ async fn the_project_page_starts_watches_and_releases_a_running_project() -> Tes
     // Changes keep coming while the page watches.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = mixed_writer(db.clone(), 900, 4, stop.clone());
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console/detail");
-    let (url, shots2, db2) = (server.url.clone(), shots.clone(), db.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(repo_root().join("dev/services"))
-            .arg("browser-python")
-            .arg(repo_root().join("crates/sluice/tests/console/detail.py"))
-            .arg(&url)
-            .arg(&shots2)
-            .args([db2.as_str(), &format!("{db2}.t"), "adminpw"])
-            .output()
-    })
-    .await??;
+    let table = format!("{db}.t");
+    let shots =
+        tokio::task::block_in_place(|| scenario(&server, "detail.py", &[&db, &table, "adminpw"]));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.await??;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.contains("console scenario passed"),
-        "{said}\n{}",
-        server.log()
-    );
+    let shots = shots?;
     assert_eq!(api.project(&db)?["state"], json!("Released"));
     for shot in ["detail-running.png", "detail-released.png"] {
         assert!(std::fs::metadata(shots.join(shot))?.len() > 1000, "{shot}");
@@ -139,17 +139,7 @@ fn data_sources_are_added_tested_and_deleted_from_their_page() -> TestResult {
     let dir = temp_dir(&unique_name("srvwebs"));
     let server = Server::start(&dir.join("server"))?;
     let api = server.admin()?;
-    let (host, port) = MARIADB
-        .get()
-        .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .unwrap_or_default();
-    api.ok("POST", "/api/v1/datasources", Some(json!({"name": "used", "kind": "mariadb", "host": host, "port": port.parse::<u16>()?, "user": "root"})))?;
-    api.ok(
-        "POST",
-        "/api/v1/datasources",
-        Some(json!({"name": "mq", "kind": "kafka", "brokers": kafka.addr})),
-    )?;
+    two_datasources(&api, "used", "mq", &kafka.addr)?;
     api.ok(
         "POST",
         "/api/v1/projects",
@@ -160,31 +150,13 @@ fn data_sources_are_added_tested_and_deleted_from_their_page() -> TestResult {
             "objects": {"include": ["x.*"]},
         })),
     )?;
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console/datasources");
-    let out = Command::new(repo_root().join("dev/services"))
-        .arg("browser-python")
-        .arg(repo_root().join("crates/sluice/tests/console/datasources.py"))
-        .arg(&server.url)
-        .arg(&shots)
-        .args([
-            host.as_str(),
-            port.as_str(),
-            kafka.addr.as_str(),
-            "used",
-            "holder",
-            "adminpw",
-        ])
-        .output()?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.contains("console scenario passed"),
-        "{said}\n{}",
-        server.log()
-    );
+    let (host, port) = mariadb_host_port();
+    let port = port.to_string();
+    scenario(
+        &server,
+        "datasources.py",
+        &[&host, &port, &kafka.addr, "used", "holder", "adminpw"],
+    )?;
     let names: Vec<String> = api
         .ok("GET", "/api/v1/datasources", None)?
         .as_array()
