@@ -270,6 +270,44 @@ async function datasourcesPage() {
     form);
 }
 
+async function tokensPage() {
+  const all = await api("GET", "/api/v1/tokens");
+  const shown = el("div", { id: "new-token", role: "status" });
+  const label = el("input", { id: "token-label", name: "label", required: true });
+  const days = el("input", { id: "token-days", name: "days", type: "number", min: 1 });
+  const error = el("p", { class: "error", id: "token-error" });
+  const form = el("form", { class: "panel", "aria-labelledby": "token-title" },
+    el("h2", { id: "token-title" }, "Create an API token"),
+    el("label", { for: "token-label" }, "Label *"), label,
+    el("label", { for: "token-days" }, "Expires after (days, empty: never)"), days,
+    el("button", { class: "primary", type: "submit" }, "Create"), error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.textContent = "";
+    try {
+      const body = { label: label.value };
+      if (days.value) body.expires_in_s = Number(days.value) * 86400;
+      const t = await api("POST", "/api/v1/tokens", body);
+      await tokensPage();
+      document.getElementById("new-token").replaceChildren(
+        el("p", {}, "Copy the token now; it is not shown again:"),
+        el("code", { id: "token-value" }, t.token));
+    } catch (e) { error.textContent = e.message; }
+  });
+  show(el("h1", {}, "API tokens"), shown,
+    el("table", { id: "tokens" },
+      el("thead", {}, el("tr", {}, ["Label", "Created", "Expires", "State", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, all.length ? all.map((t) => el("tr", { "data-token": t.label },
+        el("td", {}, t.label), el("td", {}, fmtTime(t.created_ms)), el("td", {}, t.expires_ms ? fmtTime(t.expires_ms) : "never"),
+        el("td", {}, t.revoked ? "revoked" : "active"),
+        el("td", {}, t.revoked ? "" : el("button", { type: "button", "data-revoke": t.label, onclick: async () => {
+          try { await api("DELETE", `/api/v1/tokens/${encodeURIComponent(t.id)}`); await tokensPage(); }
+          catch (e) { error.textContent = e.message; }
+        } }, "Revoke"))))
+        : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No API token yet.")))),
+    form);
+}
+
 async function route() {
   let me;
   try {
@@ -283,7 +321,8 @@ async function route() {
   const detail = location.hash.match(/^#\/projects\/(.+)$/);
   const page = detail
     ? () => projectPage(decodeURIComponent(detail[1]))
-    : location.hash.startsWith("#/datasources") ? datasourcesPage : projectsPage;
+    : location.hash.startsWith("#/datasources") ? datasourcesPage
+    : location.hash.startsWith("#/tokens") ? tokensPage : projectsPage;
   if (detail) {
     // The detail page follows the project: redrawn every 2 s while it shows.
     refresh = setInterval(() => { if (document.activeElement?.tagName !== "BUTTON") page().catch(() => {}); }, 2000);

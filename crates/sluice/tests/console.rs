@@ -170,3 +170,15 @@ fn data_sources_are_added_tested_and_deleted_from_their_page() -> TestResult {
     assert!(!server.log().contains("wrong-pw-7c1e"));
     Ok(())
 }
+
+#[test]
+fn an_api_token_made_in_the_console_works_until_it_is_revoked_there() -> TestResult {
+    let dir = temp_dir(&unique_name("srvwebt"));
+    let server = Server::start(&dir.join("server"))?;
+    let shots = scenario(&server, "tokens.py", &["adminpw"])?;
+    assert!(std::fs::metadata(shots.join("tokens-revoked.png"))?.len() > 1000);
+    let tokens = server.admin()?.ok("GET", "/api/v1/tokens", None)?;
+    assert_eq!(tokens[0]["label"], json!("ci-token"), "{tokens}");
+    assert_eq!(tokens[0]["revoked"], json!(true), "{tokens}");
+    Ok(())
+}

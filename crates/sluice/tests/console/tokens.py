@@ -1,0 +1,54 @@
+"""The user menu's API tokens in headless Chromium: create one (shown once), use it from
+outside the browser, revoke it (it stops working). Screenshots go to OUT_DIR.
+
+usage: tokens.py URL OUT_DIR PASSWORD"""
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import expect, sync_playwright
+
+url, out_dir, password = sys.argv[1:4]
+os.makedirs(out_dir, exist_ok=True)
+
+
+def me(token):
+    req = urllib.request.Request(url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=os.environ["SLUICE_CHROMIUM"], args=["--no-sandbox"])
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    page.get_by_label("Password").fill(password)
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Label *").fill("ci-token")
+    page.get_by_label("Expires after (days, empty: never)").fill("30")
+    page.get_by_role("button", name="Create").click()
+    value = page.locator("#token-value")
+    expect(value).to_have_text(re.compile(r"^slu_"))
+    token = value.inner_text()
+    expect(page.locator('tr[data-token="ci-token"]')).to_contain_text("active")
+    page.screenshot(path=os.path.join(out_dir, "tokens-created.png"), full_page=True)
+    if me(token) != 200:
+        sys.exit("the new token does not work")
+    page.locator('button[data-revoke="ci-token"]').click()
+    expect(page.locator('tr[data-token="ci-token"]')).to_contain_text("revoked")
+    expect(page.locator("#token-value")).to_have_count(0)
+    if me(token) != 401:
+        sys.exit("the revoked token still works")
+    page.screenshot(path=os.path.join(out_dir, "tokens-revoked.png"), full_page=True)
+    browser.close()
+    if errors:
+        sys.exit(f"script errors in the page: {errors}")
+print("console scenario passed")
