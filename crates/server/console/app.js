@@ -173,7 +173,8 @@ async function projectPage(name) {
   const pts = (k, f) => samples.filter((s) => s[k]).map((s) => [s.at_ms, f(s[k])]);
   show(
     el("h1", {}, p.name, " ", el("span", { class: `state state-${p.state}`, id: "project-state" }, p.state)),
-    el("div", { class: "toolbar", role: "group", "aria-label": "Actions" }, buttons),
+    el("div", { class: "toolbar", role: "group", "aria-label": "Actions" }, buttons,
+      el("a", { href: `/api/v1/projects/${encodeURIComponent(name)}/yaml`, download: `${name}.yaml`, id: "download-yaml" }, "Download YAML")),
     notice,
     el("dl", { class: "facts" },
       el("dt", {}, "Stage"), el("dd", { id: "project-stage" }, p.stage || "—"),

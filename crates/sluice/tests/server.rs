@@ -269,6 +269,46 @@ async fn a_project_from_data_sources_to_kafka_lives_its_whole_lifecycle_and_keep
         "{cli}"
     );
 
+    // As a project file: without secrets, and taken back as a new project.
+    let (s, _) = api.call("GET", &format!("/api/v1/projects/{db}/yaml"), None)?;
+    assert_eq!(s, 200);
+    let file = common::server::text(
+        &server.url,
+        &api.token,
+        &format!("/api/v1/projects/{db}/yaml"),
+    )?;
+    assert!(
+        file.contains("datasource: src") && !file.contains(&password),
+        "{file}"
+    );
+    let again = sluice()
+        .args(["project", "create", "-f", "-", "--server", &server.url])
+        .env("SLUICE_TOKEN", &api.token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut i) = child.stdin.take() {
+                i.write_all(
+                    file.replace(&format!("name: {db}"), &format!("name: {db}-y"))
+                        .as_bytes(),
+                )?;
+            }
+            child.wait_with_output()
+        })?;
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        api.project(&format!("{db}-y"))?["state"],
+        json!("NotStarted")
+    );
+    let (s, _) = api.call("DELETE", &format!("/api/v1/projects/{db}-y"), None)?;
+    assert_eq!(s, 204);
     // A clone: a new NotStarted project with the same settings and secrets.
     let clone = api.ok(
         "POST",

@@ -24,6 +24,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/api/v1/projects", get(list).post(create))
         .route("/api/v1/projects/{name}", get(show).delete(remove))
         .route("/api/v1/projects/{name}/figures", get(figures))
+        .route("/api/v1/projects/{name}/yaml", get(yaml))
         .route("/api/v1/projects/{name}/objects", post(modify))
         .route("/api/v1/projects/{name}/{action}", post(action))
 }
@@ -237,6 +238,35 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let row = row_of(&app, &name)?;
     Ok(Json(view(&app, &row)?))
+}
+
+/// The project as a project file (YAML) without its secrets: what `sluice project create -f`
+/// or the API takes back (secret fields must then be given again, or come from data sources).
+async fn yaml(
+    State(app): State<App>,
+    _c: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = row_of(&app, &name)?;
+    let mut spec = row.spec.clone();
+    if let Some(o) = spec.as_object_mut() {
+        o.insert("name".into(), json!(row.name));
+    }
+    let text = serde_yaml_ng::to_string(&spec).map_err(ApiError::internal)?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/yaml".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.yaml\""),
+            ),
+        ],
+        format!("# Project {name}, from the Sluice service (secrets left out).\n{text}"),
+    )
+        .into_response())
 }
 
 async fn figures(

@@ -294,8 +294,15 @@ pub fn remote_project(
     let need = || name.context("give the project name");
     match action {
         "create" => {
-            let f = file.context("give the project file: sluice project create -f project.yaml")?;
-            let text = std::fs::read(f).with_context(|| format!("read {}", f.display()))?;
+            let f = file.context("give the project file: sluice project create -f project.yaml (- reads standard input)")?;
+            let text = if f.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .context("read the project file from standard input")?;
+                b
+            } else {
+                std::fs::read(f).with_context(|| format!("read {}", f.display()))?
+            };
             print(&remote.call("POST", "/api/v1/projects", Some(("application/yaml", text)))?);
         }
         "list" => print(&remote.call("GET", "/api/v1/projects", None)?),

@@ -178,6 +178,21 @@ pub fn call(
     Ok((status, serde_json::from_str(&text).unwrap_or(Json::Null)))
 }
 
+/// The text of a GET (a YAML answer).
+pub fn text(url: &str, token: &str, path: &str) -> Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let req = ureq::http::Request::builder()
+        .uri(format!("{url}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let mut resp = agent.run(req).map_err(|e| e.to_string())?;
+    resp.body_mut().read_to_string().map_err(|e| e.to_string())
+}
+
 /// Calls of one user; every answer is kept (a test greps them for secrets).
 pub struct Api {
     /// The server.
