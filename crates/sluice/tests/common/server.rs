@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::sluice;
+use super::{sluice, TestResult};
+use mysql_async::prelude::Queryable;
 
 /// A `sluice server` on a free port with its own data directory; killed when dropped. Its
 /// output goes to `server.log` in the directory (read it when a test fails).
@@ -288,4 +289,52 @@ pub fn now_s_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() * 1000)
         .unwrap_or(0)
+}
+
+/// `host:port` split.
+pub fn host_port(addr: &str) -> (String, u16) {
+    let (h, p) = addr.rsplit_once(':').unwrap_or((addr, "3306"));
+    (h.to_string(), p.parse().unwrap_or(3306))
+}
+
+/// A MariaDB user with a password (the secret the tests look for), granted what a source
+/// needs (`all`) or only SELECT.
+pub async fn source_user(
+    c: &mut mysql_async::Conn,
+    name: &str,
+    all: bool,
+) -> Result<String, mysql_async::Error> {
+    let password = format!("Pw-{name}-q7!");
+    c.query_drop(format!(
+        "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'"
+    ))
+    .await?;
+    let grant = if all { "ALL PRIVILEGES" } else { "SELECT" };
+    c.query_drop(format!("GRANT {grant} ON *.* TO '{name}'@'%'"))
+        .await?;
+    Ok(password)
+}
+
+/// A check of a project's state.
+pub fn state_is(s: &'static str) -> impl Fn(&Json) -> bool {
+    move |v: &Json| v["state"] == json!(s)
+}
+
+/// A refused action: 409, naming the states that allow it.
+pub fn refused(api: &Api, name: &str, action: &str, allows: &str) -> TestResult {
+    let (s, v) = match action {
+        "delete" => api.call("DELETE", &format!("/api/v1/projects/{name}"), None)?,
+        _ => api.call(
+            "POST",
+            &format!("/api/v1/projects/{name}/{action}"),
+            Some(json!({})),
+        )?,
+    };
+    assert_eq!(s, 409, "{action}: {v}");
+    let msg = v["error"].as_str().unwrap_or("");
+    assert!(
+        msg.contains(&format!("{action} is allowed only when it is {allows}")),
+        "{msg}"
+    );
+    Ok(())
 }
