@@ -36,14 +36,10 @@ pub fn precheck(p: &Project) -> Findings {
     }
     // A project that ran before may still hold its replica connection for a moment after it
     // stopped: the same id is then most likely its own.
-    let ran = sluice_meta::MetaStore::open(&p.data_dir)
-        .ok()
-        .and_then(|m| m.checkpoint(&p.name).ok().flatten())
-        .is_some()
-        || sluice_meta::MetaStore::open(&p.data_dir)
-            .ok()
-            .and_then(|m| m.vector_checkpoint(&p.name).ok())
-            .is_some_and(|v| !v.is_empty());
+    let ran = sluice_meta::MetaStore::open(&p.data_dir).is_ok_and(|m| {
+        m.checkpoint(&p.name).ok().flatten().is_some()
+            || m.vector_checkpoint(&p.name).is_ok_and(|v| !v.is_empty())
+    });
     if ran {
         let (own, rest): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut out.failures)
             .into_iter()

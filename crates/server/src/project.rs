@@ -85,6 +85,11 @@ pub fn actions_in(name: &str, state: &str) -> Vec<serde_json::Value> {
 /// A project name: letters, digits, `-` and `_`, 1 to 64, starting with a letter or digit
 /// (no `.`: a sharded project's parts are `NAME.INSTANCE`).
 pub fn check_name(name: &str) -> Result<(), ApiError> {
+    check_name_of("project", name)
+}
+
+/// A name of a `what` (project, user, data source), by the rule of [`check_name`].
+pub fn check_name_of(what: &str, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -99,7 +104,7 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::field(
             "name",
-            format!("{name:?} is not a project name: use 1 to 64 letters, digits, - and _, starting with a letter or digit"),
+            format!("{name:?} is not a {what} name: use 1 to 64 letters, digits, - and _, starting with a letter or digit"),
         ))
     }
 }

@@ -177,6 +177,19 @@ impl Store {
         move |e| self.fail(e)
     }
 
+    /// Every row `sql` selects, each made by `row`.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = self.db()?;
+        let mut st = db.prepare(sql).map_err(self.e())?;
+        let rows = st.query_map(p, row).map_err(self.e())?;
+        rows.collect::<Result<_, _>>().map_err(self.e())
+    }
+
     // --- users and tokens ---
 
     /// How many users there are.
@@ -218,14 +231,9 @@ impl Store {
 
     /// Every user (name, role).
     pub fn users(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare("SELECT name, role FROM srv_user ORDER BY name")
-            .map_err(self.e())?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+        self.rows("SELECT name, role FROM srv_user ORDER BY name", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// Deletes a user and revokes its tokens.
@@ -282,15 +290,11 @@ impl Store {
 
     /// A user's API tokens.
     pub fn tokens(&self, user: &str) -> Result<Vec<TokenRow>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare(
-                "SELECT id, user, kind, label, created_ms, expires_ms, revoked FROM srv_token
-                 WHERE user = ?1 AND kind = 'api' ORDER BY created_ms",
-            )
-            .map_err(self.e())?;
-        let rows = st
-            .query_map(params![user], |r| {
+        self.rows(
+            "SELECT id, user, kind, label, created_ms, expires_ms, revoked FROM srv_token
+             WHERE user = ?1 AND kind = 'api' ORDER BY created_ms",
+            params![user],
+            |r| {
                 Ok(TokenRow {
                     id: r.get(0)?,
                     user: r.get(1)?,
@@ -300,9 +304,8 @@ impl Store {
                     expires_ms: r.get(5)?,
                     revoked: r.get(6)?,
                 })
-            })
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+            },
+        )
     }
 
     /// Revokes a token of `user` (any user's when `user` is None); whether one was found.
@@ -366,14 +369,12 @@ impl Store {
         clause: &str,
         p: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<DatasourceRow>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare(&format!(
+        self.rows(
+            &format!(
                 "SELECT name, kind, fields, secrets, created_ms, updated_ms FROM srv_datasource {clause} ORDER BY name"
-            ))
-            .map_err(self.e())?;
-        let rows = st
-            .query_map(p, |r| {
+            ),
+            p,
+            |r| {
                 let fields: String = r.get(2)?;
                 Ok(DatasourceRow {
                     name: r.get(0)?,
@@ -383,9 +384,8 @@ impl Store {
                     created_ms: r.get(4)?,
                     updated_ms: r.get(5)?,
                 })
-            })
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+            },
+        )
     }
 
     /// Deletes a data source.
@@ -461,14 +461,12 @@ impl Store {
         clause: &str,
         p: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<ProjectRow>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare(&format!(
+        self.rows(
+            &format!(
                 "SELECT name, spec, secrets, state, message, created_ms, updated_ms FROM srv_project {clause} ORDER BY name"
-            ))
-            .map_err(self.e())?;
-        let rows = st
-            .query_map(p, |r| {
+            ),
+            p,
+            |r| {
                 let spec: String = r.get(1)?;
                 Ok(ProjectRow {
                     name: r.get(0)?,
@@ -479,9 +477,8 @@ impl Store {
                     created_ms: r.get(5)?,
                     updated_ms: r.get(6)?,
                 })
-            })
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+            },
+        )
     }
 
     /// Deletes a project and its history.
@@ -536,15 +533,11 @@ impl Store {
 
     /// A project's modifications, oldest first.
     pub fn modifications(&self, project: &str) -> Result<Vec<Modification>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare(
-                "SELECT id, at_ms, change, state, message FROM srv_modification
-                 WHERE project = ?1 ORDER BY id",
-            )
-            .map_err(self.e())?;
-        let rows = st
-            .query_map(params![project], |r| {
+        self.rows(
+            "SELECT id, at_ms, change, state, message FROM srv_modification
+             WHERE project = ?1 ORDER BY id",
+            params![project],
+            |r| {
                 let change: String = r.get(2)?;
                 Ok(Modification {
                     id: r.get(0)?,
@@ -553,9 +546,8 @@ impl Store {
                     state: r.get(3)?,
                     message: r.get(4)?,
                 })
-            })
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+            },
+        )
     }
 
     /// Records an error of a project (the last 100 are kept).
@@ -577,16 +569,11 @@ impl Store {
 
     /// A project's last errors, newest first: (ms, message).
     pub fn events(&self, project: &str, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare(
-                "SELECT at_ms, message FROM srv_event WHERE project = ?1 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(self.e())?;
-        let rows = st
-            .query_map(params![project, limit], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+        self.rows(
+            "SELECT at_ms, message FROM srv_event WHERE project = ?1 ORDER BY id DESC LIMIT ?2",
+            params![project, limit],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Records a sample of a project's figures; drops samples older than `keep_ms` and beyond
@@ -621,19 +608,14 @@ impl Store {
         since_ms: i64,
         limit: i64,
     ) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare(
-                "SELECT at_ms, figures FROM (SELECT at_ms, figures FROM srv_sample
-                 WHERE project = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3) ORDER BY at_ms",
-            )
-            .map_err(self.e())?;
-        let rows = st
-            .query_map(params![project, since_ms, limit], |r| {
+        self.rows(
+            "SELECT at_ms, figures FROM (SELECT at_ms, figures FROM srv_sample
+             WHERE project = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3) ORDER BY at_ms",
+            params![project, since_ms, limit],
+            |r| {
                 let f: String = r.get(1)?;
                 Ok((r.get(0)?, serde_json::from_str(&f).unwrap_or_default()))
-            })
-            .map_err(self.e())?;
-        rows.collect::<Result<_, _>>().map_err(self.e())
+            },
+        )
     }
 }

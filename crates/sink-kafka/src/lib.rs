@@ -220,6 +220,16 @@ fn kafka_err(what: &str) -> impl Fn(KafkaError) -> SinkError + '_ {
     move |e| SinkError::Unavailable(format!("kafka: {what}: {e}"))
 }
 
+/// The brokers and the user's client properties, which every client of the sink starts from.
+fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.properties {
+        base.set(k, v.expose());
+    }
+    base
+}
+
 /// Whether the brokers answer a metadata request within 30 s (the service's precheck and
 /// connection test).
 pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
@@ -241,12 +251,7 @@ pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
             cfg.brokers
         )));
     }
-    let mut base = ClientConfig::new();
-    base.set("bootstrap.servers", &cfg.brokers);
-    for (k, v) in &cfg.properties {
-        base.set(k, v.expose());
-    }
-    let producer: rdkafka::producer::BaseProducer = base
+    let producer: rdkafka::producer::BaseProducer = client_config(cfg)
         .create()
         .map_err(|e| SinkError::Config(format!("kafka client: {e}")))?;
     producer
@@ -268,11 +273,7 @@ impl KafkaSink {
         format: Box<dyn Format>,
         source: SourceInfo,
     ) -> Result<Self, SinkError> {
-        let mut base = ClientConfig::new();
-        base.set("bootstrap.servers", &cfg.brokers);
-        for (k, v) in &cfg.properties {
-            base.set(k, v.expose());
-        }
+        let base = client_config(&cfg);
         let reports = Arc::new(Reports::default());
         let broker_down = Arc::new(Mutex::new(None));
         let producer: ThreadedProducer<Ctx> = base

@@ -162,6 +162,15 @@ pub struct RocketmqSink {
     started: u64,
 }
 
+/// A name-server or broker failure as the pipeline sees it: unreachable is transient, refused
+/// is definite.
+fn route_error(e: route::RouteError) -> SinkError {
+    match e {
+        route::RouteError::Unreachable(m) => SinkError::Unavailable(m),
+        route::RouteError::Refused(m) => SinkError::Rejected(m),
+    }
+}
+
 /// Whether the name servers answer and know at least one master broker (the service's
 /// precheck and connection test).
 pub fn reachable(cfg: &RocketmqConfig) -> Result<(), SinkError> {
@@ -175,10 +184,7 @@ pub fn reachable(cfg: &RocketmqConfig) -> Result<(), SinkError> {
             cfg.send_timeout,
             cfg.credentials.as_ref(),
         ))
-        .map_err(|e| match e {
-            route::RouteError::Unreachable(m) => SinkError::Unavailable(m),
-            route::RouteError::Refused(m) => SinkError::Rejected(m),
-        })?;
+        .map_err(route_error)?;
     if brokers.is_empty() {
         return Err(SinkError::Unavailable(format!(
             "rocketmq: the name server {} knows no master broker; start a broker registered with it",
@@ -239,10 +245,6 @@ fn ensure(
         return Err(SinkError::Config(format!("rocketmq topic: {p}")));
     }
     let timeout = cfg.send_timeout;
-    let unreachable = |e: route::RouteError| match e {
-        route::RouteError::Unreachable(m) => SinkError::Unavailable(m),
-        route::RouteError::Refused(m) => SinkError::Rejected(m),
-    };
     let found = rt
         .block_on(route::queues(
             &cfg.namesrv,
@@ -250,7 +252,7 @@ fn ensure(
             timeout,
             cfg.credentials.as_ref(),
         ))
-        .map_err(unreachable)?;
+        .map_err(route_error)?;
     let queues = match found {
         Some(q) if !q.is_empty() => {
             if cfg.routing.mode != sluice_mq::PartitionMode::One
@@ -279,7 +281,7 @@ fn ensure(
                     timeout,
                     cfg.credentials.as_ref(),
                 ))
-                .map_err(unreachable)?;
+                .map_err(route_error)?;
             if brokers.is_empty() {
                 return Err(SinkError::Unavailable(format!(
                     "rocketmq: no broker is registered with the name server {} yet, so topic {topic} cannot be created",
@@ -295,7 +297,7 @@ fn ensure(
                     timeout,
                     cfg.credentials.as_ref(),
                 ))
-                .map_err(unreachable)?;
+                .map_err(route_error)?;
                 queues.extend((0..cfg.queues).map(|id| Queue {
                     broker: name.clone(),
                     addr: addr.clone(),

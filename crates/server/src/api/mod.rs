@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use crate::auth::{self, Caller};
 use crate::datasource;
 use crate::error::ApiError;
-use crate::project::{self, check_name};
+use crate::project::{self, check_name_of};
 use crate::store::{now_ms, DatasourceRow, User};
 use crate::App;
 
@@ -194,7 +194,7 @@ async fn create_user(
     c.admin()?;
     let o = object(&body)?;
     let name = string(&o, "name")?;
-    check_name(&name).map_err(|e| ApiError::field("name", e.message.replace("project", "user")))?;
+    check_name_of("user", &name)?;
     let password = string(&o, "password")?;
     let role = role_of(&o)?;
     if app.store.user(&name)?.is_some() {
@@ -325,16 +325,13 @@ async fn datasource_tables(
     _c: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (kind, plain, _) = project::datasource_fields(&app, &name)?
-        .ok_or_else(|| ApiError::not_found(format!("data source {name}")))?;
-    if !datasource::is_database(&kind) {
-        return Err(ApiError::conflict(format!(
-            "data source {name} is a {kind}: only a database has tables to list"
-        )));
-    }
-    let has_project = plain.contains_key("project");
     let tables = blocking(move || {
-        let p = probe_project(&app, &name, &kind, has_project)?;
+        let (p, kind) = probe_project(&app, &name)?;
+        if !datasource::is_database(&kind) {
+            return Err(ApiError::conflict(format!(
+                "data source {name} is a {kind}: only a database has tables to list"
+            )));
+        }
         // The service is fine; the data source cannot be reached with its fields (409, as
         // for any state of a record that keeps a request from being done).
         let unavailable = |e: sluice_core::source::SourceError| {
@@ -452,8 +449,7 @@ async fn create_datasource(
     c.admin()?;
     let mut o = object(&body)?;
     let name = string(&o, "name")?;
-    check_name(&name)
-        .map_err(|e| ApiError::field("name", e.message.replace("project", "data source")))?;
+    check_name_of("data source", &name)?;
     let kind = string(&o, "kind")?;
     o.remove("name");
     o.remove("kind");
@@ -471,7 +467,7 @@ async fn create_datasource(
         return Err(ApiError::conflict(format!("data source {name} exists")));
     }
     // Its fields must make a valid section of a project (an endpoint a URL, ...).
-    if let Err(e) = probe_project(&app, &name, &row.kind, row.fields.contains_key("project")) {
+    if let Err(e) = probe_project(&app, &name) {
         app.store.delete_datasource(&name)?;
         return Err(e);
     }
@@ -517,7 +513,7 @@ async fn update_datasource(
     row.fields = fields;
     row.secrets = project::seal_map(&app, &owner, &secret)?;
     app.store.update_datasource(&row)?;
-    if let Err(e) = probe_project(&app, &name, &row.kind, row.fields.contains_key("project")) {
+    if let Err(e) = probe_project(&app, &name) {
         app.store.update_datasource(&before)?;
         return Err(e);
     }
@@ -550,11 +546,8 @@ async fn test_datasource(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     c.admin()?;
-    let (kind, plain, _) = project::datasource_fields(&app, &name)?
-        .ok_or_else(|| ApiError::not_found(format!("data source {name}")))?;
-    let has_project = plain.contains_key("project");
     let result = blocking(move || {
-        let p = probe_project(&app, &name, &kind, has_project)?;
+        let (p, kind) = probe_project(&app, &name)?;
         let outcome = if datasource::is_database(&kind) {
             p.source
                 .open()
@@ -583,23 +576,21 @@ async fn test_datasource(
     }))
 }
 
-/// A project that uses data source `name` (of `kind`) at the end it can serve, with
-/// placeholders at the other: checking it checks the data source's fields as a project
+/// A project that uses data source `name` at the end it can serve, with placeholders at the
+/// other, and the data source's kind: making it checks the data source's fields as a project
 /// section (nothing is connected).
-fn probe_project(
-    app: &App,
-    name: &str,
-    kind: &str,
-    has_project: bool,
-) -> Result<sluice_pipeline::Project, ApiError> {
-    let (src, dst) = if datasource::is_database(kind) {
+fn probe_project(app: &App, name: &str) -> Result<(sluice_pipeline::Project, String), ApiError> {
+    let (kind, plain, _) = project::datasource_fields(app, name)?
+        .ok_or_else(|| ApiError::not_found(format!("data source {name}")))?;
+    let has_project = plain.contains_key("project");
+    let (src, dst) = if datasource::is_database(&kind) {
         (
             json!({"datasource": name}),
             json!({"type": "kafka", "brokers": "127.0.0.1:1", "format": "oms"}),
         )
     } else {
         // The fields a destination of the kind needs besides its connection.
-        let dst = match kind {
+        let dst = match kind.as_str() {
             "datahub" if has_project => json!({"datasource": name, "create_topics": false}),
             "datahub" => {
                 json!({"datasource": name, "create_topics": false, "project": "sluice"})
@@ -614,7 +605,10 @@ fn probe_project(
     let spec = json!({
         "source": src, "destination": dst, "objects": {"include": ["*.*"]},
     });
-    project::resolve(app, "connection-test", &spec, &app.dir)
+    Ok((
+        project::resolve(app, "connection-test", &spec, &app.dir)?,
+        kind,
+    ))
 }
 
 /// Whether a request is a YAML upload.

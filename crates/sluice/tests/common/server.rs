@@ -149,14 +149,14 @@ impl Drop for Server {
     }
 }
 
-/// One HTTP call; (status, JSON answer or Null).
-pub fn call(
+/// One HTTP call; (status, the answer's text).
+fn request(
     url: &str,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<Json>,
-) -> Result<(u16, Json), String> {
+) -> Result<(u16, String), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(300)))
         .http_status_as_error(false)
@@ -175,23 +175,24 @@ pub fn call(
         .run(req)
         .map_err(|e| format!("{method} {path}: {e}"))?;
     let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, resp.body_mut().read_to_string().unwrap_or_default()))
+}
+
+/// One HTTP call; (status, JSON answer or Null).
+pub fn call(
+    url: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Json>,
+) -> Result<(u16, Json), String> {
+    let (status, text) = request(url, token, method, path, body)?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Json::Null)))
 }
 
 /// The text of a GET (a YAML answer).
 pub fn text(url: &str, token: &str, path: &str) -> Result<String, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let req = ureq::http::Request::builder()
-        .uri(format!("{url}{path}"))
-        .header("authorization", format!("Bearer {token}"))
-        .body(())
-        .map_err(|e| e.to_string())?;
-    let mut resp = agent.run(req).map_err(|e| e.to_string())?;
-    resp.body_mut().read_to_string().map_err(|e| e.to_string())
+    request(url, Some(token), "GET", path, None).map(|(_, t)| t)
 }
 
 /// Calls of one user; every answer is kept (a test greps them for secrets).

@@ -8,19 +8,14 @@ import os
 import re
 import sys
 
-from playwright.sync_api import expect, sync_playwright
+from harness import console, sign_in
+from playwright.sync_api import expect
 
 url, out_dir, host, port, kafka, used, project, password = sys.argv[1:9]
 os.makedirs(out_dir, exist_ok=True)
 WRONG = "wrong-pw-7c1e"
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=os.environ["SLUICE_CHROMIUM"], args=["--no-sandbox"])
-    page = browser.new_page(viewport={"width": 1280, "height": 1200})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "/#/datasources")
-    page.get_by_label("Password").fill(password)
-    page.keyboard.press("Enter")
+with console(url, "/#/datasources", height=1200) as page:
+    sign_in(page, password)
     expect(page.get_by_role("heading", name="Data sources")).to_be_visible()
     result = page.locator("#datasource-result")
 
@@ -56,7 +51,4 @@ with sync_playwright() as p:
     if WRONG in page.content():
         sys.exit("the password shows in the page")
     page.screenshot(path=os.path.join(out_dir, "datasources.png"), full_page=True)
-    browser.close()
-    if errors:
-        sys.exit(f"script errors in the page: {errors}")
 print("console scenario passed")

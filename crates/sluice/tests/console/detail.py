@@ -7,18 +7,13 @@ import os
 import re
 import sys
 
-from playwright.sync_api import expect, sync_playwright
+from harness import console, sign_in
+from playwright.sync_api import expect
 
 url, out_dir, project, table, password = sys.argv[1:6]
 os.makedirs(out_dir, exist_ok=True)
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=os.environ["SLUICE_CHROMIUM"], args=["--no-sandbox"])
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "/")
-    page.get_by_label("Password").fill(password)
-    page.keyboard.press("Enter")
+with console(url, height=1100) as page:
+    sign_in(page, password)
     page.get_by_role("link", name=project).click()
     state = page.locator("#project-state")
     expect(state).to_have_text("NotStarted")
@@ -43,7 +38,4 @@ with sync_playwright() as p:
     act("release", "Released")
     expect(page.locator('button[data-action="start"]')).to_be_disabled()
     page.screenshot(path=os.path.join(out_dir, "detail-released.png"), full_page=True)
-    browser.close()
-    if errors:
-        sys.exit(f"script errors in the page: {errors}")
 print("console scenario passed")

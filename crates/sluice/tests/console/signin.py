@@ -6,17 +6,12 @@ usage: signin.py URL OUT_DIR PROJECT DATASOURCE PASSWORD"""
 import os
 import sys
 
-from playwright.sync_api import expect, sync_playwright
+from harness import console, sign_in
+from playwright.sync_api import expect
 
 url, out_dir, project, datasource, password = sys.argv[1:6]
 os.makedirs(out_dir, exist_ok=True)
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=os.environ["SLUICE_CHROMIUM"], args=["--no-sandbox"])
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "/")
-
+with console(url) as page:
     # Labels name every field; Tab goes user -> password -> the button.
     page.get_by_label("User").focus()
     page.keyboard.press("Tab")
@@ -28,8 +23,7 @@ with sync_playwright() as p:
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("wrong user or password")
 
-    page.get_by_label("Password").fill(password)
-    page.keyboard.press("Enter")
+    sign_in(page, password)
     row = page.locator(f'tr[data-project="{project}"]')
     expect(row).to_contain_text("NotStarted")
     expect(row.locator(".state")).to_have_class("state state-NotStarted")
@@ -51,7 +45,4 @@ with sync_playwright() as p:
     page.goto(url + "/#/projects")
     expect(page.get_by_label("Password")).to_be_visible()
     page.screenshot(path=os.path.join(out_dir, "signed-out.png"))
-    browser.close()
-    if errors:
-        sys.exit(f"script errors in the page: {errors}")
 print("console scenario passed")

@@ -8,7 +8,8 @@ import sys
 import urllib.error
 import urllib.request
 
-from playwright.sync_api import expect, sync_playwright
+from harness import console, sign_in
+from playwright.sync_api import expect
 
 url, out_dir, password = sys.argv[1:4]
 os.makedirs(out_dir, exist_ok=True)
@@ -23,14 +24,8 @@ def me(token):
         return e.code
 
 
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=os.environ["SLUICE_CHROMIUM"], args=["--no-sandbox"])
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "/")
-    page.get_by_label("Password").fill(password)
-    page.keyboard.press("Enter")
+with console(url) as page:
+    sign_in(page, password)
     page.get_by_role("link", name="API tokens").click()
     page.get_by_label("Label *").fill("ci-token")
     page.get_by_label("Expires after (days, empty: never)").fill("30")
@@ -48,7 +43,4 @@ with sync_playwright() as p:
     if me(token) != 401:
         sys.exit("the revoked token still works")
     page.screenshot(path=os.path.join(out_dir, "tokens-revoked.png"), full_page=True)
-    browser.close()
-    if errors:
-        sys.exit(f"script errors in the page: {errors}")
 print("console scenario passed")
