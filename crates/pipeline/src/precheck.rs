@@ -175,3 +175,42 @@ fn source_findings(p: &Project) -> Findings {
     }
     out
 }
+
+/// A table the project selects and the name it has at the destination (after rename).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The source table.
+    pub table: sluice_core::TableId,
+    /// Its name at the destination.
+    pub to: sluice_core::TableId,
+}
+
+/// The tables a project selects on its source (every instance of a sharded one), each with
+/// its destination name, checked as a start checks them: the row filters and column subsets
+/// name columns the tables have. An unreachable source is a [`RunError`] from the source; a
+/// rule that does not fit the tables is a `RunError::Check` whose text starts with the
+/// project-file field (`objects.columns: ...`).
+pub fn selection(p: &Project) -> Result<Vec<Selected>, crate::RunError> {
+    let mut out: Vec<Selected> = Vec::new();
+    for part in crate::plan::parts(p) {
+        let source = part.source.open().map_err(crate::RunError::from_source)?;
+        let mut cat = source.catalog().map_err(crate::RunError::from_source)?;
+        let cat = cat.as_mut();
+        let tables = selected_tables(cat, &part)?;
+        check_column_subsets(cat, &part)?;
+        check_filters(cat, &part, &tables)?;
+        for t in tables {
+            let to = part
+                .router
+                .rename
+                .get(&t)
+                .cloned()
+                .unwrap_or_else(|| t.clone());
+            if !out.iter().any(|s| s.table == t) {
+                out.push(Selected { table: t, to });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.table.db, &a.table.table).cmp(&(&b.table.db, &b.table.table)));
+    Ok(out)
+}

@@ -2,48 +2,8 @@
 // calls a script makes), no build step, no framework. The session is the `sluice_session`
 // cookie the login sets (HttpOnly, SameSite=Strict).
 
-const main = document.getElementById("main");
-const STATES = ["NotStarted", "Running", "Paused", "Modifying", "Failed", "Completed", "Stopped", "Released"];
-
-/** Calls the API; throws {status, message, field} on an error answer. */
-async function api(method, path, body) {
-  const opts = { method, credentials: "same-origin", headers: {} };
-  if (body !== undefined) {
-    opts.headers["content-type"] = "application/json";
-    opts.body = JSON.stringify(body);
-  }
-  const r = await fetch(path, opts);
-  const text = await r.text();
-  let v = null;
-  try { v = text ? JSON.parse(text) : null; } catch { v = null; }
-  if (!r.ok) {
-    const e = new Error((v && v.error) || `HTTP ${r.status}`);
-    e.status = r.status;
-    e.field = v && v.field;
-    throw e;
-  }
-  return v;
-}
-
-/** An element with attributes and children (text is always set as text, never as HTML). */
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-function show(...nodes) {
-  main.replaceChildren(...nodes);
-  main.focus();
-}
+import { api, el, show, STATES, fmtTime, fmtLatency, fmtRate, fmtBytes } from "./ui.js";
+import { wizardPage } from "./wizard.js";
 
 function signedIn(me) {
   document.getElementById("nav").hidden = !me;
@@ -80,9 +40,6 @@ function loginPage(message) {
   form.password.focus();
 }
 
-const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString() : "—");
-const fmtLatency = (ms) => (ms === null || ms === undefined ? "—" : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
-const fmtRate = (c) => (c && typeof c.rows_per_s === "number" ? c.rows_per_s.toFixed(0) : "—");
 
 async function projectsPage() {
   const all = await api("GET", "/api/v1/projects");
@@ -105,13 +62,13 @@ async function projectsPage() {
   filter.addEventListener("change", fill);
   fill();
   show(el("h1", {}, "Projects"),
-    el("div", { class: "toolbar" }, el("label", { for: "state-filter" }, "State"), filter),
+    el("div", { class: "toolbar" }, el("label", { for: "state-filter" }, "State"), filter,
+      el("a", { class: "button primary", href: "#/new", id: "new-project" }, "Create project")),
     el("table", { id: "projects" },
       el("thead", {}, el("tr", {}, ["Name", "Source → destination", "Stage", "State", "Checkpoint", "Latency", "Rows/s"].map((h) => el("th", { scope: "col" }, h)))),
       body));
 }
 
-const fmtBytes = (n) => (typeof n !== "number" ? "—" : n < 1024 ? `${n.toFixed(0)} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 
 /** A line chart (SVG) of some series over time: [{name, points: [[ms, value]...]}]. */
 function chart(title, series) {
@@ -153,7 +110,7 @@ async function projectPage(name) {
   const act = async (a) => {
     notice.replaceChildren();
     try {
-      await api("POST", `/api/v1/projects/${encodeURIComponent(name)}/${a}`, {});
+      if (a) await api("POST", `/api/v1/projects/${encodeURIComponent(name)}/${a}`, {});
       await projectPage(name);
     } catch (e) {
       notice.append(el("p", { class: "error" }, e.message));
@@ -191,11 +148,57 @@ async function projectPage(name) {
     el("div", { class: "components" }, comp("Store (reader)", p.store), comp("Writer", p.writer)),
     el("div", { class: "components" },
       chart("Rows/s", [{ name: "Store", points: pts("store", (c) => c.rows_per_s) }, { name: "Writer", points: pts("writer", (c) => c.rows_per_s) }]),
-      chart("Delay (ms)", [{ name: "Store", points: pts("store", (c) => c.delay_ms || 0) }, { name: "Writer", points: pts("writer", (c) => c.delay_ms || 0) }])),
+      chart("Bytes/s", [{ name: "Store", points: pts("store", (c) => c.bytes_per_s) }, { name: "Writer", points: pts("writer", (c) => c.bytes_per_s) }])),
+    el("div", { class: "components" },
+      chart("Delay (ms; the Writer's is the checkpoint latency)", [{ name: "Store", points: pts("store", (c) => c.delay_ms || 0) }, { name: "Writer", points: pts("writer", (c) => c.delay_ms || 0) }]),
+      objectsBox(p, act)),
     el("h2", {}, "Last errors"),
     p.errors.length ? el("ul", { id: "errors" }, p.errors.map((e) => el("li", {}, `${fmtTime(e.at_ms)}: ${e.message}`))) : el("p", { class: "muted" }, "None."),
     el("h2", {}, "Modifications"),
     p.modifications.length ? el("ul", {}, p.modifications.map((m) => el("li", {}, `${fmtTime(m.at_ms)} ${m.state}: ${m.message}`))) : el("p", { class: "muted" }, "None."));
+}
+
+/** The source tables (for the add-table list), read once per data source while the page shows. */
+const sourceTables = new Map();
+
+/** A project's object rules with a form to add a table and a button to remove each named one. */
+function objectsBox(p, act) {
+  const o = (p.spec && p.spec.objects) || {};
+  const modify = p.actions.find((a) => a.action === "modify") || { allowed: false };
+  const notice = el("p", { class: "error", id: "objects-error", role: "alert" });
+  const change = async (body) => {
+    notice.textContent = "";
+    try {
+      await api("POST", `/api/v1/projects/${encodeURIComponent(p.name)}/objects`, body);
+      await act(null);
+    } catch (e) { notice.textContent = e.message; }
+  };
+  const exact = (t) => !t.includes("*") && t.includes(".");
+  const rows = [];
+  for (const t of o.include || []) {
+    rows.push(el("tr", { "data-include": t }, el("td", {}, "include"), el("td", {}, t),
+      el("td", {}, exact(t) ? el("button", { type: "button", "data-remove": t, disabled: !modify.allowed, title: modify.allowed ? null : modify.reason,
+        onclick: () => change({ remove: [t] }) }, "Remove") : "")));
+  }
+  for (const t of o.exclude || []) rows.push(el("tr", {}, el("td", {}, "exclude"), el("td", {}, t), el("td")));
+  for (const [k, label] of [["rename", "rename"], ["filters", "row filter"], ["columns", "columns"]]) {
+    for (const [t, v] of Object.entries(o[k] || {})) {
+      rows.push(el("tr", {}, el("td", {}, label), el("td", {}, `${t} → ${Array.isArray(v) ? v.join(", ") : v}`), el("td")));
+    }
+  }
+  const input = el("input", { id: "add-table", list: "source-tables", placeholder: "db.table", autocomplete: "off" });
+  const list = el("datalist", { id: "source-tables" });
+  const ds = p.spec && p.spec.source && p.spec.source.datasource;
+  if (ds) {
+    if (!sourceTables.has(ds)) sourceTables.set(ds, api("GET", `/api/v1/datasources/${encodeURIComponent(ds)}/tables`).catch(() => []));
+    sourceTables.get(ds).then((dbs) => list.replaceChildren(...dbs.flatMap((d) => d.tables.map((t) => el("option", { value: `${d.db}.${t}` })))));
+  }
+  const form = el("form", { class: "toolbar", "aria-label": "Change the objects" },
+    el("label", { for: "add-table" }, "Add a table"), input, list,
+    el("button", { type: "submit", id: "add-table-button", disabled: !modify.allowed, title: modify.allowed ? null : modify.reason }, "Add"));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); if (input.value.trim()) change({ add: [input.value.trim()] }); });
+  return el("section", { class: "component", "aria-label": "Objects" }, el("h2", {}, "Objects"),
+    el("table", { id: "objects" }, el("tbody", {}, rows)), form, notice);
 }
 
 /** Where a data source points, as one line. */
@@ -216,6 +219,7 @@ async function datasourcesPage() {
         say(`${d.name}: ${r.message}`, r.ok);
       } catch (e) { say(e.message, false); }
     } }, "Test connection"), " ",
+    el("button", { type: "button", "data-edit": d.name, onclick: () => edit(d) }, "Edit"), " ",
     el("button", { type: "button", "data-delete": d.name, onclick: async () => {
       try {
         await api("DELETE", `/api/v1/datasources/${encodeURIComponent(d.name)}`);
@@ -223,7 +227,9 @@ async function datasourcesPage() {
       } catch (e) { say(e.message, false); }
     } }, "Delete"));
 
-  // The add form: the fields of the chosen kind, as the API lists them.
+  // The add / edit form: the fields of the chosen kind, as the API lists them. Editing keeps
+  // the name and kind; a secret left empty stays as it is.
+  let editing = null;
   const kind = el("select", { id: "ds-kind", name: "kind" }, kinds.map((k) => el("option", { value: k.kind }, k.kind)));
   const fields = el("div", { id: "ds-fields" });
   const drawFields = () => {
@@ -231,28 +237,44 @@ async function datasourcesPage() {
     fields.replaceChildren(...k.fields.filter((f) => f.type !== "properties").flatMap((f) => [
       el("label", { for: `ds-${f.name}` }, f.name.replace("_", " "), f.required ? " *" : ""),
       el("input", { id: `ds-${f.name}`, name: f.name, type: f.secret ? "password" : f.type === "port" ? "number" : "text",
-        required: f.required, autocomplete: f.secret ? "new-password" : "off" }),
+        required: f.required && !(editing && f.secret), autocomplete: f.secret ? "new-password" : "off",
+        placeholder: editing && f.secret ? "unchanged" : null,
+        value: editing && !f.secret && editing[f.name] !== undefined && editing[f.name] !== null ? String(editing[f.name]) : null }),
       el("p", { class: "error field-error", id: `ds-${f.name}-error` })]));
   };
   kind.addEventListener("change", drawFields);
   drawFields();
   const formError = el("p", { class: "error", id: "ds-error" });
+  const title = el("h2", { id: "ds-add-title", tabindex: -1 }, "Add a data source");
+  const nameInput = el("input", { id: "ds-name", name: "name", required: true });
+  const submit = el("button", { class: "primary", type: "submit", id: "ds-submit" }, "Add");
+  const cancel = el("button", { type: "button", id: "ds-cancel", hidden: true, onclick: () => datasourcesPage() }, "Cancel");
   const form = el("form", { class: "panel", "aria-labelledby": "ds-add-title" },
-    el("h2", { id: "ds-add-title" }, "Add a data source"),
-    el("label", { for: "ds-name" }, "Name *"), el("input", { id: "ds-name", name: "name", required: true }),
+    title,
+    el("label", { for: "ds-name" }, "Name *"), nameInput,
     el("p", { class: "error field-error", id: "ds-name-error" }),
     el("label", { for: "ds-kind" }, "Kind"), kind, fields,
-    el("button", { class: "primary", type: "submit" }, "Add"), formError);
+    el("div", { class: "toolbar" }, submit, cancel), formError);
+  const edit = (d) => {
+    editing = d;
+    title.textContent = `Edit data source ${d.name}`;
+    nameInput.value = d.name; nameInput.disabled = true;
+    kind.value = d.kind; kind.disabled = true;
+    submit.textContent = "Save"; cancel.hidden = false;
+    drawFields();
+    title.focus();
+  };
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     for (const e of form.querySelectorAll(".error")) e.textContent = "";
-    const body = { kind: kind.value };
+    const body = editing ? {} : { kind: kind.value };
     for (const input of form.querySelectorAll("input")) {
-      if (input.value === "") continue;
+      if (input.value === "" || input.disabled) continue;
       body[input.name] = input.type === "number" ? Number(input.value) : input.value;
     }
     try {
-      await api("POST", "/api/v1/datasources", body);
+      if (editing) await api("PUT", `/api/v1/datasources/${encodeURIComponent(editing.name)}`, body);
+      else await api("POST", "/api/v1/datasources", body);
       await datasourcesPage();
     } catch (e) {
       const at = e.field && document.getElementById(`ds-${e.field}-error`);
@@ -322,11 +344,16 @@ async function route() {
   const detail = location.hash.match(/^#\/projects\/(.+)$/);
   const page = detail
     ? () => projectPage(decodeURIComponent(detail[1]))
+    : location.hash.startsWith("#/new") ? wizardPage
     : location.hash.startsWith("#/datasources") ? datasourcesPage
     : location.hash.startsWith("#/tokens") ? tokensPage : projectsPage;
   if (detail) {
     // The detail page follows the project: redrawn every 2 s while it shows.
-    refresh = setInterval(() => { if (document.activeElement?.tagName !== "BUTTON") page().catch(() => {}); }, 2000);
+    // Not while the user is in a field or on a button (a redraw would take it away).
+    refresh = setInterval(() => {
+      const busy = ["BUTTON", "INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement?.tagName);
+      if (!busy && !document.getElementById("add-table")?.value) page().catch(() => {});
+    }, 2000);
   }
   try {
     await page();

@@ -107,6 +107,9 @@ schemas = {
                     "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
                    ["name", "state", "stage", "checkpoint", "latency_ms", "spec", "errors", "modifications"]),
     "Finding": obj({"item": S, "problem": S, "fix": S}, ["item", "problem", "fix"], False),
+    "Trial": obj({"name": S, "valid": B, "precheck": ref("Findings"),
+                  "tables": {"type": "array", "items": obj({"table": obj({"db": S, "table": S}), "to": obj({"db": S, "table": S})})}},
+                 ["name", "valid", "tables"]),
     "Findings": obj({"passed": B, "checked": {"type": "array", "items": S},
                      "failures": {"type": "array", "items": ref("Finding")}, "warnings": {"type": "array", "items": ref("Finding")}},
                     ["passed", "checked", "failures", "warnings"], False),
@@ -164,7 +167,11 @@ paths = {
     "/api/v1/projects": {
         "get": op("List the projects", {"200": answer("projects", {"type": "array", "items": ref("ProjectSummary")}), **errors(401)}, tag="projects"),
         "post": op("Create a project from the project file's fields (JSON) or a project file (application/yaml) (admin)",
-                   {"201": answer("created (NotStarted)", ref("Project")), **errors(400, 401, 403, 409)}, request=body(ref("ProjectSpec"), yaml=True), tag="projects")},
+                   {"201": answer("created (NotStarted)", ref("Project")),
+                    "200": answer("with dry_run=true: nothing stored; the tables the rules select, and the precheck when asked", ref("Trial")),
+                    **errors(400, 401, 403, 409)}, request=body(ref("ProjectSpec"), yaml=True),
+                   params=[{"name": "dry_run", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+                           {"name": "precheck", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}}], tag="projects")},
     "/api/v1/projects/{name}": {
         "get": op("A project: state, stage, checkpoint, latency, full-sync progress, Store and Writer, errors, modifications",
                   {"200": answer("the project", ref("Project")), **errors(401, 404)}, params=[NAME], tag="projects"),

@@ -13,6 +13,8 @@ use crate::App;
 
 const INDEX: &str = include_str!("../console/index.html");
 const APP_JS: &str = include_str!("../console/app.js");
+const UI_JS: &str = include_str!("../console/ui.js");
+const WIZARD_JS: &str = include_str!("../console/wizard.js");
 const STYLE: &str = include_str!("../console/style.css");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -41,6 +43,14 @@ pub fn routes() -> Router<App> {
         .route(
             "/console/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/console/ui.js",
+            get(|| async { asset("text/javascript; charset=utf-8", UI_JS) }),
+        )
+        .route(
+            "/console/wizard.js",
+            get(|| async { asset("text/javascript; charset=utf-8", WIZARD_JS) }),
         )
         .route(
             "/console/style.css",

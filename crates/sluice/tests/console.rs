@@ -182,3 +182,60 @@ fn an_api_token_made_in_the_console_works_until_it_is_revoked_there() -> TestRes
     assert_eq!(tokens[0]["revoked"], json!(true), "{tokens}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_made_in_the_wizard_delivers_what_its_steps_chose() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let kafka = TempKafka::start_memory()?;
+    let mut c = conn().await?;
+    let db = unique_name("srvwiz");
+    new_table(&mut c, &db).await?;
+    for (t, n) in [("t", 800), ("t2", 300), ("u", 50)] {
+        if t != "t" {
+            c.query_drop(format!("CREATE TABLE {db}.{t} LIKE {db}.t"))
+                .await?;
+        }
+        c.query_drop(format!(
+            "INSERT INTO {db}.{t} SELECT seq, 'r', seq / 100 FROM {db}.seq_1_to_{n}"
+        ))
+        .await?;
+    }
+    let dir = temp_dir(&db);
+    let server = Server::start(&dir.join("server"))?;
+    let api = server.admin()?;
+    two_datasources(&api, "shop", "mq", &kafka.addr)?;
+    let project = format!("{db}-wiz");
+    let shots = tokio::task::block_in_place(|| {
+        scenario(&server, "wizard.py", &[&project, &db, "adminpw"])
+    })?;
+    assert_eq!(api.project(&project)?["state"], json!("Released"));
+    for shot in [
+        "wizard-objects-error.png",
+        "wizard-review.png",
+        "wizard-project-running.png",
+    ] {
+        assert!(std::fs::metadata(shots.join(shot))?.len() > 1000, "{shot}");
+    }
+    // What reached Kafka is what the steps chose: t under its new name, t2 through its row
+    // filter, u (added on the project page) whole.
+    let ids = |topic: &str, n: usize| -> Result<Vec<i64>, Box<dyn std::error::Error>> {
+        let state = rebuild_oms(&consume_from(&kafka.addr, topic, n)?)?;
+        let mut ids: Vec<i64> = state
+            .values()
+            .filter_map(|r| r["id"].as_str().and_then(|s| s.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    };
+    assert_eq!(
+        ids(&format!("{db}_r.orders"), 800)?,
+        (1..=800).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids(&format!("{db}.t2"), 100)?,
+        (1..=100).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(&format!("{db}.u"), 50)?, (1..=50).collect::<Vec<_>>());
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

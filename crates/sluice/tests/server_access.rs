@@ -1,5 +1,5 @@
 //! `sluice server`: who may use it (credentials, roles, tokens, the first user) and what its
-//! precheck finds, against real MariaDB servers.
+//! precheck and its dry run find, against real MariaDB servers.
 
 mod common;
 
@@ -227,5 +227,115 @@ fn a_first_start_without_users_prints_a_generated_admin_password_once() -> TestR
         "printed again"
     );
     server.login("admin", &password)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_checks_a_project_against_its_source_and_stores_nothing() -> TestResult {
+    ensure_up(&[Service::Mariadb]);
+    let mut c = conn().await?;
+    let db = unique_name("srvdry");
+    new_table(&mut c, &db).await?;
+    c.query_drop(format!("CREATE TABLE {db}.t2 LIKE {db}.t"))
+        .await?;
+    let dir = temp_dir(&db);
+    let server = Server::start(&dir.join("server"))?;
+    let api = server.admin()?;
+    let (host, port) = host_port(&MARIADB.get());
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(
+            json!({"name": "shop", "kind": "mariadb", "host": host, "port": port, "user": "root"}),
+        ),
+    )?;
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(json!({"name": "mq", "kind": "kafka", "brokers": "127.0.0.1:1"})),
+    )?;
+    let spec = |objects: serde_json::Value| {
+        json!({
+            "name": "dry", "source": {"datasource": "shop"},
+            "destination": {"datasource": "mq", "format": "oms"}, "objects": objects,
+        })
+    };
+    let good = json!({
+        "include": [format!("{db}.t*")],
+        "rename": {format!("{db}.t"): "x.y"},
+        "filters": {format!("{db}.t2"): "id < 5"},
+    });
+    let v = api.ok(
+        "POST",
+        "/api/v1/projects?dry_run=true",
+        Some(spec(good.clone())),
+    )?;
+    assert_eq!(
+        v["tables"],
+        json!([
+            {"table": {"db": db, "table": "t"}, "to": {"db": "x", "table": "y"}},
+            {"table": {"db": db, "table": "t2"}, "to": {"db": db, "table": "t2"}},
+        ]),
+        "{v}"
+    );
+    assert!(v.get("precheck").is_none(), "{v}");
+    assert_eq!(
+        api.ok("GET", "/api/v1/projects", None)?,
+        json!([]),
+        "nothing stored"
+    );
+
+    // Each mistake is named at its field, with the table it is about.
+    let t = format!("{db}.t");
+    for (objects, field, says) in [
+        (
+            json!({"include": [&t], "columns": {&t: ["id", "nosuch"]}}),
+            "objects.columns",
+            "has no column nosuch",
+        ),
+        (
+            json!({"include": [&t], "filters": {&t: "nosuch = 1"}}),
+            "objects.filters",
+            "reads column nosuch",
+        ),
+        (
+            json!({"include": [&t], "rename": {&t: "no-dot"}}),
+            "objects.rename",
+            &*format!("{t}: "),
+        ),
+        (json!({"include": []}), "objects.include", "at least one"),
+    ] {
+        let (s, e) = api.call("POST", "/api/v1/projects?dry_run=true", Some(spec(objects)))?;
+        assert_eq!(s, 400, "{e}");
+        assert_eq!(e["field"], json!(field), "{e}");
+        assert!(e["error"].as_str().is_some_and(|m| m.contains(says)), "{e}");
+    }
+    let (s, e) = api.call(
+        "POST",
+        "/api/v1/projects?precheck=true",
+        Some(spec(good.clone())),
+    )?;
+    assert_eq!((s, e["field"].clone()), (400, json!("precheck")), "{e}");
+
+    // With the precheck: the unreachable broker fails it, and still nothing is stored.
+    let v = api.ok(
+        "POST",
+        "/api/v1/projects?dry_run=true&precheck=true",
+        Some(spec(good.clone())),
+    )?;
+    assert_eq!(v["precheck"]["passed"], json!(false), "{v}");
+    assert!(
+        v["precheck"]["failures"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["item"] == json!("destination"))),
+        "{v}"
+    );
+    assert_eq!(api.ok("GET", "/api/v1/projects", None)?, json!([]));
+
+    // A name taken is said at the name.
+    api.ok("POST", "/api/v1/projects", Some(spec(good.clone())))?;
+    let (s, e) = api.call("POST", "/api/v1/projects?dry_run=true", Some(spec(good)))?;
+    assert_eq!((s, e["field"].clone()), (409, json!("name")), "{e}");
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }

@@ -395,15 +395,16 @@ fn validate(
     }
     let mut rename = HashMap::new();
     for (from, to) in &raw.objects.rename {
+        // The message starts with the entry's key, whichever side is wrong.
         let split = |s: &str| {
-            sluice_route::parse_table(s).map_err(|e| bad("objects.rename", e.to_string()))
+            sluice_route::parse_table(s).map_err(|e| bad("objects.rename", format!("{from}: {e}")))
         };
         rename.insert(split(from)?, split(to)?);
     }
     let mut columns = HashMap::new();
     for (table, cols) in &raw.objects.columns {
-        let id =
-            sluice_route::parse_table(table).map_err(|e| bad("objects.columns", e.to_string()))?;
+        let id = sluice_route::parse_table(table)
+            .map_err(|e| bad("objects.columns", format!("{table}: {e}")))?;
         if cols.is_empty() {
             return Err(bad(
                 "objects.columns",

@@ -97,14 +97,80 @@ fn insert(app: &App, name: &str, mut spec: Map<String, Value>) -> Result<Value, 
 async fn create(
     State(app): State<App>,
     c: Caller,
+    Query(q): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     c.admin()?;
+    let flag = |k: &str| match q.get(k).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::field(k, "must be true or false")),
+    };
+    let (dry_run, precheck) = (flag("dry_run")?, flag("precheck")?);
+    if precheck && !dry_run {
+        return Err(ApiError::field(
+            "precheck",
+            "a precheck before create needs dry_run=true (a stored project has its own precheck action)",
+        ));
+    }
     let spec = spec_of(&headers, &body)?;
     let name = super::string(&spec, "name")?;
+    if dry_run {
+        let v = blocking(move || trial(&app, &name, spec, precheck)).await?;
+        return Ok((StatusCode::OK, Json(v)));
+    }
     let v = blocking(move || insert(&app, &name, spec)).await?;
     Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// A create that stores nothing (what the console's wizard asks at each step): the spec is
+/// checked as a create checks it, then against the source (the tables its rules select, each
+/// with its destination name; filters and column subsets name existing columns), and with
+/// `precheck` the whole precheck runs too.
+fn trial(
+    app: &App,
+    name: &str,
+    mut spec: Map<String, Value>,
+    precheck: bool,
+) -> Result<Value, ApiError> {
+    check_name(name)?;
+    if app.store.project(name)?.is_some() {
+        return Err(ApiError {
+            field: Some("name".into()),
+            ..ApiError::conflict(format!("project {name} exists: choose another name"))
+        });
+    }
+    spec.remove("name");
+    spec.remove("data_dir");
+    let p = project::resolve(app, name, &Value::Object(spec), &app.dir)?;
+    let selected = match sluice_pipeline::selection(&p) {
+        Ok(s) => s,
+        Err(sluice_pipeline::RunError::Check(m)) => {
+            // The text starts with the project-file field it is about.
+            return Err(match m.split_once(": ") {
+                Some((field, rest)) if field.starts_with("objects.") => {
+                    ApiError::field(field, rest)
+                }
+                _ => ApiError::field("objects", m),
+            });
+        }
+        Err(e) => {
+            return Err(ApiError::conflict(format!(
+                "the source cannot be read ({e}): test its data source's connection"
+            )))
+        }
+    };
+    let part = |t: &sluice_core::TableId| json!({"db": t.db, "table": t.table});
+    let tables: Vec<Value> = selected
+        .iter()
+        .map(|s| json!({"table": part(&s.table), "to": part(&s.to)}))
+        .collect();
+    let mut v = json!({"name": name, "valid": true, "tables": tables});
+    if precheck {
+        v["precheck"] = findings_json(&sluice_pipeline::precheck(&p));
+    }
+    Ok(v)
 }
 
 /// The figures the API shows of a project: state, stage, checkpoint, latency, full-sync

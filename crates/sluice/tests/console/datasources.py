@@ -1,7 +1,7 @@
 """The data-source pages in headless Chromium: add a MariaDB and a Kafka data source through the
 form (their connection tests succeed), one with a wrong password (its test shows the server's
 answer), a bad name (the error at the field), a delete refused while a project names the data
-source (saying which), a delete. Screenshots go to OUT_DIR.
+source (saying which), an edit (a wrong port fails its test, the right one passes), a delete. Screenshots go to OUT_DIR.
 
 usage: datasources.py URL OUT_DIR MARIADB_HOST MARIADB_PORT KAFKA USED PROJECT PASSWORD"""
 import os
@@ -39,6 +39,23 @@ with console(url, "/#/datasources", height=1200) as page:
 
     add("mq2", "kafka", brokers=kafka)
     test("mq2", "mq2: connected")
+
+    # Edit: the name and kind stay; a wrong port fails its test, the right one passes again.
+    def edit(name, **fields):
+        page.locator(f'button[data-edit="{name}"]').click()
+        expect(page.get_by_role("heading", name=f"Edit data source {name}")).to_be_focused()
+        expect(page.locator("#ds-name")).to_be_disabled()
+        expect(page.locator("#ds-kind")).to_be_disabled()
+        for k, v in fields.items():
+            page.locator(f"#ds-{k}").fill(v)
+        page.get_by_role("button", name="Save").click()
+
+    edit("shop2", port="1")
+    expect(page.locator('tr[data-datasource="shop2"]')).to_contain_text(f"{host}:1")
+    test("shop2", "shop2: (?!connected)")
+    edit("shop2", port=port)
+    expect(page.locator('tr[data-datasource="shop2"]')).to_contain_text(f"{host}:{port}")
+    test("shop2", "shop2: connected")
 
     add("badpw", "mariadb", host=host, port=port, user="root", password=WRONG)
     test("badpw", "Access denied")
