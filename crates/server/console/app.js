@@ -41,6 +41,10 @@ function loginPage(message) {
 }
 
 
+/** The lifecycle actions offered on the list (the project page has them all). */
+const LIST_ACTIONS = ["start", "pause", "resume", "stop", "release"];
+const label = (a) => a[0].toUpperCase() + a.slice(1);
+
 async function projectsPage() {
   const all = await api("GET", "/api/v1/projects");
   const filter = el("select", { id: "state-filter" },
@@ -56,16 +60,32 @@ async function projectsPage() {
       el("td", {}, el("span", { class: `state state-${p.state}` }, p.state)),
       el("td", {}, fmtTime(p.checkpoint && p.checkpoint.ts_ms)),
       el("td", {}, fmtLatency(p.latency_ms)),
-      el("td", {}, fmtRate(p.writer)))));
-    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No project in this state.")));
+      el("td", {}, fmtRate(p.writer)),
+      el("td", { class: "row-actions" }, (p.actions || []).filter((a) => LIST_ACTIONS.includes(a.action)).map((a) =>
+        el("button", { type: "button", "data-action": a.action, disabled: !a.allowed, title: a.allowed ? null : a.reason,
+          onclick: () => listAct(p.name, a.action) }, label(a.action)))))));
+    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No project in this state.")));
+  };
+  const notice = el("div", { id: "list-result", role: "alert" });
+  const listAct = async (name, action) => {
+    notice.replaceChildren();
+    try {
+      await api("POST", `/api/v1/projects/${encodeURIComponent(name)}/${action}`, {});
+      const kept = filter.value;
+      await projectsPage();
+      const f = document.getElementById("state-filter");
+      f.value = kept;
+      f.dispatchEvent(new Event("change"));
+    } catch (e) { notice.replaceChildren(el("p", { class: "error" }, `${name}: ${e.message}`)); }
   };
   filter.addEventListener("change", fill);
   fill();
   show(el("h1", {}, "Projects"),
     el("div", { class: "toolbar" }, el("label", { for: "state-filter" }, "State"), filter,
       el("a", { class: "button primary", href: "#/new", id: "new-project" }, "Create project")),
+    notice,
     el("table", { id: "projects" },
-      el("thead", {}, el("tr", {}, ["Name", "Source → destination", "Stage", "State", "Checkpoint", "Latency", "Rows/s"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Name", "Source → destination", "Stage", "State", "Checkpoint", "Latency", "Rows/s", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
       body));
 }
 
@@ -121,6 +141,7 @@ async function projectPage(name) {
       onclick: () => act(a.action) }, a.action[0].toUpperCase() + a.action.slice(1)));
   const stages = ["schema", "full", "incremental"].map((s) =>
     el("li", { class: s === p.stage ? "current" : "" }, s));
+  stages.push(el("li", { class: "absent", title: "verification is not built yet" }, "verification"));
   const comp = (label, c) => el("section", { class: "component", "aria-label": label }, el("h2", {}, label),
     el("dl", {},
       el("dt", {}, "Position"), el("dd", {}, (c && c.position) || "—"),
@@ -160,6 +181,8 @@ async function projectPage(name) {
 
 /** The source tables (for the add-table list), read once per data source while the page shows. */
 const sourceTables = new Map();
+/** A project's selection by its rules (the API reads it from the source). */
+const selections = new Map();
 
 /** A project's object rules with a form to add a table and a button to remove each named one. */
 function objectsBox(p, act) {
@@ -197,8 +220,17 @@ function objectsBox(p, act) {
     el("label", { for: "add-table" }, "Add a table"), input, list,
     el("button", { type: "submit", id: "add-table-button", disabled: !modify.allowed, title: modify.allowed ? null : modify.reason }, "Add"));
   form.addEventListener("submit", (ev) => { ev.preventDefault(); if (input.value.trim()) change({ add: [input.value.trim()] }); });
+  // Where each selected table goes, read from the source once per version of the rules.
+  const mapping = el("tbody", { id: "mapping" });
+  const id = `${p.name}\u0000${JSON.stringify(o)}`;
+  if (!selections.has(id)) selections.set(id, api("GET", `/api/v1/projects/${encodeURIComponent(p.name)}/objects`));
+  selections.get(id).then((r) => mapping.replaceChildren(...r.tables.map((t) =>
+    el("tr", { "data-mapped": `${t.table.db}.${t.table.table}` }, el("td", {}, `${t.table.db}.${t.table.table}`), el("td", {}, "→"),
+      el("td", {}, `${t.to.db}.${t.to.table}`)))),
+  (e) => { selections.delete(id); mapping.replaceChildren(el("tr", {}, el("td", { class: "muted" }, e.message))); });
   return el("section", { class: "component", "aria-label": "Objects" }, el("h2", {}, "Objects"),
-    el("table", { id: "objects" }, el("tbody", {}, rows)), form, notice);
+    el("table", { id: "objects" }, el("tbody", {}, rows)), form, notice,
+    el("h3", {}, "Selected tables and where they go"), el("table", { class: "mapping" }, mapping));
 }
 
 /** Where a data source points, as one line. */

@@ -369,8 +369,9 @@ export async function wizardPage() {
         el("dt", {}, "Stages"), el("dd", {}, ["schema", "full", "incremental"].filter((k) => w[k]).join(", ")),
         el("dt", {}, "Tables"), el("dd", { id: "wiz-review-tables" }, w.selected.map((t) => `${key(t.table)} → ${key(t.to)}`).join(", ") || "—"),
         el("dt", {}, "Precheck"), el("dd", {}, w.precheck ? (w.precheck.passed ? "passed" : "failed") : "—")),
-      el("h3", {}, "Project file"), el("pre", { id: "wiz-yaml" }, text), link,
-      el("button", { type: "button", id: "wiz-create", onclick: () => make(false).catch(at) }, "Create only"),
+      el("h3", {}, "Project file"), el("pre", { id: "wiz-yaml" }, text),
+      el("div", { class: "toolbar" }, link,
+        el("button", { type: "button", id: "wiz-create", onclick: () => make(false).catch(at) }, "Create only")),
     ], { next: "Create and start", onNext: () => make(true) });
   }
 

@@ -55,6 +55,10 @@ B = {"type": "boolean"}
 N = {"type": "number"}
 nullable = lambda s: {**s, "nullable": True}
 
+TABLE_ID = obj({"db": S, "table": S})
+SELECTION = {"type": "array", "items": obj({"table": TABLE_ID, "to": TABLE_ID})}
+ACTIONS = {"type": "array", "items": obj({"action": S, "allowed": B, "reason": S}, ["action", "allowed"], False)}
+
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 PROPS = {"type": "object", "additionalProperties": S}
 DATABASE = {"host": S1, "port": PORT, "user": S1, "password": S1}
@@ -95,7 +99,7 @@ schemas = {
     "Checkpoint": nullable(obj({"position": S, "ts_ms": I}, ["position", "ts_ms"])),
     "ProjectSummary": obj({"name": S, "state": S, "stage": S, "message": S, "checkpoint": ref("Checkpoint"),
                            "latency_ms": nullable(I), "store": ref("Component"), "writer": ref("Component"),
-                           "source": nullable(S), "destination": nullable(S)},
+                           "source": nullable(S), "destination": nullable(S), "actions": ACTIONS},
                           ["name", "state", "stage", "checkpoint", "latency_ms"]),
     "Project": obj({"name": S, "state": {"type": "string", "enum": ["NotStarted", "Running", "Paused", "Failed", "Completed", "Stopped", "Released", "Modifying"]},
                     "stage": S, "message": S, "checkpoint": ref("Checkpoint"), "latency_ms": nullable(I),
@@ -103,12 +107,12 @@ schemas = {
                     "store": ref("Component"), "writer": ref("Component"), "spec": {"type": "object"},
                     "errors": {"type": "array", "items": obj({"at_ms": I, "message": S})},
                     "modifications": {"type": "array", "items": obj({"id": I, "at_ms": I, "change": {"type": "object"}, "state": S, "message": S})},
-                    "actions": {"type": "array", "items": obj({"action": S, "allowed": B, "reason": S}, ["action", "allowed"], False)},
+                    "actions": ACTIONS,
                     "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
                    ["name", "state", "stage", "checkpoint", "latency_ms", "spec", "errors", "modifications"]),
     "Finding": obj({"item": S, "problem": S, "fix": S}, ["item", "problem", "fix"], False),
     "Trial": obj({"name": S, "valid": B, "precheck": ref("Findings"),
-                  "tables": {"type": "array", "items": obj({"table": obj({"db": S, "table": S}), "to": obj({"db": S, "table": S})})}},
+                  "tables": SELECTION},
                  ["name", "valid", "tables"]),
     "Findings": obj({"passed": B, "checked": {"type": "array", "items": S},
                      "failures": {"type": "array", "items": ref("Finding")}, "warnings": {"type": "array", "items": ref("Finding")}},
@@ -183,7 +187,10 @@ paths = {
     "/api/v1/projects/{name}/yaml": {"get": op("The project as a project file, secrets left out",
         {"200": {"description": "the project file", "content": {"application/yaml": {"schema": {"type": "string"}}}}, **errors(401, 404)},
         params=[NAME], tag="projects")},
-    "/api/v1/projects/{name}/objects": {"post": op("Add or remove tables (\"db.table\"); a running project shows Modifying until the added tables are copied (admin)",
+    "/api/v1/projects/{name}/objects": {"get": op("The tables the project selects on its source now, each with its destination name",
+                                                  {"200": answer("the selection", obj({"tables": SELECTION}, ["tables"])),
+                                                   **errors(401, 404, 409)}, params=[NAME], tag="projects"),
+                                        "post": op("Add or remove tables (\"db.table\"); a running project shows Modifying until the added tables are copied (admin)",
                                                    {"202": answer("the project", ref("Project")), **errors(400, 401, 403, 404, 409)},
                                                    request=body(ref("Objects")), params=[NAME], tag="projects")},
     "/api/v1/projects/{name}/{action}": {"post": op(

@@ -25,7 +25,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/api/v1/projects/{name}", get(show).delete(remove))
         .route("/api/v1/projects/{name}/figures", get(figures))
         .route("/api/v1/projects/{name}/yaml", get(yaml))
-        .route("/api/v1/projects/{name}/objects", post(modify))
+        .route("/api/v1/projects/{name}/objects", get(objects).post(modify))
         .route("/api/v1/projects/{name}/{action}", post(action))
 }
 
@@ -161,12 +161,7 @@ fn trial(
             )))
         }
     };
-    let part = |t: &sluice_core::TableId| json!({"db": t.db, "table": t.table});
-    let tables: Vec<Value> = selected
-        .iter()
-        .map(|s| json!({"table": part(&s.table), "to": part(&s.to)}))
-        .collect();
-    let mut v = json!({"name": name, "valid": true, "tables": tables});
+    let mut v = json!({"name": name, "valid": true, "tables": selection_json(&selected)});
     if precheck {
         v["precheck"] = findings_json(&sluice_pipeline::precheck(&p));
     }
@@ -253,6 +248,10 @@ fn summary(app: &App, meta: &MetaStore, row: &ProjectRow) -> Result<Value, ApiEr
     };
     v.insert("source".into(), end("source"));
     v.insert("destination".into(), end("destination"));
+    v.insert(
+        "actions".into(),
+        Value::Array(project::actions_in(&row.name, &row.state)),
+    );
     Ok(Value::Object(v))
 }
 
@@ -284,6 +283,36 @@ fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
     v.insert("created_ms".into(), json!(row.created_ms));
     v.insert("updated_ms".into(), json!(row.updated_ms));
     Ok(Value::Object(v))
+}
+
+/// The selected tables and their destination names, as the API shows them.
+fn selection_json(selected: &[sluice_pipeline::Selected]) -> Vec<Value> {
+    let part = |t: &sluice_core::TableId| json!({"db": t.db, "table": t.table});
+    selected
+        .iter()
+        .map(|s| json!({"table": part(&s.table), "to": part(&s.to)}))
+        .collect()
+}
+
+/// The tables a stored project selects now, each with its destination name (read from the
+/// source: tables created since the start show up here).
+async fn objects(
+    State(app): State<App>,
+    _c: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = row_of(&app, &name)?;
+    let v = blocking(move || {
+        let p = runnable(&app, &row)?;
+        let selected = sluice_pipeline::selection(&p).map_err(|e| {
+            ApiError::conflict(format!(
+                "the source cannot be read ({e}): test its data source's connection"
+            ))
+        })?;
+        Ok(json!({"tables": selection_json(&selected)}))
+    })
+    .await?;
+    Ok(Json(v))
 }
 
 async fn list(State(app): State<App>, _c: Caller) -> Result<Json<Value>, ApiError> {

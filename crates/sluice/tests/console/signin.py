@@ -1,9 +1,10 @@
 """The console's first scenario, in headless Chromium driven by Playwright: sign in (a wrong
-password shows the server's answer), the projects list with its state filter, the data sources
+password shows the server's answer), the projects list with its state filter and its row actions (a start refused by the precheck), the data sources
 list, keyboard order of the sign-in form, sign out. Screenshots go to OUT_DIR.
 
 usage: signin.py URL OUT_DIR PROJECT DATASOURCE PASSWORD"""
 import os
+import re
 import sys
 
 from harness import console, sign_in
@@ -31,6 +32,14 @@ with console(url) as page:
     expect(row).to_have_count(0)
     page.get_by_label("State").select_option("")
     expect(row).to_have_count(1)
+    # The row's actions follow its state; a disabled one says why on hover. Its broker is
+    # unreachable, so a start from the list shows the precheck's refusal.
+    expect(row.locator('button[data-action="pause"]')).to_be_disabled()
+    expect(row.locator('button[data-action="pause"]')).to_have_attribute(
+        "title", re.compile("pause is allowed only when it is Running"))
+    row.locator('button[data-action="start"]').click()
+    expect(page.locator("#list-result")).to_contain_text(f"{project}: the precheck failed", timeout=60_000)
+    expect(row).to_contain_text("NotStarted")
     page.screenshot(path=os.path.join(out_dir, "projects.png"), full_page=True)
 
     page.get_by_role("link", name="Data sources").click()

@@ -130,6 +130,9 @@ with console(url, height=1100) as page:
     expect(page.locator(f'tr[data-table="{db}.u"]')).to_contain_text("done", timeout=90_000)
     expect(state).to_have_text("Running", timeout=60_000)
     expect(page.locator(f'tr[data-include="{db}.u"]')).to_be_visible()
+    # Where each table goes, read from the source: the rename, the rule's match, the addition.
+    for src, dst in [("t", f"{db}_r.orders"), ("t2", f"{db}.t2"), ("u", f"{db}.u")]:
+        expect(page.locator(f'tr[data-mapped="{db}.{src}"]')).to_contain_text(dst, timeout=30_000)
     shot(page, "wizard-project-running.png")
     act("stop", "Stopped")
     act("release", "Released")
