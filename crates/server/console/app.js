@@ -30,8 +30,10 @@ function loginPage(message) {
     error.textContent = "";
     try {
       await api("POST", "/api/v1/login", { user: form.user.value, password: form.password.value });
+      // A new hash draws the page through its hashchange; drawing it here too would draw it
+      // twice, the second replacing what the user already did on the first.
       if (!location.hash || location.hash === "#/login") location.hash = "#/projects";
-      route();
+      else route();
     } catch (e) {
       error.textContent = e.message;
     }
