@@ -19,6 +19,7 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod value;
+pub mod verify;
 
 pub use event::{Ddl, Event, KeyChange, Op, RowChange};
 pub use position::Position;

@@ -237,6 +237,12 @@ pub trait Source: Send + Sync {
     /// The state of a source that has read nothing yet.
     fn initial_state(&self) -> String;
 
+    /// One side of a verification, on a connection of its own (None: this source cannot be
+    /// verified yet).
+    fn verifier(&self) -> Result<Option<Box<dyn crate::verify::VerifySide>>, SourceError> {
+        Ok(None)
+    }
+
     /// Streams changes from `from` (a checkpoint's position and the state stored with it),
     /// or from the project's configured start, until `emit` breaks or the source fails.
     fn stream(

@@ -11,6 +11,9 @@
 #![deny(missing_docs)]
 
 mod full;
+mod verify;
+
+pub use verify::VerifyRecord;
 
 use std::path::Path;
 
@@ -137,7 +140,12 @@ const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
              CREATE TABLE IF NOT EXISTS part (
                project TEXT PRIMARY KEY, parent TEXT NOT NULL, instance TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS vector_checkpoint (
-               project TEXT PRIMARY KEY, parts TEXT NOT NULL, updated_ms INTEGER NOT NULL);";
+               project TEXT PRIMARY KEY, parts TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS verify_result (
+               project TEXT NOT NULL, tbl TEXT NOT NULL, dest TEXT NOT NULL, at_ms INTEGER NOT NULL,
+               took_ms INTEGER NOT NULL, rows INTEGER NOT NULL, equal INTEGER NOT NULL,
+               missing INTEGER NOT NULL, extra INTEGER NOT NULL, different INTEGER NOT NULL,
+               detail TEXT NOT NULL, PRIMARY KEY (project, tbl));";
 
 /// The vector checkpoint of a sharded project: per instance, its checkpoint.
 pub type VectorCheckpoint = std::collections::BTreeMap<String, Checkpoint>;
@@ -289,6 +297,7 @@ impl MetaStore {
             "full_stage",
             "full_unit",
             "vector_checkpoint",
+            "verify_result",
         ] {
             tx.execute(
                 &format!(

@@ -57,6 +57,11 @@ pub trait DestinationSpec: Debug + Send + Sync {
     fn release(&self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// One side of a verification at the destination, on a connection of its own (None:
+    /// this destination type cannot be verified yet).
+    fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SinkError> {
+        Ok(None)
+    }
     /// For tests and tools that know the type.
     fn as_any(&self) -> &dyn Any;
 }

@@ -29,7 +29,7 @@ pub mod shards;
 
 pub use connect::{Connectors, DestinationSpec, Needs, SourceSettings, SourceSpec};
 pub use error::RunError;
-pub use lock::LockError;
+pub use lock::{is_running, LockError};
 pub use precheck::{precheck, selection, Selected};
 pub use project::{Project, ProjectError};
 pub use run::{run, RunOptions, RunSummary};

@@ -42,6 +42,15 @@ pub enum LockError {
     },
 }
 
+/// Whether a run of `project` holds its lock now (a shared probe, released at once; a run
+/// starting in that instant is refused as if one were running).
+pub fn is_running(data_dir: &Path, project: &str) -> bool {
+    let Ok(file) = File::open(data_dir.join(format!("{project}.lock"))) else {
+        return false;
+    };
+    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
+}
+
 impl RunLock {
     /// Takes the lock of `project` in `data_dir`, or says who holds it.
     pub(crate) fn acquire(data_dir: &Path, project: &str) -> Result<Self, LockError> {

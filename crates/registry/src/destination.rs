@@ -223,6 +223,13 @@ impl DestinationSpec for Destination {
         }
     }
 
+    fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SinkError> {
+        match self {
+            Destination::Database(db) => sluice_sink_mysql::verify_side(db).map(Some),
+            Destination::Kafka(_) | Destination::Rocketmq(_) | Destination::Datahub(_) => Ok(None),
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

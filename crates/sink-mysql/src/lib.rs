@@ -619,6 +619,18 @@ pub fn release_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
     })
 }
 
+/// The destination's side of a verification, on its own connection.
+pub fn verify_side(
+    cfg: &MysqlConfig,
+) -> Result<Box<dyn sluice_core::verify::VerifySide>, SinkError> {
+    sluice_verify_mysql::MysqlSide::connect(&cfg.url)
+        .map(|s| Box::new(s) as Box<dyn sluice_core::verify::VerifySide>)
+        .map_err(|e| match e {
+            sluice_core::verify::VerifyError::Unavailable(m) => SinkError::Unavailable(m),
+            sluice_core::verify::VerifyError::Definite(m) => SinkError::Config(m),
+        })
+}
+
 /// The runtime the destination's calls run on, and its parsed connection options.
 fn runtime_and_opts(cfg: &MysqlConfig) -> Result<(tokio::runtime::Runtime, Opts), SinkError> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -30,6 +30,9 @@ enum Command {
     /// Check a project file's source and destination before starting it: each finding with
     /// its fix.
     Precheck(cmd::server::PrecheckArgs),
+    /// Compare the destination with what the project promises of the source, table by table;
+    /// write and apply corrections (docs/VERIFY.md). Exit 0: equal; 3: differences remain.
+    Verify(cmd::verify::VerifyArgs),
     /// Manage the data sources of a `sluice server`.
     Datasource(cmd::server::DatasourceArgs),
     /// Log in to a `sluice server`: prints a token for SLUICE_TOKEN (password from
@@ -53,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Project(args) => cmd::run::project(args),
         Command::Server(args) => cmd::server::server(args),
         Command::Precheck(args) => cmd::server::precheck(args),
+        Command::Verify(args) => return cmd::verify::verify(args),
         Command::Datasource(args) => cmd::server::datasource(args),
         Command::Login(args) => cmd::server::login(args),
     };

@@ -470,6 +470,14 @@ impl Source for MysqlSource {
         serde_json::to_string(&SchemaHistory::new()).unwrap_or_default()
     }
 
+    fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SourceError> {
+        let side = sluice_verify_mysql::MysqlSide::connect(&self.url).map_err(|e| match e {
+            sluice_core::verify::VerifyError::Unavailable(m) => SourceError::Unavailable(m),
+            sluice_core::verify::VerifyError::Definite(m) => SourceError::Definite(m),
+        })?;
+        Ok(Some(Box::new(side)))
+    }
+
     fn stream(
         &self,
         from: Option<(&Position, &str)>,

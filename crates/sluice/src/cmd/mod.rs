@@ -3,3 +3,4 @@
 pub mod capture;
 pub mod run;
 pub mod server;
+pub mod verify;

@@ -296,6 +296,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         for (t, n) in &s.rows {
             println!("rows:       {t} {n}");
         }
+        for v in meta.verify_results(&name)? {
+            println!(
+                "verified:   {} -> {} {} rows: {} equal, {} missing, {} extra, {} different (at {} ms, {:.1} s)",
+                v.table, v.dest, v.rows, v.equal, v.missing, v.extra, v.different, v.at_ms,
+                v.took_ms as f64 / 1000.0
+            );
+        }
     }
     Ok(())
 }

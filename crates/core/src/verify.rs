@@ -1,0 +1,165 @@
+//! What verification asks of each side (the source, and a destination that can be queried):
+//! key-range chunks of a table, each side computing a digest of a chunk itself, and the rows
+//! of a chunk when the digests differ. Both sides render every value in one canonical text
+//! form ([`Cell`]) chosen by the *source's* column kinds, so that a digest or a row compares
+//! equal exactly when the values delivered are equal.
+//!
+//! Invariants:
+//! - A [`Cell`] is the value's exact text (numbers and temporals as the server prints them;
+//!   strings and binaries as their bytes in hex); it is also its SQL literal.
+//! - Two digests are comparable only when both sides report the same [`VerifySide::dialect`].
+
+use crate::TableId;
+
+/// How a column's values are rendered (from the source column's type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    /// Integers, DECIMAL, FLOAT, DOUBLE, YEAR: the server's text, as is.
+    Number,
+    /// BIT: its unsigned integer value.
+    Bits,
+    /// Strings, binaries, ENUM, SET, JSON: the bytes, in hex.
+    Bytes,
+    /// DATE, TIME, DATETIME, TIMESTAMP (in UTC): the server's text, with its fraction.
+    Temporal,
+}
+
+impl CellKind {
+    /// The kind of a column of `column_type` (as `information_schema.columns.column_type`
+    /// shows it: `decimal(10,2) unsigned`, `varchar(20)`, `timestamp(6)`).
+    pub fn of(column_type: &str) -> Self {
+        let t = column_type.trim().to_ascii_lowercase();
+        let base = t.split(['(', ' ']).next().unwrap_or("");
+        match base {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+            | "numeric" | "float" | "double" | "real" | "year" => CellKind::Number,
+            "bit" => CellKind::Bits,
+            "date" | "time" | "datetime" | "timestamp" => CellKind::Temporal,
+            _ => CellKind::Bytes,
+        }
+    }
+}
+
+/// A column compared: its name on both sides, how it is rendered, and the character set of a
+/// string column (a key value is given in it, so the server compares by the column's
+/// collation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyColumn {
+    /// The name.
+    pub name: String,
+    /// How its values are rendered.
+    pub kind: CellKind,
+    /// A text column's character set (none: binary or not text).
+    pub charset: Option<String>,
+}
+
+/// One value in canonical text form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// Its text: digits for [`CellKind::Number`] and [`CellKind::Bits`], hex for
+    /// [`CellKind::Bytes`], the server's text for [`CellKind::Temporal`].
+    Text(String),
+}
+
+impl Cell {
+    /// The SQL literal of this cell for a column of `kind` (MySQL family).
+    pub fn literal(&self, kind: CellKind) -> String {
+        match (self, kind) {
+            (Cell::Null, _) => "NULL".into(),
+            (Cell::Text(t), CellKind::Number | CellKind::Bits) => t.clone(),
+            (Cell::Text(t), CellKind::Bytes) => format!("X'{t}'"),
+            (Cell::Text(t), CellKind::Temporal) => format!("'{}'", t.replace('\'', "''")),
+        }
+    }
+
+    /// The cell as a reader sees it: text for numbers and temporals, the bytes decoded as
+    /// UTF-8 (lossy) for hex.
+    pub fn shown(&self, kind: CellKind) -> String {
+        match (self, kind) {
+            (Cell::Null, _) => "NULL".into(),
+            (Cell::Text(t), CellKind::Bytes) => {
+                let bytes: Vec<u8> = (0..t.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(t.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
+                format!("{:?}", String::from_utf8_lossy(&bytes))
+            }
+            (Cell::Text(t), _) => t.clone(),
+        }
+    }
+}
+
+/// A chunk of a table: the rows whose key is after `after` and at most `upto` (none: open).
+#[derive(Debug, Clone)]
+pub struct ChunkQuery<'a> {
+    /// The table on this side (the destination's name after rename).
+    pub table: &'a TableId,
+    /// The columns compared, in order; the key columns come first.
+    pub columns: &'a [VerifyColumn],
+    /// How many of `columns` are the key.
+    pub key_len: usize,
+    /// The key of the last row of the previous chunk.
+    pub after: Option<&'a [Cell]>,
+    /// The key of the last row of this chunk.
+    pub upto: Option<&'a [Cell]>,
+    /// A row filter (SQL condition) that only the source applies.
+    pub filter: Option<&'a str>,
+}
+
+/// A chunk's digest: row count and two order-independent sums of a per-row checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Digest {
+    /// Rows.
+    pub rows: u64,
+    /// Sum of the rows' checksums.
+    pub sum: u64,
+    /// XOR of the rows' checksums.
+    pub xor: u64,
+}
+
+/// A statement that makes a destination row equal to the source's.
+#[derive(Debug, Clone, Copy)]
+pub enum Fix<'a> {
+    /// Insert this row (all of the query's columns).
+    Insert(&'a [Cell]),
+    /// Delete the row with this key.
+    Delete(&'a [Cell]),
+    /// Set these columns (indexes into the query's columns) to the row's values.
+    Update(&'a [Cell], &'a [usize]),
+}
+
+/// A verification failure on one side.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The server cannot be reached now; trying again later can help.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The server refused, or the table cannot be compared (a missing table or column).
+    #[error("{0}")]
+    Definite(String),
+}
+
+/// One side of a verification, on its own connection.
+pub trait VerifySide: Send {
+    /// The family of SQL and value rendering this side uses; digests of two sides compare
+    /// only when their dialects are equal (otherwise rows are compared).
+    fn dialect(&self) -> &'static str;
+    /// The key of the `n`-th row after `q.after` (the end of the chunk), or None when fewer
+    /// rows follow (the chunk is then open-ended).
+    fn boundary(&mut self, q: &ChunkQuery<'_>, n: usize) -> Result<Option<Vec<Cell>>, VerifyError>;
+    /// The chunk's digest, computed by the server.
+    fn digest(&mut self, q: &ChunkQuery<'_>) -> Result<Digest, VerifyError>;
+    /// The chunk's rows (`q.columns` in order), in key order.
+    fn rows(&mut self, q: &ChunkQuery<'_>) -> Result<Vec<Vec<Cell>>, VerifyError>;
+    /// The rows with these keys (`q.after`/`q.upto` ignored).
+    fn rows_by_key(
+        &mut self,
+        q: &ChunkQuery<'_>,
+        keys: &[Vec<Cell>],
+    ) -> Result<Vec<Vec<Cell>>, VerifyError>;
+    /// The statement of a correction, in this side's SQL.
+    fn correction(&self, q: &ChunkQuery<'_>, fix: Fix<'_>) -> String;
+    /// Runs statements in one transaction (a destination's correction).
+    fn apply(&mut self, statements: &[String]) -> Result<(), VerifyError>;
+}
