@@ -2,7 +2,9 @@
 //! Equal after a run, with a writer and the project running throughout (no false
 //! difference); a tampered destination (a deleted row, an extra row, NULL vs empty, a trailing
 //! space, a DECIMAL digit, and a changed value of every type of the type matrix) reported row
-//! by row with its key and columns, corrected by `--apply`, and equal when verified again.
+//! by row with its key and columns, corrected by `--apply`, and equal when verified again; a
+//! logical table over three instances merged into OceanBase seekdb, its differences traced to
+//! their shards.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use common::dbdest::*;
 use common::*;
-use sluice_testkit::{MARIADB, MARIADB_SHARD1};
+use sluice_testkit::{MARIADB, MARIADB_SHARD1, MARIADB_SHARD2, OCEANBASE};
 
 fn verify(file: &Path, extra: &[&str]) -> Result<(i32, String), Box<dyn std::error::Error>> {
     let out: Output = sluice()
@@ -223,5 +225,97 @@ fn a_destination_that_cannot_be_queried_is_refused_with_what_can() -> TestResult
         out.contains("verification of this destination type is not built yet"),
         "{out}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_missing_from_a_merged_logical_table_is_traced_to_its_shard() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
+    let u = unique_name("vfyshard");
+    let addrs = [MARIADB.get(), MARIADB_SHARD1.get(), MARIADB_SHARD2.get()];
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut c = dest_conn(addr).await?;
+        c.query_drop(format!("CREATE DATABASE {u}_{i}")).await?;
+        c.query_drop(format!(
+            "CREATE TABLE {u}_{i}.orders (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+        ))
+        .await?;
+        c.query_drop(format!(
+            "INSERT INTO {u}_{i}.orders SELECT {i} * 1000 + seq, CONCAT('s', seq), seq / 4 FROM {u}_{i}.seq_1_to_200"
+        ))
+        .await?;
+    }
+    let dir = temp_dir(&u);
+    let file = dir.join("project.yaml");
+    let sid = 3_500_000 + std::process::id() % 100_000;
+    std::fs::write(
+        &file,
+        format!(
+            "name: {u}
+source:
+  type: sharded
+  instances:
+    - {{name: s0, url: \"mysql://root@{a0}\", server_id: {sid}}}
+    - {{name: s1, url: \"mysql://root@{a1}\", server_id: {sid1}}}
+    - {{name: s2, url: \"mysql://root@{a2}\", server_id: {sid2}}}
+  logical_tables:
+    - name: {u}.orders
+      shards: {{s0: \"{u}_0.orders\", s1: \"{u}_1.orders\", s2: \"{u}_2.orders\"}}
+destination:
+  type: oceanbase
+  url: mysql://root@{ob}
+objects:
+  include: [\"*.*\"]
+  rename:
+    {u}.orders: {u}_dest.orders
+stages:
+  full: true
+options:
+  heartbeat_secs: 1
+",
+            a0 = addrs[0],
+            a1 = addrs[1],
+            a2 = addrs[2],
+            ob = OCEANBASE.get(),
+            sid1 = sid + 1,
+            sid2 = sid + 2,
+        ),
+    )?;
+    run_until_caught_up(&file)?;
+    let (code, text) = verify(&file, &[])?;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{u}.orders -> {u}_dest.orders: 600 rows, 600 equal"
+        )),
+        "{text}"
+    );
+    let mut d = dest_conn(&OCEANBASE.get()).await?;
+    d.query_drop(format!("DELETE FROM {u}_dest.orders WHERE id = 1105"))
+        .await?;
+    d.query_drop(format!(
+        "UPDATE {u}_dest.orders SET v = 'x' WHERE id = 2007"
+    ))
+    .await?;
+    let (code, text) = verify(&file, &[])?;
+    assert_eq!(code, 3, "{text}");
+    for want in [
+        "missing   id=1105 (instance s1)",
+        "different id=2007: v (instance s2)",
+        "600 rows, 598 equal, 1 missing, 0 extra, 1 different",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let (code, text) = verify(&file, &["--apply"])?;
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = verify(&file, &[])?;
+    assert_eq!(code, 0, "{text}");
+    d.query_drop(format!("DROP DATABASE {u}_dest")).await?;
+    for (i, addr) in addrs.iter().enumerate() {
+        dest_conn(addr)
+            .await?
+            .query_drop(format!("DROP DATABASE {u}_{i}"))
+            .await?;
+    }
     Ok(())
 }

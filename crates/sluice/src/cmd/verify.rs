@@ -33,7 +33,7 @@ pub struct VerifyArgs {
     /// Source rows per chunk.
     #[arg(long, default_value_t = 20_000)]
     chunk_rows: usize,
-    /// Tables compared at once.
+    /// Chunks compared at once (of any table).
     #[arg(long, default_value_t = 4)]
     threads: usize,
     /// Seconds to wait for a running project's checkpoint to pass a differing chunk before
@@ -76,7 +76,12 @@ fn print(reports: &[TableReport]) {
             } else {
                 format!(": {}", d.columns.join(", "))
             };
-            println!("  {:<9} {}{cols}", d.kind.name(), key.join(", "));
+            let from = d
+                .shard
+                .as_ref()
+                .map(|s| format!(" (instance {s})"))
+                .unwrap_or_default();
+            println!("  {:<9} {}{cols}{from}", d.kind.name(), key.join(", "));
         }
         let shown = r.examples.len() as u64;
         let all = r.missing + r.extra + r.different;
