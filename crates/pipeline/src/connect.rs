@@ -57,6 +57,11 @@ pub trait DestinationSpec: Debug + Send + Sync {
     fn release(&self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Whether [`DestinationSpec::verifier`] gives a side (checked when a project with
+    /// `stages.verify` is read, without connecting).
+    fn verifiable(&self) -> bool {
+        false
+    }
     /// One side of a verification at the destination, on a connection of its own (None:
     /// this destination type cannot be verified yet).
     fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SinkError> {

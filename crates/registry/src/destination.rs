@@ -223,6 +223,10 @@ impl DestinationSpec for Destination {
         }
     }
 
+    fn verifiable(&self) -> bool {
+        matches!(self, Destination::Database(_))
+    }
+
     fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SinkError> {
         match self {
             Destination::Database(db) => sluice_sink_mysql::verify_side(db).map(Some),

@@ -143,7 +143,9 @@ async function projectPage(name) {
       onclick: () => act(a.action) }, a.action[0].toUpperCase() + a.action.slice(1)));
   const stages = ["schema", "full", "incremental"].map((s) =>
     el("li", { class: s === p.stage ? "current" : "" }, s));
-  stages.push(el("li", { class: "absent", title: "verification is not built yet" }, "verification"));
+  const verifies = Boolean(p.spec && p.spec.stages && p.spec.stages.verify);
+  const verified = (p.verification || []).length > 0;
+  stages.push(el("li", verifies ? { class: verified ? "current" : "" } : { class: "absent", title: "this project has no verification stage (stages.verify)" }, "verification"));
   const comp = (label, c) => el("section", { class: "component", "aria-label": label }, el("h2", {}, label),
     el("dl", {},
       el("dt", {}, "Position"), el("dd", {}, (c && c.position) || "—"),
@@ -175,6 +177,13 @@ async function projectPage(name) {
     el("div", { class: "components" },
       chart("Delay (ms; the Writer's is the checkpoint latency)", [{ name: "Store", points: pts("store", (c) => c.delay_ms || 0) }, { name: "Writer", points: pts("writer", (c) => c.delay_ms || 0) }]),
       objectsBox(p, act)),
+    el("h2", {}, "Verification"),
+    (p.verification || []).length
+      ? el("table", { id: "verification" }, el("thead", {}, el("tr", {}, ["Table", "At the destination", "Rows", "Equal", "Missing", "Extra", "Different", "When"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, p.verification.map((v) => el("tr", { "data-verified": v.table, class: v.missing + v.extra + v.different ? "differs" : "" },
+          el("td", {}, v.table), el("td", {}, v.dest), el("td", {}, v.rows), el("td", {}, v.equal), el("td", {}, v.missing),
+          el("td", {}, v.extra), el("td", {}, v.different), el("td", {}, fmtTime(v.at_ms))))))
+      : el("p", { class: "muted" }, verifies ? "Not yet: it runs once incremental sync has caught up." : "None (sluice verify, or stages.verify)."),
     el("h2", {}, "Last errors"),
     p.errors.length ? el("ul", { id: "errors" }, p.errors.map((e) => el("li", {}, `${fmtTime(e.at_ms)}: ${e.message}`))) : el("p", { class: "muted" }, "None."),
     el("h2", {}, "Modifications"),

@@ -61,7 +61,7 @@ export async function wizardPage() {
   const w = {
     step: 0, name: "", source: sources.find((d) => isDb(d.kind))?.name || "",
     destination: sources.find((d) => !isDb(d.kind))?.name || sources[0]?.name || "",
-    schema: true, full: true, incremental: true, dml: { insert: true, update: true, delete: true }, ddl: true,
+    schema: true, full: true, incremental: true, verify: false, dml: { insert: true, update: true, delete: true }, ddl: true,
     start: "now", startAt: "", tree: null, treeOf: "", checked: new Set(), include: "", exclude: "",
     dbRename: {}, settings: {}, options: {}, selected: [], precheck: null, force: false,
   };
@@ -80,6 +80,7 @@ export async function wizardPage() {
   function spec(upTo) {
     const s = { name: w.name, source: { datasource: w.source }, destination: { datasource: w.destination } };
     s.stages = { schema: w.schema, full: w.full, incremental: w.incremental };
+    if (w.verify) s.stages.verify = true;
     if (!w.full && w.start !== "now") s.stages.start = w.start === "position" ? w.startAt : w.start === "time" ? `time:${w.startAt}` : w.start;
     s.options = { dml: Object.keys(w.dml).filter((k) => w.dml[k]), ddl: w.ddl };
     const include = [], exclude = lines(w.exclude);
@@ -221,7 +222,7 @@ export async function wizardPage() {
         box("wiz-schema", "Schema: create topics or tables before data", () => w.schema, (v) => (w.schema = v)),
         fullBox,
         box("wiz-incremental", "Incremental sync: capture and deliver changes", () => w.incremental, (v) => (w.incremental = v)),
-        box("wiz-verify", "Verification (not built yet)", () => false, () => {}, { disabled: true, title: "verification is a later issue; it cannot be chosen yet" })),
+        box("wiz-verify", "Verification: compare the destination with the source once caught up", () => w.verify, (v) => (w.verify = v))),
       el("fieldset", {}, el("legend", {}, "Incremental: what to deliver"),
         ["insert", "update", "delete"].map((o) => box(`wiz-dml-${o}`, `${o[0].toUpperCase()}${o.slice(1)}`, () => w.dml[o], (v) => (w.dml[o] = v))),
         box("wiz-ddl", "DDL of the selected tables", () => w.ddl, (v) => (w.ddl = v))),
@@ -366,7 +367,7 @@ export async function wizardPage() {
       el("dl", { class: "facts" },
         el("dt", {}, "Project"), el("dd", {}, w.name),
         el("dt", {}, "From → to"), el("dd", {}, `${w.source} → ${w.destination}`),
-        el("dt", {}, "Stages"), el("dd", {}, ["schema", "full", "incremental"].filter((k) => w[k]).join(", ")),
+        el("dt", {}, "Stages"), el("dd", {}, ["schema", "full", "incremental", "verify"].filter((k) => w[k]).join(", ")),
         el("dt", {}, "Tables"), el("dd", { id: "wiz-review-tables" }, w.selected.map((t) => `${key(t.table)} → ${key(t.to)}`).join(", ") || "—"),
         el("dt", {}, "Precheck"), el("dd", {}, w.precheck ? (w.precheck.passed ? "passed" : "failed") : "—")),
       el("h3", {}, "Project file"), el("pre", { id: "wiz-yaml" }, text),

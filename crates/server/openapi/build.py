@@ -108,6 +108,8 @@ schemas = {
                     "errors": {"type": "array", "items": obj({"at_ms": I, "message": S})},
                     "modifications": {"type": "array", "items": obj({"id": I, "at_ms": I, "change": {"type": "object"}, "state": S, "message": S})},
                     "actions": ACTIONS,
+                    "verification": {"type": "array", "items": obj({"table": S, "dest": S, "at_ms": I, "took_ms": I, "rows": I, "equal": I,
+                                                                      "missing": I, "extra": I, "different": I, "detail": nullable({"type": "object"})})},
                     "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
                    ["name", "state", "stage", "checkpoint", "latency_ms", "spec", "errors", "modifications"]),
     "Finding": obj({"item": S, "problem": S, "fix": S}, ["item", "problem", "fix"], False),

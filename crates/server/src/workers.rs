@@ -98,6 +98,8 @@ pub fn spawn(app: &App, project: Project) -> Result<(), String> {
     };
     let me = app.clone();
     let flag = stop.clone();
+    // stages.verify: once the project has caught up, beside it; the results go to meta.db.
+    sluice_verify::spawn_stage(&project, stop.clone());
     let handle = std::thread::Builder::new()
         .name(format!("sluice-project-{name}"))
         .spawn(move || {

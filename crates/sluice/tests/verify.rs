@@ -319,3 +319,46 @@ options:
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verify_stage_runs_once_caught_up_and_status_shows_it() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let (db, dest_db, dir) = names("vfystage");
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 500).await?;
+    let file = project(&dir, &db, &dest_db);
+    let yaml =
+        std::fs::read_to_string(&file)?.replace("  full: true\n", "  full: true\n  verify: true\n");
+    std::fs::write(&file, yaml)?;
+    let mut child = spawn_run(&file)?;
+    let mut status = String::new();
+    for _ in 0..120 {
+        status = status_of(&file);
+        if status.matches("verified:").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    sigterm(&child)?;
+    assert!(child.wait()?.success());
+    assert!(
+        status.contains(&format!("verified:   {db}.t -> {dest_db}.t 500 rows: 500 equal, 0 missing, 0 extra, 0 different")),
+        "{status}"
+    );
+    // A destination that cannot be verified is refused when the file is read.
+    let kafka = dir.join("kafka.yaml");
+    std::fs::write(
+        &kafka,
+        "name: vfyk2\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
+         destination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\n\
+         objects:\n  include: [\"x.*\"]\nstages:\n  verify: true\n",
+    )?;
+    let out = sluice().args(["precheck", "-f"]).arg(&kafka).output()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("stages.verify"),
+        "{said}"
+    );
+    let mut d = dest_conn(&MARIADB_SHARD1.get()).await?;
+    drop_both(&mut c, &mut d, &db, &dest_db).await
+}

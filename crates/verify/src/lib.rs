@@ -17,6 +17,7 @@
 
 pub mod compare;
 mod jobs;
+mod stage;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,7 @@ use sluice_route::Pattern;
 
 pub use compare::{Diff, Kind};
 use jobs::Job;
+pub use stage::{run_stage, spawn_stage};
 use worker::{dest_side, side, ChunkResult, Work, Worker};
 
 /// How many second looks a differing chunk gets while the project runs.

@@ -57,6 +57,9 @@ pub struct Project {
     pub parent: Option<String>,
     /// Incremental stage on.
     pub incremental: bool,
+    /// Verify the destination once incremental sync has caught up (run by whoever runs the
+    /// project: `sluice run`, the service; see the `sluice-verify` crate).
+    pub verify_stage: bool,
     /// Changes per batch.
     pub batch_rows: usize,
     /// Batches in flight at most (sent, not yet acknowledged), in both stages.
@@ -507,6 +510,14 @@ fn validate(
         .collect();
     let destination =
         connectors.destination(&raw.destination.kind, text, file, &raw.name, dest_sharding)?;
+    if raw.stages.verify && !destination.verifiable() {
+        return Err(bad(
+            "stages.verify",
+            "verification of this destination type is not built yet: database destinations \
+             (mysql, mariadb, oceanbase) can be verified; remove stages.verify"
+                .into(),
+        ));
+    }
     let data_dir = match raw.data_dir {
         Some(d) if d.is_absolute() => d,
         Some(d) => base.join(d),
@@ -534,6 +545,7 @@ fn validate(
             shapes: Default::default(),
         },
         schema_stage: raw.stages.schema,
+        verify_stage: raw.stages.verify,
         full: raw.stages.full,
         full_readers: raw.options.full_readers,
         full_chunk_rows: raw.options.full_chunk_rows,

@@ -115,6 +115,8 @@ pub(super) struct RawStages {
     pub(super) incremental: bool,
     #[serde(default = "now")]
     pub(super) start: String,
+    #[serde(default)]
+    pub(super) verify: bool,
 }
 
 impl Default for RawStages {
@@ -124,6 +126,7 @@ impl Default for RawStages {
             full: false,
             incremental: true,
             start: now(),
+            verify: false,
         }
     }
 }

@@ -280,6 +280,21 @@ fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
         "modifications".into(),
         serde_json::to_value(app.store.modifications(&row.name)?).map_err(ApiError::internal)?,
     );
+    // The last verification of each table (stages.verify, or `sluice verify`).
+    let verification: Vec<Value> = meta
+        .verify_results(&row.name)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "table": r.table, "dest": r.dest, "at_ms": r.at_ms, "took_ms": r.took_ms,
+                "rows": r.rows, "equal": r.equal, "missing": r.missing, "extra": r.extra,
+                "different": r.different,
+                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    v.insert("verification".into(), Value::Array(verification));
     v.insert("created_ms".into(), json!(row.created_ms));
     v.insert("updated_ms".into(), json!(row.updated_ms));
     Ok(Value::Object(v))

@@ -183,8 +183,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             stop.store(true, Ordering::SeqCst);
         })
         .context("signal thread")?;
+    // stages.verify: beside a run that keeps going; after one that stops once caught up.
+    if !opts.until_caught_up {
+        sluice_verify::spawn_stage(&project, opts.stop.clone());
+    }
     let summary = sluice_pipeline::run(&project, &opts)
         .with_context(|| format!("project {}", project.name))?;
+    if opts.until_caught_up && project.verify_stage && summary.completed {
+        let reports = sluice_verify::verify(&project, &sluice_verify::Options::default(), &|_| {})
+            .with_context(|| format!("verify project {}", project.name))?;
+        let differ = reports.iter().filter(|r| !r.is_equal()).count();
+        eprintln!(
+            "sluice: project {} verified: {differ} of {} table(s) differ (sluice status shows each)",
+            project.name,
+            reports.len()
+        );
+    }
     let copied = if summary.copied > 0 || project.full {
         format!("copied {} rows (full sync), ", summary.copied)
     } else {

@@ -65,7 +65,7 @@ with console(url, height=1100) as page:
     step_is(page, 2, "Stages")
     expect(page.get_by_label("Full sync: copy the existing rows first")).to_be_checked()
     expect(page.locator("#wiz-start")).to_be_disabled()
-    expect(page.locator("#wiz-verify")).to_be_disabled()
+    expect(page.locator("#wiz-verify")).to_be_enabled()
     page.keyboard.press("Tab")
     page.keyboard.press("Shift+Tab")
     page.locator("#wiz-next").press("Enter")
