@@ -11,11 +11,34 @@ use axum::Router;
 
 use crate::App;
 
-const INDEX: &str = include_str!("../console/index.html");
-const APP_JS: &str = include_str!("../console/app.js");
-const UI_JS: &str = include_str!("../console/ui.js");
-const WIZARD_JS: &str = include_str!("../console/wizard.js");
-const STYLE: &str = include_str!("../console/style.css");
+/// Each asset: its path, content type and text (built into the binary).
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../console/index.html"),
+    ),
+    (
+        "/console/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../console/app.js"),
+    ),
+    (
+        "/console/ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../console/ui.js"),
+    ),
+    (
+        "/console/wizard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../console/wizard.js"),
+    ),
+    (
+        "/console/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../console/style.css"),
+    ),
+];
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -35,25 +58,9 @@ fn asset(ctype: &'static str, body: &'static str) -> Response {
 
 /// The console's routes: `/` and `/console/*`.
 pub fn routes() -> Router<App> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-        )
-        .route(
-            "/console/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/console/ui.js",
-            get(|| async { asset("text/javascript; charset=utf-8", UI_JS) }),
-        )
-        .route(
-            "/console/wizard.js",
-            get(|| async { asset("text/javascript; charset=utf-8", WIZARD_JS) }),
-        )
-        .route(
-            "/console/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-        )
+    ASSETS
+        .iter()
+        .fold(Router::new(), |r, &(path, ctype, body)| {
+            r.route(path, get(move || async move { asset(ctype, body) }))
+        })
 }
