@@ -556,7 +556,14 @@ async fn test_datasource(
                     let id = cat.server_id()?;
                     Ok(format!("connected; the server's id is {id}"))
                 })
-                .map_err(|e| e.to_string())
+                // The source names its project-file field; here the fields are the data
+                // source's own.
+                .map_err(|e| {
+                    e.to_string().replace(
+                        "check source.url",
+                        "check the data source's host, port, user and password",
+                    )
+                })
         } else {
             match p.destination.check() {
                 Ok(()) => Ok("connected; the destination answers".to_string()),
