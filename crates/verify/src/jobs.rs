@@ -113,15 +113,22 @@ pub(crate) fn jobs(p: &Project, opts: &Options) -> Result<Vec<Job>, VerifyRunErr
             }
         }
     }
-    let refs = sources(p);
+    // One catalog connection per source, for every table's definition.
+    let opened = sources(p)
+        .iter()
+        .map(|r| r.spec.open().map_err(|e| src(&e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut cats = opened
+        .iter()
+        .map(|s| s.catalog().map_err(|e| src(&e)))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     for (table, to, parts) in wanted {
         if !opts.tables.is_empty() && !opts.tables.iter().any(|pat| pat.matches(&table)) {
             continue;
         }
         let Some(first) = parts.first() else { continue };
-        let source = refs[first.source].spec.open().map_err(|e| src(&e))?;
-        let mut cat = source.catalog().map_err(|e| src(&e))?;
+        let cat = &mut cats[first.source];
         let def = cat.definition(&first.table).map_err(|e| src(&e))?;
         let key: Vec<String> = if !def.primary_key.is_empty() {
             def.primary_key.clone()
