@@ -176,6 +176,13 @@ async fn a_tampered_destination_is_reported_by_key_and_column_and_corrected() ->
     ] {
         assert!(text.contains(&want), "{want:?} not in:\n{text}");
     }
+    // --tables narrows it to the tables named.
+    let (code, text) = verify(&file, &["--tables", &format!("{db}.ty")])?;
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("result: 1 of 1 table(s) differ") && !text.contains(&format!("{db}.t ->")),
+        "{text}"
+    );
     let status = status_of(&file);
     assert!(
         status.contains(&format!("verified:   {db}.t -> {dest_db}.t 1000 rows: 996 equal, 1 missing, 1 extra, 3 different")),
