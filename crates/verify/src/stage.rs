@@ -33,10 +33,7 @@ fn ends(p: &Project) -> Result<Vec<(String, Position)>, VerifyRunError> {
 
 /// Whether every part's full sync (when the project has one) finished and its checkpoint is
 /// at or after `end`.
-fn caught_up(p: &Project, ends: &[(String, Position)]) -> bool {
-    let Ok(meta) = MetaStore::open(&p.data_dir) else {
-        return false;
-    };
+fn caught_up(p: &Project, meta: &MetaStore, ends: &[(String, Position)]) -> bool {
     ends.iter().all(|(name, end)| {
         let full_ok = !p.full || meta.status(name).is_ok_and(|s| s.full_done);
         full_ok
@@ -48,8 +45,8 @@ fn caught_up(p: &Project, ends: &[(String, Position)]) -> bool {
     })
 }
 
-/// Waits until the project has caught up (or `stop` is raised: None), then verifies it with
-/// the default options; the results are in the metadata store either way.
+/// Waits until the project has caught up (None if `stop` is raised or the run ends first),
+/// then verifies it with the default options; the results go to the metadata store.
 pub fn run_stage(
     p: &Project,
     stop: &AtomicBool,
@@ -58,8 +55,16 @@ pub fn run_stage(
         Ok(e) => e,
         Err(e) => return Some(Err(e)),
     };
-    while !caught_up(p, &ends) {
-        if stop.load(Ordering::SeqCst) {
+    let meta = match MetaStore::open(&p.data_dir) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let since = std::time::Instant::now();
+    while !caught_up(p, &meta, &ends) {
+        // Stopped, or the run ended by itself (failed): its lock is free once it has held it.
+        let ended = since.elapsed() > Duration::from_secs(10)
+            && !sluice_pipeline::is_running(&p.data_dir, &p.name);
+        if stop.load(Ordering::SeqCst) || ended {
             return None;
         }
         std::thread::sleep(Duration::from_millis(500));
