@@ -177,7 +177,7 @@ async function projectPage(name) {
     el("div", { class: "components" },
       chart("Delay (ms; the Writer's is the checkpoint latency)", [{ name: "Store", points: pts("store", (c) => c.delay_ms || 0) }, { name: "Writer", points: pts("writer", (c) => c.delay_ms || 0) }]),
       objectsBox(p, act)),
-    el("h2", {}, "Verification"),
+    el("h2", {}, "Verification", p.verifying ? el("span", { class: "muted", id: "verifying" }, " (verifying…)") : ""),
     (p.verification || []).length
       ? el("table", { id: "verification" }, el("thead", {}, el("tr", {}, ["Table", "At the destination", "Rows", "Equal", "Missing", "Extra", "Different", "When"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, p.verification.map((v) => el("tr", { "data-verified": v.table, class: v.missing + v.extra + v.different ? "differs" : "" },

@@ -107,7 +107,7 @@ schemas = {
                     "store": ref("Component"), "writer": ref("Component"), "spec": {"type": "object"},
                     "errors": {"type": "array", "items": obj({"at_ms": I, "message": S})},
                     "modifications": {"type": "array", "items": obj({"id": I, "at_ms": I, "change": {"type": "object"}, "state": S, "message": S})},
-                    "actions": ACTIONS,
+                    "actions": ACTIONS, "verifying": B,
                     "verification": {"type": "array", "items": obj({"table": S, "dest": S, "at_ms": I, "took_ms": I, "rows": I, "equal": I,
                                                                       "missing": I, "extra": I, "different": I, "detail": nullable({"type": "object"})})},
                     "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
@@ -196,12 +196,13 @@ paths = {
                                                    {"202": answer("the project", ref("Project")), **errors(400, 401, 403, 404, 409)},
                                                    request=body(ref("Objects")), params=[NAME], tag="projects")},
     "/api/v1/projects/{name}/{action}": {"post": op(
-        "start (precheck first; {\"force\": true} starts despite failures), pause, resume, stop, release, clone ({\"name\"}), precheck (admin)",
+        "start (precheck first; {\"force\": true} starts despite failures), pause, resume, stop, release, clone ({\"name\"}), precheck, verify (runs on its own; 202) (admin)",
         {"200": answer("the project, or the precheck's findings", {"oneOf": [ref("Project"), ref("Findings")]}),
-         "201": answer("the clone", ref("Project")), **errors(400, 401, 403, 404, 409, 503)},
+         "201": answer("the clone", ref("Project")), "202": answer("a verification started", ref("Project")),
+         **errors(400, 401, 403, 404, 409, 503)},
         request=body(ref("ActionBody"), False),
         params=[NAME, {"name": "action", "in": "path", "required": True,
-                       "schema": {"type": "string", "enum": ["start", "pause", "resume", "stop", "release", "clone", "precheck"]}}], tag="projects")},
+                       "schema": {"type": "string", "enum": ["start", "pause", "resume", "stop", "release", "clone", "precheck", "verify"]}}], tag="projects")},
 }
 
 doc = {

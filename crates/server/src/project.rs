@@ -29,6 +29,17 @@ pub const ACTIONS: &[(&str, &[&str])] = &[
     ("delete", &["NotStarted", "Released"]),
     ("modify", &["NotStarted", "Running", "Paused", "Stopped"]),
     (
+        "verify",
+        &[
+            "Running",
+            "Paused",
+            "Failed",
+            "Completed",
+            "Stopped",
+            "Modifying",
+        ],
+    ),
+    (
         "precheck",
         &[
             "NotStarted",

@@ -35,6 +35,8 @@ struct Worker {
 pub struct Workers {
     running: Mutex<HashMap<String, Worker>>,
     last: Mutex<HashMap<String, Sample>>,
+    /// The projects a verification (the verify action) runs for now.
+    verifying: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -52,6 +54,14 @@ struct Sample {
 }
 
 impl Workers {
+    /// Whether a verification of `name` runs now.
+    pub fn verifying(&self, name: &str) -> bool {
+        self.verifying
+            .lock()
+            .map(|v| v.contains(name))
+            .unwrap_or(false)
+    }
+
     /// Whether a worker of `name` is alive.
     pub fn alive(&self, name: &str) -> bool {
         self.running
@@ -271,4 +281,43 @@ pub fn sampler(app: App, every: Duration, stop: Arc<AtomicBool>) {
                 sample(&app);
             }
         });
+}
+
+/// Verifies `p` on a thread of its own (the verify action): its results go to the metadata
+/// store, as `sluice verify`'s do; a failure is kept with the project's errors. One at a time
+/// per project.
+pub fn verify(app: &App, p: Project) -> Result<(), String> {
+    let name = p.name.clone();
+    let fresh = app
+        .workers
+        .verifying
+        .lock()
+        .map(|mut v| v.insert(name.clone()))
+        .unwrap_or(false);
+    if !fresh {
+        return Err(format!(
+            "a verification of project {name} is running: wait for its results"
+        ));
+    }
+    let me = app.clone();
+    let again = name.clone();
+    std::thread::Builder::new()
+        .name(format!("sluice-verify-{name}"))
+        .spawn(move || {
+            if let Err(e) = sluice_verify::verify(&p, &sluice_verify::Options::default(), &|_| {}) {
+                let _ = me
+                    .store
+                    .add_event(&name, &format!("verification failed: {e}"));
+            }
+            if let Ok(mut v) = me.workers.verifying.lock() {
+                v.remove(&name);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            if let Ok(mut v) = app.workers.verifying.lock() {
+                v.remove(&again);
+            }
+            format!("cannot start a verification thread: {e}")
+        })
 }

@@ -386,6 +386,47 @@ async fn a_project_into_a_database_runs_and_its_release_frees_the_destination_ch
         kept.unwrap_or(0) > 0,
         "the destination keeps checkpoint rows"
     );
+    // The verify action, while it runs: equal; then a row removed at the destination is found.
+    let verified = |at: i64| {
+        move |v: &Json| {
+            v["verifying"] == json!(false)
+                && v["verification"][0]["at_ms"]
+                    .as_i64()
+                    .is_some_and(|t| t > at)
+        }
+    };
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/v1/projects/{db}/verify"),
+        Some(json!({})),
+    )?;
+    assert_eq!(s, 202, "{v}");
+    let v = api.wait_for(&db, 60, "verified", verified(0))?;
+    let first = &v["verification"][0];
+    assert!(first["rows"].as_u64().is_some_and(|n| n > 100), "{v}");
+    assert_eq!(
+        (
+            first["missing"].clone(),
+            first["extra"].clone(),
+            first["different"].clone()
+        ),
+        (json!(0), json!(0), json!(0)),
+        "{v}"
+    );
+    let at = first["at_ms"].as_i64().unwrap_or(0);
+    let gone: Option<i64> = d.query_first(format!("SELECT MIN(id) FROM {db}.t")).await?;
+    d.query_drop(format!(
+        "DELETE FROM {db}.t WHERE id = {}",
+        gone.unwrap_or(0)
+    ))
+    .await?;
+    api.ok(
+        "POST",
+        &format!("/api/v1/projects/{db}/verify"),
+        Some(json!({})),
+    )?;
+    let v = api.wait_for(&db, 60, "verified again", verified(at))?;
+    assert_eq!(v["verification"][0]["missing"], json!(1), "{v}");
     api.act(&db, "pause")?;
     api.wait_for(&db, 10, "Paused", state_is("Paused"))?;
     api.act(&db, "release")?;

@@ -295,6 +295,7 @@ fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
         })
         .collect();
     v.insert("verification".into(), Value::Array(verification));
+    v.insert("verifying".into(), json!(app.workers.verifying(&row.name)));
     v.insert("created_ms".into(), json!(row.created_ms));
     v.insert("updated_ms".into(), json!(row.updated_ms));
     Ok(Value::Object(v))
@@ -431,7 +432,7 @@ async fn action(
 ) -> Result<Response, ApiError> {
     if !matches!(
         action.as_str(),
-        "start" | "pause" | "resume" | "stop" | "release" | "clone" | "precheck"
+        "start" | "pause" | "resume" | "stop" | "release" | "clone" | "precheck" | "verify"
     ) {
         return Err(ApiError::not_found(format!("action {action}")));
     }
@@ -495,6 +496,17 @@ fn act(
                 m.insert("precheck".into(), findings_json(&found));
             }
             Ok(Json(v).into_response())
+        }
+        "verify" => {
+            let p = runnable(app, &row)?;
+            if !p.destination.verifiable() {
+                return Err(ApiError::conflict(
+                    "verification of this destination type is not built yet: database \
+                     destinations (mysql, mariadb, oceanbase) can be verified",
+                ));
+            }
+            workers::verify(app, p).map_err(ApiError::conflict)?;
+            Ok((StatusCode::ACCEPTED, Json(view(app, &row_of(app, &name)?)?)).into_response())
         }
         "pause" => {
             set_paused(app, &name, true)?;
