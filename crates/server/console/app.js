@@ -145,7 +145,7 @@ async function projectPage(name) {
     el("li", { class: s === p.stage ? "current" : "" }, s));
   const verifies = Boolean(p.spec && p.spec.stages && p.spec.stages.verify);
   const verified = (p.verification || []).length > 0;
-  stages.push(el("li", verifies ? { class: verified ? "current" : "" } : { class: "absent", title: "this project has no verification stage (stages.verify)" }, "verification"));
+  stages.push(el("li", verifies || verified ? { class: p.verifying ? "current" : "" } : { class: "absent", title: "this project has no verification stage (stages.verify); the Verify button runs one" }, "verification"));
   const comp = (label, c) => el("section", { class: "component", "aria-label": label }, el("h2", {}, label),
     el("dl", {},
       el("dt", {}, "Position"), el("dd", {}, (c && c.position) || "—"),
@@ -179,10 +179,15 @@ async function projectPage(name) {
       objectsBox(p, act)),
     el("h2", {}, "Verification", p.verifying ? el("span", { class: "muted", id: "verifying" }, " (verifying…)") : ""),
     (p.verification || []).length
-      ? el("table", { id: "verification" }, el("thead", {}, el("tr", {}, ["Table", "At the destination", "Rows", "Equal", "Missing", "Extra", "Different", "When"].map((h) => el("th", { scope: "col" }, h)))),
+      ? el("div", {}, el("table", { id: "verification" }, el("thead", {}, el("tr", {}, ["Table", "At the destination", "Rows", "Equal", "Missing", "Extra", "Different", "When"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, p.verification.map((v) => el("tr", { "data-verified": v.table, class: v.missing + v.extra + v.different ? "differs" : "" },
           el("td", {}, v.table), el("td", {}, v.dest), el("td", {}, v.rows), el("td", {}, v.equal), el("td", {}, v.missing),
-          el("td", {}, v.extra), el("td", {}, v.different), el("td", {}, fmtTime(v.at_ms))))))
+          el("td", {}, v.extra), el("td", {}, v.different), el("td", {}, fmtTime(v.at_ms)))))),
+        // The first differences of each table that differs.
+        p.verification.filter((v) => v.detail && v.detail.examples && v.detail.examples.length).map((v) =>
+          el("details", { class: "differences", "data-differences": v.table }, el("summary", {}, `${v.table}: first differences`),
+            el("ul", {}, v.detail.examples.map((d) => el("li", {}, `${d.kind} ${d.key.map((k) => `${k.column}=${k.value}`).join(", ")}`,
+              d.columns.length ? `: ${d.columns.join(", ")}` : ""))))))
       : el("p", { class: "muted" }, verifies ? "Not yet: it runs once incremental sync has caught up." : "None (sluice verify, or stages.verify)."),
     el("h2", {}, "Last errors"),
     p.errors.length ? el("ul", { id: "errors" }, p.errors.map((e) => el("li", {}, `${fmtTime(e.at_ms)}: ${e.message}`))) : el("p", { class: "muted" }, "None."),

@@ -239,3 +239,55 @@ async fn a_project_made_in_the_wizard_delivers_what_its_steps_chose() -> TestRes
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_run_from_the_project_page_shows_what_differs() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let mut c = conn().await?;
+    let db = unique_name("srvwebv");
+    new_table(&mut c, &db).await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, 'r', 1 FROM {db}.seq_1_to_300"
+    ))
+    .await?;
+    let dir = temp_dir(&db);
+    let server = Server::start(&dir.join("server"))?;
+    let api = server.admin()?;
+    let (host, port) = mariadb_host_port();
+    let (dh, dp) = common::server::host_port(&sluice_testkit::MARIADB_SHARD1.get());
+    for (name, h, p) in [("shop", &host, port), ("copy", &dh, dp)] {
+        api.ok(
+            "POST",
+            "/api/v1/datasources",
+            Some(json!({"name": name, "kind": "mariadb", "host": h, "port": p, "user": "root"})),
+        )?;
+    }
+    api.ok(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({
+            "name": db,
+            "source": {"datasource": "shop", "server_id": 4_300_000 + std::process::id() % 100_000},
+            "destination": {"datasource": "copy"},
+            "objects": {"include": [format!("{db}.t")], "rename": {format!("{db}.t"): format!("{db}_copy.t")}},
+            "stages": {"full": true},
+            "options": {"heartbeat_secs": 1, "ddl": false},
+        })),
+    )?;
+    api.act(&db, "start")?;
+    api.wait_for(&db, 120, "incremental", |v| {
+        v["stage"] == json!("incremental")
+    })?;
+    let mut d = common::dbdest::dest_conn(&sluice_testkit::MARIADB_SHARD1.get()).await?;
+    d.query_drop(format!("DELETE FROM {db}_copy.t WHERE id = 17"))
+        .await?;
+    let table = format!("{db}.t");
+    let shots = tokio::task::block_in_place(|| {
+        scenario(&server, "verify.py", &[&db, &table, "17", "adminpw"])
+    })?;
+    assert!(std::fs::metadata(shots.join("verify.png"))?.len() > 1000);
+    api.act(&db, "stop")?;
+    d.query_drop(format!("DROP DATABASE {db}_copy")).await?;
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

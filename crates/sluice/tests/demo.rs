@@ -39,7 +39,9 @@ fn the_demo_runs_a_real_sync_to_the_end() -> Result<(), Box<dyn std::error::Erro
     // Where the console is, and how to sign in.
     let said = format!("{stdout}{stderr}");
     assert!(
-        said.contains("console: http://127.0.0.1:8640/#/projects/demo  (user admin, password sluice-demo)"),
+        said.contains(
+            "console: http://127.0.0.1:8640/#/projects/demo  (user admin, password sluice-demo)"
+        ),
         "no console address in:\n{said}"
     );
     // The independent consumer printed delivered messages.

@@ -65,6 +65,9 @@ pub enum ProjectAction {
     Clone,
     /// Server: run the precheck.
     Precheck,
+    /// Server: verify the destination against the source, on the server (`status` then
+    /// shows `verification`; `sluice verify -f` does it from here).
+    Verify,
 }
 
 /// Arguments of `sluice project`.
