@@ -213,6 +213,18 @@ async fn a_tampered_destination_is_reported_by_key_and_column_and_corrected() ->
         .query_first(format!("SELECT note FROM {dest_db}.t WHERE id = 30"))
         .await?;
     assert_eq!(note, Some(None), "NULL again, not the empty string");
+    // A table missing at the destination is reported as not verified; the others still are.
+    d.query_drop(format!("DROP TABLE {dest_db}.ty")).await?;
+    let (code, text) = verify(&file, &[])?;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{db}.ty -> {dest_db}.ty: could not be verified: destination: `{dest_db}`.`ty`:"
+        )) && text.contains("doesn't exist")
+            && text.contains(&format!("{db}.t -> {dest_db}.t: 1000 rows, 1000 equal"))
+            && text.contains("1 of 2 table(s) could not be verified"),
+        "{text}"
+    );
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 

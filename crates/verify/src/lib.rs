@@ -132,6 +132,8 @@ pub struct TableReport {
     pub at_ms: i64,
     /// How long it took.
     pub took: Duration,
+    /// Why the table could not be verified (then its counts are partial).
+    pub error: Option<String>,
     /// Each chunk's corrections as the chunks finish, put in key order at the end.
     pending: Vec<(usize, Vec<String>)>,
 }
@@ -139,7 +141,7 @@ pub struct TableReport {
 impl TableReport {
     /// No difference.
     pub fn is_equal(&self) -> bool {
-        self.missing == 0 && self.extra == 0 && self.different == 0
+        self.error.is_none() && self.missing == 0 && self.extra == 0 && self.different == 0
     }
 }
 
@@ -217,13 +219,21 @@ pub fn verify(
                                 let q = job.query(&one.table, after.as_deref(), None, true);
                                 src[one.source].boundary(&q, opts.chunk_rows).map_err(|e| {
                                     VerifyRunError::Source(format!("{}: {e}", one.table))
-                                })?
+                                })
                             }
                             _ => {
                                 let q = job.query(&job.to, after.as_deref(), None, false);
                                 dst.boundary(&q, opts.chunk_rows).map_err(|e| {
                                     VerifyRunError::Destination(format!("{}: {e}", job.to))
-                                })?
+                                })
+                            }
+                        };
+                        // A table that cannot be read is reported as such; the others go on.
+                        let upto = match upto {
+                            Ok(u) => u,
+                            Err(e) => {
+                                work_failed(&reports, job_no, e);
+                                break;
                             }
                         };
                         let last = upto.is_none();
@@ -264,11 +274,23 @@ pub fn verify(
                         };
                         let Ok(work) = work else { return Ok(()) };
                         let job = &jobs[work.job];
-                        let got = w.chunk(job, &work)?;
-                        if let Ok(mut r) = reports[work.job].lock() {
-                            r.add(got, opts.examples);
-                            r.took = started[work.job].elapsed();
-                            progress(&r);
+                        if reports[work.job].lock().is_ok_and(|r| r.error.is_some()) {
+                            continue;
+                        }
+                        match w.chunk(job, &work) {
+                            Ok(got) => {
+                                if let Ok(mut r) = reports[work.job].lock() {
+                                    r.add(got, opts.examples);
+                                    r.took = started[work.job].elapsed();
+                                    progress(&r);
+                                }
+                            }
+                            // The table is reported as not verified; the worker's
+                            // connections are opened again for the next chunk.
+                            Err(e) => {
+                                work_failed(&reports, work.job, e);
+                                w = Worker::open(p, &sources, opts)?;
+                            }
                         }
                     }
                 };
@@ -295,6 +317,13 @@ pub fn verify(
     Ok(all)
 }
 
+/// Records `e` as why table `job` could not be verified (the first error counts).
+fn work_failed(reports: &[Mutex<TableReport>], job: usize, e: VerifyRunError) {
+    if let Some(Ok(mut r)) = reports.get(job).map(|r| r.lock()) {
+        r.error.get_or_insert(e.to_string());
+    }
+}
+
 impl TableReport {
     fn new(j: &Job) -> Self {
         Self {
@@ -311,6 +340,7 @@ impl TableReport {
             behind: false,
             at_ms: now_ms(),
             took: Duration::ZERO,
+            error: None,
             pending: Vec::new(),
         }
     }
@@ -365,7 +395,7 @@ fn record(r: &TableReport) -> VerifyRecord {
         extra: r.extra,
         different: r.different,
         detail: serde_json::json!({"examples": examples, "corrections": r.corrections.len(),
-                                   "applied": r.applied, "behind": r.behind})
+                                   "applied": r.applied, "behind": r.behind, "error": r.error})
         .to_string(),
     }
 }

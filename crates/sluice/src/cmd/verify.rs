@@ -68,6 +68,13 @@ fn line(r: &TableReport) -> String {
 
 fn print(reports: &[TableReport]) {
     for r in reports {
+        if let Some(e) = &r.error {
+            println!(
+                "{}.{} -> {}.{}: could not be verified: {e}",
+                r.table.db, r.table.table, r.to.db, r.to.table
+            );
+            continue;
+        }
         println!("{}", line(r));
         for d in &r.examples {
             let key: Vec<String> = d.key.iter().map(|(c, v)| format!("{c}={v}")).collect();
@@ -167,6 +174,14 @@ fn run(args: VerifyArgs) -> anyhow::Result<bool> {
             reports.len()
         );
         return Ok(left == 0);
+    }
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} table(s) could not be verified (above); {} differ",
+            reports.len(),
+            differ.len() - failed
+        );
     }
     println!(
         "result: {} of {} table(s) differ",
