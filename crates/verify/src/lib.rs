@@ -49,6 +49,9 @@ pub struct Options {
     pub threads: usize,
     /// Apply the corrections at the destination (one transaction per chunk).
     pub apply: bool,
+    /// Keep the correction statements in the reports (for a file); without this or `apply`
+    /// none is made, and memory holds no more than a chunk per worker.
+    pub corrections: bool,
     /// How long to wait for a running project's checkpoint to pass a differing chunk's first
     /// read before the second look.
     pub settle: Duration,
@@ -65,6 +68,7 @@ impl Default for Options {
             chunk_rows: 20_000,
             threads: 4,
             apply: false,
+            corrections: false,
             settle: Duration::from_secs(30),
             throttle_rows: None,
             examples: 20,

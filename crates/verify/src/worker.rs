@@ -279,12 +279,14 @@ impl<'a> Worker<'a> {
                     shard: shard_of(&d.key),
                 });
             }
-            let fix = match (d.kind, &d.source) {
-                (Kind::Missing, Some(row)) => Fix::Insert(row),
-                (Kind::Different, Some(row)) => Fix::Update(row, &d.columns),
-                _ => Fix::Delete(&d.key),
-            };
-            out.corrections.push(self.dst.correction(&dq, fix));
+            if self.opts.corrections || self.opts.apply {
+                let fix = match (d.kind, &d.source) {
+                    (Kind::Missing, Some(row)) => Fix::Insert(row),
+                    (Kind::Different, Some(row)) => Fix::Update(row, &d.columns),
+                    _ => Fix::Delete(&d.key),
+                };
+                out.corrections.push(self.dst.correction(&dq, fix));
+            }
         }
         // Rows the source has minus those that differ; a missing row is not equal.
         let unequal = diffs.iter().filter(|d| d.kind != Kind::Extra).count() as u64;

@@ -104,6 +104,7 @@ fn run(args: VerifyArgs) -> anyhow::Result<bool> {
         chunk_rows: args.chunk_rows.max(1),
         threads: args.threads.max(1),
         apply: args.apply,
+        corrections: args.correction.is_some(),
         settle: Duration::from_secs(args.settle_secs),
         throttle_rows: args.throttle_rows,
         ..Options::default()
