@@ -176,6 +176,11 @@ async fn a_tampered_destination_is_reported_by_key_and_column_and_corrected() ->
     ] {
         assert!(text.contains(&want), "{want:?} not in:\n{text}");
     }
+    let (code, text) = verify(&file, &["--tables", "nosuch.*"])?;
+    assert!(
+        code == 1 && text.contains("no table the project selects matches --tables"),
+        "{text}"
+    );
     // --tables narrows it to the tables named.
     let (code, text) = verify(&file, &["--tables", &format!("{db}.ty")])?;
     assert_eq!(code, 3, "{text}");

@@ -88,6 +88,9 @@ pub enum VerifyRunError {
     /// What this project asks is not built yet.
     #[error("{0}")]
     NotBuilt(String),
+    /// Nothing to verify: the project, or `tables`, selects no table.
+    #[error("{0}")]
+    Nothing(String),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] sluice_meta::MetaError),
@@ -175,6 +178,13 @@ pub fn verify(
         ));
     }
     let jobs = jobs::jobs(p, opts)?;
+    if jobs.is_empty() {
+        return Err(VerifyRunError::Nothing(if opts.tables.is_empty() {
+            "the project selects no table of its source: check objects.include".into()
+        } else {
+            "no table the project selects matches --tables: give db.table patterns of selected tables".into()
+        }));
+    }
     let reports: Vec<Mutex<TableReport>> = jobs
         .iter()
         .map(|j| Mutex::new(TableReport::new(j)))
