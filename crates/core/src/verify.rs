@@ -105,6 +105,9 @@ pub struct ChunkQuery<'a> {
     pub upto: Option<&'a [Cell]>,
     /// A row filter (SQL condition) that only the source applies.
     pub filter: Option<&'a str>,
+    /// Render text columns (a [`CellKind::Bytes`] column with a character set) as the hex of
+    /// their UTF-8 bytes, to compare with text decoded from messages.
+    pub utf8_text: bool,
 }
 
 /// A chunk's digest: row count and two order-independent sums of a per-row checksum.
@@ -162,4 +165,18 @@ pub trait VerifySide: Send {
     fn correction(&self, q: &ChunkQuery<'_>, fix: Fix<'_>) -> String;
     /// Runs statements in one transaction (a destination's correction).
     fn apply(&mut self, statements: &[String]) -> Result<(), VerifyError>;
+}
+
+/// A destination that cannot be queried by key range (a message queue): its latest state per
+/// key is rebuilt from what was delivered, and compared whole.
+pub trait StateSide: Send {
+    /// The latest row of every key of destination table `to` (cells of `columns`, the key
+    /// first; text columns as UTF-8 hex): the last message by source sequence wins (full-sync
+    /// rows count, before every change); a key whose last change deleted it is absent.
+    fn state(
+        &mut self,
+        to: &TableId,
+        columns: &[VerifyColumn],
+        key_len: usize,
+    ) -> Result<std::collections::HashMap<Vec<Cell>, Vec<Cell>>, VerifyError>;
 }

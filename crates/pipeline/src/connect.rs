@@ -67,6 +67,11 @@ pub trait DestinationSpec: Debug + Send + Sync {
     fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SinkError> {
         Ok(None)
     }
+    /// The destination's state side, for a destination that cannot be queried by key range
+    /// (a message queue): None when it has none.
+    fn state_verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::StateSide>>, SinkError> {
+        Ok(None)
+    }
     /// For tests and tools that know the type.
     fn as_any(&self) -> &dyn Any;
 }

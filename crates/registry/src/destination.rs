@@ -223,6 +223,15 @@ impl DestinationSpec for Destination {
         }
     }
 
+    fn state_verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::StateSide>>, SinkError> {
+        match self {
+            Destination::Kafka(k) => sluice_sink_kafka::verify::KafkaState::new(k)
+                .map(|s| Some(Box::new(s) as Box<dyn sluice_core::verify::StateSide>))
+                .map_err(|e| SinkError::Config(e.to_string())),
+            _ => Ok(None),
+        }
+    }
+
     fn verifiable(&self) -> bool {
         matches!(self, Destination::Database(_))
     }

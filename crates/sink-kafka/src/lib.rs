@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

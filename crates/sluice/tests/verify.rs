@@ -235,12 +235,12 @@ async fn a_tampered_destination_is_reported_by_key_and_column_and_corrected() ->
 
 #[test]
 fn a_destination_that_cannot_be_queried_is_refused_with_what_can() -> TestResult {
-    let dir = temp_dir(&unique_name("vfykafka"));
+    let dir = temp_dir(&unique_name("vfyrmq"));
     let file = dir.join("project.yaml");
     std::fs::write(
         &file,
         "name: vfyk\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
-         destination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\n\
+         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: oms\n\
          objects:\n  include: [\"x.*\"]\n",
     )?;
     let (code, out) = verify(&file, &[])?;
@@ -374,7 +374,7 @@ async fn the_verify_stage_runs_once_caught_up_and_status_shows_it() -> TestResul
     std::fs::write(
         &kafka,
         "name: vfyk2\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
-         destination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\n\
+         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: oms\n\
          objects:\n  include: [\"x.*\"]\nstages:\n  verify: true\n",
     )?;
     let out = sluice().args(["precheck", "-f"]).arg(&kafka).output()?;

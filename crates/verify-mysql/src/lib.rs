@@ -14,7 +14,9 @@
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
-use sluice_core::verify::{Cell, CellKind, ChunkQuery, Digest, Fix, VerifyError, VerifySide};
+use sluice_core::verify::{
+    Cell, CellKind, ChunkQuery, Digest, Fix, VerifyColumn, VerifyError, VerifySide,
+};
 use sluice_core::SecretUrl;
 
 /// The dialect name of this side (digests compare between equal dialects).
@@ -29,12 +31,17 @@ fn table(t: &sluice_core::TableId) -> String {
     format!("{}.{}", ident(&t.db), ident(&t.table))
 }
 
-/// How the server renders column `c` of `kind`.
-fn expr(c: &str, kind: CellKind) -> String {
-    let c = ident(c);
-    match kind {
+/// How the server renders column `col` (text as UTF-8 with `utf8_text`).
+fn expr(col: &VerifyColumn, utf8_text: bool) -> String {
+    let c = ident(&col.name);
+    let text = col
+        .charset
+        .as_deref()
+        .is_some_and(|cs| !cs.is_empty() && cs != "binary");
+    match col.kind {
         CellKind::Number | CellKind::Temporal => format!("CAST({c} AS CHAR)"),
         CellKind::Bits => format!("CAST({c} + 0 AS CHAR)"),
+        CellKind::Bytes if utf8_text && text => format!("HEX(CONVERT({c} USING utf8mb4))"),
         CellKind::Bytes => format!("HEX({c})"),
     }
 }
@@ -110,7 +117,7 @@ fn order(q: &ChunkQuery<'_>) -> String {
 fn select_list(q: &ChunkQuery<'_>) -> String {
     q.columns
         .iter()
-        .map(|c| expr(&c.name, c.kind))
+        .map(|c| expr(c, q.utf8_text))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -249,7 +256,7 @@ impl VerifySide for MysqlSide {
     fn boundary(&mut self, q: &ChunkQuery<'_>, n: usize) -> Result<Option<Vec<Cell>>, VerifyError> {
         let keys = q.columns[..q.key_len]
             .iter()
-            .map(|c| expr(&c.name, c.kind))
+            .map(|c| expr(c, q.utf8_text))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
@@ -355,7 +362,6 @@ impl VerifySide for MysqlSide {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::verify::VerifyColumn;
     use sluice_core::TableId;
 
     fn q<'a>(t: &'a TableId, cols: &'a [VerifyColumn]) -> ChunkQuery<'a> {
@@ -366,6 +372,7 @@ mod tests {
             after: None,
             upto: None,
             filter: Some("a > 1"),
+            utf8_text: false,
         }
     }
 

@@ -72,6 +72,7 @@ impl Job {
             after,
             upto,
             filter: if source { self.filter.as_deref() } else { None },
+            utf8_text: false,
         }
     }
 }

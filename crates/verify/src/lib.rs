@@ -17,6 +17,7 @@
 
 pub mod compare;
 mod jobs;
+mod mq;
 mod stage;
 mod worker;
 
@@ -169,11 +170,15 @@ pub fn verify(
     progress: &(dyn Fn(&TableReport) + Sync),
 ) -> Result<Vec<TableReport>, VerifyRunError> {
     let dst = |e: &dyn std::fmt::Display| VerifyRunError::Destination(e.to_string());
-    // The destination must be one that can be queried; find out before reading anything.
+    // The destination must be one that can be queried, or whose state can be rebuilt; find
+    // out before reading anything.
     if p.destination.verifier().map_err(|e| dst(&e))?.is_none() {
+        if let Some(state) = p.destination.state_verifier().map_err(|e| dst(&e))? {
+            return mq::verify(p, opts, state, progress);
+        }
         return Err(VerifyRunError::NotBuilt(
             "verification of this destination type is not built yet: database destinations \
-             (mysql, mariadb, oceanbase) can be verified"
+             (mysql, mariadb, oceanbase) and Kafka in the OMS formats can be verified"
                 .into(),
         ));
     }
@@ -386,7 +391,7 @@ impl TableReport {
 }
 
 /// The stored form of a table's report.
-fn record(r: &TableReport) -> VerifyRecord {
+pub(crate) fn record(r: &TableReport) -> VerifyRecord {
     let examples: Vec<serde_json::Value> = r
         .examples
         .iter()

@@ -49,6 +49,25 @@ pub(crate) fn dest_side(p: &Project) -> Result<Box<dyn VerifySide>, VerifyRunErr
         .ok_or_else(|| VerifyRunError::NotBuilt("this destination cannot be verified yet".into()))
 }
 
+/// A difference as reported: the key and the differing columns by name.
+pub(crate) fn difference(job: &Job, d: &compare::Diff, shard: Option<String>) -> Difference {
+    Difference {
+        kind: d.kind,
+        key: d
+            .key
+            .iter()
+            .zip(&job.columns)
+            .map(|(v, c)| (c.name.clone(), v.shown(c.kind)))
+            .collect(),
+        columns: d
+            .columns
+            .iter()
+            .filter_map(|&i| job.columns.get(i).map(|c| c.name.clone()))
+            .collect(),
+        shard,
+    }
+}
+
 /// The digest of several parts' chunks: counts and sums add, XORs combine.
 fn combined(ds: &[Digest]) -> Digest {
     ds.iter().fold(Digest::default(), |a, d| Digest {
@@ -263,21 +282,7 @@ impl<'a> Worker<'a> {
                 Kind::Different => 2,
             }] += 1;
             if out.diffs.len() < self.opts.examples {
-                out.diffs.push(Difference {
-                    kind: d.kind,
-                    key: d
-                        .key
-                        .iter()
-                        .zip(&job.columns)
-                        .map(|(v, c)| (c.name.clone(), v.shown(c.kind)))
-                        .collect(),
-                    columns: d
-                        .columns
-                        .iter()
-                        .filter_map(|&i| job.columns.get(i).map(|c| c.name.clone()))
-                        .collect(),
-                    shard: shard_of(&d.key),
-                });
+                out.diffs.push(difference(job, d, shard_of(&d.key)));
             }
             if self.opts.corrections || self.opts.apply {
                 let fix = match (d.kind, &d.source) {

@@ -1,0 +1,190 @@
+//! The Kafka destination's side of a verification: the latest state per key of a table,
+//! rebuilt from its topic (every partition, from the beginning to the high watermark read at
+//! the start). The last message of a key by source sequence (`sluice.sequence`; full-sync rows
+//! have none and come before every change) wins, then by offset; a stale message written
+//! after a later one (higher offset, lower sequence) changes nothing. A delete removes the key.
+//!
+//! Message values are read in the OMS formats (`oms`, `oms-extended`): strings in MySQL's
+//! text form, binary values in base64, NULL as null. Other formats are refused.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::verify::{Cell, CellKind, StateSide, VerifyColumn, VerifyError};
+use sluice_core::TableId;
+
+use crate::{client_config, KafkaSettings};
+
+/// The formats whose messages this side reads.
+pub const READABLE: &[&str] = &["oms", "oms-extended"];
+
+/// A Kafka topic's state, read with a consumer of its own.
+pub struct KafkaState {
+    settings: KafkaSettings,
+}
+
+impl KafkaState {
+    /// The side for `settings` (its format must be one of [`READABLE`]).
+    pub fn new(settings: &KafkaSettings) -> Result<Self, VerifyError> {
+        if !READABLE.contains(&settings.format.name.as_str()) {
+            return Err(VerifyError::Definite(format!(
+                "verification reads Kafka messages in the {} formats; {} is not built yet",
+                READABLE.join(" and "),
+                settings.format.name
+            )));
+        }
+        Ok(Self {
+            settings: settings.clone(),
+        })
+    }
+}
+
+fn unavailable(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> VerifyError + '_ {
+    move |e| VerifyError::Unavailable(format!("kafka: {what}: {e}"))
+}
+
+/// A value of the message as a cell of `col`.
+fn cell(v: &serde_json::Value, col: &VerifyColumn) -> Result<Cell, String> {
+    let text = match v {
+        serde_json::Value::Null => return Ok(Cell::Null),
+        serde_json::Value::String(s) => s,
+        other => return Err(format!("column {}: {other} is not a string", col.name)),
+    };
+    let is_text = col
+        .charset
+        .as_deref()
+        .is_some_and(|cs| !cs.is_empty() && cs != "binary");
+    Ok(Cell::Text(match col.kind {
+        CellKind::Bytes if is_text => hex(text.as_bytes()),
+        CellKind::Bytes => hex(&base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("column {}: not base64: {e}", col.name))?),
+        _ => text.clone(),
+    }))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+/// The cells of `columns` from an image (column name -> value).
+fn image(img: &serde_json::Value, columns: &[VerifyColumn]) -> Result<Vec<Cell>, String> {
+    columns
+        .iter()
+        .map(|c| cell(img.get(&c.name).unwrap_or(&serde_json::Value::Null), c))
+        .collect()
+}
+
+impl StateSide for KafkaState {
+    fn state(
+        &mut self,
+        to: &TableId,
+        columns: &[VerifyColumn],
+        key_len: usize,
+    ) -> Result<HashMap<Vec<Cell>, Vec<Cell>>, VerifyError> {
+        let topic = self.settings.config.routing.topics.topic(to);
+        let consumer: BaseConsumer = client_config(&self.settings.config)
+            .set("group.id", "sluice-verify")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(unavailable("create a consumer"))?;
+        let meta = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(30))
+            .map_err(unavailable("read the topic's metadata"))?;
+        let partitions: Vec<i32> = meta
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(VerifyError::Definite(format!(
+                "kafka: topic {topic} (of {}.{}) does not exist",
+                to.db, to.table
+            )));
+        }
+        // Where each partition ends now; what comes later is not waited for.
+        let mut ends = HashMap::new();
+        let mut list = TopicPartitionList::new();
+        for &p in &partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p, Duration::from_secs(30))
+                .map_err(unavailable("read the offsets"))?;
+            if high > low {
+                ends.insert(p, high);
+                list.add_partition_offset(&topic, p, Offset::Beginning)
+                    .map_err(unavailable("assign"))?;
+            }
+        }
+        consumer.assign(&list).map_err(unavailable("assign"))?;
+        // Per key: (sequence, offset, the row or None when deleted). A key's messages are in
+        // one partition (its partition follows from the key or the table).
+        type Entry = (u64, i64, Option<Vec<Cell>>);
+        let mut latest: HashMap<Vec<Cell>, Entry> = HashMap::new();
+        let single = matches!(
+            self.settings.config.routing.topics,
+            sluice_mq::TopicMap::Single(_)
+        );
+        let mut quiet = Instant::now();
+        while !ends.is_empty() {
+            let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+                if quiet.elapsed() > Duration::from_secs(60) {
+                    return Err(VerifyError::Unavailable(format!(
+                        "kafka: topic {topic} gave no message for 60 s before its end"
+                    )));
+                }
+                continue;
+            };
+            quiet = Instant::now();
+            let m = m.map_err(unavailable("read"))?;
+            let (p, off) = (m.partition(), m.offset());
+            if ends.get(&p).is_some_and(|&end| off + 1 >= end) {
+                ends.remove(&p);
+            }
+            let header = |name: &str| -> Option<String> {
+                let h = m.headers()?;
+                h.iter()
+                    .find(|x| x.key == name)
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            if single
+                && (header("sluice.db").as_deref() != Some(&to.db)
+                    || header("sluice.table").as_deref() != Some(&to.table))
+            {
+                continue;
+            }
+            let Some(payload) = m.payload() else { continue };
+            let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
+                VerifyError::Definite(format!("kafka: {topic} offset {off}: not OMS JSON: {e}"))
+            })?;
+            let kind = v["recordType"].as_str().unwrap_or("");
+            let (img, deleted) = match kind {
+                "INSERT" | "UPDATE" | "ROW" => (&v["postStruct"], false),
+                "DELETE" => (&v["prevStruct"], true),
+                _ => continue,
+            };
+            let row = image(img, columns)
+                .map_err(|e| VerifyError::Definite(format!("kafka: {topic} offset {off}: {e}")))?;
+            let key = row[..key_len.min(row.len())].to_vec();
+            let seq: u64 = header("sluice.sequence")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let newer = latest
+                .get(&key)
+                .is_none_or(|(s, o, _)| (seq, off) > (*s, *o));
+            if newer {
+                latest.insert(key, (seq, off, (!deleted).then_some(row)));
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .filter_map(|(k, (.., row))| row.map(|r| (k, r)))
+            .collect())
+    }
+}
