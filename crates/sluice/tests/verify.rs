@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,18 +17,18 @@ use common::*;
 use sluice_testkit::{MARIADB, MARIADB_SHARD1, MARIADB_SHARD2, OCEANBASE};
 
 fn verify(file: &Path, extra: &[&str]) -> Result<(i32, String), Box<dyn std::error::Error>> {
-    let out: Output = sluice()
-        .args(["verify", "-f"])
-        .arg(file)
-        .args(["--chunk-rows", "300", "--settle-secs", "20"])
-        .args(extra)
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.code().unwrap_or(-1), text))
+    let file = file.display().to_string();
+    let mut args = vec![
+        "verify",
+        "-f",
+        &file,
+        "--chunk-rows",
+        "300",
+        "--settle-secs",
+        "20",
+    ];
+    args.extend_from_slice(extra);
+    sluice_said(args)
 }
 
 /// A project of `db.t` and `db.ty` into `dest_db` at the harness's second MariaDB.

@@ -10,19 +10,8 @@ use common::*;
 use sluice_testkit::TempKafka;
 
 fn verify(file: &Path) -> Result<(i32, String), Box<dyn std::error::Error>> {
-    let out = sluice()
-        .args(["verify", "-f"])
-        .arg(file)
-        .args(["--chunk-rows", "300"])
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
+    let file = file.display().to_string();
+    sluice_said(["verify", "-f", &file, "--chunk-rows", "300"])
 }
 
 /// One message to `topic`, by confluent-kafka (not our producer).

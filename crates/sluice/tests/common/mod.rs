@@ -25,6 +25,23 @@ pub fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
 }
 
+/// Runs `sluice ARGS`: its exit code, and its standard output and error together.
+pub fn sluice_said<I, S>(args: I) -> Result<(i32, String), Box<dyn std::error::Error>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = sluice().args(args).output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
 /// A connection as root to the MySQL-family server at `addr`.
 pub async fn conn_at(addr: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
