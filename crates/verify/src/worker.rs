@@ -86,6 +86,8 @@ pub(crate) struct Worker<'a> {
     shards: Vec<Option<String>>,
     dst: Box<dyn VerifySide>,
     running: bool,
+    /// The project's metadata store, read for its checkpoints (opened once).
+    meta: Option<MetaStore>,
 }
 
 impl<'a> Worker<'a> {
@@ -108,12 +110,13 @@ impl<'a> Worker<'a> {
             shards: sources.iter().map(|(n, _)| n.clone()).collect(),
             dst: dest_side(p)?,
             running: sluice_pipeline::is_running(&p.data_dir, &p.name),
+            meta: MetaStore::open(&p.data_dir).ok(),
         })
     }
 
     /// Source `i`'s part of the project's checkpoint, if any.
     fn checkpoint(&self, i: usize) -> Option<Position> {
-        let meta = MetaStore::open(&self.p.data_dir).ok()?;
+        let meta = self.meta.as_ref()?;
         let name = match &self.shards[i] {
             None => self.p.name.clone(),
             Some(s) => format!("{}.{s}", self.p.name),

@@ -155,11 +155,7 @@ fn trial(
                 _ => ApiError::field("objects", m),
             });
         }
-        Err(e) => {
-            return Err(ApiError::conflict(format!(
-                "the source cannot be read ({e}): test its data source's connection"
-            )))
-        }
+        Err(e) => return Err(unreadable(e)),
     };
     let mut v = json!({"name": name, "valid": true, "tables": selection_json(&selected)});
     if precheck {
@@ -301,6 +297,14 @@ fn view(app: &App, row: &ProjectRow) -> Result<Value, ApiError> {
     Ok(Value::Object(v))
 }
 
+/// A source that cannot be read for its selection (409: the data source's state, not the
+/// request, is at fault).
+fn unreadable(e: sluice_pipeline::RunError) -> ApiError {
+    ApiError::conflict(format!(
+        "the source cannot be read ({e}): test its data source's connection"
+    ))
+}
+
 /// The selected tables and their destination names, as the API shows them.
 fn selection_json(selected: &[sluice_pipeline::Selected]) -> Vec<Value> {
     let part = |t: &sluice_core::TableId| json!({"db": t.db, "table": t.table});
@@ -320,11 +324,7 @@ async fn objects(
     let row = row_of(&app, &name)?;
     let v = blocking(move || {
         let p = runnable(&app, &row)?;
-        let selected = sluice_pipeline::selection(&p).map_err(|e| {
-            ApiError::conflict(format!(
-                "the source cannot be read ({e}): test its data source's connection"
-            ))
-        })?;
+        let selected = sluice_pipeline::selection(&p).map_err(unreadable)?;
         Ok(json!({"tables": selection_json(&selected)}))
     })
     .await?;
