@@ -190,6 +190,17 @@ pub enum Streamed {
     Read(u64),
 }
 
+/// Rows read by key for a re-delivery ([`Source::rows_by_key`]).
+#[derive(Debug, Clone)]
+pub struct KeyedRows {
+    /// The table's schema now.
+    pub schema: Arc<TableSchema>,
+    /// The rows found, whole.
+    pub rows: Vec<Vec<Value>>,
+    /// The keys the source does not have, as rows (key values, NULL elsewhere).
+    pub gone: Vec<Vec<Value>>,
+}
+
 /// A source.
 pub trait Source: Send + Sync {
     /// The catalog, on a connection of its own.
@@ -240,6 +251,24 @@ pub trait Source: Send + Sync {
     /// One side of a verification, on a connection of its own (None: this source cannot be
     /// verified yet).
     fn verifier(&self) -> Result<Option<Box<dyn crate::verify::VerifySide>>, SourceError> {
+        Ok(None)
+    }
+
+    /// For a re-delivery after a verification: the current rows of `table` whose key columns
+    /// (`key`, as the verification compares them, in `schema`'s key order) equal one of `keys`
+    /// (canonical cells, text as UTF-8 hex), whole and typed as full sync reads them; and for
+    /// each of `gone` (keys the source does not have), a row holding that key and NULL
+    /// elsewhere, to be delivered as a delete. `key_override` names the key of a table without
+    /// a primary key. None: this source cannot re-read rows by key.
+    fn rows_by_key(
+        &self,
+        table: &TableId,
+        key_override: Option<&[String]>,
+        key: &[crate::verify::VerifyColumn],
+        keys: &[Vec<crate::verify::Cell>],
+        gone: &[Vec<crate::verify::Cell>],
+    ) -> Result<Option<KeyedRows>, SourceError> {
+        let _ = (table, key_override, key, keys, gone);
         Ok(None)
     }
 

@@ -51,6 +51,21 @@ pub struct VerifyColumn {
     pub kind: CellKind,
     /// A text column's character set (none: binary or not text).
     pub charset: Option<String>,
+    /// The source column's type as `information_schema` shows it (`timestamp(3)`), for a
+    /// destination that writes values by type (DataHub's TIMESTAMP fields).
+    pub column_type: String,
+}
+
+impl VerifyColumn {
+    /// The column `name` of type `column_type` (its kind follows from the type).
+    pub fn new(name: &str, column_type: &str, charset: Option<&str>) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: CellKind::of(column_type),
+            charset: charset.map(str::to_string),
+            column_type: column_type.to_string(),
+        }
+    }
 }
 
 /// One value in canonical text form.
@@ -167,16 +182,25 @@ pub trait VerifySide: Send {
     fn apply(&mut self, statements: &[String]) -> Result<(), VerifyError>;
 }
 
+/// A destination table's state rebuilt from what it was delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableState {
+    /// The latest row of every key (the key's cells first); a deleted key is absent.
+    pub rows: std::collections::HashMap<Vec<Cell>, Vec<Cell>>,
+    /// The highest source sequence among the messages read (0: none had one).
+    pub max_sequence: u64,
+}
+
 /// A destination that cannot be queried by key range (a message queue): its latest state per
 /// key is rebuilt from what was delivered, and compared whole.
 pub trait StateSide: Send {
-    /// The latest row of every key of destination table `to` (cells of `columns`, the key
-    /// first; text columns as UTF-8 hex): the last message by source sequence wins (full-sync
-    /// rows count, before every change); a key whose last change deleted it is absent.
+    /// The state of destination table `to` (cells of `columns`, the key first; text columns
+    /// as UTF-8 hex): the last message by source sequence wins (full-sync rows count, before
+    /// every change); a key whose last change deleted it is absent.
     fn state(
         &mut self,
         to: &TableId,
         columns: &[VerifyColumn],
         key_len: usize,
-    ) -> Result<std::collections::HashMap<Vec<Cell>, Vec<Cell>>, VerifyError>;
+    ) -> Result<TableState, VerifyError>;
 }

@@ -1,7 +1,8 @@
-//! What every message-queue destination (Kafka now; RocketMQ and DataHub BLOB topics next)
-//! shares, free of any transport: which topic a change goes to, its message key, the partition
-//! (queue, shard) it lands in, the headers (user properties) that describe it, and when an
-//! update must be split into a delete of the old key and an insert of the new one.
+//! What every message-queue destination (Kafka, RocketMQ, DataHub BLOB topics) shares, free
+//! of any transport: which topic a change goes to, its message key, the partition (queue,
+//! shard) it lands in, the headers (user properties) that describe it, when an update must be
+//! split into a delete of the old key and an insert of the new one, and (`state`) how a
+//! table's latest state is rebuilt from its messages for verification.
 //!
 //! Invariants:
 //! - Every change of one key lands in one partition of its topic, so per-key order holds for a
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod partition;
+pub mod state;
 pub mod tickets;
 
 use std::borrow::Cow;

@@ -23,6 +23,7 @@ pub mod modify;
 mod plan;
 pub mod precheck;
 pub mod project;
+pub mod redeliver;
 pub mod run;
 mod schema;
 pub mod shards;

@@ -228,7 +228,13 @@ impl DestinationSpec for Destination {
             Destination::Kafka(k) => sluice_sink_kafka::verify::KafkaState::new(k)
                 .map(|s| Some(Box::new(s) as Box<dyn sluice_core::verify::StateSide>))
                 .map_err(|e| SinkError::Config(e.to_string())),
-            _ => Ok(None),
+            Destination::Rocketmq(r) => sluice_sink_rocketmq::verify::RocketmqState::new(r)
+                .map(|s| Some(Box::new(s) as Box<dyn sluice_core::verify::StateSide>))
+                .map_err(|e| SinkError::Config(e.to_string())),
+            Destination::Datahub(d) => sluice_sink_datahub::verify::DatahubState::new(d)
+                .map(|s| Some(Box::new(s) as Box<dyn sluice_core::verify::StateSide>))
+                .map_err(|e| SinkError::Config(e.to_string())),
+            Destination::Database(_) => Ok(None),
         }
     }
 

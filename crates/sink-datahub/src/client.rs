@@ -403,6 +403,50 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Every record of a shard, oldest first, as far as it reaches when read (a cursor at the
+    /// oldest record, then protobuf gets of up to 1,000 until one comes back empty).
+    pub fn records(
+        &self,
+        project: &str,
+        topic: &str,
+        shard: &str,
+    ) -> Result<Vec<pb::RecordEntry>, CallError> {
+        let path = format!("/projects/{project}/topics/{topic}/shards/{shard}");
+        let at = self.json_call(
+            "POST",
+            &path,
+            Some(json!({"Action": "cursor", "Type": "OLDEST"})),
+        )?;
+        let mut cursor = at["Cursor"]
+            .as_str()
+            .ok_or_else(|| CallError::Transport("datahub cursor answer has no Cursor".into()))?
+            .to_string();
+        let mut out = Vec::new();
+        loop {
+            let req = pb::GetRecordsRequest {
+                cursor: cursor.clone(),
+                limit: Some(1000),
+            };
+            let bytes = self.call(
+                "POST",
+                &path,
+                content_type::PROTOBUF,
+                Some("sub"),
+                frame::encode(&req.encode_to_vec()),
+            )?;
+            let body = frame::decode(&bytes).map_err(CallError::Transport)?;
+            let resp = pb::GetRecordsResponse::decode(body)
+                .map_err(|e| CallError::Transport(format!("datahub get answer: {e}")))?;
+            if resp.records.is_empty() {
+                return Ok(out);
+            }
+            out.extend(resp.records);
+            cursor = resp.next_cursor;
+        }
+    }
+}
+
 /// A TUPLE topic's schema from its topic answer.
 pub fn schema_of(t: &api::Topic) -> Option<RecordSchema> {
     t.record_schema

@@ -19,6 +19,7 @@
 mod client;
 mod config;
 mod types;
+pub mod verify;
 mod writer;
 
 use std::collections::HashMap;

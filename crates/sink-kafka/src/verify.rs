@@ -10,12 +10,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_core::verify::{Cell, CellKind, StateSide, VerifyColumn, VerifyError};
+use sluice_core::verify::{StateSide, TableState, VerifyColumn, VerifyError};
 use sluice_core::TableId;
+use sluice_mq::state::{oms_image, Latest};
 
 use crate::{client_config, KafkaSettings};
 
@@ -47,45 +47,13 @@ fn unavailable(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> VerifyError
     move |e| VerifyError::Unavailable(format!("kafka: {what}: {e}"))
 }
 
-/// A value of the message as a cell of `col`.
-fn cell(v: &serde_json::Value, col: &VerifyColumn) -> Result<Cell, String> {
-    let text = match v {
-        serde_json::Value::Null => return Ok(Cell::Null),
-        serde_json::Value::String(s) => s,
-        other => return Err(format!("column {}: {other} is not a string", col.name)),
-    };
-    let is_text = col
-        .charset
-        .as_deref()
-        .is_some_and(|cs| !cs.is_empty() && cs != "binary");
-    Ok(Cell::Text(match col.kind {
-        CellKind::Bytes if is_text => hex(text.as_bytes()),
-        CellKind::Bytes => hex(&base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|e| format!("column {}: not base64: {e}", col.name))?),
-        _ => text.clone(),
-    }))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
-}
-
-/// The cells of `columns` from an image (column name -> value).
-fn image(img: &serde_json::Value, columns: &[VerifyColumn]) -> Result<Vec<Cell>, String> {
-    columns
-        .iter()
-        .map(|c| cell(img.get(&c.name).unwrap_or(&serde_json::Value::Null), c))
-        .collect()
-}
-
 impl StateSide for KafkaState {
     fn state(
         &mut self,
         to: &TableId,
         columns: &[VerifyColumn],
         key_len: usize,
-    ) -> Result<HashMap<Vec<Cell>, Vec<Cell>>, VerifyError> {
+    ) -> Result<TableState, VerifyError> {
         let topic = self.settings.config.routing.topics.topic(to);
         let consumer: BaseConsumer = client_config(&self.settings.config)
             .set("group.id", "sluice-verify")
@@ -122,10 +90,9 @@ impl StateSide for KafkaState {
             }
         }
         consumer.assign(&list).map_err(unavailable("assign"))?;
-        // Per key: (sequence, offset, the row or None when deleted). A key's messages are in
-        // one partition (its partition follows from the key or the table).
-        type Entry = (u64, i64, Option<Vec<Cell>>);
-        let mut latest: HashMap<Vec<Cell>, Entry> = HashMap::new();
+        // A key's messages are in one partition (its partition follows from the key or the
+        // table), so offsets order them.
+        let mut latest = Latest::new();
         let single = matches!(
             self.settings.config.routing.topics,
             sluice_mq::TopicMap::Single(_)
@@ -160,31 +127,14 @@ impl StateSide for KafkaState {
                 continue;
             }
             let Some(payload) = m.payload() else { continue };
-            let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
-                VerifyError::Definite(format!("kafka: {topic} offset {off}: not OMS JSON: {e}"))
-            })?;
-            let kind = v["recordType"].as_str().unwrap_or("");
-            let (img, deleted) = match kind {
-                "INSERT" | "UPDATE" | "ROW" => (&v["postStruct"], false),
-                "DELETE" => (&v["prevStruct"], true),
-                _ => continue,
+            let Some(image) = oms_image(payload, columns)
+                .map_err(|e| VerifyError::Definite(format!("kafka: {topic} offset {off}: {e}")))?
+            else {
+                continue;
             };
-            let row = image(img, columns)
-                .map_err(|e| VerifyError::Definite(format!("kafka: {topic} offset {off}: {e}")))?;
-            let key = row[..key_len.min(row.len())].to_vec();
-            let seq: u64 = header("sluice.sequence")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let newer = latest
-                .get(&key)
-                .is_none_or(|(s, o, _)| (seq, off) > (*s, *o));
-            if newer {
-                latest.insert(key, (seq, off, (!deleted).then_some(row)));
-            }
+            let seq = header("sluice.sequence").and_then(|s| s.parse().ok());
+            latest.offer(seq, (p.into(), off), image, key_len);
         }
-        Ok(latest
-            .into_iter()
-            .filter_map(|(k, (.., row))| row.map(|r| (k, r)))
-            .collect())
+        Ok(latest.finish())
     }
 }

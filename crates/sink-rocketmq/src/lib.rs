@@ -19,6 +19,7 @@ mod acl;
 mod config;
 mod remoting;
 mod route;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,6 @@
-//! RocketMQ's classic remoting protocol, the part a producer needs: one request at a time on a
-//! connection (sends are synchronous per queue, so nothing here multiplexes).
+//! RocketMQ's classic remoting protocol, the part a producer needs (and the pull that
+//! verification reads a topic back with): one request at a time on a connection (sends are
+//! synchronous per queue, so nothing here multiplexes).
 //!
 //! A frame is `total length (i32 BE) | serialize type (1 byte) + header length (3 bytes) |
 //! header | body`, where `total length` counts everything after itself. Headers are JSON
@@ -20,6 +21,12 @@ use crate::acl::Credentials;
 
 /// Request codes used here (RocketMQ's `RequestCode`).
 pub mod code {
+    /// Read messages of one queue from an offset.
+    pub const PULL_MESSAGE: i32 = 11;
+    /// The offset after a queue's last message.
+    pub const GET_MAX_OFFSET: i32 = 30;
+    /// A queue's first offset still stored.
+    pub const GET_MIN_OFFSET: i32 = 31;
     /// Create or update a topic on a broker.
     pub const UPDATE_AND_CREATE_TOPIC: i32 = 17;
     /// A topic's route (brokers, queue counts) from the name server.
@@ -48,6 +55,12 @@ pub mod status {
     pub const NO_PERMISSION: i32 = 16;
     /// The topic does not exist (name server or broker).
     pub const TOPIC_NOT_EXIST: i32 = 17;
+    /// A pull found no message at the offset (yet).
+    pub const PULL_NOT_FOUND: i32 = 19;
+    /// A pull should be tried again at once.
+    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
+    /// A pull's offset is out of the queue's range (`nextBeginOffset` says where to go).
+    pub const PULL_OFFSET_MOVED: i32 = 21;
 }
 
 /// Frames larger than this are refused on read: no RocketMQ answer comes near it, and a

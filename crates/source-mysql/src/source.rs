@@ -15,9 +15,10 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use sluice_core::source::{
-    Catalog, CatalogColumn, Chunk, SnapshotReader, Source, SourceError, Streamed, UnitPlan,
-    UnitWork,
+    Catalog, CatalogColumn, Chunk, KeyedRows, SnapshotReader, Source, SourceError, Streamed,
+    UnitPlan, UnitWork,
 };
+use sluice_core::verify::{Cell, ChunkQuery, VerifyColumn};
 use sluice_core::{Event, Position, SecretUrl, TableDef, TableId, TableSchema};
 
 use crate::decode::SchemaHistory;
@@ -476,6 +477,68 @@ impl Source for MysqlSource {
             sluice_core::verify::VerifyError::Definite(m) => SourceError::Definite(m),
         })?;
         Ok(Some(Box::new(side)))
+    }
+
+    fn rows_by_key(
+        &self,
+        table: &TableId,
+        key_override: Option<&[String]>,
+        key: &[VerifyColumn],
+        keys: &[Vec<Cell>],
+        gone: &[Vec<Cell>],
+    ) -> Result<Option<KeyedRows>, SourceError> {
+        let rt = runtime()?;
+        rt.block_on(async {
+            let mut conn = self.connect().await?;
+            snapshot::prepare_session(&mut conn)
+                .await
+                .map_err(|e| classify("prepare the session", e))?;
+            let schema = Arc::new(
+                snapshot::table(&mut conn, table, key_override)
+                    .await
+                    .map_err(definite)?
+                    .schema,
+            );
+            let q = ChunkQuery {
+                table,
+                columns: key,
+                key_len: key.len(),
+                after: None,
+                upto: None,
+                filter: None,
+                utf8_text: true,
+            };
+            let mut rows = Vec::new();
+            for part in keys.chunks(500) {
+                let cond = sluice_verify_mysql::keys_condition(&q, part);
+                rows.extend(
+                    snapshot::read_where(&mut conn, &schema, &cond)
+                        .await
+                        .map_err(definite)?,
+                );
+            }
+            let gone = gone
+                .iter()
+                .map(|k| {
+                    schema
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            match key.iter().position(|v| v.name.eq_ignore_ascii_case(&c.name)) {
+                                Some(i) => snapshot::key_value(&k[i], &c.ty).map_err(|e| {
+                                    SourceError::Definite(format!(
+                                        "{table}: key column {}: {e}",
+                                        c.name
+                                    ))
+                                }),
+                                None => Ok(sluice_core::Value::Null),
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(KeyedRows { schema, rows, gone }))
+        })
     }
 
     fn stream(

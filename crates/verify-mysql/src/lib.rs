@@ -50,11 +50,28 @@ fn expr(col: &VerifyColumn, utf8_text: bool) -> String {
 fn key_literal(q: &ChunkQuery<'_>, i: usize, v: &Cell) -> String {
     let col = &q.columns[i];
     match (v, col.kind, &col.charset) {
+        // Text read as UTF-8 (from messages) is converted to the column's character set.
+        (Cell::Text(t), CellKind::Bytes, Some(cs))
+            if !cs.is_empty() && cs != "binary" && q.utf8_text =>
+        {
+            format!("CONVERT(_utf8mb4 X'{t}' USING {cs})")
+        }
         (Cell::Text(t), CellKind::Bytes, Some(cs)) if !cs.is_empty() && cs != "binary" => {
             format!("_{cs} X'{t}'")
         }
         _ => v.literal(col.kind),
     }
+}
+
+/// A condition true for the rows whose key (the key columns of `q`) is one of `keys`.
+pub fn keys_condition(q: &ChunkQuery<'_>, keys: &[Vec<Cell>]) -> String {
+    if keys.is_empty() {
+        return "1 = 0".into();
+    }
+    keys.iter()
+        .map(|k| format!("({})", key_eq(q, k)))
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }
 
 /// `key > after` (`strict`) or `key <= upto`, column by column.
@@ -318,11 +335,7 @@ impl VerifySide for MysqlSide {
     ) -> Result<Vec<Vec<Cell>>, VerifyError> {
         let mut out = Vec::new();
         for part in keys.chunks(500) {
-            let any = part
-                .iter()
-                .map(|k| format!("({})", key_eq(q, k)))
-                .collect::<Vec<_>>()
-                .join(" OR ");
+            let any = keys_condition(q, part);
             let filter = q.filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
             let sql = format!(
                 "SELECT {} FROM {} WHERE ({any}){filter} ORDER BY {}",
@@ -380,21 +393,9 @@ mod tests {
     fn a_two_column_key_range_is_written_column_by_column_in_the_columns_charset() {
         let t = TableId::new("d", "t`x");
         let cols = [
-            VerifyColumn {
-                name: "a".into(),
-                kind: CellKind::Number,
-                charset: None,
-            },
-            VerifyColumn {
-                name: "s".into(),
-                kind: CellKind::Bytes,
-                charset: Some("latin1".into()),
-            },
-            VerifyColumn {
-                name: "v".into(),
-                kind: CellKind::Temporal,
-                charset: None,
-            },
+            VerifyColumn::new("a", "int", None),
+            VerifyColumn::new("s", "varchar(10)", Some("latin1")),
+            VerifyColumn::new("v", "datetime", None),
         ];
         let after = [Cell::Text("1".into()), Cell::Text("6162".into())];
         let upto = [Cell::Text("3".into()), Cell::Text("7A".into())];

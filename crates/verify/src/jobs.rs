@@ -1,7 +1,7 @@
 //! What is compared: one job per destination table, with its columns, key and the source
 //! tables that make it (one, or for a logical table one physical table per shard).
 
-use sluice_core::verify::{Cell, CellKind, ChunkQuery, VerifyColumn};
+use sluice_core::verify::{Cell, ChunkQuery, VerifyColumn};
 use sluice_core::TableId;
 use sluice_pipeline::{Project, SourceSpec};
 
@@ -152,11 +152,11 @@ pub(crate) fn jobs(p: &Project, opts: &Options) -> Result<Vec<Job>, VerifyRunErr
                 .iter()
                 .find(|c| c.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| VerifyRunError::Source(format!("{table} has no column {name}")))?;
-            Ok(VerifyColumn {
-                name: c.name.clone(),
-                kind: CellKind::of(&c.column_type),
-                charset: c.charset.clone(),
-            })
+            Ok(VerifyColumn::new(
+                &c.name,
+                &c.column_type,
+                c.charset.as_deref(),
+            ))
         };
         let mut columns = key
             .iter()

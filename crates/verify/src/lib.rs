@@ -133,6 +133,8 @@ pub struct TableReport {
     pub corrections: Vec<String>,
     /// Whether they were applied.
     pub applied: bool,
+    /// Messages delivered again to a message-queue destination (with `apply`).
+    pub redelivered: u64,
     /// The project's checkpoint was behind the source while it did not run: changes not
     /// delivered yet may account for differences.
     pub behind: bool,
@@ -178,7 +180,8 @@ pub fn verify(
         }
         return Err(VerifyRunError::NotBuilt(
             "verification of this destination type is not built yet: database destinations \
-             (mysql, mariadb, oceanbase) and Kafka in the OMS formats can be verified"
+             (mysql, mariadb, oceanbase), and Kafka, RocketMQ and DataHub in the OMS formats \
+             (DataHub TUPLE topics too) can be verified"
                 .into(),
         ));
     }
@@ -356,6 +359,7 @@ impl TableReport {
             examples: Vec::new(),
             corrections: Vec::new(),
             applied: false,
+            redelivered: 0,
             behind: false,
             at_ms: now_ms(),
             took: Duration::ZERO,

@@ -4,13 +4,18 @@
 //! the state by key; keys left in the state at the end are extra. Messages cannot be ordered by
 //! the source's collation, so the state is held whole (memory grows with the table).
 //!
-//! Not built yet: while the project runs (refused: stop it first), corrections (re-delivery),
-//! sharded sources.
+//! With `--apply`, the keys that differ are corrected by re-delivery
+//! (`sluice_pipeline::redeliver`): the source's current rows of the missing and different keys
+//! as fresh messages, deletes of the extra keys, numbered after every sequence found in the
+//! topics.
+//!
+//! Not built yet: while the project runs (refused: stop it first), sharded sources.
 
 use std::time::Instant;
 
 use sluice_core::verify::{Cell, ChunkQuery, StateSide};
 use sluice_meta::MetaStore;
+use sluice_pipeline::redeliver::{redeliver, Redelivery};
 use sluice_pipeline::Project;
 
 use crate::compare::{self, Kind};
@@ -27,10 +32,10 @@ pub(crate) fn verify(
     if !p.shards.is_empty() {
         return not_built("verification of a sharded source into a message queue is not built yet");
     }
-    if opts.apply || opts.corrections {
+    if opts.corrections && !opts.apply {
         return not_built(
-            "corrections for a message-queue destination (re-delivery of the keys that \
-             differ) are not built yet: run without --apply and --correction",
+            "a message-queue destination is corrected by re-delivering the keys that differ \
+             (--apply); --correction writes SQL for database destinations",
         );
     }
     if sluice_pipeline::is_running(&p.data_dir, &p.name) {
@@ -47,11 +52,23 @@ pub(crate) fn verify(
     let mut src = side(source.as_ref())?;
     let meta = MetaStore::open(&p.data_dir)?;
     let mut out = Vec::new();
+    // With --apply: what to deliver again, and the highest sequence the topics hold.
+    let mut work: Vec<Redelivery> = Vec::new();
+    let mut floor = 0u64;
     for job in &jobs {
         let started = Instant::now();
         let mut r = TableReport::new(job);
+        let mut fix = Redelivery {
+            table: job.table.clone(),
+            key: job.columns[..job.key_len].to_vec(),
+            rows: Vec::new(),
+            gone: Vec::new(),
+        };
         let mut left = match state.state(&job.to, &job.columns, job.key_len) {
-            Ok(s) => s,
+            Ok(s) => {
+                floor = floor.max(s.max_sequence);
+                s.rows
+            }
             Err(e) => {
                 r.error = Some(format!("destination: {e}"));
                 meta.save_verify(&p.name, &record(&r))?;
@@ -93,6 +110,9 @@ pub(crate) fn verify(
                 if r.examples.len() < opts.examples {
                     r.examples.push(difference(job, d, None));
                 }
+                if opts.apply {
+                    fix.rows.push(d.key.clone());
+                }
             }
             r.took = started.elapsed();
             progress(&r);
@@ -106,6 +126,9 @@ pub(crate) fn verify(
         extra.sort();
         r.extra += extra.len() as u64;
         for key in extra {
+            if opts.apply {
+                fix.gone.push(key.clone());
+            }
             if r.examples.len() < opts.examples {
                 let d = compare::Diff {
                     kind: Kind::Extra,
@@ -117,8 +140,19 @@ pub(crate) fn verify(
             }
         }
         r.took = started.elapsed();
+        if !fix.rows.is_empty() || !fix.gone.is_empty() {
+            r.applied = true;
+            r.redelivered = (fix.rows.len() + fix.gone.len()) as u64;
+            work.push(fix);
+        }
         meta.save_verify(&p.name, &record(&r))?;
         out.push(r);
+    }
+    if !work.is_empty() {
+        let done = redeliver(p, floor, &work)
+            .map_err(|e| VerifyRunError::Destination(format!("re-delivery: {e}")))?;
+        tracing::info!(project = %p.name, rows = done.rows, deletes = done.deletes,
+            vanished = done.vanished, first = done.first, last = done.last, "re-delivered");
     }
     Ok(out)
 }

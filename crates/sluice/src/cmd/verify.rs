@@ -149,10 +149,15 @@ fn run(args: VerifyArgs) -> anyhow::Result<bool> {
     }
     let differ: Vec<&TableReport> = reports.iter().filter(|r| !r.is_equal()).collect();
     if args.apply && !differ.is_empty() {
-        println!(
-            "applied {} statement(s); verifying those tables again",
-            statements.len()
-        );
+        let redelivered: u64 = reports.iter().map(|r| r.redelivered).sum();
+        if redelivered > 0 {
+            println!("re-delivered {redelivered} key(s); verifying those tables again");
+        } else {
+            println!(
+                "applied {} statement(s); verifying those tables again",
+                statements.len()
+            );
+        }
         opts.apply = false;
         opts.tables = differ
             .iter()

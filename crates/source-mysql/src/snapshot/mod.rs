@@ -12,7 +12,10 @@ pub mod past;
 mod read;
 mod schema;
 
-pub use read::{convert, integer_key_bounds, read_all, read_chunk, Chunk, KeyRange, KeyValue};
+pub use read::{
+    convert, integer_key_bounds, key_value, read_all, read_chunk, read_where, Chunk, KeyRange,
+    KeyValue,
+};
 pub use schema::{logical_schema, table, table_def, unique_key, SnapshotTable};
 
 use mysql_async::prelude::Queryable;

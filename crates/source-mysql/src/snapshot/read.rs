@@ -4,6 +4,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as MyValue};
 use serde::{Deserialize, Serialize};
 use sluice_core::render::{civil_from_days, days_from_civil};
+use sluice_core::verify::Cell;
 use sluice_core::{ColumnType, TableSchema, Value};
 
 use super::{quote, SnapshotError};
@@ -214,6 +215,98 @@ pub async fn read_all(
     }
     emit(rows, true);
     Ok(())
+}
+
+/// Every row of a table that `condition` (SQL) keeps, whole, in the binary protocol as chunks
+/// are read (a re-delivery's rows, chosen by key).
+pub async fn read_where(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    condition: &str,
+) -> Result<Vec<Vec<Value>>, SnapshotError> {
+    let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}.{} WHERE {condition}",
+        cols.join(", "),
+        quote(&schema.id.db),
+        quote(&schema.id.table)
+    );
+    let raw: Vec<mysql_async::Row> =
+        conn.exec(sql, ())
+            .await
+            .map_err(|source| SnapshotError::Server {
+                table: schema.id.to_string(),
+                what: "reading rows by key",
+                source,
+            })?;
+    raw.into_iter().map(|r| values_of(schema, r)).collect()
+}
+
+/// The value of a key column of type `ty` from its canonical cell (verification's text:
+/// numbers and temporals as the server prints them, strings as the hex of their UTF-8 bytes,
+/// binaries as the hex of their bytes).
+pub fn key_value(cell: &Cell, ty: &ColumnType) -> Result<Value, String> {
+    let Cell::Text(t) = cell else {
+        return Ok(Value::Null);
+    };
+    let bytes = || -> Result<Vec<u8>, String> {
+        (0..t.len() / 2)
+            .map(|i| {
+                t.get(2 * i..2 * i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("{t:?} is not hex"))
+            })
+            .collect()
+    };
+    let num = |s: &str| -> Result<u32, String> { s.parse().map_err(|_| format!("{t:?} is not a date")) };
+    let date = |d: &str| -> Result<(u16, u8, u8), String> {
+        let p: Vec<&str> = d.split('-').collect();
+        match p.as_slice() {
+            [y, m, d] => Ok((num(y)? as u16, num(m)? as u8, num(d)? as u8)),
+            _ => Err(format!("{t:?} is not a date")),
+        }
+    };
+    Ok(match ty {
+        ColumnType::Integer { unsigned: true, .. } => {
+            Value::UInt(t.parse().map_err(|_| format!("{t:?} is not a number"))?)
+        }
+        ColumnType::Integer { .. } => Value::Int(t.parse().map_err(|_| format!("{t:?} is not a number"))?),
+        ColumnType::Decimal { .. } => Value::Decimal(t.clone()),
+        ColumnType::Year => Value::Year(t.parse().map_err(|_| format!("{t:?} is not a year"))?),
+        ColumnType::Text { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. } => {
+            Value::Text(String::from_utf8(bytes()?).map_err(|e| e.to_string())?)
+        }
+        ColumnType::Binary { .. } => Value::Bytes(bytes()?),
+        ColumnType::Date => {
+            let (year, month, day) = date(t)?;
+            Value::Date { year, month, day }
+        }
+        ColumnType::DateTime { fsp } => {
+            let (d, time) = t.split_once(' ').ok_or_else(|| format!("{t:?} is not a datetime"))?;
+            let (year, month, day) = date(d)?;
+            let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+            let p: Vec<&str> = hms.split(':').collect();
+            let [h, m, s] = p.as_slice() else {
+                return Err(format!("{t:?} is not a datetime"));
+            };
+            let micros = if frac.is_empty() {
+                0
+            } else {
+                num(&format!("{frac:0<6}"))?
+            };
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour: num(h)? as u8,
+                minute: num(m)? as u8,
+                second: num(s)? as u8,
+                micros,
+                fsp: *fsp,
+            }
+        }
+        other => return Err(format!("a key of type {other:?} cannot be given back as a value")),
+    })
 }
 
 /// One chunk read: rows in key order and the key of the last one.
