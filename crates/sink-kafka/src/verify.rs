@@ -1,6 +1,6 @@
 //! The Kafka destination's side of a verification: the latest state per key of a table,
-//! rebuilt from its topic (every partition, from the beginning to the high watermark read at
-//! the start). The last message of a key by source sequence (`sluice.sequence`; full-sync rows
+//! rebuilt from its topic (every partition, from the beginning to at least the high watermark
+//! read at the start, and on until the consumer has nothing more). The last message of a key by source sequence (`sluice.sequence`; full-sync rows
 //! have none and come before every change) wins, then by offset; a stale message written
 //! after a later one (higher offset, lower sequence) changes nothing. A delete removes the key.
 //!
@@ -98,8 +98,16 @@ impl StateSide for KafkaState {
             sluice_mq::TopicMap::Single(_)
         );
         let mut quiet = Instant::now();
-        while !ends.is_empty() {
-            let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+        loop {
+            // Past every end, what is still fetched is read until a second passes without a
+            // message: a broker may report a partition's end as the first offset of its last
+            // batch (tansu 0.6 does), and the rest of that batch comes with it.
+            let draining = ends.is_empty();
+            let wait = Duration::from_millis(if draining { 1000 } else { 500 });
+            let Some(m) = consumer.poll(wait) else {
+                if draining {
+                    break;
+                }
                 if quiet.elapsed() > Duration::from_secs(60) {
                     return Err(VerifyError::Unavailable(format!(
                         "kafka: topic {topic} gave no message for 60 s before its end"

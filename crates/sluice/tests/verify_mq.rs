@@ -1,47 +1,35 @@
-//! `sluice verify` of a Kafka destination (OMS format) against a real broker: the state per
-//! key rebuilt from the topic and compared with the source. Equal to what the project
-//! promises; the keys a row filter kept out reported missing once the filter is removed; a stale message written after the latest one (higher offset, lower
-//! sequence) changes nothing, a later one (higher sequence) is believed; a running project is
-//! refused.
+//! `sluice verify` of message-queue destinations against real brokers (Kafka, RocketMQ) and
+//! the DataHub-protocol server: the state per key rebuilt from the topic and compared with the
+//! source. For each transport: equal to what the project promises; the keys a row filter kept
+//! out reported missing once the filter is removed; a stale message written after the latest
+//! one (higher offset, lower sequence) changes nothing, a later one (higher sequence) is
+//! believed, a key the source never had is extra; `--apply` re-delivers what differs so that
+//! an independent consumer rebuilding the state ends equal to the source, and the changes
+//! after it are numbered after it; a running project is refused. The type matrix compares
+//! equal through the OMS format and through DataHub TUPLE fields.
 
 mod common;
 
+use common::datahub::*;
+use common::dbdest::{type_table, TYPE_ROWS};
+use common::rocketmq::*;
 use common::*;
-use sluice_testkit::TempKafka;
+use sluice_testkit::{TempKafka, ROCKETMQ_NAMESRV};
+
+type Rebuilt = Result<BTreeMap<String, Json>, Box<dyn std::error::Error>>;
 
 fn verify(file: &Path) -> Result<(i32, String), Box<dyn std::error::Error>> {
     let file = file.display().to_string();
     sluice_said(["verify", "-f", &file, "--chunk-rows", "300"])
 }
 
-/// One message to `topic`, by confluent-kafka (not our producer).
-fn produce(bootstrap: &str, topic: &str, key: &str, value: &str, seq: &str) -> TestResult {
-    let out = Command::new(services_cache().join("pytools/bin/python"))
-        .arg(repo_root().join("crates/sluice/tests/verify/produce.py"))
-        .args([bootstrap, topic, key, value, seq])
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kafka_topic_rebuilt_by_sequence_is_compared_with_the_source() -> TestResult {
-    ensure_up(&[Service::Mariadb, Service::Kafka]);
-    let kafka = TempKafka::start_memory()?;
-    let mut c = conn().await?;
-    let db = unique_name("vfykafka");
-    new_table(&mut c, &db).await?;
-    c.query_drop(format!(
-        "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq), seq / 4 FROM {db}.seq_1_to_1000"
-    ))
-    .await?;
-    let dir = temp_dir(&db);
+/// A project of `db`.t (full and incremental sync; only the rows with id <= 900) into the
+/// destination whose section lines (after `type`) are `destination`.
+fn filtered_project(db: &str, destination: &str) -> PathBuf {
+    let dir = temp_dir(db);
     let file = dir.join("project.yaml");
-    std::fs::write(
+    let destination: String = destination.lines().map(|l| format!("  {l}\n")).collect();
+    let _ = std::fs::write(
         &file,
         format!(
             "name: {db}
@@ -50,10 +38,7 @@ source:
   url: mysql://root@{src}
   server_id: {sid}
 destination:
-  type: kafka
-  brokers: {brokers}
-  format: oms
-objects:
+{destination}objects:
   include: [\"{db}.t\"]
   filters:
     {db}.t: \"id <= 900\"
@@ -63,73 +48,272 @@ options:
   heartbeat_secs: 1
 ",
             src = MARIADB.get(),
-            brokers = kafka.addr,
             sid = 3_600_000 + std::process::id() % 100_000,
         ),
-    )?;
-    run_until_caught_up(&file)?;
+    );
+    file
+}
+
+/// What a transport lets a test do: write a message as a tampering writer would (`kind`,
+/// `id`, `v`, source sequence), and rebuild the table as an independent consumer does.
+struct Transport<'a> {
+    tamper: &'a dyn Fn(&str, &str, &str, &str) -> TestResult,
+    rebuild: &'a dyn Fn() -> Rebuilt,
+}
+
+/// The whole story on one transport (see the module doc).
+async fn found_and_redelivered(db: &str, file: &Path, t: Transport<'_>) -> TestResult {
+    let mut c = conn().await?;
+    run_until_caught_up(file)?;
     c.query_drop(format!("UPDATE {db}.t SET v = 'changed' WHERE id = 5"))
         .await?;
-    run_until_caught_up(&file)?;
+    run_until_caught_up(file)?;
 
     // What the project promises (the rows its filter keeps) is there.
-    let (code, text) = verify(&file)?;
+    let (code, text) = verify(file)?;
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(&format!("{db}.t -> {db}.t: 900 rows, 900 equal")),
         "{text}"
     );
-    // Without the filter, the rows it kept out are missing from the topic.
-    let yaml = std::fs::read_to_string(&file)?
+    // A stale message after the latest: a higher offset, a lower sequence. Nothing changes.
+    (t.tamper)("UPDATE", "5", "stale", "0")?;
+    let (code, text) = verify(file)?;
+    assert!(code == 0 && text.contains("900 rows, 900 equal"), "{text}");
+    // A later one (higher sequence) is the state: now id 5 differs in v. A key the source
+    // never had is extra.
+    (t.tamper)("UPDATE", "5", "later", "1000000")?;
+    (t.tamper)("INSERT", "5000", "x", "1000000")?;
+    let (code, text) = verify(file)?;
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("899 equal, 0 missing, 1 extra, 1 different")
+            && text.contains("different id=5: v")
+            && text.contains("extra     id=5000"),
+        "{text}"
+    );
+    // Without the filter, the rows it kept out are missing too.
+    let yaml = std::fs::read_to_string(file)?
         .replace(&format!("  filters:\n    {db}.t: \"id <= 900\"\n"), "");
-    std::fs::write(&file, yaml)?;
-    let (code, text) = verify(&file)?;
+    std::fs::write(file, yaml)?;
+    let (code, text) = verify(file)?;
     assert_eq!(code, 3, "{text}");
     assert!(
         text.contains(&format!(
-            "{db}.t -> {db}.t: 1000 rows, 900 equal, 100 missing, 0 extra, 0 different"
+            "{db}.t -> {db}.t: 1000 rows, 899 equal, 100 missing, 1 extra, 1 different"
         )) && text.contains("missing   id=901"),
         "{text}"
     );
-    let topic = format!("{db}.t");
-    let image = |v: &str| {
-        format!(
-            "{{\"recordType\":\"UPDATE\",\"postStruct\":{{\"id\":\"5\",\"v\":\"{v}\",\"amt\":\"1.25\"}},\"prevStruct\":{{\"id\":\"5\",\"v\":\"changed\",\"amt\":\"1.25\"}}}}"
-        )
-    };
-    // A stale message after the latest: a higher offset, a lower sequence. Nothing changes.
-    produce(&kafka.addr, &topic, "5", &image("stale"), "0")?;
-    let (code, text) = verify(&file)?;
-    assert_eq!(code, 3, "{text}");
+    // --apply re-delivers the 101 rows that differ and a delete of the extra key, numbered
+    // after the highest sequence found; verified again, the destination is equal.
+    let (code, text) = sluice_said(["verify", "-f", &file.display().to_string(), "--apply"])?;
+    assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("900 equal, 100 missing, 0 extra, 0 different"),
+        text.contains("re-delivered 102 key(s)")
+            && text.contains(&format!("{db}.t -> {db}.t: 1000 rows, 1000 equal")),
         "{text}"
     );
-    // A later one (higher sequence) is the state: now id 5 differs in v.
-    produce(
-        &kafka.addr,
-        &topic,
-        "5",
-        &image("later"),
-        "18446744073709551614",
-    )?;
-    let (code, text) = verify(&file)?;
-    assert_eq!(code, 3, "{text}");
-    assert!(
-        text.contains("899 equal, 100 missing, 0 extra, 1 different")
-            && text.contains("different id=5: v"),
-        "{text}"
-    );
+    // An independent consumer rebuilding the table ends equal to the source.
+    assert_eq!((t.rebuild)()?, source_rows(&mut c, db).await?);
+    // The changes that follow are numbered after the re-delivery: a later update of id 5
+    // wins over its re-delivered row.
+    c.query_drop(format!("UPDATE {db}.t SET v = 'after' WHERE id = 5"))
+        .await?;
+    run_until_caught_up(file)?;
+    let (code, text) = verify(file)?;
+    assert!(code == 0 && text.contains("1000 equal"), "{text}");
     // While the project runs, it is refused, saying why.
-    let mut child = spawn_run(&file)?;
+    let mut child = spawn_run(file)?;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let (code, text) = verify(&file)?;
+    let (code, text) = verify(file)?;
     sigterm(&child)?;
     child.wait()?;
     assert!(
         code == 1 && text.contains("the project is running: stop it first"),
         "{text}"
     );
+    c.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+/// `db`.t with 1000 rows (id, v, amt = id / 4).
+async fn thousand_rows(db: &str) -> TestResult {
+    let mut c = conn().await?;
+    new_table(&mut c, db).await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, CONCAT('s', seq), seq / 4 FROM {db}.seq_1_to_1000"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A whole OMS record as a tampering writer would put it (the sequence in allMetaData too,
+/// as Sluice writes it).
+fn oms(kind: &str, id: &str, v: &str, seq: &str) -> String {
+    serde_json::json!({
+        "recordType": kind,
+        "postStruct": {"id": id, "v": v, "amt": "1.25"},
+        "allMetaData": {"storeDataSequence": seq.parse::<u64>().unwrap_or(0), "record_primary_value": id},
+    })
+    .to_string()
+}
+
+/// Runs a helper program and fails with its error output.
+fn helper(cmd: &mut Command) -> TestResult {
+    let out = cmd.output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_topic_rebuilt_by_sequence_is_compared_and_corrected() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka]);
+    let kafka = TempKafka::start_memory()?;
+    let db = unique_name("vfykafka");
+    thousand_rows(&db).await?;
+    let file = filtered_project(
+        &db,
+        &format!("type: kafka\nbrokers: {}\nformat: oms", kafka.addr),
+    );
+    let topic = format!("{db}.t");
+    // confluent-kafka, not our producer.
+    let tamper = |kind: &str, id: &str, v: &str, seq: &str| {
+        helper(
+            Command::new(services_cache().join("pytools/bin/python"))
+                .arg(repo_root().join("crates/sluice/tests/verify/produce.py"))
+                .args([&kafka.addr, &topic, id, &oms(kind, id, v, seq), seq]),
+        )
+    };
+    let rebuild = || -> Rebuilt { Ok(rebuild_oms(&consume_from(&kafka.addr, &topic, 0)?)?) };
+    found_and_redelivered(
+        &db,
+        &file,
+        Transport {
+            tamper: &tamper,
+            rebuild: &rebuild,
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rocketmq_topic_rebuilt_by_sequence_is_compared_and_corrected() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Rocketmq]);
+    let db = unique_name("vfyrmq");
+    thousand_rows(&db).await?;
+    let file = filtered_project(
+        &db,
+        &format!(
+            "type: rocketmq\nnamesrv: {}\nformat: oms\ncreate_topics: true\nqueues: 2",
+            ROCKETMQ_NAMESRV.get()
+        ),
+    );
+    let topic = format!("{db}_t");
+    // The rocketmq-rust client's producer, not ours.
+    let tamper = |kind: &str, id: &str, v: &str, seq: &str| {
+        helper(
+            Command::new(repo_root().join("dev/services"))
+                .args(["rocketmq-probe", "send", "--namesrv"])
+                .arg(ROCKETMQ_NAMESRV.get())
+                .args(["--topic", &topic, "--body", &oms(kind, id, v, seq)])
+                .args(["--property", &format!("sluice.sequence={seq}")]),
+        )
+    };
+    let rebuild = || -> Rebuilt { Ok(rebuild_oms(&rocketmq_consume(&topic)?)?) };
+    found_and_redelivered(
+        &db,
+        &file,
+        Transport {
+            tamper: &tamper,
+            rebuild: &rebuild,
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datahub_tuple_topic_rebuilt_by_sequence_is_compared_and_corrected() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Datahub]);
+    std::env::set_var("SLUICE_TEST_DATAHUB_KEY", "sluice-secret");
+    let db = unique_name("vfydh");
+    thousand_rows(&db).await?;
+    let file = filtered_project(
+        &db,
+        &format!(
+            "type: datahub\nendpoint: {}\nproject: {DH_PROJECT}\naccess_id: sluice\n\
+             access_key_env: SLUICE_TEST_DATAHUB_KEY\nshard_count: 1",
+            datahub_endpoint()
+        ),
+    );
+    let topic = format!("{db}_t");
+    // The official SDK, not our client.
+    let tamper = |kind: &str, id: &str, v: &str, seq: &str| {
+        helper(
+            Command::new(repo_root().join("dev/services"))
+                .arg("datahub-python")
+                .arg(repo_root().join("dev/probes/datahub_put.py"))
+                .args([&datahub_endpoint(), DH_PROJECT, &topic])
+                .args([
+                    format!("sluice_op={}", kind.to_lowercase()),
+                    "sluice_image=A".into(),
+                    format!("sluice_sequence={seq}"),
+                    format!("id={id}"),
+                    format!("v={v}"),
+                    "amt=1.25".into(),
+                ]),
+        )
+    };
+    // Records in shard order, as a consumer applies them (one shard).
+    let rebuild = || -> Rebuilt {
+        let recs = datahub_read(&datahub_endpoint(), &topic)?;
+        Ok(rebuild_tuple_replayed(&recs, "id", &["id", "v", "amt"])?)
+    };
+    found_and_redelivered(
+        &db,
+        &file,
+        Transport {
+            tamper: &tamper,
+            rebuild: &rebuild,
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_type_matrix_compares_equal_through_oms_messages_and_tuple_fields() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::Kafka, Service::Datahub]);
+    std::env::set_var("SLUICE_TEST_DATAHUB_KEY", "sluice-secret");
+    let db = unique_name("vfymqtypes");
+    let mut c = conn().await?;
+    type_table(&mut c, &db, TYPE_ROWS).await?;
+    let kafka = TempKafka::start_memory()?;
+    for (kind, destination) in [
+        ("kafka", format!("type: kafka\nbrokers: {}\nformat: oms", kafka.addr)),
+        (
+            "datahub",
+            format!(
+                "type: datahub\nendpoint: {}\nproject: {DH_PROJECT}\naccess_id: sluice\n\
+                 access_key_env: SLUICE_TEST_DATAHUB_KEY\ntopic: \"{{db}}_{{table}}_m\"",
+                datahub_endpoint()
+            ),
+        ),
+    ] {
+        let file = filtered_project(&db, &destination);
+        let yaml = std::fs::read_to_string(&file)?
+            .replace(&format!("  filters:\n    {db}.t: \"id <= 900\"\n"), "")
+            .replace(&format!("name: {db}"), &format!("name: {db}-{kind}"));
+        std::fs::write(&file, yaml)?;
+        run_until_caught_up(&file)?;
+        let (code, text) = verify(&file)?;
+        assert!(
+            code == 0 && text.contains(&format!("{db}.t -> {db}.t: 5 rows, 5 equal")),
+            "{kind}: {text}"
+        );
+    }
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }

@@ -10,6 +10,9 @@
 //!
 //! `sluice-rocketmq-probe produce --namesrv ADDR --topic TOPIC --count N [--batch B]`: the producer alone,
 //! for benchmarks (see `produce`).
+//!
+//! `sluice-rocketmq-probe send --namesrv ADDR --topic TOPIC --body TEXT [--property K=V ...]`: one
+//! message with those user properties, as a tampering writer would (the verification tests).
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -217,6 +220,29 @@ async fn produce(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, count:
     std::process::exit(0)
 }
 
+/// Sends one message with `props` (`K=V`), synchronously; SEND_OK or an error.
+async fn send_one(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, body: &str, props: &[String]) -> Result<(), Error> {
+    let mut producer = DefaultMQProducer::builder(runtime)
+        .producer_group(format!("sluice_probe_send_{}", std::process::id()))
+        .name_server_addr(namesrv.to_string())
+        .build();
+    producer.start().await?;
+    let mut b = Message::builder().topic(topic.to_string()).body_slice(body.as_bytes());
+    for p in props {
+        let (k, v) = p.split_once('=').ok_or("a --property is K=V")?;
+        b = b.raw_property(k.to_string(), v.to_string())?;
+    }
+    let r = producer.send_with_timeout(b.build_unchecked(), 5_000).await?;
+    producer.shutdown().await;
+    match r {
+        Some(r) if r.send_status == SendStatus::SendOk => {
+            println!("sent to queue {:?} offset {}", r.message_queue, r.queue_offset);
+            Ok(())
+        }
+        other => Err(format!("the send was not SEND_OK: {other:?}").into()),
+    }
+}
+
 fn arg(args: &[String], name: &str) -> Result<String, Error> {
     args.iter()
         .position(|a| a == name)
@@ -317,9 +343,14 @@ async fn roundtrip(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str) -> R
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verb = args.first().cloned().unwrap_or_default();
-    if !["roundtrip", "consume", "produce"].contains(&verb.as_str()) {
-        return Err("usage: sluice-rocketmq-probe roundtrip|consume|produce --namesrv HOST:PORT --topic TOPIC [--count N] [--batch B]".into());
+    if !["roundtrip", "consume", "produce", "send"].contains(&verb.as_str()) {
+        return Err("usage: sluice-rocketmq-probe roundtrip|consume|produce|send --namesrv HOST:PORT --topic TOPIC [--count N] [--batch B] [--body TEXT --property K=V ...]".into());
     }
+    let props: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--property")
+        .map(|w| w[1].clone())
+        .collect();
     let count: usize = arg(&args, "--count").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let batch: usize = arg(&args, "--batch").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let namesrv = arg(&args, "--namesrv")?;
@@ -338,6 +369,9 @@ fn main() -> Result<(), Error> {
     let result = tokio_rt.block_on(async {
         let r = if verb == "produce" {
             tokio::time::timeout(Duration::from_secs(3600), produce(runtime.clone(), &namesrv, &topic, count, batch)).await
+        } else if verb == "send" {
+            let body = arg(&args, "--body").unwrap_or_default();
+            tokio::time::timeout(Duration::from_secs(60), send_one(runtime.clone(), &namesrv, &topic, &body, &props)).await
         } else if verb == "consume" {
             tokio::time::timeout(Duration::from_secs(150), consume(runtime.clone(), &namesrv, &topic)).await
         } else {
