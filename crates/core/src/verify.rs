@@ -68,6 +68,45 @@ impl VerifyColumn {
     }
 }
 
+impl VerifyColumn {
+    /// The base of the column's type (`float`, `year`, `geometry`), lower case.
+    pub fn base_type(&self) -> String {
+        let t = self.column_type.trim().to_ascii_lowercase();
+        t.split(['(', ' ']).next().unwrap_or("").to_string()
+    }
+
+    /// Whether the column holds a spatial value (compared as its WKB where it travels as
+    /// one, in messages).
+    pub fn is_spatial(&self) -> bool {
+        matches!(
+            self.base_type().as_str(),
+            "geometry"
+                | "point"
+                | "linestring"
+                | "polygon"
+                | "multipoint"
+                | "multilinestring"
+                | "multipolygon"
+                | "geometrycollection"
+        )
+    }
+
+    /// A cell in the form in which two renderings of one value agree where a server's text
+    /// and a message's text of it may be spelled differently: FLOAT and DOUBLE as the 4- and
+    /// 8-byte value the text reads as (the shortest text that reads back as it), YEAR as its
+    /// number (`0000` and `0` are the year 0).
+    pub fn settled(&self, cell: Cell) -> Cell {
+        let Cell::Text(t) = &cell else { return cell };
+        let again = match self.base_type().as_str() {
+            "float" => t.parse::<f32>().ok().map(|v| format!("{v:e}")),
+            "double" | "real" => t.parse::<f64>().ok().map(|v| format!("{v:e}")),
+            "year" => t.parse::<u16>().ok().map(|v| v.to_string()),
+            _ => None,
+        };
+        again.map_or(cell, Cell::Text)
+    }
+}
+
 /// One value in canonical text form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cell {

@@ -39,6 +39,8 @@ fn expr(col: &VerifyColumn, utf8_text: bool) -> String {
         .as_deref()
         .is_some_and(|cs| !cs.is_empty() && cs != "binary");
     match col.kind {
+        // Messages carry a spatial value as its WKB, without the SRID the server stores.
+        CellKind::Bytes if utf8_text && col.is_spatial() => format!("HEX(ST_AsWKB({c}))"),
         CellKind::Number | CellKind::Temporal => format!("CAST({c} AS CHAR)"),
         CellKind::Bits => format!("CAST({c} + 0 AS CHAR)"),
         CellKind::Bytes if utf8_text && text => format!("HEX(CONVERT({c} USING utf8mb4))"),

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use sluice_core::verify::{Cell, ChunkQuery, StateSide};
+use sluice_core::verify::{Cell, ChunkQuery, StateSide, VerifyColumn};
 use sluice_meta::MetaStore;
 use sluice_pipeline::redeliver::{redeliver, Redelivery};
 use sluice_pipeline::Project;
@@ -21,6 +21,14 @@ use sluice_pipeline::Project;
 use crate::compare::{self, Kind};
 use crate::worker::{difference, side};
 use crate::{jobs, record, Options, TableReport, VerifyRunError};
+
+/// A row with each cell in the form both renderings agree on ([`VerifyColumn::settled`]).
+fn settle(columns: &[VerifyColumn], row: Vec<Cell>) -> Vec<Cell> {
+    row.into_iter()
+        .zip(columns)
+        .map(|(c, col)| col.settled(c))
+        .collect()
+}
 
 pub(crate) fn verify(
     p: &Project,
@@ -92,11 +100,17 @@ pub(crate) fn verify(
                 upto: upto.as_deref(),
                 ..base.clone()
             };
-            let rows = src.rows(&q).map_err(|e| src_err(&e))?;
+            let rows: Vec<Vec<Cell>> = src
+                .rows(&q)
+                .map_err(|e| src_err(&e))?
+                .into_iter()
+                .map(|r| settle(&job.columns, r))
+                .collect();
             // The destination's rows of these keys, taken out of the state.
             let dest: Vec<Vec<Cell>> = rows
                 .iter()
                 .filter_map(|row| left.remove(&row[..job.key_len.min(row.len())]))
+                .map(|r| settle(&job.columns, r))
                 .collect();
             let diffs = compare::compare(&rows, &dest, job.key_len);
             r.rows += rows.len() as u64;
