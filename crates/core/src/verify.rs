@@ -9,6 +9,8 @@
 //!   strings and binaries as their bytes in hex); it is also its SQL literal.
 //! - Two digests are comparable only when both sides report the same [`VerifySide::dialect`].
 
+use std::collections::HashMap;
+
 use crate::TableId;
 
 /// How a column's values are rendered (from the source column's type).
@@ -221,25 +223,97 @@ pub trait VerifySide: Send {
     fn apply(&mut self, statements: &[String]) -> Result<(), VerifyError>;
 }
 
-/// A destination table's state rebuilt from what it was delivered.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableState {
-    /// The latest row of every key (the key's cells first); a deleted key is absent.
-    pub rows: std::collections::HashMap<Vec<Cell>, Vec<Cell>>,
-    /// The highest source sequence among the messages read (0: none had one).
-    pub max_sequence: u64,
+/// What one message says of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// The row is now this (insert, update, snapshot row).
+    Put(Vec<Cell>),
+    /// The row was deleted (its before image, for the key).
+    Delete(Vec<Cell>),
+}
+
+/// A key's latest message: its sequence, its place (partition, offset) and the row (None:
+/// deleted).
+type Entry = (u64, (i64, i64), Option<Vec<Cell>>);
+
+/// A destination table's state rebuilt from the messages it was delivered: the latest message
+/// per key. Per key, the message with the highest source sequence wins; rows copied by full
+/// sync carry none and count before every change; between equal sequences the later place
+/// (partition, offset) wins. A stale message written after a later one (a higher offset, a
+/// lower sequence) changes nothing; a delete removes the key. The highest sequence offered is
+/// kept, so that a re-delivery can number its messages after everything a consumer may have
+/// seen.
+#[derive(Debug, Default)]
+pub struct Latest {
+    rows: HashMap<Vec<Cell>, Entry>,
+    max_sequence: u64,
+}
+
+impl Latest {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Offers a message: its source sequence (None: a full-sync row), its place (partition,
+    /// offset), what it says, and how many leading cells are the key.
+    pub fn offer(&mut self, sequence: Option<u64>, at: (i64, i64), image: Image, key_len: usize) {
+        let seq = sequence.unwrap_or(0);
+        self.max_sequence = self.max_sequence.max(seq);
+        let (row, deleted) = match image {
+            Image::Put(r) => (r, false),
+            Image::Delete(r) => (r, true),
+        };
+        let key = row[..key_len.min(row.len())].to_vec();
+        let newer = self
+            .rows
+            .get(&key)
+            .is_none_or(|(s, a, _)| (seq, at) > (*s, *a));
+        if newer {
+            self.rows.insert(key, (seq, at, (!deleted).then_some(row)));
+        }
+    }
+
+    /// The row of `key` now (None: never seen, or deleted).
+    pub fn get(&self, key: &[Cell]) -> Option<&Vec<Cell>> {
+        self.rows.get(key).and_then(|(.., row)| row.as_ref())
+    }
+
+    /// The keys that have a row now.
+    pub fn keys(&self) -> impl Iterator<Item = &Vec<Cell>> {
+        self.rows
+            .iter()
+            .filter(|(_, (.., row))| row.is_some())
+            .map(|(k, _)| k)
+    }
+
+    /// How many keys have a row now.
+    pub fn len(&self) -> usize {
+        self.keys().count()
+    }
+
+    /// Whether no key has a row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The highest source sequence offered (0: none had one).
+    pub fn max_sequence(&self) -> u64 {
+        self.max_sequence
+    }
 }
 
 /// A destination that cannot be queried by key range (a message queue): its latest state per
-/// key is rebuilt from what was delivered, and compared whole.
+/// key is rebuilt from what was delivered.
 pub trait StateSide: Send {
-    /// The state of destination table `to` (cells of `columns`, the key first; text columns
-    /// as UTF-8 hex): the last message by source sequence wins (full-sync rows count, before
-    /// every change); a key whose last change deleted it is absent.
-    fn state(
+    /// Offers every message of destination table `to` not read yet by this side (the first
+    /// time, all of them; then those that arrived since) up to its end now to `into`, each as
+    /// the cells of `columns` (the key first; text columns as UTF-8 hex).
+    fn read(
         &mut self,
         to: &TableId,
         columns: &[VerifyColumn],
         key_len: usize,
-    ) -> Result<TableState, VerifyError>;
+        into: &mut Latest,
+    ) -> Result<(), VerifyError>;
 }

@@ -1,75 +1,14 @@
-//! A table's latest state rebuilt from the messages a destination was delivered, for
-//! verification: every transport reads its messages its own way and offers each here with its
-//! source sequence and its place (partition, offset); the rule that decides which message of a
-//! key is the state is written once.
-//!
-//! Invariants:
-//! - Per key, the message with the highest source sequence wins; rows copied by full sync
-//!   carry none and count before every change; between equal sequences the later place wins
-//!   (a key's messages are in one partition, so its offsets order them).
-//! - A stale message written after a later one (a higher offset, a lower sequence) changes
-//!   nothing; a delete removes the key.
-//! - The highest sequence offered is kept, so that a re-delivery can number its messages
-//!   after everything a consumer may have seen.
-
-use std::collections::HashMap;
+//! Reading messages back for verification: every transport reads its messages its own way,
+//! turns each into an [`Image`] here (the OMS formats), and offers it with its source sequence
+//! and its place to a [`Latest`] (`sluice_core::verify`), where the rule that decides which
+//! message of a key is the state is written once.
 
 use base64::Engine;
-use sluice_core::verify::{Cell, CellKind, TableState, VerifyColumn};
+use sluice_core::verify::{Cell, CellKind, VerifyColumn};
+pub use sluice_core::verify::{Image, Latest};
 
-/// What one message says of its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Image {
-    /// The row is now this (insert, update, snapshot row).
-    Put(Vec<Cell>),
-    /// The row was deleted (its before image, for the key).
-    Delete(Vec<Cell>),
-}
-
-/// The latest message per key, by the rule above.
-#[derive(Debug, Default)]
-pub struct Latest {
-    rows: HashMap<Vec<Cell>, (u64, (i64, i64), Option<Vec<Cell>>)>,
-    max_sequence: u64,
-}
-
-impl Latest {
-    /// An empty state.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Offers a message: its source sequence (None: a full-sync row), its place (partition,
-    /// offset), what it says, and how many leading cells are the key.
-    pub fn offer(&mut self, sequence: Option<u64>, at: (i64, i64), image: Image, key_len: usize) {
-        let seq = sequence.unwrap_or(0);
-        self.max_sequence = self.max_sequence.max(seq);
-        let (row, deleted) = match image {
-            Image::Put(r) => (r, false),
-            Image::Delete(r) => (r, true),
-        };
-        let key = row[..key_len.min(row.len())].to_vec();
-        let newer = self
-            .rows
-            .get(&key)
-            .is_none_or(|(s, a, _)| (seq, at) > (*s, *a));
-        if newer {
-            self.rows.insert(key, (seq, at, (!deleted).then_some(row)));
-        }
-    }
-
-    /// The state: each key's row (deleted keys absent) and the highest sequence seen.
-    pub fn finish(self) -> TableState {
-        TableState {
-            rows: self
-                .rows
-                .into_iter()
-                .filter_map(|(k, (.., row))| row.map(|r| (k, r)))
-                .collect(),
-            max_sequence: self.max_sequence,
-        }
-    }
-}
+/// The formats whose messages verification reads back.
+pub const READABLE: &[&str] = &["oms", "oms-extended"];
 
 /// Reads a message of the OMS formats (`oms`, `oms-extended`) as the cells of `columns`:
 /// None for what describes no row (DDL, heartbeat).
@@ -147,27 +86,27 @@ mod tests {
         l.offer(Some(7), (0, 11), Image::Put(row("1", "replayed")), 1);
         l.offer(Some(2), (0, 1), Image::Put(row("2", "two")), 1);
         l.offer(Some(4), (0, 2), Image::Delete(row("2", "two")), 1);
-        let s = l.finish();
-        assert_eq!(s.max_sequence, 7);
-        assert_eq!(s.rows.len(), 1);
-        assert_eq!(s.rows[&row("1", "")[..1].to_vec()], row("1", "replayed"));
+        assert_eq!(l.max_sequence(), 7);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.get(&row("1", "")[..1]), Some(&row("1", "replayed")));
+        assert_eq!(l.get(&row("2", "")[..1]), None);
     }
 
     #[test]
     fn oms_messages_read_as_cells() {
         let put = br#"{"recordType":"UPDATE","postStruct":{"id":"5","v":"x"},"prevStruct":{"id":"5","v":"w"}}"#;
-        assert_eq!(
-            oms_image(put, &cols()).unwrap(),
-            Some(Image::Put(row("5", "x")))
-        );
+        assert_eq!(oms_image(put, &cols()), Ok(Some(Image::Put(row("5", "x")))));
         let del = br#"{"recordType":"DELETE","prevStruct":{"id":"5","v":null}}"#;
         assert_eq!(
-            oms_image(del, &cols()).unwrap(),
-            Some(Image::Delete(vec![Cell::Text("5".into()), Cell::Null]))
+            oms_image(del, &cols()),
+            Ok(Some(Image::Delete(vec![
+                Cell::Text("5".into()),
+                Cell::Null
+            ])))
         );
         assert_eq!(
-            oms_image(br#"{"recordType":"HEARTBEAT"}"#, &cols()).unwrap(),
-            None
+            oms_image(br#"{"recordType":"HEARTBEAT"}"#, &cols()),
+            Ok(None)
         );
         assert!(oms_image(b"nope", &cols()).is_err());
     }

@@ -15,6 +15,11 @@ use sluice_format::{DbType, SourceInfo};
 
 use crate::error::ProjectError;
 
+/// The destinations verification reads, for messages that refuse the others.
+pub const VERIFIABLE: &str = "database destinations (mysql, mariadb, oceanbase), and Kafka, \
+    RocketMQ and DataHub destinations in the oms or oms-extended format (DataHub TUPLE topics \
+    too) can be verified";
+
 /// What a destination needs of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {

@@ -224,6 +224,9 @@ impl DestinationSpec for Destination {
     }
 
     fn state_verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::StateSide>>, SinkError> {
+        if !self.verifiable() {
+            return Ok(None);
+        }
         match self {
             Destination::Kafka(k) => sluice_sink_kafka::verify::KafkaState::new(k)
                 .map(|s| Some(Box::new(s) as Box<dyn sluice_core::verify::StateSide>))
@@ -239,7 +242,13 @@ impl DestinationSpec for Destination {
     }
 
     fn verifiable(&self) -> bool {
-        matches!(self, Destination::Database(_))
+        let readable = |format: &str| sluice_mq::state::READABLE.contains(&format);
+        match self {
+            Destination::Database(_) => true,
+            Destination::Kafka(k) => readable(&k.format.name),
+            Destination::Rocketmq(r) => readable(&r.format.name),
+            Destination::Datahub(d) => d.config.format.as_ref().is_none_or(|f| readable(&f.name)),
+        }
     }
 
     fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SinkError> {

@@ -404,20 +404,35 @@ impl Client {
 }
 
 impl Client {
-    /// Every record of a shard, oldest first, as far as it reaches when read (a cursor at the
-    /// oldest record, then protobuf gets of up to 1,000 until one comes back empty).
+    /// The records of a shard from its record `from` (its oldest when None), oldest first, up
+    /// to its last record when the read began (a cursor, then protobuf gets of up to 1,000).
     pub fn records(
         &self,
         project: &str,
         topic: &str,
         shard: &str,
+        from: Option<i64>,
     ) -> Result<Vec<pb::RecordEntry>, CallError> {
         let path = format!("/projects/{project}/topics/{topic}/shards/{shard}");
-        let at = self.json_call(
-            "POST",
-            &path,
-            Some(json!({"Action": "cursor", "Type": "OLDEST"})),
-        )?;
+        let seek = match from {
+            Some(n) => json!({"Action": "cursor", "Type": "SEQUENCE", "Sequence": n}),
+            None => json!({"Action": "cursor", "Type": "OLDEST"}),
+        };
+        let at = match self.json_call("POST", &path, Some(seek)) {
+            Ok(a) => a,
+            // Past the last record: nothing new.
+            Err(e) if from.is_some() && e.code() == Some("SeekOutOfRange") => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        // The last record now: what is put while this reads is left for the next read.
+        let last = self
+            .json_call(
+                "POST",
+                &path,
+                Some(json!({"Action": "cursor", "Type": "LATEST"})),
+            )
+            .ok()
+            .and_then(|l| l["Sequence"].as_i64());
         let mut cursor = at["Cursor"]
             .as_str()
             .ok_or_else(|| CallError::Transport("datahub cursor answer has no Cursor".into()))?
@@ -441,7 +456,15 @@ impl Client {
             if resp.records.is_empty() {
                 return Ok(out);
             }
-            out.extend(resp.records);
+            for r in resp.records {
+                if last.is_some_and(|l| r.sequence.is_some_and(|s| s > l)) {
+                    return Ok(out);
+                }
+                out.push(r);
+            }
+            if out.last().and_then(|r| r.sequence) >= last && last.is_some() {
+                return Ok(out);
+            }
             cursor = resp.next_cursor;
         }
     }

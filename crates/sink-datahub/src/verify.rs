@@ -9,23 +9,24 @@
 //! text: an `A` image puts the row, a `delete` removes it, a `B` image of an update changes
 //! nothing (its `A` follows). BLOB records are read in the OMS formats.
 
-use sluice_core::verify::{Cell, CellKind, StateSide, TableState, VerifyColumn, VerifyError};
+use std::collections::HashMap;
+
+use sluice_core::verify::{Cell, CellKind, Latest, StateSide, VerifyColumn, VerifyError};
 use sluice_core::{TableId, Value};
 use sluice_format::text::{value_text, BytesAs};
-use sluice_mq::state::{hex, is_text, oms_image, Image, Latest};
+use sluice_mq::state::{hex, is_text, oms_image, Image, READABLE};
 
 use base64::Engine;
 
 use crate::client::{schema_of, CallError, Client};
 use crate::{DatahubSettings, RecordType};
 
-/// The formats of BLOB topics whose records this side reads.
-pub const READABLE: &[&str] = &["oms", "oms-extended"];
-
 /// A DataHub topic's state, read with a client of its own.
 pub struct DatahubState {
     settings: DatahubSettings,
     client: Client,
+    /// Per table, the record each shard's next read starts at.
+    next: HashMap<TableId, HashMap<String, i64>>,
 }
 
 impl DatahubState {
@@ -44,6 +45,7 @@ impl DatahubState {
         Ok(Self {
             client: Client::new(c.account.clone(), c.protocol, c.compression, c.timeout),
             settings: settings.clone(),
+            next: HashMap::new(),
         })
     }
 }
@@ -93,12 +95,13 @@ pub fn tuple_cell(v: Option<&[u8]>, col: &VerifyColumn) -> Result<Cell, String> 
 }
 
 impl StateSide for DatahubState {
-    fn state(
+    fn read(
         &mut self,
         to: &TableId,
         columns: &[VerifyColumn],
         key_len: usize,
-    ) -> Result<TableState, VerifyError> {
+        latest: &mut Latest,
+    ) -> Result<(), VerifyError> {
         let c = &self.settings.config;
         let topic = c.routing.topics.topic(to);
         let what = format!("topic {}/{topic} (of {}.{})", c.project, to.db, to.table);
@@ -143,14 +146,16 @@ impl StateSide for DatahubState {
             .shards(&c.project, &topic)
             .map_err(call_err(what.clone()))?;
         shards.sort_by_key(|s| s.shard_id.parse::<u64>().unwrap_or(u64::MAX));
-        let mut latest = Latest::new();
+        let next = self.next.entry(to.clone()).or_default();
         for (n, shard) in shards.iter().enumerate() {
+            let from = next.get(&shard.shard_id).copied();
             let records = self
                 .client
-                .records(&c.project, &topic, &shard.shard_id)
+                .records(&c.project, &topic, &shard.shard_id, from)
                 .map_err(call_err(format!("{what} shard {}", shard.shard_id)))?;
             for (i, r) in records.iter().enumerate() {
-                let place = (n as i64, r.sequence.unwrap_or(i as i64));
+                let place = (n as i64, r.sequence.unwrap_or(from.unwrap_or(0) + i as i64));
+                next.insert(shard.shard_id.clone(), place.1 + 1);
                 let bad = |e: String| {
                     VerifyError::Definite(format!(
                         "datahub: {what} shard {} record {}: {e}",
@@ -187,7 +192,8 @@ impl StateSide for DatahubState {
                     {
                         continue;
                     }
-                    let Some(image) = oms_image(field(0).unwrap_or_default(), columns).map_err(bad)?
+                    let Some(image) =
+                        oms_image(field(0).unwrap_or_default(), columns).map_err(bad)?
                     else {
                         continue;
                     };
@@ -196,7 +202,7 @@ impl StateSide for DatahubState {
                 latest.offer(seq, place, image, key_len);
             }
         }
-        Ok(latest.finish())
+        Ok(())
     }
 }
 
@@ -212,7 +218,10 @@ mod tests {
             Ok(Cell::Text("2024-05-01 08:00:00.250".into()))
         );
         let s = VerifyColumn::new("s", "varchar(5)", Some("utf8mb4"));
-        assert_eq!(tuple_cell(Some("é".as_bytes()), &s), Ok(Cell::Text("C3A9".into())));
+        assert_eq!(
+            tuple_cell(Some("é".as_bytes()), &s),
+            Ok(Cell::Text("C3A9".into()))
+        );
         let b = VerifyColumn::new("b", "varbinary(5)", Some("binary"));
         assert_eq!(tuple_cell(Some(b"AP8="), &b), Ok(Cell::Text("00FF".into())));
         let d = VerifyColumn::new("d", "decimal(10,2)", None);

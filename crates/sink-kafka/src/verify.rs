@@ -13,18 +13,17 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_core::verify::{StateSide, TableState, VerifyColumn, VerifyError};
+use sluice_core::verify::{Latest, StateSide, VerifyColumn, VerifyError};
 use sluice_core::TableId;
-use sluice_mq::state::{oms_image, Latest};
+use sluice_mq::state::{oms_image, READABLE};
 
 use crate::{client_config, KafkaSettings};
-
-/// The formats whose messages this side reads.
-pub const READABLE: &[&str] = &["oms", "oms-extended"];
 
 /// A Kafka topic's state, read with a consumer of its own.
 pub struct KafkaState {
     settings: KafkaSettings,
+    /// Per table, where each partition's next read starts.
+    next: HashMap<TableId, HashMap<i32, i64>>,
 }
 
 impl KafkaState {
@@ -39,6 +38,7 @@ impl KafkaState {
         }
         Ok(Self {
             settings: settings.clone(),
+            next: HashMap::new(),
         })
     }
 }
@@ -48,12 +48,13 @@ fn unavailable(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> VerifyError
 }
 
 impl StateSide for KafkaState {
-    fn state(
+    fn read(
         &mut self,
         to: &TableId,
         columns: &[VerifyColumn],
         key_len: usize,
-    ) -> Result<TableState, VerifyError> {
+        latest: &mut Latest,
+    ) -> Result<(), VerifyError> {
         let topic = self.settings.config.routing.topics.topic(to);
         let consumer: BaseConsumer = client_config(&self.settings.config)
             .set("group.id", "sluice-verify")
@@ -77,31 +78,36 @@ impl StateSide for KafkaState {
             )));
         }
         // Where each partition ends now; what comes later is not waited for.
+        let next = self.next.entry(to.clone()).or_default();
         let mut ends = HashMap::new();
         let mut list = TopicPartitionList::new();
         for &p in &partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, p, Duration::from_secs(30))
                 .map_err(unavailable("read the offsets"))?;
-            if high > low {
+            let from = next.get(&p).copied().unwrap_or(low).max(low);
+            if high > from {
                 ends.insert(p, high);
-                list.add_partition_offset(&topic, p, Offset::Beginning)
+                list.add_partition_offset(&topic, p, Offset::Offset(from))
                     .map_err(unavailable("assign"))?;
             }
         }
         consumer.assign(&list).map_err(unavailable("assign"))?;
         // A key's messages are in one partition (its partition follows from the key or the
         // table), so offsets order them.
-        let mut latest = Latest::new();
         let single = matches!(
             self.settings.config.routing.topics,
             sluice_mq::TopicMap::Single(_)
         );
         let mut quiet = Instant::now();
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| d.as_millis() as i64);
         loop {
             // Past every end, what is still fetched is read until a second passes without a
-            // message: a broker may report a partition's end as the first offset of its last
-            // batch (tansu 0.6 does), and the rest of that batch comes with it.
+            // message, or a message written after this read began comes: a broker may report
+            // a partition's end as the first offset of its last batch (tansu 0.6 does), and
+            // the rest of that batch comes with it; on a busy topic the messages never stop.
             let draining = ends.is_empty();
             let wait = Duration::from_millis(if draining { 1000 } else { 500 });
             let Some(m) = consumer.poll(wait) else {
@@ -117,10 +123,15 @@ impl StateSide for KafkaState {
             };
             quiet = Instant::now();
             let m = m.map_err(unavailable("read"))?;
+            if draining && m.timestamp().to_millis().is_some_and(|t| t > started_ms) {
+                // Left for the next read (`next` does not pass it).
+                break;
+            }
             let (p, off) = (m.partition(), m.offset());
             if ends.get(&p).is_some_and(|&end| off + 1 >= end) {
                 ends.remove(&p);
             }
+            next.insert(p, off + 1);
             let header = |name: &str| -> Option<String> {
                 let h = m.headers()?;
                 h.iter()
@@ -143,6 +154,6 @@ impl StateSide for KafkaState {
             let seq = header("sluice.sequence").and_then(|s| s.parse().ok());
             latest.offer(seq, (p.into(), off), image, key_len);
         }
-        Ok(latest.finish())
+        Ok(())
     }
 }

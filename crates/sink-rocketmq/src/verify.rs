@@ -12,15 +12,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice_core::verify::{StateSide, TableState, VerifyColumn, VerifyError};
+use sluice_core::verify::{Latest, StateSide, VerifyColumn, VerifyError};
 use sluice_core::TableId;
-use sluice_mq::state::{oms_image, Latest};
+use sluice_mq::state::{oms_image, READABLE};
 
 use crate::remoting::{code, status, Command, Connection};
 use crate::{route, RocketmqSettings};
-
-/// The formats whose messages this side reads.
-pub const READABLE: &[&str] = &["oms", "oms-extended"];
 
 /// The consumer group named in pulls; it subscribes to nothing (each pull carries its own
 /// subscription) and commits no offset.
@@ -33,6 +30,8 @@ const PULL_BATCH: usize = 32;
 pub struct RocketmqState {
     settings: RocketmqSettings,
     rt: tokio::runtime::Runtime,
+    /// Per table, where each queue's next read starts.
+    next: HashMap<TableId, HashMap<route::Queue, i64>>,
 }
 
 impl RocketmqState {
@@ -52,6 +51,7 @@ impl RocketmqState {
         Ok(Self {
             settings: settings.clone(),
             rt,
+            next: HashMap::new(),
         })
     }
 }
@@ -176,13 +176,15 @@ async fn ask(
 }
 
 impl RocketmqState {
-    /// Every message of one queue, in offset order, offered to `each`.
+    /// The messages of one queue from `from` (its first stored offset when None) to its end
+    /// now, in offset order, offered to `each`; returns where the next read starts.
     async fn read_queue(
         &self,
         topic: &str,
         q: &route::Queue,
+        from: Option<i64>,
         each: &mut dyn FnMut(Stored) -> Result<(), VerifyError>,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<i64, VerifyError> {
         let cfg = &self.settings.config;
         let timeout = cfg.send_timeout;
         let what = format!("queue {} of {topic} on {}", q.id, q.addr);
@@ -204,7 +206,8 @@ impl RocketmqState {
             &what,
         )
         .await?;
-        let (mut at, end) = (offset(&low, "offset")?, offset(&high, "offset")?);
+        let low = offset(&low, "offset")?;
+        let (mut at, end) = (from.unwrap_or(low).max(low), offset(&high, "offset")?);
         let mut empty_pulls = 0;
         while at < end {
             let mut cmd = Command::request(
@@ -234,8 +237,10 @@ impl RocketmqState {
                         VerifyError::Definite(format!("rocketmq: {what} offset {at}: {e}"))
                     })?;
                     let next = offset(&resp, "nextBeginOffset")?;
+                    // Messages past `end` (the queue grew meanwhile) are read too: `at` moves
+                    // past them, so they must not be left out.
                     for m in msgs {
-                        if m.queue_offset >= at && m.queue_offset < end {
+                        if m.queue_offset >= at {
                             each(m)?;
                         }
                     }
@@ -257,17 +262,18 @@ impl RocketmqState {
                 }
             }
         }
-        Ok(())
+        Ok(at.max(end))
     }
 }
 
 impl StateSide for RocketmqState {
-    fn state(
+    fn read(
         &mut self,
         to: &TableId,
         columns: &[VerifyColumn],
         key_len: usize,
-    ) -> Result<TableState, VerifyError> {
+        latest: &mut Latest,
+    ) -> Result<(), VerifyError> {
         let cfg = &self.settings.config;
         let topic = cfg.routing.topics.topic(to);
         let single = matches!(cfg.routing.topics, sluice_mq::TopicMap::Single(_));
@@ -290,11 +296,14 @@ impl StateSide for RocketmqState {
                     to.db, to.table
                 ))
             })?;
-        let mut latest = Latest::new();
+        let mut next = self.next.remove(to).unwrap_or_default();
         for (n, q) in queues.iter().enumerate() {
             let mut each = |m: Stored| -> Result<(), VerifyError> {
                 let prop = |k: &str| m.properties.get(k).map(String::as_str);
-                if single && (prop("sluice.db") != Some(&to.db) || prop("sluice.table") != Some(&to.table)) {
+                if single
+                    && (prop("sluice.db") != Some(&to.db)
+                        || prop("sluice.table") != Some(&to.table))
+                {
                     return Ok(());
                 }
                 let image = oms_image(&m.body, columns).map_err(|e| {
@@ -309,9 +318,14 @@ impl StateSide for RocketmqState {
                 }
                 Ok(())
             };
-            self.rt.block_on(self.read_queue(&topic, q, &mut each))?;
+            let from = next.get(q).copied();
+            let at = self
+                .rt
+                .block_on(self.read_queue(&topic, q, from, &mut each))?;
+            next.insert(q.clone(), at);
         }
-        Ok(latest.finish())
+        self.next.insert(to.clone(), next);
+        Ok(())
     }
 }
 
@@ -341,7 +355,11 @@ mod tests {
 
     #[test]
     fn stored_messages_read_back() {
-        let mut body = stored(7, b"{\"a\":1}", "sluice.sequence\u{1}12\u{2}KEYS\u{1}5\u{2}");
+        let mut body = stored(
+            7,
+            b"{\"a\":1}",
+            "sluice.sequence\u{1}12\u{2}KEYS\u{1}5\u{2}",
+        );
         body.extend(stored(8, b"x", ""));
         let got = decode(&body).expect("decode");
         assert_eq!(got.len(), 2);
@@ -349,7 +367,10 @@ mod tests {
         assert_eq!(got[0].body, b"{\"a\":1}");
         assert_eq!(got[0].properties["sluice.sequence"], "12");
         assert_eq!(got[0].properties["KEYS"], "5");
-        assert_eq!((got[1].queue_offset, got[1].body.as_slice()), (8, &b"x"[..]));
+        assert_eq!(
+            (got[1].queue_offset, got[1].body.as_slice()),
+            (8, &b"x"[..])
+        );
         assert!(decode(&body[..body.len() - 3]).is_err());
     }
 }

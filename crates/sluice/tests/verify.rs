@@ -239,13 +239,13 @@ fn a_destination_that_cannot_be_queried_is_refused_with_what_can() -> TestResult
     std::fs::write(
         &file,
         "name: vfyk\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
-         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: oms\n\
+         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: canal\n\
          objects:\n  include: [\"x.*\"]\n",
     )?;
     let (code, out) = verify(&file, &[])?;
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("verification of this destination type is not built yet"),
+        out.contains("verification of this destination is not built yet"),
         "{out}"
     );
     Ok(())
@@ -368,12 +368,13 @@ async fn the_verify_stage_runs_once_caught_up_and_status_shows_it() -> TestResul
         status.contains(&format!("verified:   {db}.t -> {dest_db}.t 500 rows: 500 equal, 0 missing, 0 extra, 0 different")),
         "{status}"
     );
-    // A destination that cannot be verified is refused when the file is read.
+    // A destination that cannot be verified (a format verification does not read back) is
+    // refused when the file is read.
     let kafka = dir.join("kafka.yaml");
     std::fs::write(
         &kafka,
         "name: vfyk2\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
-         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: oms\n\
+         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: canal\n\
          objects:\n  include: [\"x.*\"]\nstages:\n  verify: true\n",
     )?;
     let out = sluice().args(["precheck", "-f"]).arg(&kafka).output()?;

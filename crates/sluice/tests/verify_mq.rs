@@ -5,8 +5,9 @@
 //! one (higher offset, lower sequence) changes nothing, a later one (higher sequence) is
 //! believed, a key the source never had is extra; `--apply` re-delivers what differs so that
 //! an independent consumer rebuilding the state ends equal to the source, and the changes
-//! after it are numbered after it; a running project is refused. The type matrix compares
-//! equal through the OMS format and through DataHub TUPLE fields.
+//! after it are numbered after it; with the project running and a writer changing the table
+//! all along, no false difference (and `--apply` is refused). The type matrix compares equal
+//! through the OMS format and through DataHub TUPLE fields.
 
 mod common;
 
@@ -122,15 +123,31 @@ async fn found_and_redelivered(db: &str, file: &Path, t: Transport<'_>) -> TestR
     run_until_caught_up(file)?;
     let (code, text) = verify(file)?;
     assert!(code == 0 && text.contains("1000 equal"), "{text}");
-    // While the project runs, it is refused, saying why.
+    // While the project runs and a writer changes the table all along, a verification reports
+    // no difference that is not real; --apply is refused, saying why.
     let mut child = spawn_run(file)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = mixed_writer(db.to_string(), 1200, 7, stop.clone());
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let (code, text) = verify(file)?;
+    let busy = verify(file)?;
+    let refused = sluice_said(["verify", "-f", &file.display().to_string(), "--apply"])?;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await??;
     sigterm(&child)?;
     child.wait()?;
     assert!(
-        code == 1 && text.contains("the project is running: stop it first"),
-        "{text}"
+        busy.0 == 0 && busy.1.contains("0 missing, 0 extra, 0 different"),
+        "{}",
+        busy.1
+    );
+    assert!(written > 50, "the writer made only {written} changes");
+    assert!(
+        refused.0 == 1
+            && refused
+                .1
+                .contains("the project is running: stop it before --apply"),
+        "{}",
+        refused.1
     );
     c.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
@@ -213,13 +230,16 @@ async fn a_rocketmq_topic_rebuilt_by_sequence_is_compared_and_corrected() -> Tes
         ),
     );
     let topic = format!("{db}_t");
-    // The rocketmq-rust client's producer, not ours.
+    // The rocketmq-rust client's producer, not ours, into the key's queue (as Sluice hashes
+    // it: a key's messages are in one queue, which a consumer reads in order).
     let tamper = |kind: &str, id: &str, v: &str, seq: &str| {
+        let queue = (murmur2(id.as_bytes()) & 0x7fff_ffff) % 2;
         helper(
             Command::new(repo_root().join("dev/services"))
                 .args(["rocketmq-probe", "send", "--namesrv"])
                 .arg(ROCKETMQ_NAMESRV.get())
                 .args(["--topic", &topic, "--body", &oms(kind, id, v, seq)])
+                .args(["--queue", &queue.to_string()])
                 .args(["--property", &format!("sluice.sequence={seq}")]),
         )
     };
@@ -292,7 +312,10 @@ async fn the_type_matrix_compares_equal_through_oms_messages_and_tuple_fields() 
     type_table(&mut c, &db, TYPE_ROWS).await?;
     let kafka = TempKafka::start_memory()?;
     for (kind, destination) in [
-        ("kafka", format!("type: kafka\nbrokers: {}\nformat: oms", kafka.addr)),
+        (
+            "kafka",
+            format!("type: kafka\nbrokers: {}\nformat: oms", kafka.addr),
+        ),
         (
             "datahub",
             format!(

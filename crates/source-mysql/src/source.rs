@@ -524,7 +524,10 @@ impl Source for MysqlSource {
                         .columns
                         .iter()
                         .map(|c| {
-                            match key.iter().position(|v| v.name.eq_ignore_ascii_case(&c.name)) {
+                            match key
+                                .iter()
+                                .position(|v| v.name.eq_ignore_ascii_case(&c.name))
+                            {
                                 Some(i) => snapshot::key_value(&k[i], &c.ty).map_err(|e| {
                                     SourceError::Definite(format!(
                                         "{table}: key column {}: {e}",

@@ -178,12 +178,10 @@ pub fn verify(
         if let Some(state) = p.destination.state_verifier().map_err(|e| dst(&e))? {
             return mq::verify(p, opts, state, progress);
         }
-        return Err(VerifyRunError::NotBuilt(
-            "verification of this destination type is not built yet: database destinations \
-             (mysql, mariadb, oceanbase), and Kafka, RocketMQ and DataHub in the OMS formats \
-             (DataHub TUPLE topics too) can be verified"
-                .into(),
-        ));
+        return Err(VerifyRunError::NotBuilt(format!(
+            "verification of this destination is not built yet: {}",
+            sluice_pipeline::VERIFIABLE
+        )));
     }
     let jobs = jobs::jobs(p, opts)?;
     if jobs.is_empty() {

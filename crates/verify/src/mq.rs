@@ -1,26 +1,37 @@
 //! Verification of a message-queue destination: the destination's latest state per key is
-//! rebuilt from what it was delivered ([`StateSide`]), then the source is walked in key-range
-//! chunks (text rendered as UTF-8, as messages carry it) and each source row is matched with
-//! the state by key; keys left in the state at the end are extra. Messages cannot be ordered by
-//! the source's collation, so the state is held whole (memory grows with the table).
+//! rebuilt from what it was delivered ([`StateSide`] into a [`Latest`]), then the source is
+//! walked in key-range chunks (text rendered as UTF-8, as messages carry it) and each source
+//! row is matched with the state by key; keys of the state no chunk matched are extra.
+//! Messages cannot be ordered by the source's collation, so the state is held whole (memory
+//! grows with the table).
 //!
-//! With `--apply`, the keys that differ are corrected by re-delivery
+//! While the project runs, a key that differs gets up to `LOOKS` more looks, as for a database
+//! destination: the source's rows of those keys are read again, then the topic is read on
+//! from where it was left once the project's checkpoint has passed the source position taken
+//! after that read, and the keys are compared again; only keys that differ on every look are
+//! reported. Extra keys get the same looks at the end (a row inserted after its chunk was read
+//! is in the topic but was not in that chunk).
+//!
+//! With `--apply` (the project stopped), the keys that differ are corrected by re-delivery
 //! (`sluice_pipeline::redeliver`): the source's current rows of the missing and different keys
 //! as fresh messages, deletes of the extra keys, numbered after every sequence found in the
 //! topics.
 //!
-//! Not built yet: while the project runs (refused: stop it first), sharded sources.
+//! Not built yet: sharded sources.
 
-use std::time::Instant;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
-use sluice_core::verify::{Cell, ChunkQuery, StateSide, VerifyColumn};
+use sluice_core::verify::{Cell, ChunkQuery, Latest, StateSide, VerifyColumn, VerifySide};
+use sluice_core::Position;
 use sluice_meta::MetaStore;
 use sluice_pipeline::redeliver::{redeliver, Redelivery};
 use sluice_pipeline::Project;
 
-use crate::compare::{self, Kind};
+use crate::compare::{self, Diff, Kind};
+use crate::jobs::Job;
 use crate::worker::{difference, side};
-use crate::{jobs, record, Options, TableReport, VerifyRunError};
+use crate::{jobs, record, Options, TableReport, VerifyRunError, LOOKS};
 
 /// A row with each cell in the form both renderings agree on ([`VerifyColumn::settled`]).
 fn settle(columns: &[VerifyColumn], row: Vec<Cell>) -> Vec<Cell> {
@@ -28,6 +39,85 @@ fn settle(columns: &[VerifyColumn], row: Vec<Cell>) -> Vec<Cell> {
         .zip(columns)
         .map(|(c, col)| col.settled(c))
         .collect()
+}
+
+/// What one table's comparison reads and where it looks again.
+struct Table<'a> {
+    p: &'a Project,
+    opts: &'a Options,
+    job: &'a Job,
+    src: &'a mut dyn VerifySide,
+    catalog: &'a mut dyn sluice_core::source::Catalog,
+    state: &'a mut dyn StateSide,
+    latest: Latest,
+    meta: &'a MetaStore,
+    running: bool,
+}
+
+impl Table<'_> {
+    fn src_err(&self, e: &dyn std::fmt::Display) -> VerifyRunError {
+        VerifyRunError::Source(format!("{}: {e}", self.job.table))
+    }
+
+    /// Reads the topic on (all of it, the first time).
+    fn read_on(&mut self) -> Result<(), VerifyRunError> {
+        let job = self.job;
+        self.state
+            .read(&job.to, &job.columns, job.key_len, &mut self.latest)
+            .map_err(|e| VerifyRunError::Destination(format!("{}: {e}", job.to)))
+    }
+
+    /// The state's rows of `keys` (those it has).
+    fn state_rows(&self, keys: &[Vec<Cell>]) -> Vec<Vec<Cell>> {
+        keys.iter()
+            .filter_map(|k| self.latest.get(k).cloned())
+            .map(|r| settle(&self.job.columns, r))
+            .collect()
+    }
+
+    /// Waits (at most `settle`) until the project's checkpoint is at or after `at`.
+    fn settled(&self, at: &Position) -> bool {
+        let deadline = Instant::now() + self.opts.settle;
+        loop {
+            let cp = self.meta.checkpoint(&self.p.name).ok().flatten();
+            if cp.is_some_and(|c| &c.position >= at) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Looks again at the keys of `diffs` (see the module doc); the differences left.
+    fn look_again(&mut self, mut diffs: Vec<Diff>) -> Result<Vec<Diff>, VerifyRunError> {
+        let job = self.job;
+        for _ in 0..LOOKS {
+            if diffs.is_empty() {
+                break;
+            }
+            let keys: Vec<Vec<Cell>> = diffs.iter().map(|d| d.key.clone()).collect();
+            let q = ChunkQuery {
+                utf8_text: true,
+                ..job.query(&job.table, None, None, true)
+            };
+            let again: Vec<Vec<Cell>> = self
+                .src
+                .rows_by_key(&q, &keys)
+                .map_err(|e| self.src_err(&e))?
+                .into_iter()
+                .map(|r| settle(&job.columns, r))
+                .collect();
+            let end = self.catalog.end().map_err(|e| self.src_err(&e))?;
+            if !self.settled(&end) {
+                break;
+            }
+            self.read_on()?;
+            diffs = compare::compare(&again, &self.state_rows(&keys), job.key_len);
+        }
+        Ok(diffs)
+    }
 }
 
 pub(crate) fn verify(
@@ -46,10 +136,11 @@ pub(crate) fn verify(
              (--apply); --correction writes SQL for database destinations",
         );
     }
-    if sluice_pipeline::is_running(&p.data_dir, &p.name) {
+    let running = sluice_pipeline::is_running(&p.data_dir, &p.name);
+    if running && opts.apply {
         return not_built(
-            "the project is running: stop it first (verifying a message-queue destination \
-             while changes flow is not built yet)",
+            "the project is running: stop it before --apply (a re-delivery numbers its \
+             messages after the checkpoint's sequence)",
         );
     }
     let jobs = jobs::jobs(p, opts)?;
@@ -58,6 +149,9 @@ pub(crate) fn verify(
         .open()
         .map_err(|e| VerifyRunError::Source(e.to_string()))?;
     let mut src = side(source.as_ref())?;
+    let mut catalog = source
+        .catalog()
+        .map_err(|e| VerifyRunError::Source(e.to_string()))?;
     let meta = MetaStore::open(&p.data_dir)?;
     let mut out = Vec::new();
     // With --apply: what to deliver again, and the highest sequence the topics hold.
@@ -66,68 +160,65 @@ pub(crate) fn verify(
     for job in &jobs {
         let started = Instant::now();
         let mut r = TableReport::new(job);
+        let mut t = Table {
+            p,
+            opts,
+            job,
+            src: src.as_mut(),
+            catalog: catalog.as_mut(),
+            state: state.as_mut(),
+            latest: Latest::new(),
+            meta: &meta,
+            running,
+        };
+        if let Err(e) = t.read_on() {
+            r.error = Some(e.to_string());
+            meta.save_verify(&p.name, &record(&r))?;
+            out.push(r);
+            continue;
+        }
         let mut fix = Redelivery {
             table: job.table.clone(),
             key: job.columns[..job.key_len].to_vec(),
             rows: Vec::new(),
             gone: Vec::new(),
         };
-        let mut left = match state.state(&job.to, &job.columns, job.key_len) {
-            Ok(s) => {
-                floor = floor.max(s.max_sequence);
-                s.rows
-            }
-            Err(e) => {
-                r.error = Some(format!("destination: {e}"));
-                meta.save_verify(&p.name, &record(&r))?;
-                out.push(r);
-                continue;
-            }
-        };
-        let part = &job.parts[0];
+        let mut found: Vec<Diff> = Vec::new();
+        // Keys of the state some source row had.
+        let mut matched: HashSet<Vec<Cell>> = HashSet::new();
         let mut after: Option<Vec<Cell>> = None;
         loop {
             let base = ChunkQuery {
                 utf8_text: true,
-                ..job.query(&part.table, after.as_deref(), None, true)
+                ..job.query(&job.table, after.as_deref(), None, true)
             };
-            let src_err =
-                |e: &dyn std::fmt::Display| VerifyRunError::Source(format!("{}: {e}", part.table));
-            let upto = src
+            let upto = t
+                .src
                 .boundary(&base, opts.chunk_rows)
-                .map_err(|e| src_err(&e))?;
+                .map_err(|e| t.src_err(&e))?;
             let q = ChunkQuery {
                 upto: upto.as_deref(),
                 ..base.clone()
             };
-            let rows: Vec<Vec<Cell>> = src
+            let rows: Vec<Vec<Cell>> = t
+                .src
                 .rows(&q)
-                .map_err(|e| src_err(&e))?
+                .map_err(|e| t.src_err(&e))?
                 .into_iter()
-                .map(|r| settle(&job.columns, r))
+                .map(|row| settle(&job.columns, row))
                 .collect();
-            // The destination's rows of these keys, taken out of the state.
-            let dest: Vec<Vec<Cell>> = rows
+            let keys: Vec<Vec<Cell>> = rows
                 .iter()
-                .filter_map(|row| left.remove(&row[..job.key_len.min(row.len())]))
-                .map(|r| settle(&job.columns, r))
+                .map(|row| row[..job.key_len.min(row.len())].to_vec())
                 .collect();
-            let diffs = compare::compare(&rows, &dest, job.key_len);
+            let mut diffs = compare::compare(&rows, &t.state_rows(&keys), job.key_len);
+            matched.extend(keys);
+            if t.running {
+                diffs = t.look_again(diffs)?;
+            }
             r.rows += rows.len() as u64;
             r.equal += (rows.len() - diffs.len()) as u64;
-            for d in &diffs {
-                match d.kind {
-                    Kind::Missing => r.missing += 1,
-                    Kind::Different => r.different += 1,
-                    Kind::Extra => r.extra += 1,
-                }
-                if r.examples.len() < opts.examples {
-                    r.examples.push(difference(job, d, None));
-                }
-                if opts.apply {
-                    fix.rows.push(d.key.clone());
-                }
-            }
+            found.extend(diffs);
             r.took = started.elapsed();
             progress(&r);
             match upto {
@@ -135,25 +226,54 @@ pub(crate) fn verify(
                 None => break,
             }
         }
-        // What the source does not have.
-        let mut extra: Vec<Vec<Cell>> = left.into_keys().collect();
+        // What the source does not have (looked at again while the project runs: a row
+        // inserted after its chunk was read is in the topic too).
+        let mut extra: Vec<Vec<Cell>> = t
+            .latest
+            .keys()
+            .filter(|k| !matched.contains(*k))
+            .cloned()
+            .collect();
         extra.sort();
-        r.extra += extra.len() as u64;
-        for key in extra {
-            if opts.apply {
-                fix.gone.push(key.clone());
+        let extra: Vec<Diff> = extra
+            .into_iter()
+            .map(|key| Diff {
+                kind: Kind::Extra,
+                key,
+                columns: Vec::new(),
+                source: None,
+            })
+            .collect();
+        let extra = if t.running {
+            // An extra key the source has now is one of its rows (inserted after its chunk
+            // was read); one that is equal now is an equal row.
+            let before = extra.len();
+            let extra = t.look_again(extra)?;
+            r.rows += (before - extra.iter().filter(|d| d.kind == Kind::Extra).count()) as u64;
+            r.equal += (before - extra.len()) as u64;
+            extra
+        } else {
+            extra
+        };
+        // A key looked at again may have come back as another kind: count each as it is now.
+        for d in found.iter().chain(&extra) {
+            match d.kind {
+                Kind::Missing => r.missing += 1,
+                Kind::Different => r.different += 1,
+                Kind::Extra => r.extra += 1,
             }
             if r.examples.len() < opts.examples {
-                let d = compare::Diff {
-                    kind: Kind::Extra,
-                    key,
-                    columns: Vec::new(),
-                    source: None,
-                };
-                r.examples.push(difference(job, &d, None));
+                r.examples.push(difference(job, d, None));
+            }
+            if opts.apply {
+                match d.kind {
+                    Kind::Extra => fix.gone.push(d.key.clone()),
+                    _ => fix.rows.push(d.key.clone()),
+                }
             }
         }
         r.took = started.elapsed();
+        floor = floor.max(t.latest.max_sequence());
         if !fix.rows.is_empty() || !fix.gone.is_empty() {
             r.applied = true;
             r.redelivered = (fix.rows.len() + fix.gone.len()) as u64;

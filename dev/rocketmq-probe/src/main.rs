@@ -11,8 +11,8 @@
 //! `sluice-rocketmq-probe produce --namesrv ADDR --topic TOPIC --count N [--batch B]`: the producer alone,
 //! for benchmarks (see `produce`).
 //!
-//! `sluice-rocketmq-probe send --namesrv ADDR --topic TOPIC --body TEXT [--property K=V ...]`: one
-//! message with those user properties, as a tampering writer would (the verification tests).
+//! `sluice-rocketmq-probe send --namesrv ADDR --topic TOPIC --body TEXT [--queue ID] [--property K=V ...]`:
+//! one message with those user properties, as a tampering writer would (the verification tests).
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -220,8 +220,9 @@ async fn produce(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, count:
     std::process::exit(0)
 }
 
-/// Sends one message with `props` (`K=V`), synchronously; SEND_OK or an error.
-async fn send_one(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, body: &str, props: &[String]) -> Result<(), Error> {
+/// Sends one message with `props` (`K=V`) to queue id `queue` (any when None), synchronously;
+/// SEND_OK or an error.
+async fn send_one(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, body: &str, props: &[String], queue: Option<i32>) -> Result<(), Error> {
     let mut producer = DefaultMQProducer::builder(runtime)
         .producer_group(format!("sluice_probe_send_{}", std::process::id()))
         .name_server_addr(namesrv.to_string())
@@ -232,7 +233,19 @@ async fn send_one(runtime: Arc<ClientRuntime>, namesrv: &str, topic: &str, body:
         let (k, v) = p.split_once('=').ok_or("a --property is K=V")?;
         b = b.raw_property(k.to_string(), v.to_string())?;
     }
-    let r = producer.send_with_timeout(b.build_unchecked(), 5_000).await?;
+    let m = b.build_unchecked();
+    let r = match queue {
+        Some(id) => {
+            let q = producer
+                .fetch_publish_message_queues(topic)
+                .await?
+                .into_iter()
+                .find(|q| q.queue_id() == id)
+                .ok_or_else(|| format!("topic {topic} has no queue {id}"))?;
+            producer.send_to_queue_with_timeout(m, q, 5_000).await?
+        }
+        None => producer.send_with_timeout(m, 5_000).await?,
+    };
     producer.shutdown().await;
     match r {
         Some(r) if r.send_status == SendStatus::SendOk => {
@@ -371,7 +384,8 @@ fn main() -> Result<(), Error> {
             tokio::time::timeout(Duration::from_secs(3600), produce(runtime.clone(), &namesrv, &topic, count, batch)).await
         } else if verb == "send" {
             let body = arg(&args, "--body").unwrap_or_default();
-            tokio::time::timeout(Duration::from_secs(60), send_one(runtime.clone(), &namesrv, &topic, &body, &props)).await
+            let queue = arg(&args, "--queue").ok().and_then(|v| v.parse().ok());
+            tokio::time::timeout(Duration::from_secs(60), send_one(runtime.clone(), &namesrv, &topic, &body, &props, queue)).await
         } else if verb == "consume" {
             tokio::time::timeout(Duration::from_secs(150), consume(runtime.clone(), &namesrv, &topic)).await
         } else {

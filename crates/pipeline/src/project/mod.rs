@@ -513,9 +513,10 @@ fn validate(
     if raw.stages.verify && !destination.verifiable() {
         return Err(bad(
             "stages.verify",
-            "verification of this destination type is not built yet: database destinations \
-             (mysql, mariadb, oceanbase) can be verified; remove stages.verify"
-                .into(),
+            format!(
+                "verification of this destination is not built yet: {}; remove stages.verify",
+                crate::VERIFIABLE
+            ),
         ));
     }
     let data_dir = match raw.data_dir {

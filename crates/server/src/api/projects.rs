@@ -500,10 +500,10 @@ fn act(
         "verify" => {
             let p = runnable(app, &row)?;
             if !p.destination.verifiable() {
-                return Err(ApiError::conflict(
-                    "verification of this destination type is not built yet: database \
-                     destinations (mysql, mariadb, oceanbase) can be verified",
-                ));
+                return Err(ApiError::conflict(format!(
+                    "verification of this destination is not built yet: {}",
+                    sluice_pipeline::VERIFIABLE
+                )));
             }
             workers::verify(app, p).map_err(ApiError::conflict)?;
             Ok((StatusCode::ACCEPTED, Json(view(app, &row_of(app, &name)?)?)).into_response())

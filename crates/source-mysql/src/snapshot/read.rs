@@ -258,7 +258,8 @@ pub fn key_value(cell: &Cell, ty: &ColumnType) -> Result<Value, String> {
             })
             .collect()
     };
-    let num = |s: &str| -> Result<u32, String> { s.parse().map_err(|_| format!("{t:?} is not a date")) };
+    let num =
+        |s: &str| -> Result<u32, String> { s.parse().map_err(|_| format!("{t:?} is not a date")) };
     let date = |d: &str| -> Result<(u16, u8, u8), String> {
         let p: Vec<&str> = d.split('-').collect();
         match p.as_slice() {
@@ -270,7 +271,9 @@ pub fn key_value(cell: &Cell, ty: &ColumnType) -> Result<Value, String> {
         ColumnType::Integer { unsigned: true, .. } => {
             Value::UInt(t.parse().map_err(|_| format!("{t:?} is not a number"))?)
         }
-        ColumnType::Integer { .. } => Value::Int(t.parse().map_err(|_| format!("{t:?} is not a number"))?),
+        ColumnType::Integer { .. } => {
+            Value::Int(t.parse().map_err(|_| format!("{t:?} is not a number"))?)
+        }
         ColumnType::Decimal { .. } => Value::Decimal(t.clone()),
         ColumnType::Year => Value::Year(t.parse().map_err(|_| format!("{t:?} is not a year"))?),
         ColumnType::Text { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. } => {
@@ -282,7 +285,9 @@ pub fn key_value(cell: &Cell, ty: &ColumnType) -> Result<Value, String> {
             Value::Date { year, month, day }
         }
         ColumnType::DateTime { fsp } => {
-            let (d, time) = t.split_once(' ').ok_or_else(|| format!("{t:?} is not a datetime"))?;
+            let (d, time) = t
+                .split_once(' ')
+                .ok_or_else(|| format!("{t:?} is not a datetime"))?;
             let (year, month, day) = date(d)?;
             let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
             let p: Vec<&str> = hms.split(':').collect();
@@ -305,7 +310,11 @@ pub fn key_value(cell: &Cell, ty: &ColumnType) -> Result<Value, String> {
                 fsp: *fsp,
             }
         }
-        other => return Err(format!("a key of type {other:?} cannot be given back as a value")),
+        other => {
+            return Err(format!(
+                "a key of type {other:?} cannot be given back as a value"
+            ))
+        }
     })
 }
 
