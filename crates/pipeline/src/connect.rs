@@ -17,8 +17,8 @@ use crate::error::ProjectError;
 
 /// The destinations verification reads, for messages that refuse the others.
 pub const VERIFIABLE: &str = "database destinations (mysql, mariadb, oceanbase), and Kafka, \
-    RocketMQ and DataHub destinations in the oms or oms-extended format (DataHub TUPLE topics \
-    too) can be verified";
+    RocketMQ and DataHub destinations in the oms, oms-extended, canal or maxwell format (DataHub \
+    TUPLE topics too) can be verified";
 
 /// What a destination needs of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

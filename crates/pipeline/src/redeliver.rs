@@ -126,7 +126,13 @@ pub fn redeliver(p: &Project, floor: u64, work: &[Redelivery]) -> Result<Redeliv
                 .route(change(&found.schema, op, row))
                 .map_err(|e| RunError::Check(format!("{e} (re-delivery); fix objects.filters")))?;
             let Some(event) = routed else { continue };
-            seq += 1;
+            seq = seq.checked_add(1).ok_or_else(|| {
+                RunError::Check(format!(
+                    "the destination holds a message with source sequence {floor}, the \
+                     highest there is: no sequence is left to number a re-delivery after it; \
+                     remove that message (it was not written by this project)"
+                ))
+            })?;
             match op {
                 Op::Delete => done.deletes += 1,
                 _ => done.rows += 1,

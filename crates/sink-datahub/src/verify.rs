@@ -7,14 +7,14 @@
 //!
 //! TUPLE records are read by the type map (docs/DATAHUB.md) back to the source's canonical
 //! text: an `A` image puts the row, a `delete` removes it, a `B` image of an update changes
-//! nothing (its `A` follows). BLOB records are read in the OMS formats.
+//! nothing (its `A` follows). BLOB records are read in the formats of `sluice_mq::state::READABLE`.
 
 use std::collections::HashMap;
 
 use sluice_core::verify::{Cell, CellKind, Latest, StateSide, VerifyColumn, VerifyError};
 use sluice_core::{TableId, Value};
 use sluice_format::text::{value_text, BytesAs};
-use sluice_mq::state::{hex, is_text, oms_image, Image, READABLE};
+use sluice_mq::state::{hex, image, is_text, readable, Image};
 
 use base64::Engine;
 
@@ -30,17 +30,11 @@ pub struct DatahubState {
 }
 
 impl DatahubState {
-    /// The side for `settings` (a BLOB topic's format must be one of [`READABLE`]).
+    /// The side for `settings` (a BLOB topic's format must be one of `sluice_mq::state::READABLE`).
     pub fn new(settings: &DatahubSettings) -> Result<Self, VerifyError> {
         let c = &settings.config;
         if let (RecordType::Blob, Some(f)) = (c.record_type, &c.format) {
-            if !READABLE.contains(&f.name.as_str()) {
-                return Err(VerifyError::Definite(format!(
-                    "verification reads DataHub BLOB records in the {} formats; {} is not built yet",
-                    READABLE.join(" and "),
-                    f.name
-                )));
-            }
+            readable("DataHub BLOB", &f.name).map_err(VerifyError::Definite)?;
         }
         Ok(Self {
             client: Client::new(c.account.clone(), c.protocol, c.compression, c.timeout),
@@ -111,6 +105,7 @@ impl StateSide for DatahubState {
             .map_err(call_err(what.clone()))?
             .ok_or_else(|| VerifyError::Definite(format!("datahub: {what} does not exist")))?;
         let tuple = matches!(c.record_type, RecordType::Tuple);
+        let format = c.format.as_ref().map_or("oms", |f| f.name.as_str());
         // Where each TUPLE field is (names compared as DataHub does, without case).
         let fields: Vec<String> = if tuple {
             schema_of(&t)
@@ -193,7 +188,7 @@ impl StateSide for DatahubState {
                         continue;
                     }
                     let Some(image) =
-                        oms_image(field(0).unwrap_or_default(), columns).map_err(bad)?
+                        image(format, field(0).unwrap_or_default(), columns).map_err(bad)?
                     else {
                         continue;
                     };

@@ -1,11 +1,11 @@
-//! The Kafka destination's side of a verification: the latest state per key of a table,
-//! rebuilt from its topic (every partition, from the beginning to at least the high watermark
-//! read at the start, and on until the consumer has nothing more). The last message of a key by source sequence (`sluice.sequence`; full-sync rows
-//! have none and come before every change) wins, then by offset; a stale message written
-//! after a later one (higher offset, lower sequence) changes nothing. A delete removes the key.
+//! The Kafka destination's side of a verification: every message of a table's topic not read
+//! yet (every partition, from where the last read ended, the first time from the beginning,
+//! to at least the high watermark read at the start and on while what comes was written
+//! before it), offered to a `Latest` (`sluice_core::verify`: the last message of a key by
+//! source sequence wins, a stale one changes nothing, a delete removes the key).
 //!
-//! Message values are read in the OMS formats (`oms`, `oms-extended`): strings in MySQL's
-//! text form, binary values in base64, NULL as null. Other formats are refused.
+//! Message values are read in the formats of `sluice_mq::state::READABLE` (OMS, Canal, Maxwell); other
+//! formats are refused.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::verify::{Latest, StateSide, VerifyColumn, VerifyError};
 use sluice_core::TableId;
-use sluice_mq::state::{oms_image, READABLE};
+use sluice_mq::state::{image, readable};
 
 use crate::{client_config, KafkaSettings};
 
@@ -27,15 +27,9 @@ pub struct KafkaState {
 }
 
 impl KafkaState {
-    /// The side for `settings` (its format must be one of [`READABLE`]).
+    /// The side for `settings` (its format must be one of `sluice_mq::state::READABLE`).
     pub fn new(settings: &KafkaSettings) -> Result<Self, VerifyError> {
-        if !READABLE.contains(&settings.format.name.as_str()) {
-            return Err(VerifyError::Definite(format!(
-                "verification reads Kafka messages in the {} formats; {} is not built yet",
-                READABLE.join(" and "),
-                settings.format.name
-            )));
-        }
+        readable("Kafka", &settings.format.name).map_err(VerifyError::Definite)?;
         Ok(Self {
             settings: settings.clone(),
             next: HashMap::new(),
@@ -146,7 +140,7 @@ impl StateSide for KafkaState {
                 continue;
             }
             let Some(payload) = m.payload() else { continue };
-            let Some(image) = oms_image(payload, columns)
+            let Some(image) = image(&self.settings.format.name, payload, columns)
                 .map_err(|e| VerifyError::Definite(format!("kafka: {topic} offset {off}: {e}")))?
             else {
                 continue;

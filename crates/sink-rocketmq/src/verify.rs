@@ -5,7 +5,7 @@
 //! message is a key's state is `sluice_mq::state`'s (source sequence from the `sluice.sequence`
 //! property, then the queue offset).
 //!
-//! Message bodies are read in the OMS formats (`oms`, `oms-extended`); other formats are
+//! Message bodies are read in the formats of `sluice_mq::state::READABLE` (OMS, Canal, Maxwell); other formats are
 //! refused. With `single_topic`, the messages whose `sluice.db` and `sluice.table` properties
 //! name the table are its own.
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sluice_core::verify::{Latest, StateSide, VerifyColumn, VerifyError};
 use sluice_core::TableId;
-use sluice_mq::state::{oms_image, READABLE};
+use sluice_mq::state::{image, readable};
 
 use crate::remoting::{code, status, Command, Connection};
 use crate::{route, RocketmqSettings};
@@ -35,15 +35,9 @@ pub struct RocketmqState {
 }
 
 impl RocketmqState {
-    /// The side for `settings` (its format must be one of [`READABLE`]).
+    /// The side for `settings` (its format must be one of `sluice_mq::state::READABLE`).
     pub fn new(settings: &RocketmqSettings) -> Result<Self, VerifyError> {
-        if !READABLE.contains(&settings.format.name.as_str()) {
-            return Err(VerifyError::Definite(format!(
-                "verification reads RocketMQ messages in the {} formats; {} is not built yet",
-                READABLE.join(" and "),
-                settings.format.name
-            )));
-        }
+        readable("RocketMQ", &settings.format.name).map_err(VerifyError::Definite)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -232,25 +226,28 @@ impl RocketmqState {
                 .await
                 .map_err(unavailable(what.clone()))?;
             match resp.code {
-                status::SUCCESS => {
+                status::SUCCESS if !resp.body.is_empty() => {
                     let msgs = decode(&resp.body).map_err(|e| {
                         VerifyError::Definite(format!("rocketmq: {what} offset {at}: {e}"))
                     })?;
-                    let next = offset(&resp, "nextBeginOffset")?;
-                    // Messages past `end` (the queue grew meanwhile) are read too: `at` moves
-                    // past them, so they must not be left out.
+                    // Read on after the last message returned, whatever the answer says comes
+                    // next (which could skip stored messages); messages past `end` (the queue
+                    // grew meanwhile) are read too, so none is left out.
+                    let last = msgs.last().map_or(at, |m| m.queue_offset);
                     for m in msgs {
                         if m.queue_offset >= at {
                             each(m)?;
                         }
                     }
-                    at = next.max(at + 1);
+                    at = (last + 1).max(at + 1);
                     empty_pulls = 0;
                 }
                 status::PULL_OFFSET_MOVED => at = offset(&resp, "nextBeginOffset")?.max(at + 1),
                 // Stored but not yet visible (a consume queue being rebuilt): try again, for
                 // a while.
-                status::PULL_NOT_FOUND | status::PULL_RETRY_IMMEDIATELY if empty_pulls < 100 => {
+                status::SUCCESS | status::PULL_NOT_FOUND | status::PULL_RETRY_IMMEDIATELY
+                    if empty_pulls < 100 =>
+                {
                     empty_pulls += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -306,7 +303,7 @@ impl StateSide for RocketmqState {
                 {
                     return Ok(());
                 }
-                let image = oms_image(&m.body, columns).map_err(|e| {
+                let image = image(&self.settings.format.name, &m.body, columns).map_err(|e| {
                     VerifyError::Definite(format!(
                         "rocketmq: {topic} queue {} offset {}: {e}",
                         q.id, m.queue_offset

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::dbdest::*;
 use common::*;
-use sluice_testkit::{MARIADB, MARIADB_SHARD1, MARIADB_SHARD2, OCEANBASE};
+use sluice_testkit::{MARIADB, MARIADB_SHARD1, OCEANBASE};
 
 fn verify(file: &Path, extra: &[&str]) -> Result<(i32, String), Box<dyn std::error::Error>> {
     let file = file.display().to_string();
@@ -239,7 +239,7 @@ fn a_destination_that_cannot_be_queried_is_refused_with_what_can() -> TestResult
     std::fs::write(
         &file,
         "name: vfyk\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
-         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: canal\n\
+         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: debezium\n\
          objects:\n  include: [\"x.*\"]\n",
     )?;
     let (code, out) = verify(&file, &[])?;
@@ -255,55 +255,11 @@ fn a_destination_that_cannot_be_queried_is_refused_with_what_can() -> TestResult
 async fn a_row_missing_from_a_merged_logical_table_is_traced_to_its_shard() -> TestResult {
     ensure_up(&[Service::Mariadb, Service::MariadbShards, Service::Oceanbase]);
     let u = unique_name("vfyshard");
-    let addrs = [MARIADB.get(), MARIADB_SHARD1.get(), MARIADB_SHARD2.get()];
-    for (i, addr) in addrs.iter().enumerate() {
-        let mut c = dest_conn(addr).await?;
-        c.query_drop(format!("CREATE DATABASE {u}_{i}")).await?;
-        c.query_drop(format!(
-            "CREATE TABLE {u}_{i}.orders (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
-        ))
-        .await?;
-        c.query_drop(format!(
-            "INSERT INTO {u}_{i}.orders SELECT {i} * 1000 + seq, CONCAT('s', seq), seq / 4 FROM {u}_{i}.seq_1_to_200"
-        ))
-        .await?;
-    }
-    let dir = temp_dir(&u);
-    let file = dir.join("project.yaml");
-    let sid = 3_500_000 + std::process::id() % 100_000;
-    std::fs::write(
-        &file,
-        format!(
-            "name: {u}
-source:
-  type: sharded
-  instances:
-    - {{name: s0, url: \"mysql://root@{a0}\", server_id: {sid}}}
-    - {{name: s1, url: \"mysql://root@{a1}\", server_id: {sid1}}}
-    - {{name: s2, url: \"mysql://root@{a2}\", server_id: {sid2}}}
-  logical_tables:
-    - name: {u}.orders
-      shards: {{s0: \"{u}_0.orders\", s1: \"{u}_1.orders\", s2: \"{u}_2.orders\"}}
-destination:
-  type: oceanbase
-  url: mysql://root@{ob}
-objects:
-  include: [\"*.*\"]
-  rename:
-    {u}.orders: {u}_dest.orders
-stages:
-  full: true
-options:
-  heartbeat_secs: 1
-",
-            a0 = addrs[0],
-            a1 = addrs[1],
-            a2 = addrs[2],
-            ob = OCEANBASE.get(),
-            sid1 = sid + 1,
-            sid2 = sid + 2,
-        ),
-    )?;
+    let file = logical_orders(
+        &u,
+        &format!("type: oceanbase\nurl: mysql://root@{}", OCEANBASE.get()),
+    )
+    .await?;
     run_until_caught_up(&file)?;
     let (code, text) = verify(&file, &[])?;
     assert_eq!(code, 0, "{text}");
@@ -334,13 +290,7 @@ options:
     let (code, text) = verify(&file, &[])?;
     assert_eq!(code, 0, "{text}");
     d.query_drop(format!("DROP DATABASE {u}_dest")).await?;
-    for (i, addr) in addrs.iter().enumerate() {
-        dest_conn(addr)
-            .await?
-            .query_drop(format!("DROP DATABASE {u}_{i}"))
-            .await?;
-    }
-    Ok(())
+    drop_logical_orders(&u).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +324,7 @@ async fn the_verify_stage_runs_once_caught_up_and_status_shows_it() -> TestResul
     std::fs::write(
         &kafka,
         "name: vfyk2\nsource:\n  type: mariadb\n  url: mysql://root@127.0.0.1:1\n\
-         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: canal\n\
+         destination:\n  type: rocketmq\n  namesrv: 127.0.0.1:1\n  format: debezium\n\
          objects:\n  include: [\"x.*\"]\nstages:\n  verify: true\n",
     )?;
     let out = sluice().args(["precheck", "-f"]).arg(&kafka).output()?;

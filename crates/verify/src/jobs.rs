@@ -32,6 +32,22 @@ pub(crate) fn sources(p: &Project) -> Vec<SourceRef> {
         .collect()
 }
 
+/// The sources of `p` opened, in order, each with its instance name.
+pub(crate) type Opened = Vec<(Option<String>, Box<dyn sluice_core::source::Source>)>;
+
+/// Opens every source of `p` ([`sources`]).
+pub(crate) fn open_sources(p: &Project) -> Result<Opened, VerifyRunError> {
+    sources(p)
+        .into_iter()
+        .map(|r| {
+            r.spec
+                .open()
+                .map(|s| (r.shard, s))
+                .map_err(|e| VerifyRunError::Source(e.to_string()))
+        })
+        .collect()
+}
+
 /// One source table of a job.
 pub(crate) struct Part {
     /// Index into [`sources`].

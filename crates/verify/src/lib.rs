@@ -196,15 +196,7 @@ pub fn verify(
         .map(|j| Mutex::new(TableReport::new(j)))
         .collect();
     let started: Vec<Instant> = jobs.iter().map(|_| Instant::now()).collect();
-    let sources = jobs::sources(p)
-        .into_iter()
-        .map(|r| {
-            r.spec
-                .open()
-                .map(|s| (r.shard, s))
-                .map_err(|e| VerifyRunError::Source(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let sources = jobs::open_sources(p)?;
     let failure: Mutex<Option<VerifyRunError>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
     let fail = |e: VerifyRunError| {

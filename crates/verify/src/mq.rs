@@ -17,7 +17,9 @@
 //! as fresh messages, deletes of the extra keys, numbered after every sequence found in the
 //! topics.
 //!
-//! Not built yet: sharded sources.
+//! A logical table (a sharded source) is compared as the union of its shards' tables, each
+//! walked on its own instance; a difference names the instance its source row came from.
+//! Re-delivery for a sharded source is not built yet.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -41,22 +43,30 @@ fn settle(columns: &[VerifyColumn], row: Vec<Cell>) -> Vec<Cell> {
         .collect()
 }
 
+/// A source the comparison reads: its side, its catalog (for its end position), and the
+/// name its checkpoint is kept under.
+struct Src<'a> {
+    side: Box<dyn VerifySide>,
+    catalog: Box<dyn sluice_core::source::Catalog + 'a>,
+    checkpoint: String,
+    /// The instance (a sharded source's), for reports.
+    shard: Option<String>,
+}
+
 /// What one table's comparison reads and where it looks again.
-struct Table<'a> {
-    p: &'a Project,
+struct Table<'a, 'b> {
     opts: &'a Options,
     job: &'a Job,
-    src: &'a mut dyn VerifySide,
-    catalog: &'a mut dyn sluice_core::source::Catalog,
+    srcs: &'a mut [Src<'b>],
     state: &'a mut dyn StateSide,
     latest: Latest,
     meta: &'a MetaStore,
     running: bool,
 }
 
-impl Table<'_> {
-    fn src_err(&self, e: &dyn std::fmt::Display) -> VerifyRunError {
-        VerifyRunError::Source(format!("{}: {e}", self.job.table))
+impl Table<'_, '_> {
+    fn src_err(&self, part: usize, e: &dyn std::fmt::Display) -> VerifyRunError {
+        VerifyRunError::Source(format!("{}: {e}", self.job.parts[part].table))
     }
 
     /// Reads the topic on (all of it, the first time).
@@ -75,12 +85,17 @@ impl Table<'_> {
             .collect()
     }
 
-    /// Waits (at most `settle`) until the project's checkpoint is at or after `at`.
-    fn settled(&self, at: &Position) -> bool {
+    /// Waits (at most `settle`) until each source's checkpoint is at or after its position.
+    fn settled(&self, seen: &[(usize, Position)]) -> bool {
         let deadline = Instant::now() + self.opts.settle;
         loop {
-            let cp = self.meta.checkpoint(&self.p.name).ok().flatten();
-            if cp.is_some_and(|c| &c.position >= at) {
+            if seen.iter().all(|(i, at)| {
+                self.meta
+                    .checkpoint(&self.srcs[*i].checkpoint)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| &c.position >= at)
+            }) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -90,27 +105,37 @@ impl Table<'_> {
         }
     }
 
-    /// Looks again at the keys of `diffs` (see the module doc); the differences left.
-    fn look_again(&mut self, mut diffs: Vec<Diff>) -> Result<Vec<Diff>, VerifyRunError> {
+    /// Looks again at the keys of `diffs` (see the module doc), in the source tables of
+    /// `parts`; the differences left.
+    fn look_again(
+        &mut self,
+        mut diffs: Vec<Diff>,
+        parts: &[usize],
+    ) -> Result<Vec<Diff>, VerifyRunError> {
         let job = self.job;
         for _ in 0..LOOKS {
             if diffs.is_empty() {
                 break;
             }
             let keys: Vec<Vec<Cell>> = diffs.iter().map(|d| d.key.clone()).collect();
-            let q = ChunkQuery {
-                utf8_text: true,
-                ..job.query(&job.table, None, None, true)
-            };
-            let again: Vec<Vec<Cell>> = self
-                .src
-                .rows_by_key(&q, &keys)
-                .map_err(|e| self.src_err(&e))?
-                .into_iter()
-                .map(|r| settle(&job.columns, r))
-                .collect();
-            let end = self.catalog.end().map_err(|e| self.src_err(&e))?;
-            if !self.settled(&end) {
+            let mut again: Vec<Vec<Cell>> = Vec::new();
+            let mut seen: Vec<(usize, Position)> = Vec::new();
+            for &n in parts {
+                let part = &job.parts[n];
+                let q = ChunkQuery {
+                    utf8_text: true,
+                    ..job.query(&part.table, None, None, true)
+                };
+                let src = &mut self.srcs[part.source];
+                let rows = src.side.rows_by_key(&q, &keys);
+                let rows = rows.map_err(|e| self.src_err(n, &e))?;
+                again.extend(rows.into_iter().map(|r| settle(&job.columns, r)));
+                if !seen.iter().any(|(i, _)| *i == part.source) {
+                    let end = self.srcs[part.source].catalog.end();
+                    seen.push((part.source, end.map_err(|e| self.src_err(n, &e))?));
+                }
+            }
+            if !self.settled(&seen) {
                 break;
             }
             self.read_on()?;
@@ -127,9 +152,6 @@ pub(crate) fn verify(
     progress: &(dyn Fn(&TableReport) + Sync),
 ) -> Result<Vec<TableReport>, VerifyRunError> {
     let not_built = |m: &str| Err(VerifyRunError::NotBuilt(m.to_string()));
-    if !p.shards.is_empty() {
-        return not_built("verification of a sharded source into a message queue is not built yet");
-    }
     if opts.corrections && !opts.apply {
         return not_built(
             "a message-queue destination is corrected by re-delivering the keys that differ \
@@ -143,15 +165,28 @@ pub(crate) fn verify(
              messages after the checkpoint's sequence)",
         );
     }
+    if opts.apply && !p.shards.is_empty() {
+        return not_built(
+            "re-delivery for a sharded source is not built yet: run without --apply, then \
+             correct the keys reported",
+        );
+    }
     let jobs = jobs::jobs(p, opts)?;
-    let source = p
-        .source
-        .open()
-        .map_err(|e| VerifyRunError::Source(e.to_string()))?;
-    let mut src = side(source.as_ref())?;
-    let mut catalog = source
-        .catalog()
-        .map_err(|e| VerifyRunError::Source(e.to_string()))?;
+    let opened = jobs::open_sources(p)?;
+    let mut srcs = Vec::new();
+    for (shard, source) in &opened {
+        srcs.push(Src {
+            side: side(source.as_ref())?,
+            catalog: source
+                .catalog()
+                .map_err(|e| VerifyRunError::Source(e.to_string()))?,
+            checkpoint: match shard {
+                None => p.name.clone(),
+                Some(s) => format!("{}.{s}", p.name),
+            },
+            shard: shard.clone(),
+        });
+    }
     let meta = MetaStore::open(&p.data_dir)?;
     let mut out = Vec::new();
     // With --apply: what to deliver again, and the highest sequence the topics hold.
@@ -161,11 +196,9 @@ pub(crate) fn verify(
         let started = Instant::now();
         let mut r = TableReport::new(job);
         let mut t = Table {
-            p,
             opts,
             job,
-            src: src.as_mut(),
-            catalog: catalog.as_mut(),
+            srcs: &mut srcs,
             state: state.as_mut(),
             latest: Latest::new(),
             meta: &meta,
@@ -183,47 +216,58 @@ pub(crate) fn verify(
             rows: Vec::new(),
             gone: Vec::new(),
         };
-        let mut found: Vec<Diff> = Vec::new();
+        // Each difference with the instance its source row came from.
+        let mut found: Vec<(Diff, Option<String>)> = Vec::new();
         // Keys of the state some source row had.
         let mut matched: HashSet<Vec<Cell>> = HashSet::new();
-        let mut after: Option<Vec<Cell>> = None;
-        loop {
-            let base = ChunkQuery {
-                utf8_text: true,
-                ..job.query(&job.table, after.as_deref(), None, true)
-            };
-            let upto = t
-                .src
-                .boundary(&base, opts.chunk_rows)
-                .map_err(|e| t.src_err(&e))?;
-            let q = ChunkQuery {
-                upto: upto.as_deref(),
-                ..base.clone()
-            };
-            let rows: Vec<Vec<Cell>> = t
-                .src
-                .rows(&q)
-                .map_err(|e| t.src_err(&e))?
-                .into_iter()
-                .map(|row| settle(&job.columns, row))
-                .collect();
-            let keys: Vec<Vec<Cell>> = rows
-                .iter()
-                .map(|row| row[..job.key_len.min(row.len())].to_vec())
-                .collect();
-            let mut diffs = compare::compare(&rows, &t.state_rows(&keys), job.key_len);
-            matched.extend(keys);
-            if t.running {
-                diffs = t.look_again(diffs)?;
-            }
-            r.rows += rows.len() as u64;
-            r.equal += (rows.len() - diffs.len()) as u64;
-            found.extend(diffs);
-            r.took = started.elapsed();
-            progress(&r);
-            match upto {
-                Some(k) => after = Some(k),
-                None => break,
+        // Each source table in turn (a logical table's shards: their union is compared).
+        for (n, part) in job.parts.iter().enumerate() {
+            let mut after: Option<Vec<Cell>> = None;
+            loop {
+                let chunk_started = Instant::now();
+                let base = ChunkQuery {
+                    utf8_text: true,
+                    ..job.query(&part.table, after.as_deref(), None, true)
+                };
+                let side = &mut t.srcs[part.source].side;
+                let upto = side.boundary(&base, opts.chunk_rows);
+                let upto = upto.map_err(|e| t.src_err(n, &e))?;
+                let q = ChunkQuery {
+                    upto: upto.as_deref(),
+                    ..base.clone()
+                };
+                let rows = t.srcs[part.source].side.rows(&q);
+                let rows: Vec<Vec<Cell>> = rows
+                    .map_err(|e| t.src_err(n, &e))?
+                    .into_iter()
+                    .map(|row| settle(&job.columns, row))
+                    .collect();
+                let keys: Vec<Vec<Cell>> = rows
+                    .iter()
+                    .map(|row| row[..job.key_len.min(row.len())].to_vec())
+                    .collect();
+                let mut diffs = compare::compare(&rows, &t.state_rows(&keys), job.key_len);
+                matched.extend(keys);
+                if t.running {
+                    diffs = t.look_again(diffs, &[n])?;
+                }
+                r.rows += rows.len() as u64;
+                r.equal += (rows.len() - diffs.len()) as u64;
+                let shard = t.srcs[part.source].shard.clone();
+                found.extend(diffs.into_iter().map(|d| (d, shard.clone())));
+                r.took = started.elapsed();
+                progress(&r);
+                // At most `throttle_rows` source rows a second.
+                if let Some(rate) = opts.throttle_rows {
+                    let want = Duration::from_secs_f64(rows.len() as f64 / rate.max(1) as f64);
+                    if let Some(rest) = want.checked_sub(chunk_started.elapsed()) {
+                        std::thread::sleep(rest);
+                    }
+                }
+                match upto {
+                    Some(k) => after = Some(k),
+                    None => break,
+                }
             }
         }
         // What the source does not have (looked at again while the project runs: a row
@@ -248,22 +292,28 @@ pub(crate) fn verify(
             // An extra key the source has now is one of its rows (inserted after its chunk
             // was read); one that is equal now is an equal row.
             let before = extra.len();
-            let extra = t.look_again(extra)?;
+            let all: Vec<usize> = (0..job.parts.len()).collect();
+            let extra = t.look_again(extra, &all)?;
             r.rows += (before - extra.iter().filter(|d| d.kind == Kind::Extra).count()) as u64;
             r.equal += (before - extra.len()) as u64;
             extra
         } else {
             extra
         };
-        // A key looked at again may have come back as another kind: count each as it is now.
-        for d in found.iter().chain(&extra) {
+        found.extend(extra.into_iter().map(|d| (d, None)));
+        for (d, shard) in &found {
             match d.kind {
                 Kind::Missing => r.missing += 1,
                 Kind::Different => r.different += 1,
                 Kind::Extra => r.extra += 1,
             }
             if r.examples.len() < opts.examples {
-                r.examples.push(difference(job, d, None));
+                let shard = if d.kind == Kind::Extra {
+                    None
+                } else {
+                    shard.clone()
+                };
+                r.examples.push(difference(job, d, shard));
             }
             if opts.apply {
                 match d.kind {

@@ -707,3 +707,80 @@ pub async fn stop_writer_and_catch_up(
     run_until_caught_up(file)?;
     Ok(written)
 }
+
+/// The three MariaDB instances of the logical-table tests.
+pub fn shard_addrs() -> [String; 3] {
+    [
+        MARIADB.get(),
+        sluice_testkit::MARIADB_SHARD1.get(),
+        sluice_testkit::MARIADB_SHARD2.get(),
+    ]
+}
+
+/// A logical table `u.orders` over the three instances: `u_I.orders` on instance I holds ids
+/// I*1000+1 ..= I*1000+200 (`v` = `sN`, `amt` = N / 4); and the project file of a sharded
+/// source reading it (full and incremental sync, renamed to `u_dest.orders`) into the
+/// destination whose section lines (after `destination:`) are `destination`.
+pub async fn logical_orders(
+    u: &str,
+    destination: &str,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let addrs = shard_addrs();
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut c = conn_at(addr).await?;
+        c.query_drop(format!("CREATE DATABASE {u}_{i}")).await?;
+        c.query_drop(format!(
+            "CREATE TABLE {u}_{i}.orders (id INT PRIMARY KEY, v VARCHAR(20), amt DECIMAL(8,2))"
+        ))
+        .await?;
+        c.query_drop(format!(
+            "INSERT INTO {u}_{i}.orders SELECT {i} * 1000 + seq, CONCAT('s', seq), seq / 4 FROM {u}_{i}.seq_1_to_200"
+        ))
+        .await?;
+    }
+    let file = temp_dir(u).join("project.yaml");
+    let sid = 3_500_000 + std::process::id() % 100_000;
+    let destination: String = destination.lines().map(|l| format!("  {l}\n")).collect();
+    std::fs::write(
+        &file,
+        format!(
+            "name: {u}
+source:
+  type: sharded
+  instances:
+    - {{name: s0, url: \"mysql://root@{a0}\", server_id: {sid}}}
+    - {{name: s1, url: \"mysql://root@{a1}\", server_id: {sid1}}}
+    - {{name: s2, url: \"mysql://root@{a2}\", server_id: {sid2}}}
+  logical_tables:
+    - name: {u}.orders
+      shards: {{s0: \"{u}_0.orders\", s1: \"{u}_1.orders\", s2: \"{u}_2.orders\"}}
+destination:
+{destination}objects:
+  include: [\"*.*\"]
+  rename:
+    {u}.orders: {u}_dest.orders
+stages:
+  full: true
+options:
+  heartbeat_secs: 1
+",
+            a0 = addrs[0],
+            a1 = addrs[1],
+            a2 = addrs[2],
+            sid1 = sid + 1,
+            sid2 = sid + 2,
+        ),
+    )?;
+    Ok(file)
+}
+
+/// Drops the databases [`logical_orders`] made on the instances.
+pub async fn drop_logical_orders(u: &str) -> TestResult {
+    for (i, addr) in shard_addrs().iter().enumerate() {
+        conn_at(addr)
+            .await?
+            .query_drop(format!("DROP DATABASE {u}_{i}"))
+            .await?;
+    }
+    Ok(())
+}
