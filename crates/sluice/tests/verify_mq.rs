@@ -124,6 +124,14 @@ async fn found_and_redelivered(
     // wins over its re-delivered row.
     c.query_drop(format!("UPDATE {db}.t SET v = 'after' WHERE id = 5"))
         .await?;
+    // Not delivered yet, the project stopped: the report says its checkpoint is behind.
+    let (code, text) = verify(file)?;
+    assert!(
+        code == 3
+            && text.contains("different id=5: v")
+            && text.contains("the project's checkpoint is behind the source"),
+        "{text}"
+    );
     run_until_caught_up(file)?;
     let (code, text) = verify(file)?;
     assert!(code == 0 && text.contains("1000 equal"), "{text}");

@@ -301,6 +301,14 @@ pub(crate) fn verify(
             extra
         };
         found.extend(extra.into_iter().map(|d| (d, None)));
+        // Not running and behind the source: changes not delivered yet may be the differences.
+        if !found.is_empty() && !t.running {
+            for i in 0..t.srcs.len() {
+                let end = t.srcs[i].catalog.end().map_err(|e| t.src_err(0, &e))?;
+                let cp = meta.checkpoint(&t.srcs[i].checkpoint).ok().flatten();
+                r.behind |= cp.is_some_and(|c| c.position < end);
+            }
+        }
         for (d, shard) in &found {
             match d.kind {
                 Kind::Missing => r.missing += 1,
