@@ -232,6 +232,17 @@ pub enum Image {
     Delete(Vec<Cell>),
 }
 
+impl Image {
+    /// A deleted row's image, or a row's.
+    pub fn of(deleted: bool, row: Vec<Cell>) -> Self {
+        if deleted {
+            Image::Delete(row)
+        } else {
+            Image::Put(row)
+        }
+    }
+}
+
 /// A key's latest message: its sequence, its place (partition, offset) and the row (None:
 /// deleted).
 type Entry = (u64, (i64, i64), Option<Vec<Cell>>);

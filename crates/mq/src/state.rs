@@ -46,21 +46,7 @@ pub fn oms_image(payload: &[u8], columns: &[VerifyColumn]) -> Result<Option<Imag
         "DELETE" => (&v["prevStruct"], true),
         _ => return Ok(None),
     };
-    let row = columns
-        .iter()
-        .map(|c| {
-            text_cell(
-                img.get(&c.name).unwrap_or(&serde_json::Value::Null),
-                c,
-                Binary::Base64,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(if deleted {
-        Image::Delete(row)
-    } else {
-        Image::Put(row)
-    }))
+    text_row(img, columns, Binary::Base64).map(|row| Some(Image::of(deleted, row)))
 }
 
 /// Reads a Canal FlatMessage (its one row in `data`; binary values as Latin-1 text) as the
@@ -79,21 +65,7 @@ pub fn canal_image(payload: &[u8], columns: &[VerifyColumn]) -> Result<Option<Im
     let Some(img) = v["data"].as_array().and_then(|d| d.last()) else {
         return Ok(None);
     };
-    let row = columns
-        .iter()
-        .map(|c| {
-            text_cell(
-                img.get(&c.name).unwrap_or(&serde_json::Value::Null),
-                c,
-                Binary::Latin1,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(if deleted {
-        Image::Delete(row)
-    } else {
-        Image::Put(row)
-    }))
+    text_row(img, columns, Binary::Latin1).map(|row| Some(Image::of(deleted, row)))
 }
 
 /// Reads a Maxwell message (`data`, its values as JSON: numbers as numbers, strings as text,
@@ -135,11 +107,20 @@ pub fn maxwell_image(payload: &[u8], columns: &[VerifyColumn]) -> Result<Option<
             Some(raw) => Ok(Cell::Text(raw.to_string())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(if deleted {
-        Image::Delete(row)
-    } else {
-        Image::Put(row)
-    }))
+    Ok(Some(Image::of(deleted, row)))
+}
+
+/// The cells of `columns` from an image written as MySQL's text (column name -> value).
+fn text_row(
+    img: &serde_json::Value,
+    columns: &[VerifyColumn],
+    binary: Binary,
+) -> Result<Vec<Cell>, String> {
+    let null = serde_json::Value::Null;
+    columns
+        .iter()
+        .map(|c| text_cell(img.get(&c.name).unwrap_or(&null), c, binary))
+        .collect()
 }
 
 /// How a format writes a binary value as text.

@@ -453,16 +453,12 @@ impl Client {
             let body = frame::decode(&bytes).map_err(CallError::Transport)?;
             let resp = pb::GetRecordsResponse::decode(body)
                 .map_err(|e| CallError::Transport(format!("datahub get answer: {e}")))?;
-            if resp.records.is_empty() {
-                return Ok(out);
-            }
-            for r in resp.records {
-                if last.is_some_and(|l| r.sequence.is_some_and(|s| s > l)) {
-                    return Ok(out);
-                }
-                out.push(r);
-            }
-            if out.last().and_then(|r| r.sequence) >= last && last.is_some() {
+            let more = !resp.records.is_empty();
+            let before_end = |r: &pb::RecordEntry| last.zip(r.sequence).is_none_or(|(l, s)| s <= l);
+            out.extend(resp.records.into_iter().take_while(before_end));
+            // An empty page, or the last record there was when the read began, ends it.
+            let at_end = last.zip(out.last().and_then(|r| r.sequence));
+            if !more || at_end.is_some_and(|(l, s)| s >= l) {
                 return Ok(out);
             }
             cursor = resp.next_cursor;

@@ -58,13 +58,8 @@ fn call_err(what: String) -> impl Fn(CallError) -> VerifyError {
 pub fn tuple_cell(v: Option<&[u8]>, col: &VerifyColumn) -> Result<Cell, String> {
     let Some(v) = v else { return Ok(Cell::Null) };
     let text = std::str::from_utf8(v).map_err(|e| format!("column {}: {e}", col.name))?;
-    let timestamp = col
-        .column_type
-        .trim()
-        .to_ascii_lowercase()
-        .starts_with("timestamp");
     Ok(Cell::Text(match col.kind {
-        CellKind::Temporal if timestamp => {
+        CellKind::Temporal if col.base_type() == "timestamp" => {
             let us: i64 = text
                 .parse()
                 .map_err(|e| format!("column {}: {text:?} is not microseconds: {e}", col.name))?;

@@ -32,7 +32,7 @@ use sluice_pipeline::Project;
 
 use crate::compare::{self, Diff, Kind};
 use crate::jobs::Job;
-use crate::worker::{difference, side};
+use crate::worker::{difference, passed, side};
 use crate::{jobs, record, Options, TableReport, VerifyRunError, LOOKS};
 
 /// A row with each cell in the form both renderings agree on ([`VerifyColumn::settled`]).
@@ -85,24 +85,10 @@ impl Table<'_, '_> {
             .collect()
     }
 
-    /// Waits (at most `settle`) until each source's checkpoint is at or after its position.
-    fn settled(&self, seen: &[(usize, Position)]) -> bool {
-        let deadline = Instant::now() + self.opts.settle;
-        loop {
-            if seen.iter().all(|(i, at)| {
-                self.meta
-                    .checkpoint(&self.srcs[*i].checkpoint)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|c| &c.position >= at)
-            }) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    /// The checkpoint of source `i`, if it has one.
+    fn checkpoint(&self, i: usize) -> Option<Position> {
+        let cp = self.meta.checkpoint(&self.srcs[i].checkpoint);
+        cp.ok().flatten().map(|c| c.position)
     }
 
     /// Looks again at the keys of `diffs` (see the module doc), in the source tables of
@@ -135,7 +121,7 @@ impl Table<'_, '_> {
                     seen.push((part.source, end.map_err(|e| self.src_err(n, &e))?));
                 }
             }
-            if !self.settled(&seen) {
+            if !passed(self.opts.settle, &seen, |i| self.checkpoint(i)) {
                 break;
             }
             self.read_on()?;
@@ -304,9 +290,9 @@ pub(crate) fn verify(
         // Not running and behind the source: changes not delivered yet may be the differences.
         if !found.is_empty() && !t.running {
             for i in 0..t.srcs.len() {
-                let end = t.srcs[i].catalog.end().map_err(|e| t.src_err(0, &e))?;
-                let cp = meta.checkpoint(&t.srcs[i].checkpoint).ok().flatten();
-                r.behind |= cp.is_some_and(|c| c.position < end);
+                let end = t.srcs[i].catalog.end();
+                let end = end.map_err(|e| VerifyRunError::Source(e.to_string()))?;
+                r.behind |= t.checkpoint(i).is_some_and(|c| c < end);
             }
         }
         for (d, shard) in &found {

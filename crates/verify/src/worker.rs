@@ -77,6 +77,28 @@ fn combined(ds: &[Digest]) -> Digest {
     })
 }
 
+/// Waits (at most `settle`) until the checkpoint of each source `i` of `seen` (as
+/// `checkpoint(i)` reads it) is at or after its position; whether they all got there.
+pub(crate) fn passed(
+    settle: Duration,
+    seen: &[(usize, Position)],
+    checkpoint: impl Fn(usize) -> Option<Position>,
+) -> bool {
+    let deadline = Instant::now() + settle;
+    loop {
+        if seen
+            .iter()
+            .all(|(i, at)| checkpoint(*i).is_some_and(|c| &c >= at))
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 pub(crate) struct Worker<'a> {
     p: &'a Project,
     opts: &'a Options,
@@ -126,19 +148,7 @@ impl<'a> Worker<'a> {
 
     /// Waits (at most `settle`) until each source's checkpoint is at or after its position.
     fn settle(&self, seen: &[(usize, Position)]) -> bool {
-        let deadline = Instant::now() + self.opts.settle;
-        loop {
-            if seen
-                .iter()
-                .all(|(i, at)| self.checkpoint(*i).is_some_and(|c| &c >= at))
-            {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        passed(self.opts.settle, seen, |i| self.checkpoint(i))
     }
 
     /// The end positions of the sources of `job`.
