@@ -11,6 +11,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The kind of a PostgreSQL WAL position (an LSN in `offset`), shown as PostgreSQL shows it.
+pub const LSN_KIND: &str = "lsn";
+
 /// A place in a source's change log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Position {
@@ -95,6 +98,10 @@ impl Ord for Position {
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == LSN_KIND {
+            // As PostgreSQL shows an LSN: two hexadecimal halves.
+            return write!(f, "{:X}/{:X}", self.offset >> 32, self.offset & 0xffff_ffff);
+        }
         if self.file.is_empty() {
             write!(f, "{}", self.offset)?;
         } else {

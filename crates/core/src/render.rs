@@ -46,6 +46,17 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `NaN`, `Infinity` or `-Infinity`, as PostgreSQL writes them.
+fn non_finite(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f > 0.0 {
+        "Infinity".into()
+    } else {
+        "-Infinity".into()
+    }
+}
+
 /// A value in the native JSON rendering.
 pub fn value_to_json(v: &Value) -> Json {
     let b64 = |b: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(b));
@@ -54,6 +65,10 @@ pub fn value_to_json(v: &Value) -> Json {
         Value::Int(i) => json!(i),
         Value::UInt(u) => json!(u),
         // The shortest decimal text that reads back as the same f32 (`0.1`, not the f64 widening).
+        // NaN and the infinities (PostgreSQL has them) have no JSON number: they are the
+        // strings PostgreSQL prints, never null.
+        Value::Float(f) if !f.is_finite() => Json::String(non_finite(f64::from(*f))),
+        Value::Double(f) if !f.is_finite() => Json::String(non_finite(*f)),
         Value::Float(f) => serde_json::from_str::<Json>(&f.to_string()).unwrap_or(Json::Null),
         Value::Double(f) => serde_json::Number::from_f64(*f)
             .map(Json::Number)
@@ -232,6 +247,11 @@ mod tests {
             "18446744073709551615"
         );
         assert_eq!(value_to_json(&Value::Float(0.1)).to_string(), "0.1");
+        assert_eq!(value_to_json(&Value::Double(f64::NAN)), json!("NaN"));
+        assert_eq!(
+            value_to_json(&Value::Float(f32::NEG_INFINITY)),
+            json!("-Infinity")
+        );
         assert_eq!(
             value_to_json(&Value::Json("{\"a\":[1,2.5]}".into())),
             json!({"a": [1, 2.5]})

@@ -209,6 +209,28 @@ pub trait Source: Send + Sync {
     /// Whether the project starts from the log's current end (rather than a past position).
     fn starts_now(&self) -> bool;
 
+    /// Sets up on the source what streaming `tables` (the project's selection) needs, before
+    /// the hand-over position is taken or the stream opens (a PostgreSQL replication slot and
+    /// publication); called at the start of every run, so it is idempotent.
+    fn prepare(&self, tables: &[TableId]) -> Result<(), SourceError> {
+        let _ = tables;
+        Ok(())
+    }
+
+    /// The pipeline stored a checkpoint at `position`: everything before it is acknowledged
+    /// by the destination, so a source that holds its log for us may free it (PostgreSQL
+    /// confirms the slot's flush position). Called from the writer thread while `stream`
+    /// runs on the reader's; it must not block.
+    fn checkpointed(&self, position: &Position) {
+        let _ = position;
+    }
+
+    /// Frees what the project keeps on the source (a replication slot, a publication it
+    /// made), when the project is released.
+    fn release(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// For a start in the past: takes each of `defs` (the definitions of `tables` now) back
     /// to the start position, reading the log up to `end`. A table created since becomes
     /// None (its replayed CREATE TABLE makes it).

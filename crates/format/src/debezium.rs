@@ -254,6 +254,24 @@ fn source_block(
     pos: &Position,
     seq: Option<u64>,
 ) -> Json {
+    if src.db_type == crate::DbType::Postgres {
+        // The PostgreSQL connector's block: the LSN instead of file and offset; `schema` is
+        // the table's schema (the event model's `db` of a PostgreSQL table).
+        return json!({
+            "version": VERSION,
+            "connector": "postgresql",
+            "name": src.name,
+            "ts_ms": ts_ms,
+            "snapshot": if snapshot { "true" } else { "false" },
+            "db": db,
+            "sequence": seq.map(|s| s.to_string()),
+            "schema": db,
+            "table": table,
+            "txId": null,
+            "lsn": pos.offset(),
+            "xmin": null,
+        });
+    }
     json!({
         "version": VERSION,
         "connector": "mysql",

@@ -25,6 +25,8 @@ pub enum DbType {
     Mariadb,
     /// OceanBase in MySQL mode.
     ObMysql,
+    /// PostgreSQL.
+    Postgres,
 }
 
 impl DbType {
@@ -34,6 +36,7 @@ impl DbType {
             DbType::Mysql => "MYSQL",
             DbType::Mariadb => "MARIADB",
             DbType::ObMysql => "OB_MYSQL",
+            DbType::Postgres => "POSTGRESQL",
         }
     }
 }

@@ -104,6 +104,39 @@ pub struct SourceSettings<'a> {
     pub start: &'a str,
     /// `options.heartbeat_secs`.
     pub heartbeat_secs: u32,
+    /// The project's name (a PostgreSQL slot is named after it by default).
+    pub project: &'a str,
+    /// The settings only some source types have (`source.slot`, ...).
+    pub extra: &'a SourceExtra,
+}
+
+/// Source fields that only some types take; a type that takes none of them refuses each
+/// given by name ([`SourceExtra::given`]).
+#[derive(Debug, Clone, Default)]
+pub struct SourceExtra {
+    /// `source.slot` (PostgreSQL): the logical replication slot.
+    pub slot: Option<String>,
+    /// `source.publication` (PostgreSQL).
+    pub publication: Option<String>,
+    /// `source.create_publication` (PostgreSQL).
+    pub create_publication: Option<bool>,
+}
+
+impl SourceExtra {
+    /// The names (`source.slot`, ...) of the fields given.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.slot.is_some() {
+            out.push("source.slot");
+        }
+        if self.publication.is_some() {
+            out.push("source.publication");
+        }
+        if self.create_publication.is_some() {
+            out.push("source.create_publication");
+        }
+        out
+    }
 }
 
 /// The source and destination types by name.

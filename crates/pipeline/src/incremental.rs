@@ -76,6 +76,7 @@ pub(crate) struct State {
     pause: PauseCheck,
     status: Status,
     stop: Arc<AtomicBool>,
+    source: Arc<dyn sluice_core::source::Source>,
     in_flight: InFlight<Option<Mark>>,
     /// The sink's acknowledged bytes as of the last acknowledged batch.
     bytes_seen: u64,
@@ -98,6 +99,8 @@ pub(crate) struct Controls {
     pub(crate) status: Status,
     /// The run's stop flag (a throttle's wait ends when it is raised).
     pub(crate) stop: Arc<AtomicBool>,
+    /// The source, told of each stored checkpoint (it may free its log up to there).
+    pub(crate) source: Arc<dyn sluice_core::source::Source>,
 }
 
 impl State {
@@ -128,6 +131,7 @@ impl State {
             pause: ctl.pause,
             status: ctl.status,
             stop: ctl.stop,
+            source: ctl.source,
             in_flight: InFlight::new(p.in_flight),
             bytes_seen: sink.acknowledged_bytes(),
         }
@@ -403,6 +407,7 @@ fn complete(
             },
             &m.rows,
         )?;
+        st.source.checkpointed(&m.position);
         tracing::debug!(checkpoint = %m.position, "checkpoint");
         st.metrics.checkpoint(m.ts_ms);
         st.metrics.position("writer", &m.position);

@@ -28,7 +28,9 @@ pub mod run;
 mod schema;
 pub mod shards;
 
-pub use connect::{Connectors, DestinationSpec, Needs, SourceSettings, SourceSpec, VERIFIABLE};
+pub use connect::{
+    Connectors, DestinationSpec, Needs, SourceExtra, SourceSettings, SourceSpec, VERIFIABLE,
+};
 pub use error::RunError;
 pub use lock::{is_running, LockError};
 pub use precheck::{precheck, selection, Selected};

@@ -244,6 +244,9 @@ fn run_inner(
         keyed = owned;
         &keyed
     };
+    // What the source needs on its side to stream the selection (a PostgreSQL slot and
+    // publication), before the schema step and the hand-over read anything.
+    source.prepare(&tables).map_err(RunError::from_source)?;
     let mut source_info = p.source_info.clone();
     source_info.server_id = server_id;
     let mut sink = p.destination.sink(source_info).map_err(RunError::Sink)?;
@@ -425,6 +428,7 @@ fn run_inner(
         pause,
         status,
         stop: stop.clone(),
+        source: source.clone(),
     };
     let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref());
     let result = write_loop(

@@ -18,7 +18,7 @@ use sluice_pipeline::{
 };
 
 pub use destination::Destination;
-pub use source::MysqlSpec;
+pub use source::{MysqlSpec, PostgresSpec};
 
 /// The registry of every type this build of Sluice has.
 #[derive(Debug, Clone, Copy, Default)]

@@ -267,6 +267,11 @@ fn validate(
     let field = |e: sluice_core::config::FieldError| bad(&e.field, e.message);
     let heartbeat_secs = raw.options.heartbeat_secs.max(1);
     let s = &raw.source;
+    let extra = crate::connect::SourceExtra {
+        slot: s.slot.clone(),
+        publication: s.publication.clone(),
+        create_publication: s.create_publication,
+    };
     let mut shards = Vec::new();
     let imported = shardingsphere_topology(s, base, bad)?;
     let (instances, logical_tables) = match &imported {
@@ -293,6 +298,8 @@ fn validate(
                     server_id,
                     start: &raw.stages.start,
                     heartbeat_secs,
+                    project: &raw.name,
+                    extra: &extra,
                 })
                 .map_err(|e| match e.field.as_str() {
                     "source.url" => {
@@ -348,16 +355,38 @@ fn validate(
         })?),
         (None, None) => None,
     };
+    if s.database.is_some() && (kind != "postgres" || s.url.is_some()) {
+        return Err(bad(
+            "source.database",
+            "only a postgres source given by host names its database this way (a URL ends in /DATABASE)".into(),
+        ));
+    }
     let source_url = match (&s.url, &s.host) {
         _ if !shards.is_empty() => SecretUrl::new(""),
         (Some(u), None) => u.clone(),
         (None, Some(h)) => {
-            let user = s.user.clone().unwrap_or_else(|| "root".into());
+            let user = s.user.clone().unwrap_or_else(|| {
+                if kind == "postgres" {
+                    "postgres"
+                } else {
+                    "root"
+                }
+                .into()
+            });
             let auth = match &password {
                 Some(p) => format!("{user}:{}", url_escape(p)),
                 None => user,
             };
-            SecretUrl::new(format!("mysql://{auth}@{h}:{}", s.port.unwrap_or(3306)))
+            if kind == "postgres" {
+                let db = s.database.as_deref().unwrap_or("postgres");
+                SecretUrl::new(format!(
+                    "postgres://{auth}@{h}:{}/{}",
+                    s.port.unwrap_or(5432),
+                    url_escape(db)
+                ))
+            } else {
+                SecretUrl::new(format!("mysql://{auth}@{h}:{}", s.port.unwrap_or(3306)))
+            }
         }
         _ => {
             return Err(bad(
@@ -379,6 +408,8 @@ fn validate(
                 server_id,
                 start: &raw.stages.start,
                 heartbeat_secs,
+                project: &raw.name,
+                extra: &extra,
             })
             .map_err(field)?,
     };

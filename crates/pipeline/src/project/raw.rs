@@ -41,6 +41,14 @@ pub(super) struct RawSource {
     pub(super) password_env: Option<String>,
     pub(super) server_id: Option<u32>,
     pub(super) name: Option<String>,
+    /// PostgreSQL: the database (with host; a URL names it itself).
+    pub(super) database: Option<String>,
+    /// PostgreSQL: the replication slot (default: from the project's name).
+    pub(super) slot: Option<String>,
+    /// PostgreSQL: the publication (default: the slot's name).
+    pub(super) publication: Option<String>,
+    /// PostgreSQL: create the publication for the selected tables (default false).
+    pub(super) create_publication: Option<bool>,
     #[serde(default)]
     pub(super) instances: Vec<RawInstance>,
     #[serde(default)]

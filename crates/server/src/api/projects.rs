@@ -535,6 +535,15 @@ fn act(
             app.store.set_project_state(&name, "Released", "")?;
             workers::stop(app, &name);
             set_paused(app, &name, false)?;
+            // The source's slot (PostgreSQL) first: a slot left behind holds WAL forever.
+            let freed = p.source.open().and_then(|s| s.release());
+            if let Err(e) = freed {
+                app.store.set_project_state(&name, &row.state, "")?;
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the source's replication slot could not be dropped ({e}); the project stays {}: try release again", row.state),
+                ));
+            }
             if let Err(e) = p.destination.release() {
                 app.store.set_project_state(&name, &row.state, "")?;
                 return Err(ApiError::new(
