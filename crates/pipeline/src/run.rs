@@ -373,8 +373,11 @@ fn run_inner(
     tracing::info!(project = %p.name, sequence = resume.sequence, "incremental sync starts");
     // Bounded: the reader waits when the writer is behind (backpressure).
     let (tx, rx) = sync_channel::<Msg>(p.batch_rows.max(1000) * 2);
-    let stop = opts.stop.clone();
+    // The reader stops when the run ends (its own flag: raising the project's would keep
+    // run_part from running again after a transient failure) or when the project is stopped.
+    let stop = Arc::new(AtomicBool::new(false));
     let reader_stop = stop.clone();
+    let project_stop = opts.stop.clone();
     let data_dir = p.data_dir.clone();
     let reader_metrics = metrics.clone();
     let from = cp.as_ref().map(|c| (c.position.clone(), c.history.clone()));
@@ -402,7 +405,10 @@ fn run_inner(
                         Msg::Event(e)
                     }
                 };
-                if reader_stop.load(Ordering::SeqCst) || tx.send(msg).is_err() {
+                if reader_stop.load(Ordering::SeqCst)
+                    || project_stop.load(Ordering::SeqCst)
+                    || tx.send(msg).is_err()
+                {
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
@@ -427,7 +433,7 @@ fn run_inner(
         throttle,
         pause,
         status,
-        stop: stop.clone(),
+        stop: opts.stop.clone(),
         source: source.clone(),
     };
     let mut st = State::new(p, meta, copied_at, resume, ctl, sink.as_ref());
