@@ -225,6 +225,12 @@ pub trait Source: Send + Sync {
         let _ = position;
     }
 
+    /// What the project keeps on the source now, for status (a PostgreSQL slot and the WAL
+    /// it retains); None when it keeps nothing there.
+    fn retained(&self) -> Result<Option<String>, SourceError> {
+        Ok(None)
+    }
+
     /// Frees what the project keeps on the source (a replication slot, a publication it
     /// made), when the project is released.
     fn release(&self) -> Result<(), SourceError> {

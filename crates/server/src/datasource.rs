@@ -51,6 +51,13 @@ const DATABASE: &[Field] = &[
     f("user", true, false, Ty::Text),
     f("password", false, true, Ty::Text),
 ];
+const POSTGRES: &[Field] = &[
+    f("host", true, false, Ty::Text),
+    f("port", false, false, Ty::Port),
+    f("user", true, false, Ty::Text),
+    f("password", false, true, Ty::Text),
+    f("database", false, false, Ty::Text),
+];
 const KAFKA: &[Field] = &[
     f("brokers", true, false, Ty::Text),
     f("properties", false, true, Ty::Properties),
@@ -72,6 +79,7 @@ pub const KINDS: &[(&str, &[Field])] = &[
     ("mysql", DATABASE),
     ("mariadb", DATABASE),
     ("oceanbase", DATABASE),
+    ("postgres", POSTGRES),
     ("kafka", KAFKA),
     ("rocketmq", ROCKETMQ),
     ("datahub", DATAHUB),
@@ -85,6 +93,11 @@ pub fn fields_of(kind: &str) -> Option<&'static [Field]> {
 /// Whether a kind is a MySQL-family database (a source, or a database destination).
 pub fn is_database(kind: &str) -> bool {
     matches!(kind, "mysql" | "mariadb" | "oceanbase")
+}
+
+/// Whether a kind can be a project's source (a MySQL-family database or PostgreSQL).
+pub fn is_source(kind: &str) -> bool {
+    is_database(kind) || kind == "postgres"
 }
 
 /// A field error: the field and what is wrong.
@@ -229,6 +242,16 @@ pub fn section(
         }
     };
     match (end, is_database(kind)) {
+        (End::Source, _) if kind == "postgres" => {
+            out.insert("type".into(), Value::String(kind.into()));
+            all(&mut out, &["host", "port", "user", "password", "database"]);
+        }
+        (End::Destination, _) if kind == "postgres" => {
+            return Err(bad(
+                &format!("{here}.datasource"),
+                format!("data source {name} is a postgres server, which is a source, not a destination"),
+            ))
+        }
         (End::Source, true) => {
             out.insert("type".into(), Value::String(kind.into()));
             all(&mut out, &["host", "port", "user", "password"]);
@@ -253,7 +276,7 @@ pub fn section(
         (End::Source, false) => {
             return Err(bad(
                 &format!("{here}.datasource"),
-                format!("data source {name} is a {kind}, which is a destination, not a source; name a mysql, mariadb or oceanbase data source"),
+                format!("data source {name} is a {kind}, which is a destination, not a source; name a mysql, mariadb, oceanbase or postgres data source"),
             ))
         }
         (End::Destination, false) => {
@@ -279,7 +302,7 @@ pub fn section(
                 format!("data source {name} is a {kind}: remove type, or name a data source of type {t}"),
             ));
         }
-        if out.contains_key(k) || (k == "url" && is_database(kind)) {
+        if out.contains_key(k) || (k == "url" && (is_database(kind) || kind == "postgres")) {
             return Err(bad(
                 &format!("{here}.{k}"),
                 format!("{k} comes from data source {name}; remove it from the project"),

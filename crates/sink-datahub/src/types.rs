@@ -80,7 +80,7 @@ pub fn of_column(ty: &ColumnType) -> &'static str {
 pub fn text(v: &Value, ty: &str) -> Result<Option<String>, &'static str> {
     Ok(match v {
         Value::Unavailable => {
-            return Err("the source logged a partial row (binlog_row_image is not FULL)")
+            return Err("the source did not give every column of the row (MySQL: binlog_row_image is not FULL; PostgreSQL: an unchanged TOASTed value of a row deleted since)")
         }
         Value::Timestamp {
             seconds, micros, ..

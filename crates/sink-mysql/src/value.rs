@@ -9,7 +9,7 @@ pub fn param(v: &Value) -> Result<MyValue, String> {
     Ok(match v {
         Value::Null => MyValue::NULL,
         Value::Unavailable => {
-            return Err("the source logged a partial row (binlog_row_image is not FULL); a database destination needs whole rows".into())
+            return Err("the source did not give every column of the row (MySQL: binlog_row_image is not FULL; PostgreSQL: an unchanged TOASTed value of a row deleted since); a database destination needs whole rows".into())
         }
         Value::Int(i) => MyValue::Int(*i),
         Value::UInt(u) => MyValue::UInt(*u),

@@ -677,6 +677,12 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_the_slot_waits_for
         conf <= cp,
         "slot confirmed {conf:X} past the checkpoint {cp:X}"
     );
+    // A stopped project says what its slot keeps on the server.
+    let (_, status) = sluice_said(["status", "-f", file.to_str().ok_or("path")?])?;
+    assert!(
+        status.contains(&format!("on source:  replication slot {slot} retains ")),
+        "{status}"
+    );
     let msgs = consume(&topic, 0)?;
     let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
     for m in &msgs {
@@ -724,4 +730,319 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_the_slot_waits_for
     assert_eq!(state, want, "the consumer's rebuild equals the source");
     drop(c);
     drop_pg_db(&db).await
+}
+
+/// The rows of a destination query, each column as text (NULL as "NULL"), sorted.
+async fn dest_text(
+    d: &mut mysql_async::Conn,
+    sql: &str,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let rows: Vec<mysql_async::Row> = d.query(sql).await?;
+    let mut out: Vec<String> = rows
+        .into_iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| match r.as_ref(i) {
+                    Some(mysql_async::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                    Some(mysql_async::Value::NULL) | None => "NULL".into(),
+                    Some(v) => v.as_sql(true),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The same rows at the source.
+async fn source_text(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut out: Vec<String> = Vec::new();
+    for m in c.simple_query(sql).await? {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            out.push(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_added_and_dropped_a_keyless_table_and_unchanged_toast_reach_mariadb() -> TestResult
+{
+    ensure_up(&[Service::MariadbShards]);
+    let db = unique_name("pgddl");
+    let c = new_pg_db(&db).await?;
+    // `big` is TOASTed out of line (incompressible text of 200 kB); `full` has REPLICA
+    // IDENTITY FULL (its old rows come whole, TOASTed values included).
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text, big text); \
+         CREATE TABLE full_t (id int PRIMARY KEY, n int, big text); \
+         ALTER TABLE full_t REPLICA IDENTITY FULL; \
+         CREATE TABLE bag (a int, b text); \
+         ALTER TABLE bag REPLICA IDENTITY FULL; \
+         CREATE FUNCTION noise(n int) RETURNS text LANGUAGE sql AS \
+           $$ SELECT string_agg(md5(g::text || random()::text), '') FROM generate_series(1, n / 32) g $$; \
+         INSERT INTO t VALUES (1, 'one', noise(200000)), (2, 'two', 'small'), (3, 'three', NULL); \
+         INSERT INTO full_t VALUES (1, 0, noise(200000)); \
+         INSERT INTO bag VALUES (1, 'x'), (1, 'x'), (2, NULL), (NULL, NULL);",
+    )
+    .await?;
+    let dir = temp_dir(&db);
+    let dest = MARIADB_SHARD1.get();
+    let file = pg_project(
+        &dir,
+        &db,
+        &db,
+        &format!("  type: mariadb\n  url: mysql://root@{dest}"),
+        &format!(
+            "  include: [\"public.*\"]\n  rename:\n    public.t: {db}.t\n    public.full_t: {db}.full_t\n    public.bag: {db}.bag"
+        ),
+    );
+    run_until_caught_up(&file)?;
+    c.batch_execute(
+        "UPDATE t SET v = 'one again' WHERE id = 1; \
+         UPDATE full_t SET n = n + 1 WHERE id = 1; \
+         ALTER TABLE t ADD COLUMN extra int; \
+         INSERT INTO t (id, v, extra) VALUES (4, 'four', 44); \
+         UPDATE t SET extra = 2 WHERE id = 2; \
+         ALTER TABLE t DROP COLUMN v; \
+         INSERT INTO t (id, extra) VALUES (5, 55); \
+         UPDATE t SET extra = 1 WHERE id = 1; \
+         DELETE FROM t WHERE id = 3; \
+         INSERT INTO bag VALUES (1, 'x'), (3, 'three'); \
+         UPDATE bag SET b = 'y' WHERE a = 2; \
+         DELETE FROM bag WHERE a IS NULL;",
+    )
+    .await?;
+    run_until_caught_up(&file)?;
+    let mut d = dest_conn(&dest).await?;
+    let cols: Vec<String> = d
+        .query(format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 't' ORDER BY ordinal_position"
+        ))
+        .await?;
+    assert_eq!(
+        cols,
+        ["id", "big", "extra"],
+        "the columns follow the source"
+    );
+    for (src, dst) in [
+        (
+            "SELECT id, md5(big), extra FROM t",
+            format!("SELECT id, md5(big), extra FROM `{db}`.t"),
+        ),
+        (
+            "SELECT id, n, md5(big) FROM full_t",
+            format!("SELECT id, n, md5(big) FROM `{db}`.full_t"),
+        ),
+        (
+            "SELECT a, b FROM bag",
+            format!("SELECT a, b FROM `{db}`.bag"),
+        ),
+    ] {
+        let want = source_text(&c, src).await?;
+        assert!(!want.is_empty());
+        assert_eq!(dest_text(&mut d, &dst).await?, want, "{src}");
+    }
+    d.query_drop(format!("DROP DATABASE `{db}`")).await?;
+    drop(c);
+    drop_pg_db(&db).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_project_of_the_service_runs_and_its_release_drops_its_slot_and_publication(
+) -> TestResult {
+    use common::server::{host_port, state_is, Server};
+    use serde_json::json;
+    ensure_up(&[Service::Kafka]);
+    let db = unique_name("pgsrv");
+    let c = new_pg_db(&db).await?;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two')",
+    )
+    .await?;
+    let dir = temp_dir(&db);
+    let server = Server::start(&dir.join("server"))?;
+    let api = server.admin()?;
+    let (h, p) = host_port(&POSTGRES.get());
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(json!({"name": "pg", "kind": "postgres", "host": h, "port": p, "user": "postgres", "database": db})),
+    )?;
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(json!({"name": "kafka", "kind": "kafka", "brokers": KAFKA.get()})),
+    )?;
+    let test = api.ok("POST", "/api/v1/datasources/pg/test", None)?;
+    assert_eq!(test["ok"], json!(true), "{test}");
+    let tree = api.ok("GET", "/api/v1/datasources/pg/tables", None)?;
+    assert_eq!(tree, json!([{"db": "public", "tables": ["t"]}]));
+    let topic = format!("{db}.t");
+    api.ok(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({
+            "name": db,
+            "source": {"datasource": "pg", "create_publication": true},
+            "destination": {"datasource": "kafka", "format": "oms", "single_topic": topic, "partitions": 1},
+            "objects": {"include": ["public.t"]},
+            "stages": {"full": true},
+            "options": {"heartbeat_secs": 1},
+        })),
+    )?;
+    api.act(&db, "start")?;
+    c.execute("INSERT INTO t VALUES (3, 'three')", &[]).await?;
+    let msgs = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let m = consume(&topic, 3)?;
+            if m.len() >= 3 || std::time::Instant::now() > deadline {
+                break m;
+            }
+        }
+    };
+    assert_eq!(msgs.len(), 3, "two copied rows and one change: {msgs:?}");
+    api.act(&db, "stop")?;
+    api.wait_for(&db, 30, "stopped", state_is("Stopped"))?;
+    let slot = format!("sluice_{}", db.to_lowercase());
+    let count = |sql: String| {
+        let c = &c;
+        async move {
+            let r = c.query_one(&sql, &[]).await?;
+            r.try_get::<_, i64>(0)
+        }
+    };
+    let slots = format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'");
+    let pubs = format!("SELECT count(*) FROM pg_publication WHERE pubname = '{slot}'");
+    assert_eq!(
+        count(slots.clone()).await?,
+        1,
+        "a stopped project keeps its slot"
+    );
+    let released = api.act(&db, "release")?;
+    assert_eq!(released["state"], json!("Released"));
+    assert_eq!(count(slots).await?, 0, "release drops the slot");
+    assert_eq!(count(pubs).await?, 0, "and the publication it made");
+    drop(c);
+    drop_pg_db(&db).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prechecks_name_each_problem_of_a_postgres_source_with_its_fix() -> TestResult {
+    let server = sluice_testkit::TempPostgres::start()?;
+    let c = pg_at(&server.addr, "postgres").await?;
+    // wal_level is logical on this server; the problems are a missing publication, a table
+    // without a key or REPLICA IDENTITY, a user without REPLICATION, and a busy slot.
+    c.batch_execute(
+        "CREATE TABLE keyless (a int, b text); \
+         CREATE ROLE plain LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO plain",
+    )
+    .await?;
+    c.batch_execute("SELECT pg_create_logical_replication_slot('taken', 'pgoutput')")
+        .await?;
+    let dir = temp_dir(&unique_name("pgpre"));
+    let file = dir.join("project.yaml");
+    let write = |user: &str, extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "name: pgpre
+source:
+  type: postgres
+  url: postgres://{user}@{addr}/postgres
+{extra}
+destination:
+  type: kafka
+  brokers: {kafka}
+  format: oms
+objects:
+  include: [\"public.*\"]
+",
+                addr = server.addr,
+                kafka = KAFKA.get()
+            ),
+        )
+    };
+    write("plain", "  publication: nowhere")?;
+    let (code, out) = sluice_said(["precheck", "-f", file.to_str().ok_or("path")?])?;
+    assert_ne!(code, 0, "{out}");
+    for expected in [
+        "publication nowhere does not exist",
+        "CREATE PUBLICATION \"nowhere\"",
+        "has no primary key and no REPLICA IDENTITY",
+        "ALTER TABLE \"public\".\"keyless\" REPLICA IDENTITY FULL",
+        "user plain has no REPLICATION privilege",
+        "ALTER ROLE \"plain\" REPLICATION",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in: {out}");
+    }
+    // A slot another client holds.
+    let holder = pgwire_holder(&server.addr).await?;
+    write("postgres", "  slot: taken\n  create_publication: true")?;
+    let (code, out) = sluice_said(["precheck", "-f", file.to_str().ok_or("path")?])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("replication slot taken is in use by another client"),
+        "{out}"
+    );
+    drop(holder);
+    Ok(())
+}
+
+/// Holds slot `taken` of the server at `addr` with `pg_recvlogical` until dropped.
+async fn pgwire_holder(addr: &str) -> Result<KillOnDrop, Box<dyn std::error::Error>> {
+    let (host, port) = addr.split_once(':').ok_or("address")?;
+    let bin = std::fs::read_dir("/usr/lib/postgresql")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin/pg_recvlogical")))
+        .find(|p| p.exists())
+        .ok_or("pg_recvlogical not found")?;
+    let child = std::process::Command::new(bin)
+        .args([
+            "-h", host, "-p", port, "-U", "postgres", "-d", "postgres", "-S", "taken",
+        ])
+        .args([
+            "-o",
+            "proto_version=1",
+            "-o",
+            "publication_names=none",
+            "--start",
+            "-f",
+            "/dev/null",
+        ])
+        .spawn()?;
+    // Wait until the server shows the slot active.
+    let c = pg_at(addr, "postgres").await?;
+    for _ in 0..100 {
+        let r = c
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'taken' AND active",
+                &[],
+            )
+            .await?;
+        if r.try_get::<_, i64>(0)? == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(KillOnDrop(child))
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -351,14 +351,33 @@ impl Source for PostgresSource {
         }
     }
 
+    fn retained(&self) -> Result<Option<String>, SourceError> {
+        Ok(Some(match self.retained_wal()? {
+            Some(bytes) => format!(
+                "replication slot {} retains {:.1} MB of WAL on the server",
+                self.slot,
+                bytes as f64 / 1_048_576.0
+            ),
+            None => format!("replication slot {} does not exist", self.slot),
+        }))
+    }
+
     fn release(&self) -> Result<(), SourceError> {
         let s = self.session()?;
-        if self.slot_lsn(&s).ok().flatten().is_some() {
-            s.run(&format!(
+        // A run that just stopped may hold the slot a moment longer (its WAL sender is
+        // closing): wait up to 15 s for it to let go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.slot_lsn(&s).ok().flatten().is_some() {
+            match s.run(&format!(
                 "SELECT pg_drop_replication_slot({})",
                 literal(&self.slot)
-            ))
-            .map_err(|e| e.context("drop the replication slot"))?;
+            )) {
+                Ok(()) => break,
+                Err(SourceError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.context("drop the replication slot")),
+            }
         }
         if self.create_publication {
             s.run(&format!(

@@ -327,9 +327,9 @@ async fn datasource_tables(
 ) -> Result<Json<Value>, ApiError> {
     let tables = blocking(move || {
         let (p, kind) = probe_project(&app, &name)?;
-        if !datasource::is_database(&kind) {
+        if !datasource::is_source(&kind) {
             return Err(ApiError::conflict(format!(
-                "data source {name} is a {kind}: only a database has tables to list"
+                "data source {name} is a {kind}: only a source database has tables to list"
             )));
         }
         // The service is fine; the data source cannot be reached with its fields (409, as
@@ -375,7 +375,7 @@ async fn kinds(_c: Caller) -> Json<Value> {
                     })
                 })
                 .collect();
-            json!({"kind": kind, "source": datasource::is_database(kind), "fields": fields})
+            json!({"kind": kind, "source": datasource::is_source(kind), "fields": fields})
         })
         .collect();
     Json(Value::Array(all))
@@ -548,7 +548,7 @@ async fn test_datasource(
     c.admin()?;
     let result = blocking(move || {
         let (p, kind) = probe_project(&app, &name)?;
-        let outcome = if datasource::is_database(&kind) {
+        let outcome = if datasource::is_source(&kind) {
             p.source
                 .open()
                 .and_then(|s| {
@@ -590,7 +590,7 @@ fn probe_project(app: &App, name: &str) -> Result<(sluice_pipeline::Project, Str
     let (kind, plain, _) = project::datasource_fields(app, name)?
         .ok_or_else(|| ApiError::not_found(format!("data source {name}")))?;
     let has_project = plain.contains_key("project");
-    let (src, dst) = if datasource::is_database(&kind) {
+    let (src, dst) = if datasource::is_source(&kind) {
         (
             json!({"datasource": name}),
             json!({"type": "kafka", "brokers": "127.0.0.1:1", "format": "oms"}),

@@ -226,9 +226,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Runs `sluice status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let mut held = None;
     let (dir, only) = match (&args.file, &args.data_dir) {
         (Some(f), _) => {
             let p = sluice_registry::load(f)?;
+            // What the project keeps on its source (a PostgreSQL slot's WAL), asked live.
+            held = Some(match p.source.open().and_then(|s| s.retained()) {
+                Ok(h) => h,
+                Err(e) => Some(format!("cannot tell what it keeps there ({e})")),
+            });
             // A sharded project's parts are `NAME.INSTANCE`: show them all.
             let only = match (&args.project, p.shards.is_empty()) {
                 (Some(n), _) => Some(n.clone()),
@@ -286,6 +292,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 );
             }
             None => println!("checkpoint: none"),
+        }
+        if let Some(Some(h)) = &held {
+            println!("on source:  {h}");
         }
         if !s.full.is_empty() {
             // Per table: rows copied / estimated total, and whether every unit finished.
