@@ -416,10 +416,8 @@ fn run_inner(
             let _ = tx.send(match r {
                 Ok(()) => Msg::Ended,
                 Err(e @ SourceError::Purged(_)) => Msg::Failed(SourceError::Purged(format!(
-                    "{e}. This project's checkpoint lies in the purged file: to start over, \
-                     remove its checkpoint (delete {} or give the project a new name) and \
-                     choose stages.start; keep binlogs longer (expire_logs_days / \
-                     binlog_expire_logs_seconds) than a project may stay stopped",
+                    "{e}. To start over, remove this project's checkpoint (delete {} or give \
+                     the project a new name) and choose stages.start",
                     data_dir.join("meta.db").display()
                 ))),
                 Err(e) => Msg::Failed(e),

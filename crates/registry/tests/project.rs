@@ -237,3 +237,64 @@ fn a_field_of_another_destination_type_is_an_error_naming_it_and_its_line() {
     let fine = db.replace("  brokers: 127.0.0.1:9092\n", "");
     assert!(sluice_registry::parse(&fine, "p.yaml", Path::new("/tmp")).is_ok());
 }
+
+#[test]
+fn a_postgres_source_names_its_slot_and_publication_and_refuses_what_is_not_its() {
+    use sluice_registry::PostgresSpec;
+    let pg = GOOD.replace(
+        "  type: mariadb\n  url: mysql://root@127.0.0.1:3316\n",
+        "  type: postgres\n  url: postgres://sluice@127.0.0.1:5433/shop\n",
+    );
+    let p = sluice_registry::parse(
+        &pg.replace("name: p1", "name: Shop-To.Kafka"),
+        "p.yaml",
+        Path::new("/tmp"),
+    )
+    .expect("valid");
+    let s = &p
+        .source
+        .as_any()
+        .downcast_ref::<PostgresSpec>()
+        .expect("a PostgreSQL source")
+        .source;
+    assert_eq!(s.slot(), "sluice_shop_to_kafka", "from the project's name");
+    assert_eq!(s.publication(), "sluice_shop_to_kafka", "the slot's name");
+    // Host form: the database and the default user and port.
+    let by_host = pg.replace(
+        "  url: postgres://sluice@127.0.0.1:5433/shop\n",
+        "  host: 127.0.0.1\n  database: shop\n  slot: mine\n  publication: pubs\n",
+    );
+    let p = sluice_registry::parse(&by_host, "p.yaml", Path::new("/tmp")).expect("valid");
+    let s = &p
+        .source
+        .as_any()
+        .downcast_ref::<PostgresSpec>()
+        .expect("postgres")
+        .source;
+    assert_eq!((s.slot(), s.publication()), ("mine", "pubs"));
+    for (bad, says) in [
+        (
+            pg.replace("/shop", ""),
+            "source.url: postgres://sluice@127.0.0.1:5433 names no database",
+        ),
+        (
+            pg.replace("objects:", "stages:\n  start: earliest\nobjects:"),
+            "stages.start: \"earliest\": a postgres project starts now",
+        ),
+        (
+            pg.replace("/shop\n", "/shop\n  slot: Bad-Name\n"),
+            "source.slot: source.slot \"Bad-Name\"",
+        ),
+        (
+            GOOD.replace("3316\n", "3316\n  slot: s\n"),
+            "source.slot: a mariadb source has no such setting",
+        ),
+        (
+            GOOD.replace("3316\n", "3316\n  database: shop\n"),
+            "source.database: only a postgres source given by host",
+        ),
+    ] {
+        let e = sluice_registry::parse(&bad, "p.yaml", Path::new("/tmp")).expect_err(says);
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

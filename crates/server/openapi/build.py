@@ -66,6 +66,7 @@ KINDS = {
     "mysql": (DATABASE, ["host", "user"]),
     "mariadb": (DATABASE, ["host", "user"]),
     "oceanbase": (DATABASE, ["host", "user"]),
+    "postgres": ({**DATABASE, "database": S1}, ["host", "user"]),
     "kafka": ({"brokers": S1, "properties": PROPS}, ["brokers"]),
     "rocketmq": ({"namesrv": S1, "access_key": S1, "secret_key": S1}, ["namesrv"]),
     # As the DataHub section checks it: http:// and a host, trailing slashes trimmed.

@@ -100,12 +100,21 @@ async fn a_mariadb_to_kafka_project_rebuilds_the_table_and_resumes_without_loss(
 fn a_wrong_project_file_and_an_unreachable_source_are_clear_errors() -> TestResult {
     let dir = temp_dir(&unique_name("badproj"));
     let f = dir.join("p.yaml");
+    std::fs::write(&f, "name: p\nsource:\n  type: oracle\n  url: mysql://root@127.0.0.1:1\ndestination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\nobjects:\n  include: [\"a.*\"]\n")?;
+    let out = sluice().args(["run", "-f"]).arg(&f).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("p.yaml:3: source.type: \"oracle\" is not a source type; use mysql, mariadb, oceanbase, postgres, or sharded"),
+        "{err}"
+    );
+    // A PostgreSQL source given a MySQL URL.
     std::fs::write(&f, "name: p\nsource:\n  type: postgres\n  url: mysql://root@127.0.0.1:1\ndestination:\n  type: kafka\n  brokers: 127.0.0.1:1\n  format: oms\nobjects:\n  include: [\"a.*\"]\n")?;
     let out = sluice().args(["run", "-f"]).arg(&f).output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("p.yaml:3: source.type: \"postgres\" is not a source type"),
+        err.contains("source.url: mysql://root@127.0.0.1:1 is not a postgres://user:password@host:port/database URL"),
         "{err}"
     );
 

@@ -79,7 +79,10 @@ fn definite(e: impl std::fmt::Display) -> SourceError {
 
 fn live_error(e: LiveError) -> SourceError {
     match e {
-        e @ LiveError::Purged { .. } => SourceError::Purged(e.to_string()),
+        e @ LiveError::Purged { .. } => SourceError::Purged(format!(
+            "{e}. This project's checkpoint lies in the purged file; keep binlogs longer \
+             (expire_logs_days / binlog_expire_logs_seconds) than a project may stay stopped"
+        )),
         LiveError::Server { ref source, .. } if is_transient(source) => {
             SourceError::Unavailable(e.to_string())
         }

@@ -161,6 +161,16 @@ impl PostgresSource {
         })
     }
 
+    /// The replication slot's name.
+    pub fn slot(&self) -> &str {
+        &self.slot
+    }
+
+    /// The publication's name.
+    pub fn publication(&self) -> &str {
+        &self.publication
+    }
+
     fn session(&self) -> Result<Session, SourceError> {
         Session::open(&self.cfg)
     }

@@ -204,7 +204,7 @@ enum DatasourceCmd {
     Create {
         /// Its name.
         name: String,
-        /// mysql, mariadb, oceanbase, kafka, rocketmq or datahub.
+        /// mysql, mariadb, oceanbase, postgres, kafka, rocketmq or datahub.
         kind: String,
         /// Fields, `host=127.0.0.1 port=3306 user=sluice`.
         fields: Vec<String>,
