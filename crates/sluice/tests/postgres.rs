@@ -946,6 +946,7 @@ async fn prechecks_name_each_problem_of_a_postgres_source_with_its_fix() -> Test
     // without a key or REPLICA IDENTITY, a user without REPLICATION, and a busy slot.
     c.batch_execute(
         "CREATE TABLE keyless (a int, b text); \
+         CREATE TABLE priced (id int PRIMARY KEY, price money); \
          CREATE ROLE plain LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO plain",
     )
     .await?;
@@ -984,6 +985,7 @@ objects:
         "ALTER TABLE \"public\".\"keyless\" REPLICA IDENTITY FULL",
         "user plain has no REPLICATION privilege",
         "ALTER ROLE \"plain\" REPLICATION",
+        "`public`.`priced` column price: type money is not supported",
     ] {
         assert!(out.contains(expected), "{expected:?} not in: {out}");
     }

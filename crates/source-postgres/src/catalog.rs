@@ -87,7 +87,7 @@ pub(crate) async fn table_info(
         let name = cell(r, 0);
         let ty = Ty::of(&facts).map_err(|e| {
             SourceError::Definite(format!(
-                "{id} column {name}: {e}; leave it out with objects.columns, or exclude the table"
+                "{id} column {name}: {e}; exclude the table (objects.exclude) or give the column a supported type"
             ))
         })?;
         columns.push(PgColumn {
@@ -413,6 +413,19 @@ impl Catalog for PgCatalog<'_> {
                 }
             }
         }
+        // Every column's type must have a place in the event model.
+        for t in tables {
+            if let Err(e) = self.info(t) {
+                match e {
+                    SourceError::Definite(m) => fail(
+                        "types",
+                        m,
+                        "exclude the table (objects.exclude) or give the column a supported type (docs/POSTGRES.md)".into(),
+                    ),
+                    other => return Err(other),
+                }
+            }
+        }
         out.checked = [
             "wal_level",
             "server_encoding",
@@ -422,6 +435,7 @@ impl Catalog for PgCatalog<'_> {
             "slot",
             "publication",
             "replica_identity",
+            "types",
         ]
         .map(String::from)
         .to_vec();

@@ -523,8 +523,8 @@ impl Stream<'_> {
         };
         let ty = Ty::of(&facts).map_err(|e| {
             SourceError::Definite(format!(
-                "{table} column {}: {e}; leave it out with objects.columns (and out of the \
-                 publication's column list), or exclude the table",
+                "{table} column {}: {e}; exclude the table (objects.exclude) or give the \
+                 column a supported type",
                 c.name
             ))
         })?;
