@@ -170,7 +170,7 @@ fn source_findings(p: &Project) -> Findings {
         Err(e) => out.failures.push(failure(
             "source checks",
             format!("the source's settings could not be read: {e}"),
-            "grant the source user REPLICATION CLIENT (BINLOG MONITOR on MariaDB) and SELECT",
+            "grant the source user what reading its log needs (MySQL: REPLICATION CLIENT; MariaDB: BINLOG MONITOR; PostgreSQL: REPLICATION) and SELECT",
         )),
     }
     out

@@ -286,6 +286,10 @@ fn a_postgres_source_names_its_slot_and_publication_and_refuses_what_is_not_its(
             "source.slot: source.slot \"Bad-Name\"",
         ),
         (
+            pg.replace("/shop\n", "/shop\n  server_id: 7\n"),
+            "source.server_id: a postgres source has no replica id",
+        ),
+        (
             GOOD.replace("3316\n", "3316\n  slot: s\n"),
             "source.slot: a mariadb source has no such setting",
         ),

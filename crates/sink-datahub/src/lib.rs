@@ -603,6 +603,11 @@ impl DatahubSink {
                 Source::Column(c) => {
                     let ty = fields.get(i).map_or("string", |f| f.ty.as_str());
                     match image.get(*c) {
+                        // A before image (B: a delete, an update's old row) may hold only the
+                        // key (a PostgreSQL table with REPLICA IDENTITY DEFAULT): the columns
+                        // the source did not give are null there (docs/DATAHUB.md). An after
+                        // image is always whole.
+                        Some(sluice_core::Value::Unavailable) if flag == "B" => None,
                         Some(v) => types::text(v, ty).map_err(|why| {
                             SinkError::Rejected(format!(
                                 "{} at {}: {why}; a TUPLE record is a whole row",

@@ -45,6 +45,19 @@ async fn new_pg_db(name: &str) -> Result<tokio_postgres::Client, Box<dyn std::er
 /// Drops a test's database and the replication slots left on it.
 async fn drop_pg_db(name: &str) -> TestResult {
     let admin = pg("postgres").await?;
+    // A run that just ended may hold its slot a moment longer (its WAL sender closing).
+    for _ in 0..100 {
+        let left = admin
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active",
+                &[&name],
+            )
+            .await?;
+        if left.try_get::<_, i64>(0)? == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     admin
         .batch_execute(&format!(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{name}' AND NOT active"
@@ -1047,4 +1060,88 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// PostgreSQL `t (id, v, amt)` as the message-queue tests' shape: strings keyed by id.
+async fn pg_shape(
+    c: &tokio_postgres::Client,
+) -> Result<BTreeMap<String, Json>, Box<dyn std::error::Error>> {
+    let mut out = BTreeMap::new();
+    for r in c
+        .query("SELECT id::text, v, amt::text FROM t ORDER BY id", &[])
+        .await?
+    {
+        let id: String = r.try_get(0)?;
+        let v: Option<String> = r.try_get(1)?;
+        let amt: Option<String> = r.try_get(2)?;
+        out.insert(
+            id.clone(),
+            serde_json::json!({"id": id, "v": v, "amt": amt}),
+        );
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reaches_rocketmq_and_datahub_through_the_same_seam() -> TestResult {
+    use common::datahub::{datahub_endpoint, datahub_read, rebuild_tuple, DH_PROJECT};
+    use common::rocketmq::rocketmq_consume;
+    ensure_up(&[Service::Rocketmq, Service::Datahub]);
+    // The DataHub project reads its key from the environment, as a user's would.
+    std::env::set_var("SLUICE_TEST_DATAHUB_KEY", "sluice-secret");
+    let db = unique_name("pgmq");
+    let c = new_pg_db(&db).await?;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text, amt numeric(8,2)); \
+         INSERT INTO t SELECT g, 'r' || g, g / 4.0 FROM generate_series(1, 40) g",
+    )
+    .await?;
+    let later = "INSERT INTO t VALUES (41, 'new', 1.25), (42, NULL, NULL); \
+                 UPDATE t SET v = 'changed', amt = amt + 1 WHERE id % 5 = 0; \
+                 DELETE FROM t WHERE id % 7 = 0";
+    let rocket_topic = format!("{db}_rmq");
+    let dh_topic = format!("{db}_dh");
+    let destinations = [
+        (
+            "rocketmq",
+            format!(
+                "  type: rocketmq\n  namesrv: {}\n  format: oms\n  topic: {rocket_topic}\n  create_topics: true",
+                sluice_testkit::ROCKETMQ_NAMESRV.get()
+            ),
+        ),
+        (
+            "datahub",
+            format!(
+                "  type: datahub\n  endpoint: {}\n  project: {DH_PROJECT}\n  access_id: sluice\n  access_key_env: SLUICE_TEST_DATAHUB_KEY\n  topic: {dh_topic}",
+                datahub_endpoint()
+            ),
+        ),
+    ];
+    let mut files = Vec::new();
+    for (kind, dest) in &destinations {
+        let dir = temp_dir(&format!("{db}-{kind}"));
+        // One slot each: two projects never share a slot.
+        let file = pg_project(
+            &dir,
+            &format!("{db}-{kind}"),
+            &db,
+            dest,
+            "  include: [\"public.t\"]",
+        );
+        run_until_caught_up(&file)?;
+        files.push(file);
+    }
+    c.batch_execute(later).await?;
+    for file in &files {
+        run_until_caught_up(file)?;
+    }
+    let want = pg_shape(&c).await?;
+    assert_eq!(want.len(), 42 - 6, "{want:?}");
+    let got = rebuild_oms(&rocketmq_consume(&rocket_topic)?)?;
+    assert_eq!(got, want, "RocketMQ, rebuilt by the rocketmq-rust consumer");
+    let recs = datahub_read(&datahub_endpoint(), &dh_topic)?;
+    let got = rebuild_tuple(&recs, "id", &["id", "v", "amt"])?;
+    assert_eq!(got, want, "DataHub TUPLE, read by the official SDK");
+    drop(c);
+    drop_pg_db(&db).await
 }

@@ -274,6 +274,46 @@ impl Source for PostgresSource {
 
     fn prepare(&self, tables: &[TableId]) -> Result<(), SourceError> {
         let s = self.session()?;
+        // Once a table is published, PostgreSQL refuses its updates and deletes unless it has
+        // a replica identity: never publish one without (the application's writes would
+        // fail), whatever key the project names for it.
+        for t in tables {
+            let r = s.rows(&format!(
+                "SELECT c.relreplident::text, EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary)::text \
+                 FROM pg_class c WHERE c.oid = {}",
+                catalog::regclass(t)
+            ))?;
+            let covered = r.first().is_some_and(|r| match cell(r, 0).as_str() {
+                "f" | "i" => true,
+                "d" => cell(r, 1) == "true",
+                _ => false,
+            });
+            if !covered {
+                return Err(SourceError::Definite(format!(
+                    "{t} has no primary key and no REPLICA IDENTITY: once published, its updates \
+                     and deletes would be refused by PostgreSQL and could not be captured; \
+                     ALTER TABLE {}.{} REPLICA IDENTITY FULL (or add a primary key), or exclude it",
+                    ident(&t.db),
+                    ident(&t.table)
+                )));
+            }
+        }
+        // The columns the destination is made with: a relation that differs later is a
+        // schema change. Read before the slot is made, so that a change of columns in between
+        // is seen as one (a database destination takes a repeated ADD COLUMN as applied).
+        let mut known = Known::new();
+        for t in tables {
+            let info =
+                s.rt()
+                    .block_on(catalog::table_info(s.client(), t, &catalog::regclass(t)))?;
+            known.insert(
+                known_key(t),
+                info.columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty.name.clone()))
+                    .collect(),
+            );
+        }
         let publication = literal(&self.publication);
         let exists = s.rows(&format!(
             "SELECT puballtables::text FROM pg_publication WHERE pubname = {publication}"
@@ -333,21 +373,6 @@ impl Source for PostgresSource {
             ))
             .map_err(|e| e.context("create the replication slot"))?;
             tracing::info!(slot = %self.slot, "replication slot created");
-        }
-        // The columns the destination is made with now: a relation that differs later is a
-        // schema change.
-        let mut known = Known::new();
-        for t in tables {
-            let info =
-                s.rt()
-                    .block_on(catalog::table_info(s.client(), t, &catalog::regclass(t)))?;
-            known.insert(
-                known_key(t),
-                info.columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.ty.name.clone()))
-                    .collect(),
-            );
         }
         if let Ok(mut p) = self.prepared.lock() {
             *p = serde_json::to_string(&known).ok();

@@ -355,6 +355,12 @@ fn validate(
         })?),
         (None, None) => None,
     };
+    if kind == "postgres" && s.server_id.is_some() {
+        return Err(bad(
+            "source.server_id",
+            "a postgres source has no replica id (it reads through its replication slot, source.slot)".into(),
+        ));
+    }
     if s.database.is_some() && (kind != "postgres" || s.url.is_some()) {
         return Err(bad(
             "source.database",
