@@ -111,7 +111,9 @@ schemas = {
                     "actions": ACTIONS, "verifying": B,
                     "verification": {"type": "array", "items": obj({"table": S, "dest": S, "at_ms": I, "took_ms": I, "rows": I, "equal": I,
                                                                       "missing": I, "extra": I, "different": I, "detail": nullable({"type": "object"})})},
-                    "precheck": ref("Findings"), "created_ms": I, "updated_ms": I},
+                    "precheck": ref("Findings"), "created_ms": I, "updated_ms": I,
+                    # A project not running: what it keeps on its source (a PostgreSQL slot's WAL).
+                    "on_source": S},
                    ["name", "state", "stage", "checkpoint", "latency_ms", "spec", "errors", "modifications"]),
     "Finding": obj({"item": S, "problem": S, "fix": S}, ["item", "problem", "fix"], False),
     "Trial": obj({"name": S, "valid": B, "precheck": ref("Findings"),

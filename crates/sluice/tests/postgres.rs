@@ -917,11 +917,15 @@ async fn a_postgres_project_of_the_service_runs_and_its_release_drops_its_slot_a
     api.act(&db, "start")?;
     c.execute("INSERT INTO t VALUES (3, 'three')", &[]).await?;
     let msgs = {
+        // The topic appears when the project first delivers.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let m = consume(&topic, 3)?;
-            if m.len() >= 3 || std::time::Instant::now() > deadline {
-                break m;
+            let m = consume(&topic, 3);
+            match m {
+                Ok(m) if m.len() >= 3 => break m,
+                Ok(m) if std::time::Instant::now() > deadline => break m,
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                _ => std::thread::sleep(std::time::Duration::from_millis(300)),
             }
         }
     };
@@ -942,6 +946,14 @@ async fn a_postgres_project_of_the_service_runs_and_its_release_drops_its_slot_a
         count(slots.clone()).await?,
         1,
         "a stopped project keeps its slot"
+    );
+    // And says what it keeps there (the console shows it on the project's page).
+    let seen = api.project(&db)?;
+    let held = seen["on_source"].as_str().unwrap_or_default();
+    assert!(
+        held.starts_with(&format!("replication slot {slot} retains "))
+            && held.ends_with("MB of WAL on the server"),
+        "{seen}"
     );
     let released = api.act(&db, "release")?;
     assert_eq!(released["state"], json!("Released"));

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sluice_core::source::Findings;
 use sluice_meta::MetaStore;
 use sluice_pipeline::Project;
+use std::time::Duration;
 
 use super::{blocking, is_yaml, object};
 use crate::auth::Caller;
@@ -348,7 +349,25 @@ async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = row_of(&app, &name)?;
-    Ok(Json(view(&app, &row)?))
+    let mut v = view(&app, &row)?;
+    // What a project that is not running keeps on its source (a PostgreSQL slot's WAL),
+    // asked live, for at most 2 s: a source that does not answer leaves it out.
+    if matches!(
+        row.state.as_str(),
+        "Stopped" | "Paused" | "Failed" | "Completed"
+    ) {
+        let (a, r) = (app.clone(), row.clone());
+        let ask = blocking(move || {
+            Ok(runnable(&a, &r)
+                .ok()
+                .and_then(|p| p.source.open().ok())
+                .and_then(|s| s.retained().ok().flatten()))
+        });
+        if let Ok(Ok(Some(held))) = tokio::time::timeout(Duration::from_secs(2), ask).await {
+            v["on_source"] = json!(held);
+        }
+    }
+    Ok(Json(v))
 }
 
 /// The project as a project file (YAML) without its secrets: what `sluice project create -f`
