@@ -338,7 +338,24 @@ impl Router {
                         }),
                         None => Ok(false),
                     };
-                    let (before, after) = (judge(&r.before)?, judge(&r.after)?);
+                    // A before image without a column the condition reads (a PostgreSQL
+                    // table with REPLICA IDENTITY DEFAULT logs only the key) cannot say
+                    // whether the old row passed: it is taken as passing, so that a row
+                    // leaving the selection is deleted (a delete of a row the destination
+                    // never had changes nothing there).
+                    let unknown = r.before.as_ref().is_some_and(|b| {
+                        b.contains(&sluice_core::Value::Unavailable)
+                            && f.columns().iter().any(|c| {
+                                r.table
+                                    .columns
+                                    .iter()
+                                    .position(|col| col.name.eq_ignore_ascii_case(c))
+                                    .and_then(|i| b.get(i))
+                                    .is_some_and(|v| *v == sluice_core::Value::Unavailable)
+                            })
+                    });
+                    let before = unknown || judge(&r.before)?;
+                    let after = judge(&r.after)?;
                     match (r.op, before, after) {
                         (Op::Insert, _, false) | (Op::Delete, false, _) => return Ok(None),
                         (Op::Update, false, false) => return Ok(None),
@@ -514,5 +531,56 @@ mod tests {
         assert_eq!(x.table.id, TableId::new("e", "u"));
         assert_eq!(x.table.columns.len(), 1);
         assert_eq!(y.after, Some(vec![sluice_core::Value::Int(2)]));
+    }
+
+    #[test]
+    fn a_before_image_without_the_filtered_column_counts_as_passing() {
+        use sluice_core::Value::{Int, Unavailable};
+        let col = |n: &str| sluice_core::Column {
+            name: n.into(),
+            ty: sluice_core::ColumnType::Integer {
+                bytes: 8,
+                unsigned: false,
+            },
+            sql_type: "bigint".into(),
+            nullable: false,
+        };
+        let table = Arc::new(TableSchema {
+            id: TableId::new("d", "t"),
+            columns: vec![col("id"), col("v")],
+            primary_key: vec![0],
+        });
+        let r = Router {
+            include: vec![Pattern::parse("d.*").expect("p")],
+            filters: vec![(
+                Pattern::parse("d.t").expect("p"),
+                RowFilter::parse("v > 5").expect("f"),
+            )],
+            ops: vec![Op::Insert, Op::Update, Op::Delete],
+            ..Router::default()
+        };
+        let update = |before: Vec<sluice_core::Value>, after: i64| {
+            let e = Event::Row(sluice_core::RowChange {
+                op: Op::Update,
+                table: table.clone(),
+                before: Some(before),
+                after: Some(vec![Int(1), Int(after)]),
+                ts_ms: 0,
+                txn: String::new(),
+                seq: 0,
+                pos: sluice_core::Position::new("lsn", "", 4),
+            });
+            match r.route(e) {
+                Ok(Some(Event::Row(r))) => Some(r.op),
+                Ok(None) => None,
+                other => panic!("{other:?}"),
+            }
+        };
+        // Key only before: leaving is a delete, staying an update.
+        assert_eq!(update(vec![Int(1), Unavailable], 0), Some(Op::Delete));
+        assert_eq!(update(vec![Int(1), Unavailable], 9), Some(Op::Update));
+        // A whole before image is judged as before.
+        assert_eq!(update(vec![Int(1), Int(0)], 0), None);
+        assert_eq!(update(vec![Int(1), Int(0)], 9), Some(Op::Insert));
     }
 }
