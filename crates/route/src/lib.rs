@@ -481,6 +481,19 @@ mod tests {
         assert!(Pattern::parse("a.b.c").is_err());
     }
 
+    /// A BIGINT column.
+    fn col(n: &str) -> sluice_core::Column {
+        sluice_core::Column {
+            name: n.into(),
+            ty: sluice_core::ColumnType::Integer {
+                bytes: 8,
+                unsigned: false,
+            },
+            sql_type: "bigint".into(),
+            nullable: false,
+        }
+    }
+
     fn row(table: &Arc<TableSchema>, id: i64) -> Event {
         Event::Row(sluice_core::RowChange {
             op: Op::Insert,
@@ -499,15 +512,6 @@ mod tests {
 
     #[test]
     fn rows_of_one_table_share_their_delivered_schema() {
-        let col = |n: &str| sluice_core::Column {
-            name: n.into(),
-            ty: sluice_core::ColumnType::Integer {
-                bytes: 8,
-                unsigned: false,
-            },
-            sql_type: "bigint".into(),
-            nullable: false,
-        };
         let schema = TableSchema {
             id: TableId::new("d", "t"),
             columns: vec![col("id"), col("v")],
@@ -536,15 +540,6 @@ mod tests {
     #[test]
     fn a_before_image_without_the_filtered_column_counts_as_passing() {
         use sluice_core::Value::{Int, Unavailable};
-        let col = |n: &str| sluice_core::Column {
-            name: n.into(),
-            ty: sluice_core::ColumnType::Integer {
-                bytes: 8,
-                unsigned: false,
-            },
-            sql_type: "bigint".into(),
-            nullable: false,
-        };
         let table = Arc::new(TableSchema {
             id: TableId::new("d", "t"),
             columns: vec![col("id"), col("v")],

@@ -216,9 +216,7 @@ fn norm(cmp: Cmp, text: &str) -> String {
 }
 
 /// PostgreSQL's rows of `types`, by id, each column normalised.
-async fn expected(
-    c: &tokio_postgres::Client,
-) -> Result<BTreeMap<String, BTreeMap<String, Option<String>>>, Box<dyn std::error::Error>> {
+async fn expected(c: &tokio_postgres::Client) -> Result<Matrix, Box<dyn std::error::Error>> {
     let mut out = BTreeMap::new();
     for row in pg_rows(c, "SELECT * FROM types ORDER BY id").await? {
         let id = row.get("id").cloned().flatten().unwrap_or_default();
@@ -266,6 +264,20 @@ options:
     path
 }
 
+/// A project of the test's database `db` into the harness MariaDB (shard 1) with these
+/// `objects` lines; its file and the destination's address.
+fn into_mariadb(db: &str, objects: &str) -> (PathBuf, String) {
+    let dest = MARIADB_SHARD1.get();
+    let file = pg_project(
+        &temp_dir(db),
+        db,
+        db,
+        &format!("  type: mariadb\n  url: mysql://root@{dest}"),
+        objects,
+    );
+    (file, dest)
+}
+
 fn run_until_caught_up(file: &Path) -> TestResult {
     let (code, out) = sluice_said([
         "run",
@@ -281,7 +293,7 @@ fn run_until_caught_up(file: &Path) -> TestResult {
 }
 
 /// The table rebuilt from OMS messages (values as text, bytes in base64), by key.
-fn rebuild(msgs: &[Json]) -> Result<BTreeMap<String, BTreeMap<String, Option<String>>>, String> {
+fn rebuild(msgs: &[Json]) -> Result<Matrix, String> {
     let mut state = BTreeMap::new();
     let mut last = 0u64;
     for m in msgs {
@@ -341,6 +353,33 @@ fn base64_to_hex(t: &str) -> String {
     }
 }
 
+/// Rows of the type matrix by id, each column compared.
+type Matrix = BTreeMap<String, BTreeMap<String, Option<String>>>;
+
+/// The destination's matrix equals PostgreSQL's, value for value, after the workload: the
+/// seeded rows, the replayed inserts, the key change (2 -> 20), the delete (3).
+fn same_matrix(want: &Matrix, got: &Matrix) -> TestResult {
+    let ids: Vec<&str> = want.keys().map(String::as_str).collect();
+    assert!(
+        ["1", "20", "4", "5"].iter().all(|i| ids.contains(i)) && !ids.contains(&"3"),
+        "{ids:?}"
+    );
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "rows: {:?} vs {:?}",
+        got.keys(),
+        want.keys()
+    );
+    for (id, row) in want {
+        let g = got.get(id).ok_or(format!("row {id} missing"))?;
+        for (col, v) in row {
+            assert_eq!(g.get(col), Some(v), "row {id} column {col}");
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_to_kafka_full_and_incremental_type_matrix_equals_the_source() -> TestResult {
     // A broker of its own, in memory: the shared one is busy with every other test.
@@ -368,25 +407,7 @@ async fn postgres_to_kafka_full_and_incremental_type_matrix_equals_the_source() 
     let want = expected(&c).await?;
     let msgs = consume_from(&kafka.addr, &topic, 0)?;
     let got = rebuild(&msgs)?;
-    // The seeded rows, the replayed inserts, the key change (2 -> 20), the delete (3).
-    let ids: Vec<&str> = want.keys().map(String::as_str).collect();
-    assert!(
-        ["1", "20", "4", "5"].iter().all(|i| ids.contains(i)) && !ids.contains(&"3"),
-        "{ids:?}"
-    );
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "rows: {:?} vs {:?}",
-        got.keys(),
-        want.keys()
-    );
-    for (id, row) in &want {
-        let g = got.get(id).ok_or(format!("row {id} missing"))?;
-        for (col, v) in row {
-            assert_eq!(g.get(col), Some(v), "row {id} column {col}");
-        }
-    }
+    same_matrix(&want, &got)?;
     drop(c);
     drop_pg_db(&db).await
 }
@@ -429,13 +450,8 @@ async fn postgres_to_mariadb_full_and_incremental_type_matrix_equals_the_source(
     let c = new_pg_db(&db).await?;
     create_types(&c).await?;
     c.batch_execute(SEED).await?;
-    let dir = temp_dir(&db);
-    let dest = MARIADB_SHARD1.get();
-    let file = pg_project(
-        &dir,
+    let (file, dest) = into_mariadb(
         &db,
-        &db,
-        &format!("  type: mariadb\n  url: mysql://root@{dest}"),
         &format!("  include: [\"public.types\"]\n  rename:\n    public.types: {db}.types"),
     );
     run_until_caught_up(&file)?;
@@ -463,25 +479,7 @@ async fn postgres_to_mariadb_full_and_incremental_type_matrix_equals_the_source(
         }
         got.insert(id.to_string(), row);
     }
-    // The seeded rows, the replayed inserts, the key change (2 -> 20), the delete (3).
-    let ids: Vec<&str> = want.keys().map(String::as_str).collect();
-    assert!(
-        ["1", "20", "4", "5"].iter().all(|i| ids.contains(i)) && !ids.contains(&"3"),
-        "{ids:?}"
-    );
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "rows: {:?} vs {:?}",
-        got.keys(),
-        want.keys()
-    );
-    for (id, row) in &want {
-        let g = got.get(id).ok_or(format!("row {id} missing"))?;
-        for (col, v) in row {
-            assert_eq!(g.get(col), Some(v), "row {id} column {col}");
-        }
-    }
+    same_matrix(&want, &got)?;
     d.query_drop(format!("DROP DATABASE `{db}`")).await?;
     drop(c);
     drop_pg_db(&db).await
@@ -699,17 +697,9 @@ async fn kill_9_twenty_times_under_a_writer_loses_nothing_and_the_slot_waits_for
         "{status}"
     );
     let msgs = consume_from(&kafka.addr, &topic, 0)?;
-    let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
-    for m in &msgs {
-        by_part
-            .entry(m["partition"].as_i64().unwrap_or(-1))
-            .or_default()
-            .push(m);
-    }
     let mut state: BTreeMap<String, i64> = BTreeMap::new();
     let mut seen: BTreeMap<String, i64> = BTreeMap::new();
-    for (_, mut ms) in by_part {
-        ms.sort_by_key(|m| m["offset"].as_i64());
+    for (_, ms) in by_partition(&msgs) {
         let mut last = 0u64;
         for m in ms {
             let v = &m["value"];
@@ -770,6 +760,17 @@ async fn dest_text(
     Ok(out)
 }
 
+/// The columns of `db`.t at the destination, in order.
+async fn dest_columns(
+    d: &mut mysql_async::Conn,
+    db: &str,
+) -> Result<Vec<String>, mysql_async::Error> {
+    d.query(format!(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 't' ORDER BY ordinal_position"
+    ))
+    .await
+}
+
 /// The same rows at the source.
 async fn source_text(
     c: &tokio_postgres::Client,
@@ -811,17 +812,9 @@ async fn columns_added_and_dropped_a_keyless_table_and_unchanged_toast_reach_mar
          INSERT INTO bag VALUES (1, 'x'), (1, 'x'), (2, NULL), (NULL, NULL);",
     )
     .await?;
-    let dir = temp_dir(&db);
-    let dest = MARIADB_SHARD1.get();
-    let file = pg_project(
-        &dir,
-        &db,
-        &db,
-        &format!("  type: mariadb\n  url: mysql://root@{dest}"),
-        &format!(
+    let (file, dest) = into_mariadb(&db, &format!(
             "  include: [\"public.*\"]\n  rename:\n    public.t: {db}.t\n    public.full_t: {db}.full_t\n    public.bag: {db}.bag"
-        ),
-    );
+        ));
     run_until_caught_up(&file)?;
     c.batch_execute(
         "UPDATE t SET v = 'one again' WHERE id = 1; \
@@ -840,11 +833,7 @@ async fn columns_added_and_dropped_a_keyless_table_and_unchanged_toast_reach_mar
     .await?;
     run_until_caught_up(&file)?;
     let mut d = dest_conn(&dest).await?;
-    let cols: Vec<String> = d
-        .query(format!(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 't' ORDER BY ordinal_position"
-        ))
-        .await?;
+    let cols = dest_columns(&mut d, &db).await?;
     assert_eq!(
         cols,
         ["id", "big", "extra"],
@@ -1171,17 +1160,9 @@ async fn row_filters_and_column_subsets_apply_to_postgres_rows() -> TestResult {
          FROM generate_series(1, 30) g",
     )
     .await?;
-    let dir = temp_dir(&db);
-    let dest = MARIADB_SHARD1.get();
-    let file = pg_project(
-        &dir,
-        &db,
-        &db,
-        &format!("  type: mariadb\n  url: mysql://root@{dest}"),
-        &format!(
+    let (file, dest) = into_mariadb(&db, &format!(
             "  include: [\"public.t\"]\n  rename:\n    public.t: {db}.t\n  columns:\n    public.t: [id, v, amt]\n  filters:\n    public.t: \"amt > 5 AND v <> 'skip'\""
-        ),
-    );
+        ));
     run_until_caught_up(&file)?;
     c.batch_execute(
         "INSERT INTO t VALUES (31, 'in', 99, 'x'), (32, 'skip', 99, 'x'), (33, 'low', 1, 'x'); \
@@ -1190,11 +1171,7 @@ async fn row_filters_and_column_subsets_apply_to_postgres_rows() -> TestResult {
     .await?;
     run_until_caught_up(&file)?;
     let mut d = dest_conn(&dest).await?;
-    let cols: Vec<String> = d
-        .query(format!(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 't' ORDER BY ordinal_position"
-        ))
-        .await?;
+    let cols = dest_columns(&mut d, &db).await?;
     assert_eq!(cols, ["id", "v", "amt"], "only the subset's columns");
     let want = source_text(&c, "SELECT id, v, amt FROM t WHERE amt > 5 AND v <> 'skip'").await?;
     assert!(want.len() > 10, "{want:?}");

@@ -96,7 +96,18 @@ pub(crate) async fn table_info(
             nullable: cell(r, 1) != "true",
         });
     }
-    let primary_key = rows(
+    let primary_key = primary_key(client, rel).await?;
+    Ok(TableInfo {
+        id: id.clone(),
+        columns,
+        primary_key,
+    })
+}
+
+/// The primary key's columns of a table (`rel`: an SQL expression of its regclass or oid), in
+/// key order, as the catalog has them now.
+pub(crate) async fn primary_key(client: &Client, rel: &str) -> Result<Vec<String>, SourceError> {
+    Ok(rows(
         client,
         &format!(
             "SELECT a.attname::text FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) \
@@ -107,12 +118,7 @@ pub(crate) async fn table_info(
     .await?
     .iter()
     .map(|r| cell(r, 0))
-    .collect();
-    Ok(TableInfo {
-        id: id.clone(),
-        columns,
-        primary_key,
-    })
+    .collect())
 }
 
 /// [`TypeFacts`] from five columns of a row starting at `at` (base oid, typmod, typtype,

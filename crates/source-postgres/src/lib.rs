@@ -194,6 +194,16 @@ impl PostgresSource {
         Ok(Some(cell(row, 0).parse().unwrap_or(0)))
     }
 
+    /// The confirmed flush position of the slot [`Source::prepare`] made.
+    fn made_slot_lsn(&self) -> Result<u64, SourceError> {
+        self.slot_lsn(&self.session()?)?.ok_or_else(|| {
+            SourceError::Definite(format!(
+                "replication slot {} does not exist (it is made when the project starts)",
+                self.slot
+            ))
+        })
+    }
+
     /// How many bytes of WAL the slot keeps on the server (None: no slot).
     pub fn retained_wal(&self) -> Result<Option<u64>, SourceError> {
         let s = self.session()?;
@@ -435,14 +445,7 @@ impl Source for PostgresSource {
     }
 
     fn handover(&self) -> Result<Position, SourceError> {
-        let s = self.session()?;
-        let lsn = self.slot_lsn(&s)?.ok_or_else(|| {
-            SourceError::Definite(format!(
-                "replication slot {} does not exist (it is made when the project starts)",
-                self.slot
-            ))
-        })?;
-        Ok(lsn_position(lsn))
+        Ok(lsn_position(self.made_slot_lsn()?))
     }
 
     fn plan(
@@ -488,16 +491,7 @@ impl Source for PostgresSource {
     ) -> Result<(), SourceError> {
         let (start, state) = match from {
             Some((p, state)) => (position_lsn(p)?, state.to_string()),
-            None => {
-                let s = self.session()?;
-                let lsn = self.slot_lsn(&s)?.ok_or_else(|| {
-                    SourceError::Definite(format!(
-                        "replication slot {} does not exist (it is made when the project starts)",
-                        self.slot
-                    ))
-                })?;
-                (lsn, self.initial_state())
-            }
+            None => (self.made_slot_lsn()?, self.initial_state()),
         };
         let known: Known = serde_json::from_str(&state).unwrap_or_default();
         stream::run(self, start, known, emit)

@@ -86,6 +86,13 @@ impl Reader {
             .collect()
     }
 
+    fn decode_all(
+        info: &TableInfo,
+        got: &[Vec<Option<String>>],
+    ) -> Result<Vec<Vec<Value>>, SourceError> {
+        got.iter().map(|r| Self::decode(info, r)).collect()
+    }
+
     fn select_list(info: &TableInfo) -> String {
         info.columns
             .iter()
@@ -150,10 +157,7 @@ impl Reader {
                 Some(r) => Some(at.iter().map(|&i| cell(r, i)).collect::<Vec<_>>()),
                 None => after.clone(),
             };
-            let rows = got
-                .iter()
-                .map(|r| Self::decode(info, r))
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = Self::decode_all(info, &got)?;
             let chunk = Chunk {
                 schema: schema.clone(),
                 rows,
@@ -218,10 +222,7 @@ impl Reader {
                 }
                 let got = rows(client, &format!("FETCH {chunk_rows} FROM sluice_copy")).await?;
                 let done = got.len() < chunk_rows;
-                let rows = got
-                    .iter()
-                    .map(|r| Self::decode(info, r))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = Self::decode_all(info, &got)?;
                 let chunk = Chunk {
                     schema: schema.clone(),
                     rows,

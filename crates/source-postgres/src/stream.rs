@@ -559,18 +559,7 @@ impl Stream<'_> {
                 .find(|r| cell(r, 0) == name)
                 .is_some_and(|r| cell(r, i) == "true")
         };
-        let mut key_order = rows(
-            &self.side,
-            &format!(
-                "SELECT a.attname::text FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) \
-                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum \
-                 WHERE x.indrelid = {oid} AND x.indisprimary ORDER BY k.n"
-            ),
-        )
-        .await?
-        .iter()
-        .map(|r| cell(r, 0))
-        .collect::<Vec<_>>();
+        let mut key_order = crate::catalog::primary_key(&self.side, &oid.to_string()).await?;
         key_order.retain(|k| columns.iter().any(|c| &c.name == k));
         let schema = Arc::new(TableSchema {
             id: id.clone(),

@@ -294,6 +294,21 @@ pub async fn table_rows(
         .collect())
 }
 
+/// Messages by partition, each partition's in offset order.
+pub fn by_partition(msgs: &[Json]) -> BTreeMap<i64, Vec<&Json>> {
+    let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
+    for m in msgs {
+        by_part
+            .entry(m["partition"].as_i64().unwrap_or(-1))
+            .or_default()
+            .push(m);
+    }
+    for ms in by_part.values_mut() {
+        ms.sort_by_key(|m| m["offset"].as_i64());
+    }
+    by_part
+}
+
 /// Rebuilds the table from OMS messages in partition order; checks per-partition sequences.
 pub fn rebuild_oms(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
     let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
@@ -619,16 +634,9 @@ pub fn check_partition_mode(mode: &str, db: &str, all: Vec<Json>) -> TestResult 
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
-    for m in &msgs {
-        by_part
-            .entry(m["partition"].as_i64().unwrap_or(-1))
-            .or_default()
-            .push(m);
-    }
+    let by_part = by_partition(&msgs);
     let mut home: BTreeMap<String, i64> = BTreeMap::new();
-    for (p, ms) in &mut by_part {
-        ms.sort_by_key(|m| m["offset"].as_i64());
+    for (p, ms) in &by_part {
         // Source commit order (MariaDB GTID sequence numbers) never goes back in a partition.
         let seqs: Vec<u64> = ms.iter().map(|m| gtid_seq(m)).collect();
         assert!(
