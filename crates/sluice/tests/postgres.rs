@@ -1018,6 +1018,64 @@ objects:
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prechecks_name_a_server_not_set_up_for_logical_replication() -> TestResult {
+    // wal_level below logical, no WAL sender free, every slot taken (by a physical one).
+    let server = sluice_testkit::TempPostgres::start_with(&[
+        "wal_level=replica",
+        "max_wal_senders=0",
+        "max_replication_slots=1",
+    ])?;
+    let c = pg_at(&server.addr, "postgres").await?;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await?;
+    c.batch_execute("SELECT pg_create_physical_replication_slot('other')")
+        .await?;
+    let dir = temp_dir(&unique_name("pgwal"));
+    let file = dir.join("project.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: pgwal\nsource:\n  type: postgres\n  url: postgres://postgres@{}/postgres\n  create_publication: true\n\
+             destination:\n  type: kafka\n  brokers: {}\n  format: oms\nobjects:\n  include: [\"public.*\"]\n",
+            server.addr,
+            KAFKA.get()
+        ),
+    )?;
+    let (code, out) = sluice_said(["precheck", "-f", file.to_str().ok_or("path")?])?;
+    assert_ne!(code, 0, "{out}");
+    for expected in [
+        "wal_level is replica: logical replication needs logical",
+        "set wal_level = logical",
+        "all 0 WAL senders are busy",
+        "raise max_wal_senders",
+        "all 1 replication slots are taken",
+        "raise max_replication_slots",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in: {out}");
+    }
+    // A start is refused with the same reason, before anything is made on the server.
+    let (code, out) = sluice_said([
+        "run",
+        "-f",
+        file.to_str().ok_or("path")?,
+        "--until",
+        "caught-up",
+    ])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "wal_level is replica: logical replication needs logical; set wal_level = logical"
+        ),
+        "{out}"
+    );
+    let made = c
+        .query_one("SELECT count(*) FROM pg_publication", &[])
+        .await?;
+    assert_eq!(made.try_get::<_, i64>(0)?, 0, "no publication was made");
+    Ok(())
+}
+
 /// Holds slot `taken` of the server at `addr` with `pg_recvlogical` until dropped.
 async fn pgwire_holder(addr: &str) -> Result<KillOnDrop, Box<dyn std::error::Error>> {
     let (host, port) = addr.split_once(':').ok_or("address")?;

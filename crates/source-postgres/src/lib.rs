@@ -284,6 +284,19 @@ impl Source for PostgresSource {
 
     fn prepare(&self, tables: &[TableId]) -> Result<(), SourceError> {
         let s = self.session()?;
+        // Nothing is made on a server that cannot decode (the precheck says the same).
+        let wal_level = s
+            .rows("SELECT current_setting('wal_level')")?
+            .first()
+            .map(|r| cell(r, 0))
+            .unwrap_or_default();
+        if wal_level != "logical" {
+            return Err(SourceError::Definite(format!(
+                "wal_level is {wal_level}: logical replication needs logical; set wal_level = \
+                 logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart \
+                 PostgreSQL"
+            )));
+        }
         // Once a table is published, PostgreSQL refuses its updates and deletes unless it has
         // a replica identity: never publish one without (the application's writes would
         // fail), whatever key the project names for it.

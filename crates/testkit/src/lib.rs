@@ -321,6 +321,8 @@ pub struct TempPostgres {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// Settings after the defaults (`name=value`), which they override.
+    settings: Vec<String>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
 }
@@ -329,6 +331,11 @@ impl TempPostgres {
     /// Initialises and starts a server (the shared `postgres` service is brought up first:
     /// it installs the packages).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// [`TempPostgres::start`] with these settings (`name=value`) over the defaults.
+    pub fn start_with(settings: &[&str]) -> Result<Self, String> {
         ensure_up(&[Service::Postgres]);
         let bin = Self::bin_dir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -345,6 +352,7 @@ impl TempPostgres {
             dir,
             bin,
             port,
+            settings: settings.iter().map(|s| s.to_string()).collect(),
         };
         let init = server
             .pg("initdb")
@@ -419,11 +427,14 @@ impl TempPostgres {
     /// Starts a stopped server on the same data and port (after a crash, recovery runs).
     pub fn start_again(&self) -> Result<(), String> {
         let log = self.dir.join("postgres.log");
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10",
             self.port,
             self.dir.display()
         );
+        for s in &self.settings {
+            opts.push_str(&format!(" -c {s}"));
+        }
         self.ctl(&[
             "-l",
             &log.display().to_string(),
