@@ -278,14 +278,19 @@ fn into_mariadb(db: &str, objects: &str) -> (PathBuf, String) {
     (file, dest)
 }
 
-fn run_until_caught_up(file: &Path) -> TestResult {
-    let (code, out) = sluice_said([
+/// `sluice run -f FILE --until caught-up`: its exit code and output.
+fn run_once(file: &Path) -> Result<(i32, String), Box<dyn std::error::Error>> {
+    sluice_said([
         "run",
         "-f",
         file.to_str().ok_or("path")?,
         "--until",
         "caught-up",
-    ])?;
+    ])
+}
+
+fn run_until_caught_up(file: &Path) -> TestResult {
+    let (code, out) = run_once(file)?;
     if code != 0 {
         return Err(format!("sluice run failed ({code}): {out}").into());
     }
@@ -1055,13 +1060,7 @@ async fn prechecks_name_a_server_not_set_up_for_logical_replication() -> TestRes
         assert!(out.contains(expected), "{expected:?} not in: {out}");
     }
     // A start is refused with the same reason, before anything is made on the server.
-    let (code, out) = sluice_said([
-        "run",
-        "-f",
-        file.to_str().ok_or("path")?,
-        "--until",
-        "caught-up",
-    ])?;
+    let (code, out) = run_once(&file)?;
     assert_ne!(code, 0, "{out}");
     assert!(
         out.contains(
