@@ -101,7 +101,7 @@ pub(crate) fn check_filters(
             continue;
         };
         for c in f.columns() {
-            if !have.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
+            if !have.iter().any(|x| x.eq_ignore_ascii_case(c)) {
                 return Err(RunError::Check(format!(
                     "objects.filters: the condition for {t} ({}) reads column {c}, which the table does not have",
                     f.text()

@@ -70,6 +70,8 @@ enum Expr {
 pub struct RowFilter {
     text: String,
     expr: Expr,
+    /// The column names the condition reads, sorted, once.
+    columns: Vec<String>,
 }
 
 fn unsupported(what: &str) -> String {
@@ -230,9 +232,15 @@ impl RowFilter {
             )
             .into());
         }
+        let expr = compile(&parsed)?;
+        let mut columns = Vec::new();
+        columns_of(&expr, &mut columns);
+        columns.sort();
+        columns.dedup();
         Ok(Self {
             text: text.to_string(),
-            expr: compile(&parsed)?,
+            expr,
+            columns,
         })
     }
 
@@ -242,12 +250,8 @@ impl RowFilter {
     }
 
     /// The column names the condition reads.
-    pub fn columns(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        columns_of(&self.expr, &mut out);
-        out.sort();
-        out.dedup();
-        out
+    pub fn columns(&self) -> &[String] {
+        &self.columns
     }
 
     /// Whether a row passes: the condition is TRUE (not FALSE, not unknown). A column the
@@ -759,6 +763,6 @@ mod tests {
             .expect_err("no such column")
             .to_string();
         assert!(err.contains("missing"), "{err}");
-        assert_eq!(f.columns(), vec!["missing".to_string()]);
+        assert_eq!(f.columns(), ["missing".to_string()]);
     }
 }

@@ -10,18 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use sluice_testkit::{MARIADB_SHARD1, MARIADB_SHARD2, OCEANBASE};
-
-fn instances() -> Vec<String> {
-    vec![MARIADB.get(), MARIADB_SHARD1.get(), MARIADB_SHARD2.get()]
-}
-
-async fn at(addr: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
-        "mysql://root@{addr}"
-    ))?)
-    .await
-}
+use sluice_testkit::{MARIADB_SHARD2, OCEANBASE};
 
 /// Instance `i` holds databases `{u}_{2i}` and `{u}_{2i+1}`, each with `orders_0..3`; ids are
 /// distinct across shards: i * 1_000_000 + db * 100_000 + table * 10_000 + n.
@@ -36,8 +25,8 @@ async fn seed(u: &str, rows: u32) -> TestResult {
 
 /// [`seed`] with these column definitions.
 async fn seed_as(u: &str, rows: u32, columns: &str) -> TestResult {
-    for (i, addr) in instances().iter().enumerate() {
-        let mut c = at(addr).await?;
+    for (i, addr) in shard_addrs().iter().enumerate() {
+        let mut c = conn_at(addr).await?;
         for d in [2 * i, 2 * i + 1] {
             c.query_drop(format!("CREATE DATABASE {u}_{d}")).await?;
             for t in 0..4 {
@@ -64,16 +53,11 @@ fn sharded_project(dir: &Path, u: &str) -> PathBuf {
 
 /// [`sharded_project`] into the destination section `dest`.
 fn sharded_project_into(dir: &Path, u: &str, dest: &str) -> PathBuf {
-    let addrs = instances();
     let yaml = format!(
         "name: {u}
 source:
   type: sharded
-  instances:
-    - {{name: s0, url: \"mysql://root@{a0}\", server_id: {s0}}}
-    - {{name: s1, url: \"mysql://root@{a1}\", server_id: {s1}}}
-    - {{name: s2, url: \"mysql://root@{a2}\", server_id: {s2}}}
-  logical_tables:
+{instances}  logical_tables:
     - name: {u}.orders
       shards:
         s0: \"{u}_{{0..1}}.orders_{{0..3}}\"
@@ -90,12 +74,9 @@ options:
   full_chunk_rows: 300
   full_readers: 2
 ",
-        a0 = addrs[0],
-        a1 = addrs[1],
-        a2 = addrs[2],
-        s0 = 3_200_000 + std::process::id() % 100_000,
-        s1 = 3_300_000 + std::process::id() % 100_000,
-        s2 = 3_400_000 + std::process::id() % 100_000,
+        instances = instances_yaml(
+            [3_200_000, 3_300_000, 3_400_000].map(|b| b + std::process::id() % 100_000)
+        ),
     );
     let path = dir.join("project.yaml");
     let _ = std::fs::write(&path, yaml);
@@ -107,7 +88,7 @@ fn writers(
     u: &str,
     stop: &Arc<AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<Result<u64, mysql_async::Error>>> {
-    instances()
+    shard_addrs()
         .into_iter()
         .enumerate()
         .map(|(i, addr)| {
@@ -151,7 +132,7 @@ async fn equal_in(
     what: &str,
     columns: &[&str],
 ) -> Result<i64, Box<dyn std::error::Error>> {
-    let sources: Vec<Side> = instances()
+    let sources: Vec<Side> = shard_addrs()
         .into_iter()
         .enumerate()
         .map(|(i, addr)| {
@@ -174,7 +155,7 @@ async fn equal_in(
 }
 
 async fn destination(u: &str) -> Result<Rows, mysql_async::Error> {
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     d.query(format!(
         "SELECT id, v, CAST(amt AS CHAR) FROM {u}_dest.orders ORDER BY id"
     ))
@@ -182,14 +163,14 @@ async fn destination(u: &str) -> Result<Rows, mysql_async::Error> {
 }
 
 async fn cleanup(u: &str) -> TestResult {
-    for (i, addr) in instances().iter().enumerate() {
-        let mut c = at(addr).await?;
+    for (i, addr) in shard_addrs().iter().enumerate() {
+        let mut c = conn_at(addr).await?;
         for d in [2 * i, 2 * i + 1] {
             c.query_drop(format!("DROP DATABASE IF EXISTS {u}_{d}"))
                 .await?;
         }
     }
-    at(&OCEANBASE.get())
+    conn_at(&OCEANBASE.get())
         .await?
         .query_drop(format!("DROP DATABASE IF EXISTS {u}_dest"))
         .await?;
@@ -250,7 +231,7 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
     let rows = equal_to_union(&u, "the destination table vs the union of the shards").await?;
     assert!(rows > 7_000, "{rows} rows");
     // The comparison can fail: a row changed behind Sluice's back is found, alone.
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     let some: i64 = d
         .query_first(format!("SELECT MAX(id) FROM {u}_dest.orders"))
         .await?
@@ -274,7 +255,7 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
         assert!(st.contains(&format!("  {s}: mariadb-bin.")), "{st}");
     }
     // Every row records its shard.
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     let shards: Vec<String> = d
         .query(format!(
             "SELECT DISTINCT _sluice_shard FROM {u}_dest.orders ORDER BY 1"
@@ -284,12 +265,12 @@ async fn a_logical_table_over_three_instances_merges_into_one_oceanbase_table() 
     assert!(shards.contains(&format!("s1/{u}_2.orders_0")));
 
     // A key present in two shards is reported, naming both (a key the writer left in place).
-    let taken: Option<i64> = at(&MARIADB.get())
+    let taken: Option<i64> = conn_at(&MARIADB.get())
         .await?
         .query_first(format!("SELECT MIN(id) FROM {u}_0.orders_0"))
         .await?;
     let taken = taken.ok_or("orders_0 of the first shard is empty")?;
-    let mut c = at(&MARIADB_SHARD2.get()).await?;
+    let mut c = conn_at(&MARIADB_SHARD2.get()).await?;
     c.query_drop(format!(
         "INSERT INTO {u}_4.orders_0 VALUES ({taken}, 'dup', 1)"
     ))
@@ -362,7 +343,7 @@ async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> 
     let u = unique_name("shq");
     let dir = temp_dir(&u);
     seed(&u, 5).await?;
-    let mut c = at(&MARIADB_SHARD2.get()).await?;
+    let mut c = conn_at(&MARIADB_SHARD2.get()).await?;
     c.query_drop(format!("INSERT INTO {u}_4.orders_0 VALUES (1, 'dup', 1)"))
         .await?;
     let file = sharded_project(&dir, &u);
@@ -370,7 +351,7 @@ async fn with_the_shard_in_the_key_equal_keys_of_two_shards_are_kept_apart() -> 
         .replace("  writers: 3\n", "  writers: 3\n  shard_in_key: true\n");
     std::fs::write(&file, yaml)?;
     run_until_caught_up(&file)?;
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     let ones: Vec<(i64, String)> = d
         .query(format!(
             "SELECT id, _sluice_shard FROM {u}_dest.orders WHERE id = 1 ORDER BY 2"
@@ -450,7 +431,7 @@ async fn a_row_filter_on_the_logical_table_applies_to_every_shard() -> TestResul
     );
     std::fs::write(&file, yaml)?;
     run_until_caught_up(&file)?;
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     let (rows, low): (i64, i64) = d
         .query_first(format!(
             "SELECT COUNT(*), CAST(SUM(amt <= 0.5) AS SIGNED) FROM {u}_dest.orders"
@@ -468,13 +449,13 @@ async fn roll_over(shards: &[(String, String)], each: &[&str], meanwhile: &str) 
     let fill = |sql: &str, t: &str, k: usize| sql.replace("{t}", t).replace("{k}", &k.to_string());
     let last = shards.len() - 1;
     for (k, (addr, tbl)) in shards.iter().enumerate() {
-        let mut c = at(addr).await?;
+        let mut c = conn_at(addr).await?;
         for sql in each {
             c.query_drop(fill(sql, tbl, k)).await?;
         }
         let (addr2, other) = &shards[last - k];
         if last - k > k {
-            at(addr2)
+            conn_at(addr2)
                 .await?
                 .query_drop(fill(meanwhile, other, k))
                 .await?;
@@ -497,7 +478,7 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
     // Every shard in turn: add the column, then write a row there and one into a shard not
     // yet altered.
     let mut shards: Vec<(String, String)> = Vec::new();
-    for (i, addr) in instances().into_iter().enumerate() {
+    for (i, addr) in shard_addrs().into_iter().enumerate() {
         for d in [2 * i, 2 * i + 1] {
             for t in 0..4 {
                 shards.push((addr.clone(), format!("{u}_{d}.orders_{t}")));
@@ -525,7 +506,7 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
         "SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics \
          WHERE table_schema = '{u}_dest' AND table_name = 'orders' AND index_name = 'ix_v'"
     );
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     assert_eq!(d.query_first::<i64, _>(&indexes).await?, Some(1));
     // The same, dropping the column: rows of shards that still have it lose it on the way.
     roll_over(
@@ -552,7 +533,7 @@ async fn ddl_rolled_over_the_shards_changes_the_destination_table_once() -> Test
     // TRUNCATE of one shard's table removes that shard's rows only.
     let before = equal_to_union(&u, "before TRUNCATE of one shard").await?;
     let (addr, tbl) = &shards[0];
-    let mut c = at(addr).await?;
+    let mut c = conn_at(addr).await?;
     let gone: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {tbl}")).await?;
     c.query_drop(format!("TRUNCATE TABLE {tbl}")).await?;
     run_until_caught_up(&file)?;
@@ -588,7 +569,7 @@ async fn a_logical_table_without_a_primary_key_is_refused_by_name() -> TestResul
             && err.contains("primary key"),
         "{err}"
     );
-    let tables: Option<i64> = at(&OCEANBASE.get())
+    let tables: Option<i64> = conn_at(&OCEANBASE.get())
         .await?
         .query_first(format!(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{u}_dest'"
@@ -607,7 +588,7 @@ async fn a_shardingsphere_rule_file_configures_the_logical_table() -> TestResult
     let dir = temp_dir(&u);
     seed(&u, 50).await?;
     let mut sources = String::new();
-    for (i, addr) in instances().iter().enumerate() {
+    for (i, addr) in shard_addrs().iter().enumerate() {
         for d in [2 * i, 2 * i + 1] {
             sources.push_str(&format!(
                 "  ds_{d}:\n    dataSourceClassName: com.zaxxer.hikari.HikariDataSource\n    \
@@ -656,7 +637,7 @@ async fn six_parts_first_run_on_a_destination_that_never_saw_sluice() -> TestRes
     let dir = temp_dir(&u);
     seed(&u, 200).await?;
     let meta_db = format!("{u}_meta");
-    let addrs = instances();
+    let addrs = shard_addrs();
     let mut instances_yaml = String::new();
     let mut shards_yaml = String::new();
     for (i, addr) in addrs.iter().enumerate() {
@@ -704,7 +685,7 @@ options:
     let rows = equal_to_union(&u, "six parts' first run").await?;
     assert_eq!(rows, 6 * 4 * 200);
     // Each part's four writers have their row in the new checkpoint table.
-    let mut d = at(&OCEANBASE.get()).await?;
+    let mut d = conn_at(&OCEANBASE.get()).await?;
     let n: Option<i64> = d
         .query_first(format!(
             "SELECT COUNT(*) FROM {meta_db}.sluice_checkpoint WHERE project LIKE '{u}.%'"
@@ -735,8 +716,8 @@ async fn a_logical_table_over_three_instances_reaches_one_datahub_topic() -> Tes
     let recs = datahub_read(&datahub_endpoint(), &format!("{u}_dest_orders"))?;
     let got = rebuild_tuple(&recs, "id", &["id", "v", "amt"])?;
     let mut want = BTreeMap::new();
-    for (i, addr) in instances().iter().enumerate() {
-        let mut c = at(addr).await?;
+    for (i, addr) in shard_addrs().iter().enumerate() {
+        let mut c = conn_at(addr).await?;
         for d in [2 * i, 2 * i + 1] {
             for t in 0..4 {
                 let rows: Vec<(i64, Option<String>, Option<String>)> = c
@@ -777,8 +758,8 @@ async fn a_logical_table_over_three_instances_reaches_one_datahub_topic() -> Tes
 }
 
 async fn cleanup_sources(u: &str) -> TestResult {
-    for (i, addr) in instances().iter().enumerate() {
-        let mut c = at(addr).await?;
+    for (i, addr) in shard_addrs().iter().enumerate() {
+        let mut c = conn_at(addr).await?;
         for d in [2 * i, 2 * i + 1] {
             c.query_drop(format!("DROP DATABASE IF EXISTS {u}_{d}"))
                 .await?;

@@ -2,7 +2,7 @@
 //! columns with their types, keys, whole definitions in MySQL terms for database
 //! destinations, the end of the WAL, and the source's prechecks.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sluice_core::schema::{Column, ColumnDef, IndexDef, TableDef, TableSchema};
@@ -20,6 +20,23 @@ pub(crate) fn regclass(t: &TableId) -> String {
         "{}::regclass",
         literal(&format!("{}.{}", ident(&t.db), ident(&t.table)))
     )
+}
+
+/// Whether each user table names its rows in updates and deletes: a primary key under
+/// REPLICA IDENTITY DEFAULT, or FULL, or USING INDEX. PostgreSQL refuses updates and deletes
+/// of a published table that does not.
+pub(crate) fn identified(s: &Session) -> Result<HashMap<TableId, bool>, SourceError> {
+    Ok(s.rows(USER_TABLES)?
+        .iter()
+        .map(|r| {
+            let covered = match cell(r, 3).as_str() {
+                "f" | "i" => true,
+                "d" => cell(r, 4) == "true",
+                _ => false,
+            };
+            (TableId::new(cell(r, 0), cell(r, 1)), covered)
+        })
+        .collect())
 }
 
 /// A column as the catalog has it.
@@ -157,6 +174,7 @@ impl PgCatalog<'_> {
     }
 }
 
+/// Every user table: schema, name, oid, replica identity (`d`, `n`, `f`, `i`), has a primary key.
 const USER_TABLES: &str = "SELECT n.nspname::text, c.relname::text, c.oid::int8, \
      c.relreplident::text, EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary)::text \
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -388,35 +406,18 @@ impl Catalog for PgCatalog<'_> {
         // Updates and deletes of a table without a key and without REPLICA IDENTITY FULL
         // (or an index) are refused by PostgreSQL once it is published, and cannot be
         // captured.
-        let idents: std::collections::HashMap<TableId, (String, bool)> = self
-            .session
-            .rows(USER_TABLES)?
-            .iter()
-            .map(|r| {
-                (
-                    TableId::new(cell(r, 0), cell(r, 1)),
-                    (cell(r, 3), cell(r, 4) == "true"),
-                )
-            })
-            .collect();
+        let identified = identified(&self.session)?;
         for t in tables {
-            if let Some((replident, has_pk)) = idents.get(t) {
-                let covered = match replident.as_str() {
-                    "f" | "i" => true,
-                    "d" => *has_pk,
-                    _ => false,
-                };
-                if !covered {
-                    fail(
-                        "replica_identity",
-                        format!("{t} has no primary key and no REPLICA IDENTITY: its updates and deletes cannot be captured"),
-                        format!(
-                            "ALTER TABLE {}.{} REPLICA IDENTITY FULL (or add a primary key)",
-                            ident(&t.db),
-                            ident(&t.table)
-                        ),
-                    );
-                }
+            if identified.get(t) == Some(&false) {
+                fail(
+                    "replica_identity",
+                    format!("{t} has no primary key and no REPLICA IDENTITY: its updates and deletes cannot be captured"),
+                    format!(
+                        "ALTER TABLE {}.{} REPLICA IDENTITY FULL (or add a primary key)",
+                        ident(&t.db),
+                        ident(&t.table)
+                    ),
+                );
             }
         }
         // Every column's type must have a place in the event model.

@@ -300,18 +300,9 @@ impl Source for PostgresSource {
         // Once a table is published, PostgreSQL refuses its updates and deletes unless it has
         // a replica identity: never publish one without (the application's writes would
         // fail), whatever key the project names for it.
+        let identity = catalog::identified(&s)?;
         for t in tables {
-            let r = s.rows(&format!(
-                "SELECT c.relreplident::text, EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary)::text \
-                 FROM pg_class c WHERE c.oid = {}",
-                catalog::regclass(t)
-            ))?;
-            let covered = r.first().is_some_and(|r| match cell(r, 0).as_str() {
-                "f" | "i" => true,
-                "d" => cell(r, 1) == "true",
-                _ => false,
-            });
-            if !covered {
+            if !identity.get(t).copied().unwrap_or(false) {
                 return Err(SourceError::Definite(format!(
                     "{t} has no primary key and no REPLICA IDENTITY: once published, its updates \
                      and deletes would be refused by PostgreSQL and could not be captured; \

@@ -140,25 +140,34 @@ impl Stream<'_> {
         let mut confirmed = 0u64;
         // The first heartbeat at once: a caught-up check needs a position past the end.
         let mut next_beat = Instant::now();
+        // Confirmations and heartbeats are looked at on a tick, not per event: one timer for
+        // the whole stream, reset only when it fires.
+        let tick = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(tick);
         loop {
-            let c = self.src.confirmed();
-            if c > confirmed {
-                confirmed = c;
-                repl.update_applied_lsn(Lsn::from_u64(c));
-            }
-            if self.txn.is_none() && Instant::now() >= next_beat {
-                self.side
-                    .simple_query(&format!(
-                        "SELECT pg_logical_emit_message(false, {}, '')",
-                        literal(HEARTBEAT)
-                    ))
-                    .await
-                    .map_err(|e| classify("write a heartbeat", &e))?;
-                next_beat = Instant::now() + every;
-            }
-            let ev = match tokio::time::timeout(Duration::from_millis(200), repl.recv()).await {
-                Err(_) => continue,
-                Ok(r) => r.map_err(|e| classify_wire("replication stream", &e))?,
+            let next = tokio::select! {
+                r = repl.recv() => Some(r.map_err(|e| classify_wire("replication stream", &e))?),
+                () = &mut tick => None,
+            };
+            let Some(ev) = next else {
+                tick.as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_millis(200));
+                let c = self.src.confirmed();
+                if c > confirmed {
+                    confirmed = c;
+                    repl.update_applied_lsn(Lsn::from_u64(c));
+                }
+                if self.txn.is_none() && Instant::now() >= next_beat {
+                    self.side
+                        .simple_query(&format!(
+                            "SELECT pg_logical_emit_message(false, {}, '')",
+                            literal(HEARTBEAT)
+                        ))
+                        .await
+                        .map_err(|e| classify("write a heartbeat", &e))?;
+                    next_beat = Instant::now() + every;
+                }
+                continue;
             };
             let Some(ev) = ev else {
                 return Err(SourceError::Unavailable(
@@ -389,15 +398,17 @@ impl Stream<'_> {
             out.push(v);
         }
         if !fetch.is_empty() {
-            self.fetch_unchanged(oid, &mut out, &fetch).await?;
+            self.fetch_unchanged(oid, tuple, &mut out, &fetch).await?;
         }
         Ok(out)
     }
 
-    /// Reads unchanged TOASTed columns of a row from the table, by its key.
+    /// Reads unchanged TOASTed columns of a row from the table, by its key (the key's text as
+    /// the server sent it in `tuple`).
     async fn fetch_unchanged(
         &self,
         oid: u32,
+        tuple: &[Datum],
         row: &mut [Value],
         cols: &[usize],
     ) -> Result<(), SourceError> {
@@ -410,24 +421,13 @@ impl Stream<'_> {
         }
         let mut conds = Vec::new();
         for &k in &s.primary_key {
-            let (Some(c), Some(v)) = (s.columns.get(k), row.get(k)) else {
-                return Ok(());
-            };
-            let Some(text) = sluice_core::render::value_to_json(v)
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| match v {
-                    Value::Int(i) => Some(i.to_string()),
-                    Value::UInt(u) => Some(u.to_string()),
-                    _ => None,
-                })
-            else {
+            let (Some(c), Some(Datum::Text(text))) = (s.columns.get(k), tuple.get(k)) else {
                 return Ok(());
             };
             conds.push(format!(
                 "{} = {}::{}",
                 ident(&c.name),
-                literal(&text),
+                literal(text),
                 c.sql_type
             ));
         }

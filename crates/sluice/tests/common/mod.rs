@@ -15,6 +15,7 @@ pub use sluice_testkit::{
 pub mod compare;
 pub mod datahub;
 pub mod dbdest;
+pub mod pg;
 pub mod rocketmq;
 pub mod server;
 pub use compare::{compare, Shape, Side};
@@ -311,16 +312,8 @@ pub fn by_partition(msgs: &[Json]) -> BTreeMap<i64, Vec<&Json>> {
 
 /// Rebuilds the table from OMS messages in partition order; checks per-partition sequences.
 pub fn rebuild_oms(msgs: &[Json]) -> Result<BTreeMap<String, Json>, String> {
-    let mut by_part: BTreeMap<i64, Vec<&Json>> = BTreeMap::new();
-    for m in msgs {
-        by_part
-            .entry(m["partition"].as_i64().unwrap_or(-1))
-            .or_default()
-            .push(m);
-    }
     let mut state = BTreeMap::new();
-    for (_, mut ms) in by_part {
-        ms.sort_by_key(|m| m["offset"].as_i64());
+    for (_, ms) in by_partition(msgs) {
         let mut last_seq = 0u64;
         for m in ms {
             let v = &m["value"];
@@ -725,6 +718,18 @@ pub fn shard_addrs() -> [String; 3] {
     ]
 }
 
+/// The `instances:` section of a sharded source over the three instances ([`shard_addrs`]),
+/// named s0..s2, with these replica ids.
+pub fn instances_yaml(server_ids: [u32; 3]) -> String {
+    let mut out = String::from("  instances:\n");
+    for (i, (addr, sid)) in shard_addrs().iter().zip(server_ids).enumerate() {
+        out.push_str(&format!(
+            "    - {{name: s{i}, url: \"mysql://root@{addr}\", server_id: {sid}}}\n"
+        ));
+    }
+    out
+}
+
 /// A logical table `u.orders` over the three instances: `u_I.orders` on instance I holds ids
 /// I*1000+1 ..= I*1000+200 (`v` = `sN`, `amt` = N / 4); and the project file of a sharded
 /// source reading it (full and incremental sync, renamed to `u_dest.orders`) into the
@@ -755,11 +760,7 @@ pub async fn logical_orders(
             "name: {u}
 source:
   type: sharded
-  instances:
-    - {{name: s0, url: \"mysql://root@{a0}\", server_id: {sid}}}
-    - {{name: s1, url: \"mysql://root@{a1}\", server_id: {sid1}}}
-    - {{name: s2, url: \"mysql://root@{a2}\", server_id: {sid2}}}
-  logical_tables:
+{instances}  logical_tables:
     - name: {u}.orders
       shards: {{s0: \"{u}_0.orders\", s1: \"{u}_1.orders\", s2: \"{u}_2.orders\"}}
 destination:
@@ -772,11 +773,7 @@ stages:
 options:
   heartbeat_secs: 1
 ",
-            a0 = addrs[0],
-            a1 = addrs[1],
-            a2 = addrs[2],
-            sid1 = sid + 1,
-            sid2 = sid + 2,
+            instances = instances_yaml([sid, sid + 1, sid + 2]),
         ),
     )?;
     Ok(file)
