@@ -66,7 +66,7 @@ fn changed(row: &RowChange, before: &[Value], after: &[Value]) -> Json {
 }
 
 /// Canal's event type of a DDL statement.
-fn ddl_type(sql: &str) -> &'static str {
+pub(crate) fn ddl_type(sql: &str) -> &'static str {
     let kind = ddl_kind(sql);
     let upper = sql.to_ascii_uppercase();
     let second = upper.split_whitespace().nth(1).unwrap_or("");

@@ -9,9 +9,11 @@
 #![deny(missing_docs)]
 
 mod canal;
+mod dataworks;
 mod debezium;
 mod maxwell;
 mod oms;
+mod shareplex;
 pub mod text;
 
 use sluice_core::{Ddl, Position, RowChange};
@@ -126,6 +128,8 @@ pub const FORMAT_NAMES: &[&str] = &[
     "debezium",
     "debezium-flat",
     "maxwell",
+    "dataworks",
+    "shareplex",
 ];
 
 /// The format called `name`, or `None` (see [`FORMAT_NAMES`]).
@@ -145,6 +149,8 @@ pub fn by_name(name: &str, opts: &FormatOptions) -> Option<Box<dyn Format>> {
             precise: opts.debezium_decimal_precise,
         }),
         "maxwell" => Box::new(maxwell::Maxwell),
+        "dataworks" => Box::new(dataworks::DataWorks),
+        "shareplex" => Box::new(shareplex::SharePlex),
         _ => return None,
     })
 }

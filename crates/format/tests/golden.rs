@@ -412,7 +412,14 @@ fn json_documents_keep_their_source_text_in_every_format() {
         )
     };
     let src = source();
-    for format in ["maxwell", "canal", "debezium", "oms"] {
+    for format in [
+        "maxwell",
+        "canal",
+        "debezium",
+        "oms",
+        "dataworks",
+        "shareplex",
+    ] {
         let f = by_name(format, &FormatOptions::default()).unwrap();
         let rec = Record {
             change: Change::Row(&r),
@@ -430,4 +437,205 @@ fn json_documents_keep_their_source_text_in_every_format() {
         };
         assert!(text.contains(&want), "{format}: {text}");
     }
+}
+
+#[test]
+fn dataworks() {
+    let schema = json!({
+        "dataColumn": [{"name": "id", "type": "LONG"}, {"name": "note", "type": "STRING"},
+            {"name": "price", "type": "STRING"}, {"name": "raw", "type": "BYTES"},
+            {"name": "at", "type": "DATE"}],
+        "primaryKey": ["id"],
+        "source": {"dbType": "mariadb", "dbName": "shop", "schemaName": null, "tableName": "orders"},
+    });
+    let cols = |note: Json, price: &str| json!({"dataColumn": {"id": 1, "note": note, "price": price, "raw": "AAH/", "at": 1_714_550_400_000_i64}});
+    let ts = json!({"eventTime": 1_714_550_400_123_u64, "systemTime": 1_714_550_400_123_u64,
+        "checkpointTime": 1_714_550_400_123_u64});
+    let msg = |op: &str, before: Json, after: Json, seq: Json| {
+        json!({"schema": schema, "payload": {"before": before, "after": after, "sequenceId": seq,
+            "timestamp": ts, "op": op, "ddl": null}, "version": "1.0.0"})
+    };
+    let (i, u, d) = (insert(), update(), delete());
+    assert_eq!(
+        enc("dataworks", Change::Row(&i)),
+        Some(msg(
+            "INSERT",
+            Json::Null,
+            cols(json!("hi"), "1.50"),
+            json!("77")
+        ))
+    );
+    assert_eq!(
+        enc("dataworks", Change::Row(&u)),
+        Some(msg(
+            "UPDATE_AFTER",
+            cols(json!("hi"), "1.50"),
+            cols(Json::Null, "2.00"),
+            json!("77")
+        ))
+    );
+    assert_eq!(
+        enc("dataworks", Change::Row(&d)),
+        Some(msg(
+            "DELETE",
+            cols(Json::Null, "2.00"),
+            Json::Null,
+            json!("77")
+        ))
+    );
+    // Full-sync rows have no sequence.
+    assert_eq!(
+        enc("dataworks", Change::Snapshot(&i)),
+        Some(msg(
+            "INSERT",
+            Json::Null,
+            cols(json!("hi"), "1.50"),
+            Json::Null
+        ))
+    );
+    let g = ddl();
+    let t = json!({"eventTime": 1_714_550_401_000_u64, "systemTime": 1_714_550_401_000_u64,
+        "checkpointTime": 1_714_550_401_000_u64});
+    assert_eq!(
+        enc("dataworks", Change::Ddl(&g)),
+        Some(json!({"schema": {"dataColumn": null, "primaryKey": null,
+            "source": {"dbType": "mariadb", "dbName": "shop", "schemaName": null, "tableName": "orders"}},
+            "payload": {"before": null, "after": null, "sequenceId": "77", "timestamp": t,
+            "op": "ALTER", "ddl": "ALTER TABLE orders ADD COLUMN x INT"}, "version": "1.0.0"}))
+    );
+    let p = pos(1);
+    let one = json!({"eventTime": 5, "systemTime": 5, "checkpointTime": 5});
+    assert_eq!(
+        enc("dataworks", Change::Heartbeat { pos: &p, ts_ms: 5 }),
+        Some(
+            json!({"schema": {"dataColumn": null, "primaryKey": null, "source": null},
+            "payload": {"before": null, "after": null, "sequenceId": null, "timestamp": one,
+            "op": "MHEARTBEAT", "ddl": null}, "version": "1.0.0"})
+        )
+    );
+}
+
+/// Where a DataWorks type cannot hold a value exactly, the column is a STRING (or the value
+/// its text): nothing rounded.
+#[test]
+fn dataworks_keeps_what_its_types_cannot_hold() {
+    let col = |name: &str, ty: ColumnType| Column {
+        name: name.into(),
+        ty,
+        sql_type: String::new(),
+        nullable: true,
+    };
+    let table = Arc::new(TableSchema {
+        id: TableId::new("shop", "edge"),
+        columns: vec![
+            col(
+                "u64",
+                ColumnType::Integer {
+                    bytes: 8,
+                    unsigned: true,
+                },
+            ),
+            col("dt6", ColumnType::DateTime { fsp: 6 }),
+            col("dt3", ColumnType::DateTime { fsp: 3 }),
+            col("zero", ColumnType::Date),
+            col("b1", ColumnType::Bit { width: 1 }),
+            col("b64", ColumnType::Bit { width: 64 }),
+            col("f", ColumnType::Double),
+        ],
+        primary_key: vec![],
+    });
+    let dt = |fsp, micros| Value::DateTime {
+        year: 2024,
+        month: 5,
+        day: 1,
+        hour: 8,
+        minute: 0,
+        second: 0,
+        micros,
+        fsp,
+    };
+    let r = RowChange {
+        table,
+        ..row(
+            Op::Insert,
+            None,
+            Some(vec![
+                Value::UInt(u64::MAX),
+                dt(6, 123_456),
+                dt(3, 250_000),
+                Value::Date {
+                    year: 0,
+                    month: 0,
+                    day: 0,
+                },
+                Value::Bit { value: 1, width: 1 },
+                Value::Bit {
+                    value: u64::MAX,
+                    width: 64,
+                },
+                Value::Double(f64::NAN),
+            ]),
+        )
+    };
+    let m = enc("dataworks", Change::Row(&r)).unwrap();
+    let types: Vec<&str> = m["schema"]["dataColumn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["STRING", "STRING", "DATE", "DATE", "BOOLEAN", "STRING", "DOUBLE"]
+    );
+    assert_eq!(
+        m["payload"]["after"]["dataColumn"],
+        json!({"u64": "18446744073709551615", "dt6": "2024-05-01 08:00:00.123456",
+            "dt3": 1_714_550_400_250_i64, "zero": "0000-00-00", "b1": true,
+            "b64": "18446744073709551615", "f": "NaN"})
+    );
+}
+
+#[test]
+fn shareplex() {
+    let meta = |op: &str| {
+        json!({"time": "2024-05-01T08:00:00", "op": op, "scn": "mariadb-bin.000002:900",
+            "trans": "0-1-42", "seq": 2, "table": "shop.orders"})
+    };
+    let full = |note: Json, price: &str| json!({"id": "1", "note": note, "price": price, "raw": "AAH/", "at": "2024-05-01 08:00:00"});
+    let (i, u, d) = (insert(), update(), delete());
+    assert_eq!(
+        enc("shareplex", Change::Row(&i)),
+        Some(json!({"meta": meta("ins"), "data": full(json!("hi"), "1.50")}))
+    );
+    assert_eq!(
+        enc("shareplex", Change::Row(&u)),
+        Some(
+            json!({"meta": meta("upd"), "data": {"note": null, "price": "2.00"},
+            "key": full(json!("hi"), "1.50")})
+        )
+    );
+    assert_eq!(
+        enc("shareplex", Change::Row(&d)),
+        Some(json!({"meta": meta("del"), "data": full(Json::Null, "2.00")}))
+    );
+    assert_eq!(
+        enc("shareplex", Change::Snapshot(&i)),
+        Some(json!({"meta": meta("ins"), "data": full(json!("hi"), "1.50")}))
+    );
+    let mut t = ddl();
+    assert_eq!(enc("shareplex", Change::Ddl(&t)), None);
+    t.sql = "TRUNCATE TABLE orders".into();
+    assert_eq!(
+        enc("shareplex", Change::Ddl(&t)),
+        Some(
+            json!({"meta": {"time": "2024-05-01T08:00:01", "op": "truncate",
+            "scn": "mariadb-bin.000002:1200", "table": "shop.orders"}})
+        )
+    );
+    let p = pos(1);
+    assert_eq!(
+        enc("shareplex", Change::Heartbeat { pos: &p, ts_ms: 1 }),
+        None
+    );
 }

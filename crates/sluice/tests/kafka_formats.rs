@@ -22,7 +22,14 @@ async fn every_format_delivers_a_stream_that_rebuilds_the_table() -> TestResult 
         .await?;
     write_range(&mut c, &db, 100, 130).await?;
     let want = source_rows(&mut c, &db).await?;
-    for format in ["canal", "debezium", "debezium-flat", "maxwell"] {
+    for format in [
+        "canal",
+        "debezium",
+        "debezium-flat",
+        "maxwell",
+        "dataworks",
+        "shareplex",
+    ] {
         let dir = temp_dir(&format!("{db}-{format}"));
         let name = format!("{db}-{format}");
         let file_path = project(&dir, &name, &db, format, &start, "hash");
@@ -131,6 +138,22 @@ async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult 
                    "bt10": 513, "e": "b", "st": "a,c", "j": {"k": [1, 2]}, "f": 0.1, "d": 0.1,
                    "n": null}),
         ),
+        (
+            "dataworks",
+            json!({"id": 1, "biu": "18446744073709551615", "dec1": "1.50", "vc": "ü漢", "vl": "café",
+                   "vg": "汉字", "vb": "AP8Q", "dt": 1_714_521_600_000_i64, "dt6": "2024-05-01 08:00:00.123456",
+                   "tm": "-01:02:03", "ts3": 1_714_550_400_250_i64, "y": 2024, "bt1": true,
+                   "bt10": 513, "e": "b", "st": "a,c", "j": "{\"k\": [1, 2]}", "f": 0.1, "d": 0.1,
+                   "n": null}),
+        ),
+        (
+            "shareplex",
+            json!({"id": "1", "biu": "18446744073709551615", "dec1": "1.50", "vc": "ü漢", "vl": "café",
+                   "vg": "汉字", "vb": "AP8Q", "dt": "2024-05-01", "dt6": "2024-05-01 08:00:00.123456",
+                   "tm": "-01:02:03", "ts3": "2024-05-01 08:00:00.250", "y": "2024", "bt1": "1",
+                   "bt10": "513", "e": "b", "st": "a,c", "j": "{\"k\": [1, 2]}", "f": "0.1", "d": "0.1",
+                   "n": null}),
+        ),
     ];
     for (format, want) in expect {
         let dir = temp_dir(&format!("{db}-{format}"));
@@ -150,6 +173,10 @@ async fn the_type_matrix_reaches_kafka_as_each_format_documents() -> TestResult 
                 "oms" => v.get("postStruct").filter(|p| p.get("id").is_some()),
                 "canal" => v["data"].get(0).filter(|_| v["isDdl"] == false),
                 "debezium" => v.get("after").filter(|a| a.is_object()),
+                "dataworks" => v["payload"]["after"]
+                    .get("dataColumn")
+                    .filter(|_| v["payload"]["op"] == "INSERT"),
+                "shareplex" => v.get("data").filter(|_| v["meta"]["op"] == "ins"),
                 _ => v.get("data").filter(|_| v["type"] == "insert"),
             })
             .ok_or_else(|| format!("{format}: no row message in {msgs:?}"))?;

@@ -521,15 +521,49 @@ pub fn rebuild(format: &str, msgs: &[Json]) -> Result<BTreeMap<String, Json>, St
                 }
                 (t, &v["data"])
             }
+            "dataworks" => {
+                let p = &v["payload"];
+                match p["op"].as_str().unwrap_or("") {
+                    "DELETE" => ("DELETE", &p["before"]["dataColumn"]),
+                    op @ ("INSERT" | "UPDATE_AFTER") => (op, &p["after"]["dataColumn"]),
+                    _ => continue,
+                }
+            }
+            "shareplex" => {
+                let op = v["meta"]["op"].as_str().unwrap_or("");
+                if op == "upd" {
+                    // An update carries the changed columns only: apply them to the row
+                    // its `key` (the image before) names.
+                    let key = as_strings(&v["key"])["id"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    let row = state
+                        .get_mut(&key)
+                        .ok_or_else(|| format!("shareplex: update of unknown row {key}"))?;
+                    if let (Json::Object(row), Some(changed)) = (row, v["data"].as_object()) {
+                        for (col, val) in changed {
+                            let val = match val {
+                                Json::Null | Json::String(_) => val.clone(),
+                                other => Json::String(other.to_string()),
+                            };
+                            row.insert(col.clone(), val);
+                        }
+                    }
+                    continue;
+                }
+                (op, &v["data"])
+            }
             other => return Err(format!("no rebuild for {other}")),
         };
         let row = as_strings(image);
         let key = row["id"].as_str().unwrap_or("").to_string();
         match op {
-            "INSERT" | "UPDATE" | "c" | "u" | "r" | "insert" | "update" => {
+            "INSERT" | "UPDATE" | "UPDATE_AFTER" | "c" | "u" | "r" | "insert" | "update"
+            | "ins" => {
                 state.insert(key, row);
             }
-            "DELETE" | "d" | "delete" => {
+            "DELETE" | "d" | "delete" | "del" => {
                 state.remove(&key);
             }
             other => return Err(format!("{format}: unexpected operation {other}")),
