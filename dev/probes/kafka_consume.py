@@ -18,14 +18,20 @@ def main() -> int:
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--idle", type=float, default=5.0)
     ap.add_argument("--expect", type=int, default=0)
+    ap.add_argument("--config", action="append", default=[],
+                    help="an extra client property, key=value (TLS settings, say)")
     ap.add_argument("topics", nargs="+")
     a = ap.parse_args()
-    c = Consumer({
+    conf = {
         "bootstrap.servers": a.bootstrap,
         "group.id": "sluice-test-" + uuid.uuid4().hex,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-    })
+    }
+    for kv in a.config:
+        k, _, v = kv.partition("=")
+        conf[k] = v
+    c = Consumer(conf)
     md = c.list_topics(timeout=10)
     parts = []
     for t in a.topics:

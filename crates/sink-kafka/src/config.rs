@@ -7,6 +7,7 @@ use sluice_core::config::FieldError;
 use sluice_core::{Secret, TableId};
 use sluice_mq::config::{FormatChoice, RoutingFields};
 
+use crate::security::RawSecurity;
 use crate::KafkaConfig;
 
 fn one() -> i32 {
@@ -46,6 +47,7 @@ pub struct RawKafka {
     linger_ms: u32,
     #[serde(default = "batch_bytes")]
     batch_bytes: u32,
+    security: Option<RawSecurity>,
     #[serde(default)]
     properties: BTreeMap<String, Secret>,
     #[serde(default)]
@@ -78,6 +80,7 @@ impl RawKafka {
         "compression",
         "linger_ms",
         "batch_bytes",
+        "security",
         "properties",
         "debezium_schema",
         "debezium_decimal",
@@ -123,6 +126,19 @@ impl RawKafka {
                 "partitions and replication_factor must be at least 1",
             ));
         }
+        let mut properties = match self.security {
+            Some(s) => s.check()?,
+            None => Vec::new(),
+        };
+        for (k, v) in self.properties {
+            if properties.iter().any(|(p, _)| *p == k) {
+                return Err(FieldError::new(
+                    "properties",
+                    format!("{k} is already set by destination.security; set it in one place"),
+                ));
+            }
+            properties.push((k, v));
+        }
         Ok(KafkaSettings {
             config: KafkaConfig {
                 brokers,
@@ -132,7 +148,7 @@ impl RawKafka {
                 compression: self.compression,
                 linger_ms: self.linger_ms,
                 batch_bytes: self.batch_bytes,
-                properties: self.properties.into_iter().collect(),
+                properties,
             },
             format,
         })

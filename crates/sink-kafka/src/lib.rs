@@ -10,6 +10,8 @@
 #![deny(missing_docs)]
 
 mod config;
+mod security;
+mod tls_check;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use sluice_format::{Format, SourceInfo};
 use sluice_mq::{PartitionMode, Routing, Shaper};
 
 pub use config::{KafkaSettings, RawKafka};
+pub use security::SASL_MECHANISMS;
 
 /// Kafka destination settings.
 #[derive(Debug, Clone)]
@@ -84,10 +87,74 @@ struct Ctx {
     broker_down: Arc<Mutex<Option<Instant>>>,
     /// Whether `broker_down` is set (spares every delivery report its lock).
     down: AtomicBool,
+    last: LastError,
+}
+
+/// The last error the client reported by itself (a TLS handshake or SASL failure is known only
+/// this way: requests merely time out), for the messages that say why brokers are unreachable.
+#[derive(Clone, Default)]
+struct LastError(Arc<Mutex<Option<String>>>);
+
+impl LastError {
+    fn set(&self, error: &KafkaError, reason: &str) {
+        // "1/1 brokers are down" follows the failure that says why; keep that one.
+        let all_down = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        );
+        if let Ok(mut l) = self.0.lock() {
+            if !(all_down && l.is_some()) {
+                *l = Some(reason.to_string());
+            }
+        }
+    }
+
+    /// Whether the last error is one that waiting does not cure (a TLS or SASL failure).
+    fn definite(&self) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .is_some_and(|r| r.contains("SSL") || r.contains("certificate") || r.contains("SASL"))
+    }
+
+    /// `; the client reported: <reason>` and the fix for a TLS or SASL failure, or nothing.
+    fn explain(&self) -> String {
+        let Some(reason) = self.0.lock().ok().and_then(|l| l.clone()) else {
+            return String::new();
+        };
+        let fix = if reason.contains("SSL") || reason.contains("certificate") {
+            " (check destination.security: ca_file must hold the CA that signed the broker's \
+             certificate, the certificate must be within its validity dates and name the host in \
+             destination.brokers, and a broker that asks for a client certificate needs cert_file \
+             and key_file)"
+        } else if reason.contains("SASL") || reason.contains("uthentication") {
+            " (check destination.security: protocol, sasl_mechanism, username and password must \
+             match a user and mechanism the broker accepts)"
+        } else {
+            ""
+        };
+        format!("; the client reported: {reason}{fix}")
+    }
+}
+
+struct ProbeCtx(LastError);
+
+impl ClientContext for ProbeCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("kafka: {error}: {reason}");
+        self.0.set(&error, reason);
+    }
+}
+
+impl ProducerContext for ProbeCtx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
+        self.last.set(&error, reason);
         // All brokers down: remember since when, for status; librdkafka keeps retrying.
         if matches!(
             error.rdkafka_error_code(),
@@ -145,10 +212,11 @@ struct Topics {
 impl Topics {
     /// Partition count of an existing topic, or None when it does not exist.
     fn existing(producer: &ThreadedProducer<Ctx>, topic: &str) -> Result<Option<i32>, SinkError> {
+        let last = &producer.context().last;
         let md = producer
             .client()
             .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(kafka_err("read topic metadata"))?;
+            .map_err(kafka_err("read topic metadata", last))?;
         Ok(md
             .topics()
             .iter()
@@ -180,7 +248,7 @@ impl Topics {
                 let results = self
                     .rt
                     .block_on(self.admin.create_topics(&[new], &AdminOptions::new()))
-                    .map_err(kafka_err("create topics"))?;
+                    .map_err(kafka_err("create topics", &producer.context().last))?;
                 for r in results {
                     match r {
                         Ok(_) => {}
@@ -217,8 +285,8 @@ pub struct KafkaSink {
     acked_bytes: u64,
 }
 
-fn kafka_err(what: &str) -> impl Fn(KafkaError) -> SinkError + '_ {
-    move |e| SinkError::Unavailable(format!("kafka: {what}: {e}"))
+fn kafka_err<'a>(what: &'a str, last: &'a LastError) -> impl Fn(KafkaError) -> SinkError + 'a {
+    move |e| SinkError::Unavailable(format!("kafka: {what}: {e}{}", last.explain()))
 }
 
 /// The brokers and the user's client properties, which every client of the sink starts from.
@@ -252,19 +320,42 @@ pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
             cfg.brokers
         )));
     }
-    let producer: rdkafka::producer::BaseProducer = client_config(cfg)
-        .create()
+    let last = LastError::default();
+    // Threaded: its thread serves the error callbacks that say why (a TLS or SASL failure).
+    let producer: ThreadedProducer<ProbeCtx> = client_config(cfg)
+        .create_with_context(ProbeCtx(last.clone()))
         .map_err(|e| SinkError::Config(format!("kafka client: {e}")))?;
-    producer
-        .client()
-        .fetch_metadata(None, Duration::from_secs(30))
-        .map_err(|e| {
-            SinkError::Unavailable(format!(
-                "kafka brokers {} did not answer a metadata request in 30 s ({e}); check destination.brokers and that the brokers run",
-                cfg.brokers
-            ))
-        })?;
-    Ok(())
+    // Asked in rounds, so that a failure waiting cannot cure (TLS, SASL) is said at once.
+    let mut failure = None;
+    for _ in 0..6 {
+        match producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(5))
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => failure = Some(e),
+        }
+        if last.definite() {
+            break;
+        }
+    }
+    let tls = tls_check::diagnose(&cfg.brokers, &cfg.properties)
+        .map_or_else(String::new, |d| format!("; {d}"));
+    Err(SinkError::Unavailable(format!(
+        "kafka brokers {} did not answer a metadata request ({}){tls}{}; check destination.brokers and that the brokers run",
+        cfg.brokers,
+        failure.map_or_else(String::new, |e| e.to_string()),
+        last.explain()
+    )))
+}
+
+/// librdkafka's `builtin.features`: what this build of the client supports (`ssl`,
+/// `sasl_plain`, `sasl_scram`, `sasl_gssapi`, codecs, ...).
+pub fn builtin_features() -> Result<String, SinkError> {
+    ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .map_err(|e| SinkError::Config(format!("kafka client: {e}")))
 }
 
 impl KafkaSink {
@@ -275,6 +366,7 @@ impl KafkaSink {
         source: SourceInfo,
     ) -> Result<Self, SinkError> {
         let base = client_config(&cfg);
+        let last = LastError::default();
         let reports = Arc::new(Reports::default());
         let broker_down = Arc::new(Mutex::new(None));
         let producer: ThreadedProducer<Ctx> = base
@@ -291,6 +383,7 @@ impl KafkaSink {
                 reports: reports.clone(),
                 broker_down: broker_down.clone(),
                 down: AtomicBool::new(false),
+                last: last.clone(),
             })
             .map_err(|e| SinkError::Config(format!("kafka producer: {e}")))?;
         let admin = base
@@ -452,9 +545,10 @@ impl Sink for KafkaSink {
                     && noted.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
                 {
                     let text = format!(
-                        "kafka brokers unreachable for {} s; {} of {sent} messages of the batch acknowledged; waiting",
+                        "kafka brokers unreachable for {} s; {} of {sent} messages of the batch acknowledged; waiting{}",
                         since.elapsed().as_secs(),
-                        acked
+                        acked,
+                        self.producer.context().last.explain()
                     );
                     tracing::warn!("{text}");
                     n(Some(&text));

@@ -17,7 +17,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod postgres;
+mod tls;
 pub use postgres::TempPostgres;
+pub use tls::{Certs, TlsTerminator};
 
 /// One real service of the harness, as named by `dev/services`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -316,6 +318,14 @@ impl Drop for TempMariadb {
     }
 }
 
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
 /// A throwaway Kafka-protocol broker (tansu from the services cache) with its own file storage
 /// on a free loopback port, for tests that stop and restart the broker without disturbing the
 /// shared one. Killed and removed on drop.
@@ -325,6 +335,9 @@ pub struct TempKafka {
     child: Option<std::process::Child>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// The address the broker tells clients to connect to (`addr`, unless a TLS terminator
+    /// stands in front of it).
+    advertised: String,
 }
 
 impl TempKafka {
@@ -339,19 +352,30 @@ impl TempKafka {
         Self::start_with("memory://tansu/")
     }
 
+    /// Starts a memory broker that tells clients to connect to `advertised` (`host:port` of a
+    /// TLS terminator in front of it) instead of its own address.
+    pub fn start_advertising(advertised: &str) -> Result<Self, String> {
+        Self::start_with_advertised("memory://tansu/", Some(advertised))
+    }
+
     fn start_with(storage: &'static str) -> Result<Self, String> {
+        Self::start_with_advertised(storage, None)
+    }
+
+    fn start_with_advertised(
+        storage: &'static str,
+        advertised: Option<&str>,
+    ) -> Result<Self, String> {
         ensure_up(&[Service::Kafka]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
+        let addr = format!("127.0.0.1:{}", free_port()?);
         let dir = std::env::temp_dir().join(unique_name("sluice-kafka"));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut k = Self {
             dir,
             storage,
             child: None,
-            addr: format!("127.0.0.1:{port}"),
+            advertised: advertised.unwrap_or(&addr).to_string(),
+            addr,
         };
         k.resume()?;
         Ok(k)
@@ -390,7 +414,7 @@ impl TempKafka {
                 "--listener-url",
                 &format!("tcp://{}", self.addr),
                 "--advertised-listener-url",
-                &format!("tcp://{}", self.addr),
+                &format!("tcp://{}", self.advertised),
                 "--storage-engine",
                 self.storage,
             ])

@@ -243,9 +243,23 @@ pub fn consume_from(
     topic: &str,
     expect: usize,
 ) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
+    consume_with(bootstrap, &[], topic, expect)
+}
+
+/// [`consume_from`] with extra client properties (`security.protocol=ssl`, ...).
+pub fn consume_with(
+    bootstrap: &str,
+    config: &[(&str, &str)],
+    topic: &str,
+    expect: usize,
+) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
     let py = services_cache().join("pytools/bin/python");
-    let out = Command::new(py)
-        .arg(repo_root().join("dev/probes/kafka_consume.py"))
+    let mut cmd = Command::new(py);
+    cmd.arg(repo_root().join("dev/probes/kafka_consume.py"));
+    for (k, v) in config {
+        cmd.args(["--config", &format!("{k}={v}")]);
+    }
+    let out = cmd
         .args([
             "--bootstrap",
             bootstrap,
