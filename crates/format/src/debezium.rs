@@ -24,7 +24,7 @@ fn b64(b: &[u8]) -> Json {
 }
 
 /// DECIMAL text as Debezium's "precise" bytes: the unscaled value, big-endian two's complement.
-fn decimal_bytes(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decimal_bytes(text: &str) -> Option<Vec<u8>> {
     let negative = text.starts_with('-');
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     let unscaled: i128 = digits.parse().ok()?;

@@ -8,6 +8,7 @@
 //!   same bytes — consumers can compare duplicates byte for byte.
 #![deny(missing_docs)]
 
+pub mod avro;
 mod canal;
 mod dataworks;
 mod debezium;
@@ -91,7 +92,8 @@ pub struct Record<'a> {
     pub key_change: Option<sluice_core::KeyChange>,
 }
 
-/// A serializer failure (a value with no representation in the format).
+/// A serializer failure (a value with no representation in the format, a schema the registry
+/// refuses) or a schema registry that cannot be reached (`transient`).
 #[derive(Debug, thiserror::Error)]
 #[error("format {format}: {reason}")]
 pub struct FormatError {
@@ -99,6 +101,39 @@ pub struct FormatError {
     pub format: &'static str,
     /// What could not be serialized.
     pub reason: String,
+    /// Whether retrying may succeed (a registry outage); otherwise the change cannot be
+    /// written in this format.
+    pub transient: bool,
+}
+
+impl FormatError {
+    /// A failure retrying cannot cure.
+    pub fn definite(format: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            format,
+            reason: reason.into(),
+            transient: false,
+        }
+    }
+}
+
+/// One encoded message: its value, and its key when the format encodes keys itself (Avro);
+/// `None` leaves the key to the message-queue layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The message key, if the format writes one.
+    pub key: Option<Vec<u8>>,
+    /// The message value.
+    pub value: Vec<u8>,
+}
+
+/// Where a format that writes schema ids gets them (Avro in the Confluent wire format):
+/// registers `schema` under `subject` (or finds it registered) and returns its id. The
+/// schema-registry client implements it; a registry's refusal is a definite [`FormatError`]
+/// that names the subject, an unreachable registry a transient one.
+pub trait SchemaRegistrar: Send + Sync {
+    /// The id of `schema` under `subject`.
+    fn register(&self, subject: &str, schema: &str) -> Result<u32, FormatError>;
 }
 
 /// A message format.
@@ -108,6 +143,16 @@ pub trait Format: Send + Sync {
     /// The message value for one record; `None` when the format has no message for it (for
     /// example Canal has no heartbeat message).
     fn encode(&self, rec: &Record<'_>) -> Result<Option<Vec<u8>>, FormatError>;
+    /// The message for one record going to `topic`: formats whose schemas are registered per
+    /// topic (Avro) and that encode keys themselves override this.
+    fn encode_message(
+        &self,
+        rec: &Record<'_>,
+        topic: &str,
+    ) -> Result<Option<Encoded>, FormatError> {
+        let _ = topic;
+        Ok(self.encode(rec)?.map(|value| Encoded { key: None, value }))
+    }
 }
 
 /// Options a format may read.
@@ -176,8 +221,7 @@ pub(crate) fn key_parts<'a>(
 }
 
 pub(crate) fn to_bytes(v: serde_json::Value) -> Result<Option<Vec<u8>>, FormatError> {
-    serde_json::to_vec(&v).map(Some).map_err(|e| FormatError {
-        format: "json",
-        reason: e.to_string(),
-    })
+    serde_json::to_vec(&v)
+        .map(Some)
+        .map_err(|e| FormatError::definite("json", e.to_string()))
 }

@@ -160,10 +160,9 @@ impl Format for Maxwell {
                     _ => None,
                 };
                 let msg = RowMessage { head: m, data, old };
-                return serde_json::to_vec(&msg).map(Some).map_err(|e| FormatError {
-                    format: "maxwell",
-                    reason: e.to_string(),
-                });
+                return serde_json::to_vec(&msg)
+                    .map(Some)
+                    .map_err(|e| FormatError::definite("maxwell", e.to_string()));
             }
             Change::Ddl(d) => {
                 let (db, table) = match &d.table {

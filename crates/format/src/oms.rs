@@ -118,10 +118,7 @@ fn write(m: &Message<'_>) -> Result<Option<Vec<u8>>, FormatError> {
     let mut out = Vec::with_capacity(1024);
     serde_json::to_writer(&mut out, m)
         .map(|()| Some(out))
-        .map_err(|e| FormatError {
-            format: "json",
-            reason: e.to_string(),
-        })
+        .map_err(|e| FormatError::definite("json", e.to_string()))
 }
 
 impl Format for Oms {

@@ -104,6 +104,12 @@ impl FormatChoice {
                     format!("{what} needs a format: one of {}", FORMAT_NAMES.join(", ")),
                 ))
             }
+            Some("avro") => {
+                return Err(FieldError::new(
+                    "format",
+                    format!("avro is written to Kafka destinations only (with a schema registry); {what} takes one of {}", FORMAT_NAMES.join(", ")),
+                ))
+            }
             Some(f) if !FORMAT_NAMES.contains(&f) => {
                 return Err(FieldError::new(
                     "format",

@@ -356,22 +356,29 @@ impl Shaper {
                 txn_number: item.txn_number,
                 key_change: item.key_change,
             };
-            let Some(payload) = self
-                .format
-                .encode(&rec)
-                .map_err(|e| SinkError::Rejected(e.to_string()))?
+            let Some(encoded) = self.format.encode_message(&rec, &topic).map_err(|e| {
+                let (t, p) = describe(&item.event);
+                let text = format!("{t} at {p}: {e}");
+                if e.transient {
+                    SinkError::Unavailable(text)
+                } else {
+                    SinkError::Rejected(text)
+                }
+            })?
             else {
                 continue;
             };
             let n = partitions(&topic)?;
+            // The partition follows the event's own key, whatever bytes the format writes as
+            // the message key (Avro encodes it), so every format spreads keys alike.
             let key = key_of(&item.event);
             let partition = self.routing.partition(&item.event, &key, n)?;
             out.push(Message {
                 index,
                 topic,
                 partition,
-                key,
-                payload,
+                key: encoded.key.unwrap_or(key),
+                payload: encoded.value,
             });
         }
         Ok(out)

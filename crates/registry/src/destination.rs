@@ -155,7 +155,7 @@ impl DestinationSpec for Destination {
     fn sink(&self, source: SourceInfo) -> Result<Box<dyn Sink>, SinkError> {
         Ok(match self {
             Destination::Kafka(k) => {
-                Box::new(KafkaSink::new(k.config.clone(), k.format.build()?, source)?)
+                Box::new(KafkaSink::new(k.config.clone(), k.build_format()?, source)?)
             }
             Destination::Rocketmq(r) => Box::new(RocketmqSink::new(
                 r.config.clone(),
@@ -203,7 +203,10 @@ impl DestinationSpec for Destination {
     fn check(&self) -> Result<(), SinkError> {
         match self {
             Destination::Database(db) => sluice_sink_mysql::prepare_destination(db),
-            Destination::Kafka(k) => sluice_sink_kafka::reachable(&k.config),
+            Destination::Kafka(k) => {
+                sluice_sink_kafka::reachable(&k.config)?;
+                k.registry_reachable()
+            }
             Destination::Rocketmq(r) => sluice_sink_rocketmq::reachable(&r.config),
             // Reads (or creates, with create_topics) the DataHub project.
             Destination::Datahub(_) => self

@@ -3,12 +3,21 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
-use sluice_core::config::FieldError;
+use std::sync::Arc;
+
+use sluice_core::config::{given_or_env, FieldError};
+use sluice_core::sink::SinkError;
 use sluice_core::{Secret, TableId};
+use sluice_format::avro::Avro;
+use sluice_format::Format;
 use sluice_mq::config::{FormatChoice, RoutingFields};
+use sluice_schema_registry::{Client, RegistryConfig};
 
 use crate::security::RawSecurity;
 use crate::KafkaConfig;
+
+/// The format name that needs a schema registry.
+const AVRO: &str = "avro";
 
 fn one() -> i32 {
     1
@@ -48,11 +57,56 @@ pub struct RawKafka {
     #[serde(default = "batch_bytes")]
     batch_bytes: u32,
     security: Option<RawSecurity>,
+    schema_registry: Option<RawRegistry>,
     #[serde(default)]
     properties: BTreeMap<String, Secret>,
     #[serde(default)]
     debezium_schema: bool,
     debezium_decimal: Option<String>,
+}
+
+/// `destination.schema_registry` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    password_env: Option<String>,
+}
+
+impl RawRegistry {
+    fn check(self) -> Result<RegistryConfig, FieldError> {
+        let url = self.url.ok_or_else(|| {
+            FieldError::new(
+                "schema_registry.url",
+                "give the registry's URL: http://host:port",
+            )
+        })?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(FieldError::new(
+                "schema_registry.url",
+                format!("{url:?}: use http://host:port or https://host:port"),
+            ));
+        }
+        let password = given_or_env(
+            self.password.map(|p| p.expose().to_string()),
+            self.password_env,
+            "password",
+        )
+        .map_err(|e| FieldError::new(format!("schema_registry.{}", e.field), e.message))?;
+        if password.is_some() && self.username.is_none() {
+            return Err(FieldError::new(
+                "schema_registry.username",
+                "a password needs a username (HTTP basic auth)",
+            ));
+        }
+        Ok(RegistryConfig {
+            url,
+            username: self.username,
+            password: password.map(Secret::new),
+        })
+    }
 }
 
 /// A checked Kafka destination: the client settings and the message format.
@@ -62,6 +116,31 @@ pub struct KafkaSettings {
     pub config: KafkaConfig,
     /// The message format.
     pub format: FormatChoice,
+    /// The schema registry (format `avro`).
+    pub schema_registry: Option<RegistryConfig>,
+}
+
+impl KafkaSettings {
+    /// The format, with its registry client when it is Avro.
+    pub fn build_format(&self) -> Result<Box<dyn Format>, SinkError> {
+        match (&self.format.name[..], &self.schema_registry) {
+            (AVRO, Some(r)) => Ok(Box::new(Avro::new(Arc::new(Client::new(r.clone()))))),
+            (AVRO, None) => Err(SinkError::Config(
+                "format avro needs destination.schema_registry".into(),
+            )),
+            _ => self.format.build(),
+        }
+    }
+
+    /// Whether the registry answers and accepts the credentials (when there is one).
+    pub fn registry_reachable(&self) -> Result<(), SinkError> {
+        match &self.schema_registry {
+            Some(r) => Client::new(r.clone())
+                .reachable()
+                .map_err(SinkError::Unavailable),
+            None => Ok(()),
+        }
+    }
 }
 
 impl RawKafka {
@@ -81,6 +160,7 @@ impl RawKafka {
         "linger_ms",
         "batch_bytes",
         "security",
+        "schema_registry",
         "properties",
         "debezium_schema",
         "debezium_decimal",
@@ -91,12 +171,35 @@ impl RawKafka {
         self,
         sharding: HashMap<TableId, Vec<String>>,
     ) -> Result<KafkaSettings, FieldError> {
-        let format = FormatChoice::parse(
-            self.format.as_deref(),
-            self.debezium_schema,
-            self.debezium_decimal.as_deref(),
-            "a Kafka destination",
-        )?;
+        let format = if self.format.as_deref() == Some(AVRO) {
+            if self.schema_registry.is_none() {
+                return Err(FieldError::new(
+                    "schema_registry",
+                    "format avro needs a schema registry: schema_registry: {url: http://host:port}",
+                ));
+            }
+            FormatChoice {
+                name: AVRO.into(),
+                options: Default::default(),
+            }
+        } else {
+            if self.schema_registry.is_some() {
+                return Err(FieldError::new(
+                    "schema_registry",
+                    "only format avro uses a schema registry; remove it or use format: avro",
+                ));
+            }
+            FormatChoice::parse(
+                self.format.as_deref(),
+                self.debezium_schema,
+                self.debezium_decimal.as_deref(),
+                "a Kafka destination",
+            )?
+        };
+        let schema_registry = match self.schema_registry {
+            Some(r) => Some(r.check()?),
+            None => None,
+        };
         let brokers = self.brokers.ok_or_else(|| {
             FieldError::new(
                 "brokers",
@@ -151,6 +254,7 @@ impl RawKafka {
                 properties,
             },
             format,
+            schema_registry,
         })
     }
 }

@@ -38,6 +38,9 @@ pub enum Service {
     Postgres,
     /// The DataHub-protocol server of the repo (crates/datahub-server) and the official SDK.
     Datahub,
+    /// The Confluent-compatible schema registry of the repo (crates/schema-registry-server)
+    /// and the official client (confluent-kafka's schema-registry and Avro extras).
+    SchemaRegistry,
 }
 
 impl Service {
@@ -51,6 +54,7 @@ impl Service {
             Service::Oceanbase => "oceanbase",
             Service::Postgres => "postgres",
             Service::Datahub => "datahub",
+            Service::SchemaRegistry => "schema-registry",
         }
     }
 }
@@ -123,6 +127,12 @@ pub const POSTGRES: Address = Address {
 pub const DATAHUB: Address = Address {
     env: "SLUICE_DATAHUB_ADDR",
     default: "127.0.0.1:8280",
+};
+
+/// The schema registry (`http://` + this).
+pub const SCHEMA_REGISTRY: Address = Address {
+    env: "SLUICE_SCHEMA_REGISTRY_ADDR",
+    default: "127.0.0.1:8281",
 };
 
 /// The repository's root folder (where `dev/services` lives).
