@@ -18,6 +18,7 @@ pub mod schema;
 pub mod secret;
 pub mod sink;
 pub mod source;
+pub mod tls;
 pub mod value;
 pub mod verify;
 

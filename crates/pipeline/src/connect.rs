@@ -108,6 +108,8 @@ pub struct SourceSettings<'a> {
     pub project: &'a str,
     /// The settings only some source types have (`source.slot`, ...).
     pub extra: &'a SourceExtra,
+    /// `source.tls` (None: as the URL says).
+    pub tls: Option<&'a sluice_core::tls::Tls>,
 }
 
 /// Source fields that only some types take; a type that takes none of them refuses each

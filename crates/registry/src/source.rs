@@ -53,6 +53,7 @@ pub(crate) fn check(s: &SourceSettings<'_>) -> Result<Arc<dyn SourceSpec>, Field
         s.server_id,
         start.clone(),
         Duration::from_secs(u64::from(s.heartbeat_secs)),
+        s.tls,
     )
     .map_err(|e| FieldError::new("source.url", e.to_string()))?;
     Ok(Arc::new(MysqlSpec {
@@ -93,6 +94,7 @@ fn check_postgres(s: &SourceSettings<'_>) -> Result<Arc<dyn SourceSpec>, FieldEr
         publication,
         create_publication: s.extra.create_publication.unwrap_or(false),
         heartbeat: Duration::from_secs(u64::from(s.heartbeat_secs)),
+        tls: s.tls.cloned(),
     })
     .map_err(|e| {
         let field = if e.to_string().starts_with("source.slot") {

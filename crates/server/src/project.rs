@@ -1,7 +1,7 @@
 //! Projects as the service keeps them: the project file's fields as JSON, where `source` and
 //! `destination` may name a data source (`{"datasource": NAME, ...}`), with every secret field
-//! of an inline section (`password`, `url`, `access_key`, `secret_key`, `properties`, at any
-//! depth) moved out and sealed. [`resolve`] puts them back together and checks the result
+//! of an inline section (`password`, `key_password`, `url`, `access_key`, `secret_key`,
+//! `properties`, at any depth) moved out and sealed. [`resolve`] puts them back together and checks the result
 //! exactly as `sluice run -f` checks a file, so both run the same project code.
 //!
 //! The lifecycle is OMS's: NotStarted, Running, Paused, Failed, Completed, Stopped, Released,
@@ -17,7 +17,14 @@ use crate::error::ApiError;
 use crate::App;
 
 /// Field names whose values are secret in an inline section.
-const SECRET_KEYS: &[&str] = &["password", "url", "access_key", "secret_key", "properties"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "key_password",
+    "url",
+    "access_key",
+    "secret_key",
+    "properties",
+];
 
 /// Each action and the states that allow it.
 pub const ACTIONS: &[(&str, &[&str])] = &[
@@ -284,14 +291,18 @@ mod tests {
     fn secrets_leave_the_spec_and_come_back() {
         let mut spec = json!({
             "source": {"type": "sharded", "instances": [{"name": "a", "url": "mysql://u:s1@h"}]},
-            "destination": {"type": "kafka", "brokers": "b", "properties": {"sasl.password": "s2"}},
+            "destination": {"type": "kafka", "brokers": "b", "properties": {"sasl.password": "s2"},
+                "security": {"protocol": "sasl_ssl", "password": "s3", "key_password": "s4"},
+                "schema_registry": {"url": "http://r", "username": "u", "password": "s5"}},
             "objects": {"include": ["password.t"]},
         });
         let original = spec.clone();
         let secrets = split_secrets(&mut spec);
         let text = spec.to_string();
-        assert!(!text.contains("s1") && !text.contains("s2"), "{text}");
-        assert_eq!(secrets.len(), 2);
+        for s in ["s1", "s2", "s3", "s4", "s5"] {
+            assert!(!text.contains(s), "{s} in {text}");
+        }
+        assert_eq!(secrets.len(), 6);
         merge_secrets(&mut spec, &secrets);
         assert_eq!(spec, original);
     }

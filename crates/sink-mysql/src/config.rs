@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use sluice_core::config::FieldError;
 use sluice_core::secret::URL_PASSWORD_HINT;
+use sluice_core::tls::RawTls;
 use sluice_core::SecretUrl;
 
 use crate::MysqlConfig;
@@ -25,6 +26,7 @@ pub struct RawDatabase {
     #[serde(default)]
     foreign_key_checks: bool,
     load_data: Option<bool>,
+    tls: Option<RawTls>,
 }
 
 impl RawDatabase {
@@ -38,6 +40,7 @@ impl RawDatabase {
         "shard_in_key",
         "foreign_key_checks",
         "load_data",
+        "tls",
     ];
 
     /// Checks the section of project `project` (the key of its checkpoint rows).
@@ -64,6 +67,13 @@ impl RawDatabase {
                 ))
             }
         };
+        let tls = match self.tls {
+            Some(t) => Some(
+                t.check()
+                    .map_err(|e| FieldError::new(format!("tls.{}", e.field), e.message))?,
+            ),
+            None => None,
+        };
         Ok(MysqlConfig {
             url,
             project: project.to_string(),
@@ -75,6 +85,7 @@ impl RawDatabase {
             foreign_key_checks: self.foreign_key_checks,
             load_data: self.load_data,
             ignore_other_ddl,
+            tls,
         })
     }
 }

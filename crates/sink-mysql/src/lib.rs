@@ -43,9 +43,10 @@ use writers::{applied_from_rows, writer_for, writers_collided};
 use std::collections::{HashMap, HashSet};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, TxOpts};
+use mysql_async::{Conn, TxOpts};
 use sluice_core::sink::{DeliveryItem, Sink, SinkError};
 use sluice_core::{Event, TableDef, TableId, TableSpec};
+use sluice_mysql_client::Endpoint;
 
 /// Settings of the database destination.
 #[derive(Debug, Clone)]
@@ -81,6 +82,8 @@ pub struct MysqlConfig {
     /// INFILE on, or to compare the two). Unset: on, except into OceanBase, whose LOAD DATA
     /// measured slower than its INSERTs (docs/BENCHMARKS.md).
     pub load_data: Option<bool>,
+    /// `destination.tls` (None: as the URL says).
+    pub tls: Option<sluice_core::tls::Tls>,
 }
 
 /// The column recording each row's shard in a logical table's destination.
@@ -171,22 +174,20 @@ pub struct MysqlSink {
     /// Copied rows go by LOAD DATA LOCAL INFILE (the server allows it).
     payloads: Option<bulk::Payloads>,
     /// How every writer session connects (a replaced one too).
-    opts: Opts,
+    endpoint: Endpoint,
 }
 
 impl MysqlSink {
     /// Connects `writers` sessions and reads the destination's checkpoint rows.
     pub fn new(cfg: MysqlConfig) -> Result<Self, SinkError> {
-        let (rt, opts) = runtime_and_opts(&cfg)?;
+        let (rt, endpoint) = runtime_and_endpoint(&cfg)?;
         let payloads = bulk::Payloads::default();
-        let opts: Opts = mysql_async::OptsBuilder::from_opts(opts)
-            .local_infile_handler(Some(payloads.clone()))
-            .into();
+        let endpoint = endpoint.map_opts(|b| b.local_infile_handler(Some(payloads.clone())));
         let writers = cfg.writers.max(1);
         let (conns, oceanbase, mariadb, applied, keyless_applied, local_infile) = rt.block_on(async {
             let mut conns = Vec::with_capacity(writers);
             for _ in 0..writers {
-                let mut c = connect(&opts).await?;
+                let mut c = connect(&endpoint).await?;
                 session_settings(&mut c, cfg.foreign_key_checks).await?;
                 conns.push(Some(c));
             }
@@ -239,7 +240,7 @@ impl MysqlSink {
             mariadb,
             keyless_applied,
             payloads: local_infile.then_some(payloads),
-            opts,
+            endpoint,
         })
     }
 
@@ -562,14 +563,12 @@ impl MysqlSink {
             return Ok(());
         }
         // The options the first sessions had: with the LOCAL INFILE handler of this sink.
-        let opts = self.opts.clone();
+        let endpoint = self.endpoint.clone();
         let conns = &mut self.conns;
         let fk = self.cfg.foreign_key_checks;
         self.rt.block_on(async {
             for c in conns.iter_mut().filter(|c| c.is_none()) {
-                let mut n = Conn::new(opts.clone())
-                    .await
-                    .map_err(unavailable("reconnect"))?;
+                let mut n = endpoint.connect().await.map_err(unavailable("reconnect"))?;
                 session_settings(&mut n, fk).await?;
                 *c = Some(n);
             }
@@ -583,9 +582,9 @@ impl MysqlSink {
 /// runs then find it instead of racing to create it (a freshly started seekdb could show one
 /// session a table another had just created only later: `ERROR 1146` at the first read).
 pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
-    let (rt, opts) = runtime_and_opts(cfg)?;
+    let (rt, endpoint) = runtime_and_endpoint(cfg)?;
     rt.block_on(async {
-        let mut c = connect(&opts).await?;
+        let mut c = connect(&endpoint).await?;
         create_checkpoint_table(&mut c, &cfg.meta_db).await?;
         wait_visible(&mut c, &checkpoint_table(&cfg.meta_db)).await?;
         let _ = c.disconnect().await;
@@ -597,9 +596,9 @@ pub fn prepare_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
 /// destination: its checkpoint rows. A released project writes nothing more, and a new
 /// project of the same name starts afresh.
 pub fn release_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
-    let (rt, opts) = runtime_and_opts(cfg)?;
+    let (rt, endpoint) = runtime_and_endpoint(cfg)?;
     rt.block_on(async {
-        let mut c = connect(&opts).await?;
+        let mut c = connect(&endpoint).await?;
         create_checkpoint_table(&mut c, &cfg.meta_db).await?;
         c.exec_drop(
             format!(
@@ -623,7 +622,7 @@ pub fn release_destination(cfg: &MysqlConfig) -> Result<(), SinkError> {
 pub fn verify_side(
     cfg: &MysqlConfig,
 ) -> Result<Box<dyn sluice_core::verify::VerifySide>, SinkError> {
-    sluice_verify_mysql::MysqlSide::connect(&cfg.url)
+    sluice_verify_mysql::MysqlSide::connect(&cfg.url, cfg.tls.as_ref())
         .map(|s| Box::new(s) as Box<dyn sluice_core::verify::VerifySide>)
         .map_err(|e| match e {
             sluice_core::verify::VerifyError::Unavailable(m) => SinkError::Unavailable(m),
@@ -631,15 +630,17 @@ pub fn verify_side(
         })
 }
 
-/// The runtime the destination's calls run on, and its parsed connection options.
-fn runtime_and_opts(cfg: &MysqlConfig) -> Result<(tokio::runtime::Runtime, Opts), SinkError> {
+/// The runtime the destination's calls run on, and where its sessions connect.
+fn runtime_and_endpoint(
+    cfg: &MysqlConfig,
+) -> Result<(tokio::runtime::Runtime, Endpoint), SinkError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| SinkError::Unavailable(e.to_string()))?;
-    let opts = Opts::from_url(cfg.url.expose())
+    let endpoint = Endpoint::new(&cfg.url, cfg.tls.as_ref())
         .map_err(|e| SinkError::Config(format!("destination.url: {e}")))?;
-    Ok((rt, opts))
+    Ok((rt, endpoint))
 }
 
 /// `db`.`sluice_checkpoint`.

@@ -3,18 +3,19 @@
 //! just created.
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use sluice_core::sink::SinkError;
+use sluice_mysql_client::Endpoint;
 
 use crate::unavailable;
 
 /// A connection to the destination, or an error naming its address and the fix.
-pub(crate) async fn connect(opts: &Opts) -> Result<Conn, SinkError> {
-    Conn::new(opts.clone()).await.map_err(|e| {
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Conn, SinkError> {
+    endpoint.connect().await.map_err(|e| {
         SinkError::Unavailable(format!(
-            "cannot connect to the destination {}:{}: {e}; check destination.url and that the server runs",
-            opts.ip_or_hostname(),
-            opts.tcp_port()
+            "cannot connect to the destination {}: {e}{}; check destination.url and that the server runs",
+            endpoint.address(),
+            endpoint.tls_advice(&e, "destination.tls")
         ))
     })
 }

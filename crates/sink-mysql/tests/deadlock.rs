@@ -115,6 +115,7 @@ async fn writers_that_deadlock_each_other_still_deliver_the_batch() -> TestResul
                 shard_in_key: false,
                 foreign_key_checks: false,
                 load_data: None,
+                tls: None,
             })
             .map_err(|e| e.to_string())?;
             k.start_afresh().map_err(|e| e.to_string())?;

@@ -76,6 +76,7 @@ fn sink(project: &str) -> Result<MysqlSink, Box<dyn std::error::Error>> {
         shard_in_key: false,
         foreign_key_checks: false,
         load_data: None,
+        tls: None,
     })?)
 }
 

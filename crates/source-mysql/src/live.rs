@@ -9,8 +9,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{EventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use mysql_async::{BinlogStreamRequest, Conn};
 use sluice_core::{Event, TableId};
+use sluice_mysql_client::Endpoint;
 
 use crate::decode::{DecodeError, Decoder, Mode, SchemaHistory, TableHints};
 
@@ -114,7 +115,7 @@ pub(crate) fn parse_rfc3339(t: &str) -> Result<i64, String> {
 #[derive(Clone)]
 pub struct LiveConfig {
     /// Connection options (URL `mysql://user:pass@host:port`).
-    pub opts: Opts,
+    pub endpoint: Endpoint,
     /// Our replica id; must differ from every other replica of the source.
     pub server_id: u32,
     /// Where to start.
@@ -131,7 +132,7 @@ impl std::fmt::Debug for LiveConfig {
     // By hand: the client options hold the password in the clear.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveConfig")
-            .field("addr", &addr_of(&self.opts))
+            .field("addr", &self.endpoint.address())
             .field("server_id", &self.server_id)
             .field("start", &self.start)
             .field("heartbeat", &self.heartbeat)
@@ -297,10 +298,6 @@ pub(crate) async fn json_columns(
         .collect())
 }
 
-fn addr_of(opts: &Opts) -> String {
-    format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port())
-}
-
 /// Reads the binlog from `cfg.start`, handing each event to `emit` until it breaks, the
 /// server ends the stream, or an error that retrying cannot fix.
 ///
@@ -348,15 +345,13 @@ async fn read_with(
     decoder: &mut Decoder,
     mut emit: impl FnMut(Event, &SchemaHistory) -> ControlFlow<(), Result<(), crate::EmitError>>,
 ) -> Result<(), LiveError> {
-    let addr = addr_of(&cfg.opts);
+    let addr = cfg.endpoint.address();
     let server = |what: &str| {
         let addr = addr.clone();
         let what = what.to_string();
         move |source| LiveError::Server { addr, what, source }
     };
-    let mut meta = Conn::new(cfg.opts.clone())
-        .await
-        .map_err(server("connect"))?;
+    let mut meta = cfg.endpoint.connect().await.map_err(server("connect"))?;
     let report = crate::precheck::check(&mut meta, &cfg.precheck_tables)
         .await
         .map_err(server("precheck"))?;
@@ -441,7 +436,7 @@ async fn read_with(
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                match Conn::new(cfg.opts.clone()).await {
+                match cfg.endpoint.connect().await {
                     Ok(c) => {
                         meta = c;
                         down_since = None;
@@ -496,7 +491,7 @@ async fn stream_once(
             source,
         }
     };
-    let mut conn = match Conn::new(cfg.opts.clone()).await {
+    let mut conn = match cfg.endpoint.connect().await {
         Ok(c) => c,
         Err(e) => {
             return Ok(Outcome::Dropped {
@@ -680,7 +675,7 @@ async fn file_for_time(
 /// The time of the format-description event at the start of `file`, read with a non-blocking
 /// dump that ends by itself.
 async fn first_event_time(cfg: &LiveConfig, file: &str) -> Result<Option<u32>, mysql_async::Error> {
-    let conn = Conn::new(cfg.opts.clone()).await?;
+    let conn = cfg.endpoint.connect().await?;
     let request = BinlogStreamRequest::new(cfg.server_id)
         .with_filename(file.as_bytes())
         .with_pos(4)

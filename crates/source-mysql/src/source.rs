@@ -13,13 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use sluice_core::source::{
     Catalog, CatalogColumn, Chunk, KeyedRows, SnapshotReader, Source, SourceError, Streamed,
     UnitPlan, UnitWork,
 };
+use sluice_core::tls::Tls;
 use sluice_core::verify::{Cell, ChunkQuery, VerifyColumn};
 use sluice_core::{Event, Position, SecretUrl, TableDef, TableId, TableSchema};
+use sluice_mysql_client::Endpoint;
 
 use crate::decode::SchemaHistory;
 use crate::live::{self, LiveConfig, LiveError, StartAt};
@@ -31,7 +33,8 @@ use crate::snapshot::{self, KeyRange, KeyValue};
 #[derive(Clone)]
 pub struct MysqlSource {
     url: SecretUrl,
-    opts: Opts,
+    endpoint: Endpoint,
+    tls: Option<Tls>,
     server_id: u32,
     start: StartAt,
     heartbeat: Duration,
@@ -99,7 +102,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
 
 /// Whether `url` is a `mysql://user:pass@host:port` URL this source can connect with.
 pub fn is_mysql_url(url: &SecretUrl) -> bool {
-    Opts::from_url(url.expose()).is_ok()
+    mysql_async::Opts::from_url(url.expose()).is_ok()
 }
 
 impl MysqlSource {
@@ -110,16 +113,13 @@ impl MysqlSource {
         server_id: u32,
         start: StartAt,
         heartbeat: Duration,
+        tls: Option<&Tls>,
     ) -> Result<Self, SourceError> {
-        let opts = Opts::from_url(url.expose()).map_err(|_| {
-            SourceError::Definite(format!(
-                "{url} is not a mysql://user:pass@host:port URL{}",
-                sluice_core::secret::URL_PASSWORD_HINT
-            ))
-        })?;
+        let endpoint = Endpoint::new(url, tls).map_err(SourceError::Definite)?;
         Ok(Self {
             url: url.clone(),
-            opts,
+            endpoint,
+            tls: tls.cloned(),
             server_id,
             start,
             heartbeat,
@@ -132,10 +132,11 @@ impl MysqlSource {
     }
 
     async fn connect(&self) -> Result<Conn, SourceError> {
-        Conn::new(self.opts.clone()).await.map_err(|e| {
+        self.endpoint.connect().await.map_err(|e| {
+            let advice = self.endpoint.tls_advice(&e, "source.tls");
             classify(
                 &format!(
-                    "cannot connect to {}; check source.url and that the server runs",
+                    "cannot connect to {}{advice}; check source.url and that the server runs",
                     self.url
                 ),
                 e,
@@ -145,7 +146,7 @@ impl MysqlSource {
 
     fn live(&self, start: StartAt, heartbeat: Duration, reconnect_for: Duration) -> LiveConfig {
         LiveConfig {
-            opts: self.opts.clone(),
+            endpoint: self.endpoint.clone(),
             server_id: self.server_id,
             start,
             heartbeat,
@@ -475,10 +476,13 @@ impl Source for MysqlSource {
     }
 
     fn verifier(&self) -> Result<Option<Box<dyn sluice_core::verify::VerifySide>>, SourceError> {
-        let side = sluice_verify_mysql::MysqlSide::connect(&self.url).map_err(|e| match e {
-            sluice_core::verify::VerifyError::Unavailable(m) => SourceError::Unavailable(m),
-            sluice_core::verify::VerifyError::Definite(m) => SourceError::Definite(m),
-        })?;
+        let side =
+            sluice_verify_mysql::MysqlSide::connect(&self.url, self.tls.as_ref()).map_err(|e| {
+                match e {
+                    sluice_core::verify::VerifyError::Unavailable(m) => SourceError::Unavailable(m),
+                    sluice_core::verify::VerifyError::Definite(m) => SourceError::Definite(m),
+                }
+            })?;
         Ok(Some(Box::new(side)))
     }
 

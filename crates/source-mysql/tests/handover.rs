@@ -137,7 +137,7 @@ async fn check(method: Method) -> TestResult {
 
     // Where each insert's transaction began.
     let cfg = LiveConfig {
-        opts: opts(),
+        endpoint: sluice_mysql_client::Endpoint::from_opts(opts()),
         server_id: 1_100_000 + (std::process::id() % 1_000_000),
         start: StartAt::FileOffset {
             file: file0,

@@ -41,7 +41,7 @@ async fn capture_with(
     history: &mut SchemaHistory,
 ) -> Result<Vec<Json>, LiveError> {
     let cfg = LiveConfig {
-        opts: opts(),
+        endpoint: sluice_mysql_client::Endpoint::from_opts(opts()),
         server_id: 1_000_000 + (std::process::id() % 1_000_000),
         start,
         heartbeat: Duration::from_secs(1),
@@ -450,7 +450,7 @@ async fn resume_from_a_file_offset_or_a_gtid_gives_exactly_what_follows() -> Tes
 async fn a_purged_start_file_names_the_earliest_available() -> TestResult {
     ensure_up(&[Service::Mariadb]);
     let cfg = LiveConfig {
-        opts: opts(),
+        endpoint: sluice_mysql_client::Endpoint::from_opts(opts()),
         server_id: 2_000_000 + (std::process::id() % 1_000_000),
         start: StartAt::FileOffset {
             file: "mariadb-bin.000000".into(),
@@ -477,7 +477,7 @@ async fn a_purged_start_file_names_the_earliest_available() -> TestResult {
 async fn a_start_file_newer_than_any_is_not_called_purged() -> TestResult {
     ensure_up(&[Service::Mariadb]);
     let cfg = LiveConfig {
-        opts: opts(),
+        endpoint: sluice_mysql_client::Endpoint::from_opts(opts()),
         server_id: 3_000_000 + (std::process::id() % 1_000_000),
         start: StartAt::FileOffset {
             file: "mariadb-bin.999999".into(),
@@ -502,7 +502,10 @@ async fn a_start_file_newer_than_any_is_not_called_purged() -> TestResult {
 async fn wrong_credentials_name_the_fix() -> TestResult {
     ensure_up(&[Service::Mariadb]);
     let cfg = LiveConfig {
-        opts: Opts::from_url(&format!("mysql://nobody:wrong@{}", MARIADB.get()))?,
+        endpoint: sluice_mysql_client::Endpoint::from_opts(Opts::from_url(&format!(
+            "mysql://nobody:wrong@{}",
+            MARIADB.get()
+        ))?),
         server_id: 3_100_000,
         start: StartAt::Now,
         heartbeat: Duration::from_secs(1),
@@ -539,7 +542,7 @@ async fn a_server_restart_and_a_rotation_mid_stream_lose_nothing() -> TestResult
     drop(conn);
 
     let cfg = LiveConfig {
-        opts: Opts::from_url(&url)?,
+        endpoint: sluice_mysql_client::Endpoint::from_opts(Opts::from_url(&url)?),
         server_id: 4242,
         start: StartAt::FileOffset { file, offset },
         heartbeat: Duration::from_secs(1),

@@ -25,6 +25,7 @@ mod pgoutput;
 mod session;
 mod snapshot;
 mod stream;
+mod tls;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,13 +70,22 @@ pub struct PostgresSettings {
     pub create_publication: bool,
     /// How often an idle source writes a heartbeat.
     pub heartbeat: Duration,
+    /// `source.tls` (None: as the URL's `sslmode` says, without TLS support beyond it).
+    pub tls: Option<sluice_core::tls::Tls>,
+}
+
+/// Where the control-plane sessions connect, and how.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) cfg: tokio_postgres::Config,
+    pub(crate) tls: Option<sluice_core::tls::Tls>,
 }
 
 /// A PostgreSQL source.
 #[derive(Clone)]
 pub struct PostgresSource {
     url: SecretUrl,
-    cfg: tokio_postgres::Config,
+    target: Target,
     pub(crate) slot: String,
     pub(crate) publication: String,
     pub(crate) create_publication: bool,
@@ -143,6 +153,21 @@ impl PostgresSource {
         cfg.options(SESSION_OPTIONS);
         cfg.application_name("sluice");
         cfg.connect_timeout(Duration::from_secs(10));
+        if let Some(t) = &s.tls {
+            cfg.ssl_mode(tls::ssl_mode(t.mode));
+            // The replication client checks a certificate's name only against a host name.
+            let ip_host = cfg.get_hosts().iter().any(|h| {
+                matches!(h, tokio_postgres::config::Host::Tcp(h) if h.parse::<std::net::IpAddr>().is_ok())
+            });
+            if t.mode == sluice_core::tls::TlsMode::VerifyIdentity && ip_host {
+                return Err(SourceError::Definite(format!(
+                    "source.tls.mode verify_identity needs a host name in the URL ({}), the name the \
+                     server's certificate carries: the replication client does not check IP \
+                     addresses; use the host name, or verify_ca",
+                    s.url
+                )));
+            }
+        }
         if !valid_slot_name(&s.slot) {
             return Err(SourceError::Definite(format!(
                 "source.slot {:?}: a slot name is lower-case letters, digits and _, at most 63",
@@ -151,7 +176,7 @@ impl PostgresSource {
         }
         Ok(Self {
             url: s.url,
-            cfg,
+            target: Target { cfg, tls: s.tls },
             slot: s.slot,
             publication: s.publication,
             create_publication: s.create_publication,
@@ -172,7 +197,7 @@ impl PostgresSource {
     }
 
     fn session(&self) -> Result<Session, SourceError> {
-        Session::open(&self.cfg)
+        Session::open(&self.target)
     }
 
     /// The slot's confirmed flush position, or None when the slot does not exist.
@@ -214,8 +239,8 @@ impl PostgresSource {
         Ok(r.first().and_then(|row| cell(row, 0).parse().ok()))
     }
 
-    pub(crate) fn config(&self) -> &tokio_postgres::Config {
-        &self.cfg
+    pub(crate) fn config(&self) -> &Target {
+        &self.target
     }
 
     /// The replication client's settings for the slot, from `start`.
@@ -224,27 +249,28 @@ impl PostgresSource {
         start: u64,
     ) -> Result<pgwire_replication::ReplicationConfig, SourceError> {
         use pgwire_replication::{Lsn, ReplicationConfig};
-        let host = match self.cfg.get_hosts().first() {
+        let cfg = &self.target.cfg;
+        let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             #[cfg(unix)]
             Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let port = self.cfg.get_ports().first().copied().unwrap_or(5432);
-        let password = self
-            .cfg
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let password = cfg
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .unwrap_or_default();
         Ok(ReplicationConfig::new(
             host,
-            self.cfg.get_user().unwrap_or("postgres"),
+            cfg.get_user().unwrap_or("postgres"),
             password,
-            self.cfg.get_dbname().unwrap_or("postgres"),
+            cfg.get_dbname().unwrap_or("postgres"),
             self.slot.clone(),
             self.publication.as_str(),
         )
         .with_port(port)
+        .with_tls(tls::replication(self.target.tls.as_ref()))
         .with_start_lsn(Lsn::from_u64(start))
         .with_options(SESSION_OPTIONS)
         .with_application_name("sluice")

@@ -2,7 +2,10 @@
 //! its own, and how its errors are classified.
 
 use sluice_core::source::SourceError;
+use sluice_core::tls::TlsMode;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::Target;
 
 /// Settings every session of ours runs with, so that every value's text is the one
 /// types.rs reads: ISO dates, UTC, hex bytea, the shortest exact float text, standard strings.
@@ -33,7 +36,16 @@ pub(crate) fn classify(what: &str, e: &tokio_postgres::Error) -> SourceError {
     };
     let text = match e.as_db_error() {
         Some(db) => format!("{what}: {} (SQLSTATE {})", db.message(), db.code().code()),
-        None => format!("{what}: {e}"),
+        None => {
+            // The causes too: "error performing TLS handshake" alone does not say why.
+            let mut text = format!("{what}: {e}");
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            text
+        }
     };
     if transient {
         SourceError::Unavailable(text)
@@ -70,17 +82,40 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, SourceError> {
         .map_err(|e| SourceError::Definite(format!("start a runtime: {e}")))
 }
 
-/// Opens a client on the current runtime (its connection task spawned there).
-pub(crate) async fn connect(cfg: &tokio_postgres::Config) -> Result<Client, SourceError> {
-    let (client, conn) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| classify("connect to the source", &e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("source connection ended: {e}");
+/// Opens a client on the current runtime (its connection task spawned there), over TLS as
+/// `source.tls` says.
+pub(crate) async fn connect(target: &Target) -> Result<Client, SourceError> {
+    let failed = |e: tokio_postgres::Error| {
+        let what = format!(
+            "connect to the source{}",
+            crate::tls::advice(&format!("{e:?}"))
+        );
+        classify(&what, &e)
+    };
+    let client = match &target.tls {
+        Some(t) if t.mode != TlsMode::Disabled => {
+            let (client, conn) = target
+                .cfg
+                .connect(crate::tls::connector(t)?)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("source connection ended: {e}");
+                }
+            });
+            client
         }
-    });
+        _ => {
+            let (client, conn) = target.cfg.connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("source connection ended: {e}");
+                }
+            });
+            client
+        }
+    };
     Ok(client)
 }
 
@@ -111,9 +146,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn open(cfg: &tokio_postgres::Config) -> Result<Self, SourceError> {
+    pub(crate) fn open(target: &Target) -> Result<Self, SourceError> {
         let rt = runtime()?;
-        let client = rt.block_on(connect(cfg))?;
+        let client = rt.block_on(connect(target))?;
         Ok(Self { rt, client })
     }
 

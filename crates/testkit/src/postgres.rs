@@ -28,6 +28,13 @@ impl TempPostgres {
 
     /// [`TempPostgres::start`] with these settings (`name=value`) over the defaults.
     pub fn start_with(settings: &[&str]) -> Result<Self, String> {
+        let server = Self::init(settings)?;
+        server.start_again()?;
+        Ok(server)
+    }
+
+    /// A data folder made by initdb, not started.
+    fn init(settings: &[&str]) -> Result<Self, String> {
         ensure_up(&[Service::Postgres]);
         let bin = Self::bin_dir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -59,8 +66,62 @@ impl TempPostgres {
                 String::from_utf8_lossy(&init.stderr)
             ));
         }
+        Ok(server)
+    }
+
+    /// A server that accepts TLS connections only (`hostnossl` lines reject the rest),
+    /// presenting `cert` and `key` (`ca` for client certificates).
+    pub fn start_with_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Result<Self, String> {
+        let server = Self::init(&[
+            "ssl=on",
+            "ssl_cert_file=server.crt",
+            "ssl_key_file=server.key",
+            "ssl_ca_file=ca.crt",
+        ])?;
+        server.install_tls(cert, key, ca)?;
         server.start_again()?;
         Ok(server)
+    }
+
+    /// Copies the TLS files into the data folder (owned by the server's user, the key private)
+    /// and lets TCP clients in over TLS only.
+    fn install_tls(
+        &self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Result<(), String> {
+        let data = self.dir.join("data");
+        for (from, to) in [(cert, "server.crt"), (key, "server.key"), (ca, "ca.crt")] {
+            let dest = data.join(to);
+            std::fs::copy(from, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            if Self::as_root() {
+                let _ = Command::new("chown").arg("postgres").arg(&dest).status();
+            }
+            let _ = Command::new("chmod").arg("600").arg(&dest).status();
+        }
+        let hba = "local all all trust\n\
+                   local replication all trust\n\
+                   hostssl all all 127.0.0.1/32 trust\n\
+                   hostssl replication all 127.0.0.1/32 trust\n\
+                   hostnossl all all 127.0.0.1/32 reject\n\
+                   hostnossl replication all 127.0.0.1/32 reject\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| e.to_string())
+    }
+
+    /// The folder of the server's Unix socket (local connections are trusted, also when TCP
+    /// clients must use TLS).
+    pub fn socket_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     fn as_root() -> bool {

@@ -13,11 +13,13 @@
 //! the column's collation, exactly as its `ORDER BY` does.
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, Row};
+use mysql_async::{Conn, Row};
+use sluice_core::tls::Tls;
 use sluice_core::verify::{
     Cell, CellKind, ChunkQuery, Digest, Fix, VerifyColumn, VerifyError, VerifySide,
 };
 use sluice_core::SecretUrl;
+use sluice_mysql_client::Endpoint;
 
 /// The dialect name of this side (digests compare between equal dialects).
 pub const DIALECT: &str = "mysql";
@@ -212,17 +214,16 @@ fn classify(what: &str, e: mysql_async::Error) -> VerifyError {
 }
 
 impl MysqlSide {
-    /// Connects to `url` (`mysql://user:pass@host:port`).
-    pub fn connect(url: &SecretUrl) -> Result<Self, VerifyError> {
-        let opts = Opts::from_url(url.expose())
-            .map_err(|_| VerifyError::Definite(format!("{url} is not a mysql:// URL")))?;
+    /// Connects to `url` (`mysql://user:pass@host:port`) with `tls` (None: as the URL says).
+    pub fn connect(url: &SecretUrl, tls: Option<&Tls>) -> Result<Self, VerifyError> {
+        let endpoint = Endpoint::new(url, tls).map_err(VerifyError::Definite)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| VerifyError::Definite(format!("start a runtime: {e}")))?;
         let conn = rt
             .block_on(async {
-                let mut c = Conn::new(opts).await?;
+                let mut c = endpoint.connect().await?;
                 // UTC, so a TIMESTAMP renders as its instant; group_concat is not used.
                 c.query_drop("SET time_zone = '+00:00'").await?;
                 Ok::<_, mysql_async::Error>(c)

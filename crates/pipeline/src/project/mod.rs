@@ -272,6 +272,13 @@ fn validate(
         publication: s.publication.clone(),
         create_publication: s.create_publication,
     };
+    let tls = match s.tls.clone() {
+        Some(t) => Some(
+            t.check()
+                .map_err(|e| bad(&format!("source.tls.{}", e.field), e.message))?,
+        ),
+        None => None,
+    };
     let mut shards = Vec::new();
     let imported = shardingsphere_topology(s, base, bad)?;
     let (instances, logical_tables) = match &imported {
@@ -300,6 +307,7 @@ fn validate(
                     heartbeat_secs,
                     project: &raw.name,
                     extra: &extra,
+                    tls: tls.as_ref(),
                 })
                 .map_err(|e| match e.field.as_str() {
                     "source.url" => {
@@ -416,6 +424,7 @@ fn validate(
                 heartbeat_secs,
                 project: &raw.name,
                 extra: &extra,
+                tls: tls.as_ref(),
             })
             .map_err(field)?,
     };

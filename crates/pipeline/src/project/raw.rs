@@ -49,6 +49,8 @@ pub(super) struct RawSource {
     pub(super) publication: Option<String>,
     /// PostgreSQL: create the publication for the selected tables (default false).
     pub(super) create_publication: Option<bool>,
+    /// TLS to the server (every instance of a sharded source).
+    pub(super) tls: Option<sluice_core::tls::RawTls>,
     #[serde(default)]
     pub(super) instances: Vec<RawInstance>,
     #[serde(default)]

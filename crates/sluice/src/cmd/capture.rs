@@ -169,7 +169,7 @@ fn run_with(
     let opts = mysql_async::Opts::from_url(&url)
         .with_context(|| format!("--source {url:?} is not a mysql:// URL"))?;
     let cfg = LiveConfig {
-        opts,
+        endpoint: sluice_mysql_client::Endpoint::from_opts(opts),
         server_id: args.server_id,
         start: parse_start(&args.start)?,
         heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
