@@ -1,16 +1,60 @@
 """An independent Kafka consumer for tests (confluent-kafka, not Sluice's client): reads every
 message of the given topics from the beginning and prints one JSON line per message
 ({topic, partition, offset, key, headers, value}), reading at least to each partition's high watermark, then stopping after --idle seconds
-without a new message (or when --expect messages were read)."""
+without a new message (or when --expect messages were read).
+
+With --registry URL, keys and values are Avro in the Confluent wire format, decoded by
+confluent-kafka's SchemaRegistryClient and AvroDeserializer (run it with the Python of
+`dev/services avro-python`, which has those extras); each line then also has
+value_schema_id, and values JSON cannot hold are written as text: decimals as their digits,
+bytes as base64, dates and times in ISO 8601."""
 
 import argparse
 import base64
+import datetime
+import decimal
 import json
+import struct
 import sys
 import time
 import uuid
 
 from confluent_kafka import Consumer, TopicPartition
+
+
+def plain(v):
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(v).decode()
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    raise TypeError(f"{type(v)} is not JSON")
+
+
+def avro_decoder(url, auth):
+    """key(msg), value(msg) decoders through the registry at `url`."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    conf = {"url": url}
+    if auth:
+        conf["basic.auth.user.info"] = auth
+    registry = SchemaRegistryClient(conf)
+    keys, values = AvroDeserializer(registry), AvroDeserializer(registry)
+
+    def key(m):
+        k = m.key()
+        if not k or k[:1] != b"\0":  # a keyless table's text key is not Avro
+            return k.decode("utf-8", "replace") if k is not None else None
+        return keys(k, SerializationContext(m.topic(), MessageField.KEY))
+
+    def value(m):
+        v = m.value()
+        return values(v, SerializationContext(m.topic(), MessageField.VALUE)) if v else None
+
+    return key, value
 
 
 def main() -> int:
@@ -20,8 +64,15 @@ def main() -> int:
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--config", action="append", default=[],
                     help="an extra client property, key=value (TLS settings, say)")
+    ap.add_argument("--registry", help="decode Avro through this schema registry")
+    ap.add_argument("--auth", default="", help="user:password for the registry")
     ap.add_argument("topics", nargs="+")
     a = ap.parse_args()
+    if a.registry:
+        key_of, value_of = avro_decoder(a.registry, a.auth)
+    else:
+        key_of = lambda m: m.key().decode("utf-8", "replace") if m.key() is not None else None
+        value_of = lambda m: json.loads(m.value()) if m.value() else None
     conf = {
         "bootstrap.servers": a.bootstrap,
         "group.id": "sluice-test-" + uuid.uuid4().hex,
@@ -73,12 +124,13 @@ def main() -> int:
         if m.offset() >= targets.get(k, 0) - 1:
             reached[k] = True
         headers = {k: (v.decode() if v is not None else None) for k, v in (m.headers() or [])}
-        print(json.dumps({
+        line = {
             "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
-            "key": m.key().decode("utf-8", "replace") if m.key() is not None else None,
-            "headers": headers,
-            "value": json.loads(m.value()) if m.value() else None,
-        }))
+            "key": key_of(m), "headers": headers, "value": value_of(m),
+        }
+        if a.registry and m.value():
+            line["value_schema_id"] = struct.unpack(">I", m.value()[1:5])[0]
+        print(json.dumps(line, default=plain))
     c.close()
     return 0
 

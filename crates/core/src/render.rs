@@ -46,6 +46,62 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Microseconds since 1970-01-01 00:00:00 of a DATE (its midnight) or DATETIME read as UTC,
+/// or of a TIMESTAMP; None for a zero date, the zero timestamp and every other value.
+pub fn epoch_micros(v: &Value) -> Option<i64> {
+    let civil = |y: u16, mo: u8, d: u8| -> Option<i64> {
+        (mo > 0 && d > 0).then(|| days_from_civil(i64::from(y), u32::from(mo), u32::from(d)))
+    };
+    Some(match v {
+        Value::Date { year, month, day } => civil(*year, *month, *day)? * 86_400_000_000,
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            ..
+        } => {
+            let secs = civil(*year, *month, *day)? * 86_400
+                + i64::from(*hour) * 3600
+                + i64::from(*minute) * 60
+                + i64::from(*second);
+            secs * 1_000_000 + i64::from(*micros)
+        }
+        Value::Timestamp {
+            seconds: 0,
+            micros: 0,
+            ..
+        } => return None,
+        Value::Timestamp {
+            seconds, micros, ..
+        } => seconds * 1_000_000 + i64::from(*micros),
+        _ => return None,
+    })
+}
+
+/// A TIME as signed microseconds (MySQL's TIME is a duration: up to ±838 hours); None for
+/// every other value.
+pub fn time_micros(v: &Value) -> Option<i64> {
+    let Value::Time {
+        negative,
+        hours,
+        minutes,
+        seconds,
+        micros,
+        ..
+    } = v
+    else {
+        return None;
+    };
+    let us = (i64::from(*hours) * 3600 + i64::from(*minutes) * 60 + i64::from(*seconds))
+        * 1_000_000
+        + i64::from(*micros);
+    Some(if *negative { -us } else { us })
+}
+
 /// `NaN`, `Infinity` or `-Infinity`, as PostgreSQL writes them.
 fn non_finite(f: f64) -> String {
     if f.is_nan() {

@@ -3,26 +3,15 @@
 //! makes the server a fair stand-in for the cloud service. Then the server is killed and
 //! started again on its data, and everything it had answered is still there.
 
-use std::process::Command;
-
-use sluice_testkit::{repo_root, unique_name, TempDatahub};
+use sluice_testkit::{repo_root, services_tool, unique_name, TempDatahub};
 
 fn sdk(endpoint: &str, key: &str, project: &str, extra: &[&str]) -> Result<String, String> {
-    let out = Command::new(repo_root().join("dev/services"))
-        .arg("datahub-python")
-        .arg(repo_root().join("crates/datahub-server/tests/conformance.py"))
-        .args([endpoint, "sluice", key, project])
-        .args(extra)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(format!(
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(stdout)
+    let script = repo_root().join("crates/datahub-server/tests/conformance.py");
+    services_tool(
+        "datahub-python",
+        &script,
+        &[&[endpoint, "sluice", key, project], extra].concat(),
+    )
 }
 
 #[test]

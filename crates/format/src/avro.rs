@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use apache_avro::types::Value as Av;
 use apache_avro::{Decimal, Schema};
 use serde_json::{json, Value as Json};
-use sluice_core::render::days_from_civil;
+use sluice_core::render::{epoch_micros, time_micros};
 use sluice_core::{Column, ColumnType, Op, Position, RowChange, TableSchema, Value};
 
 use crate::debezium::decimal_bytes;
@@ -173,12 +173,6 @@ pub fn heartbeat_schema() -> Json {
         "fields": [{"name": "ts_ms", "type": "long"}]})
 }
 
-fn epoch_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, micros: u32) -> i64 {
-    let days = days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
-    (days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s)) * 1_000_000
-        + i64::from(micros)
-}
-
 /// One value as its column's Avro type; `None` when the type has no such value (a zero date).
 fn datum(c: &Column, v: &Value) -> Option<Av> {
     Some(match v {
@@ -206,51 +200,10 @@ fn datum(c: &Column, v: &Value) -> Option<Av> {
         Value::Set { text, .. } => Av::String(text.clone()),
         Value::Bytes(b) => Av::Bytes(b.clone()),
         Value::Geometry { wkb, .. } => Av::Bytes(wkb.clone()),
-        Value::Date { year, month, day } => {
-            if *month == 0 || *day == 0 {
-                return None;
-            }
-            let days = days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day));
-            Av::Date(i32::try_from(days).ok()?)
-        }
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            ..
-        } => {
-            if *month == 0 || *day == 0 {
-                return None;
-            }
-            Av::LocalTimestampMicros(epoch_micros(
-                *year, *month, *day, *hour, *minute, *second, *micros,
-            ))
-        }
-        Value::Timestamp {
-            seconds: 0,
-            micros: 0,
-            ..
-        } => return None,
-        Value::Timestamp {
-            seconds, micros, ..
-        } => Av::TimestampMicros(seconds * 1_000_000 + i64::from(*micros)),
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-            ..
-        } => {
-            let us = (i64::from(*hours) * 3600 + i64::from(*minutes) * 60 + i64::from(*seconds))
-                * 1_000_000
-                + i64::from(*micros);
-            Av::Long(if *negative { -us } else { us })
-        }
+        Value::Date { .. } => Av::Date(i32::try_from(epoch_micros(v)? / 86_400_000_000).ok()?),
+        Value::DateTime { .. } => Av::LocalTimestampMicros(epoch_micros(v)?),
+        Value::Timestamp { .. } => Av::TimestampMicros(epoch_micros(v)?),
+        Value::Time { .. } => Av::Long(time_micros(v)?),
         Value::Year(y) => Av::Int(i32::from(*y)),
         Value::Bit { value, width } => {
             if *width == 1 {
@@ -328,33 +281,15 @@ fn source_record(
         None => Av::Union(0, Box::new(Av::Null)),
     };
     let ts = i64::try_from(ts_ms).unwrap_or(i64::MAX);
-    let seq = seq.map(|s| s.to_string());
-    if src.db_type == DbType::Postgres {
-        return Av::Record(vec![
-            ("version".into(), s(VERSION)),
-            ("connector".into(), s("postgresql")),
-            ("name".into(), s(&src.name)),
-            ("ts_ms".into(), Av::Long(ts)),
-            (
-                "snapshot".into(),
-                s(if snapshot { "true" } else { "false" }),
-            ),
-            ("db".into(), s(&t.id.db)),
-            ("sequence".into(), opt_s(seq)),
-            ("schema".into(), s(&t.id.db)),
-            ("table".into(), s(&t.id.table)),
-            (
-                "lsn".into(),
-                Av::Union(
-                    1,
-                    Box::new(Av::Long(i64::try_from(pos.offset()).unwrap_or(i64::MAX))),
-                ),
-            ),
-        ]);
-    }
-    Av::Record(vec![
+    let offset = Av::Long(i64::try_from(pos.offset()).unwrap_or(i64::MAX));
+    let postgres = src.db_type == DbType::Postgres;
+    // The fields both connectors' blocks begin with, in the order the schemas give.
+    let mut fields: Vec<(String, Av)> = vec![
         ("version".into(), s(VERSION)),
-        ("connector".into(), s("mysql")),
+        (
+            "connector".into(),
+            s(if postgres { "postgresql" } else { "mysql" }),
+        ),
         ("name".into(), s(&src.name)),
         ("ts_ms".into(), Av::Long(ts)),
         (
@@ -362,17 +297,25 @@ fn source_record(
             s(if snapshot { "true" } else { "false" }),
         ),
         ("db".into(), s(&t.id.db)),
-        ("sequence".into(), opt_s(seq)),
-        ("table".into(), opt_s(Some(t.id.table.clone()))),
-        ("server_id".into(), Av::Long(i64::from(src.server_id))),
-        ("gtid".into(), opt_s(pos.gtid().map(str::to_string))),
-        ("file".into(), s(pos.file())),
-        (
-            "pos".into(),
-            Av::Long(i64::try_from(pos.offset()).unwrap_or(i64::MAX)),
-        ),
-        ("row".into(), Av::Int(0)),
-    ])
+        ("sequence".into(), opt_s(seq.map(|s| s.to_string()))),
+    ];
+    if postgres {
+        fields.extend([
+            ("schema".into(), s(&t.id.db)),
+            ("table".into(), s(&t.id.table)),
+            ("lsn".into(), Av::Union(1, Box::new(offset))),
+        ]);
+    } else {
+        fields.extend([
+            ("table".into(), opt_s(Some(t.id.table.clone()))),
+            ("server_id".into(), Av::Long(i64::from(src.server_id))),
+            ("gtid".into(), opt_s(pos.gtid().map(str::to_string))),
+            ("file".into(), s(pos.file())),
+            ("pos".into(), offset),
+            ("row".into(), Av::Int(0)),
+        ]);
+    }
+    Av::Record(fields)
 }
 
 /// A compiled, registered schema.

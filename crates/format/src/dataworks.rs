@@ -9,7 +9,7 @@
 //! and carries MySQL's text; the three timestamps are all the commit time (no clock reads).
 
 use serde_json::{json, Map, Value as Json};
-use sluice_core::render::{days_from_civil, value_to_json};
+use sluice_core::render::{epoch_micros, value_to_json};
 use sluice_core::{Column, ColumnType, Op, RowChange, TableSchema, Value};
 
 use crate::text::{bytes_text, value_text, BytesAs};
@@ -35,13 +35,6 @@ pub(crate) fn column_type(c: &Column) -> &'static str {
     }
 }
 
-/// Milliseconds since the epoch of a civil date and time read as UTC.
-fn epoch_ms(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, micros: u32) -> i64 {
-    let days = days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
-    (days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s)) * 1000
-        + i64::from(micros / 1000)
-}
-
 /// One value as its column's DataWorks type says; the MySQL text where the type cannot hold
 /// the value exactly (a zero date, say).
 fn value(col: &Column, v: &Value) -> Json {
@@ -53,33 +46,8 @@ fn value(col: &Column, v: &Value) -> Json {
         ("BYTES", Value::Geometry { wkb, .. }) => Json::String(bytes_text(wkb, BytesAs::Base64)),
         ("BOOLEAN", Value::Bit { value, .. }) => json!(*value == 1),
         ("LONG", Value::Bit { value, .. }) => json!(value),
-        ("DATE", Value::Date { year, month, day }) if *month > 0 && *day > 0 => {
-            json!(epoch_ms(*year, *month, *day, 0, 0, 0, 0))
-        }
-        (
-            "DATE",
-            Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-                ..
-            },
-        ) if *month > 0 && *day > 0 => {
-            json!(epoch_ms(
-                *year, *month, *day, *hour, *minute, *second, *micros
-            ))
-        }
-        (
-            "DATE",
-            Value::Timestamp {
-                seconds, micros, ..
-            },
-        ) if *seconds != 0 || *micros != 0 => {
-            json!(seconds * 1000 + i64::from(micros / 1000))
+        ("DATE", v) if epoch_micros(v).is_some() => {
+            json!(epoch_micros(v).map(|us| us.div_euclid(1000)))
         }
         ("DATE", _) => text(),
         // LONG and DOUBLE: numbers as the event model renders them (NaN and infinities as

@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value as Json};
-use sluice_core::render::{days_from_civil, value_to_json};
+use sluice_core::render::{days_from_civil, time_micros, value_to_json};
 use sluice_core::{Column, ColumnType, Op, Position, RowChange, TableSchema, Value};
 
 use crate::{to_bytes, Change, Format, FormatError, Record, SourceInfo};
@@ -86,20 +86,7 @@ impl Debezium {
                     json!(secs * 1_000_000 + i64::from(*micros))
                 }
             }
-            Value::Time {
-                negative,
-                hours,
-                minutes,
-                seconds,
-                micros,
-                ..
-            } => {
-                let us =
-                    ((i64::from(*hours) * 3600 + i64::from(*minutes) * 60 + i64::from(*seconds))
-                        * 1_000_000)
-                        + i64::from(*micros);
-                json!(if *negative { -us } else { us })
-            }
+            Value::Time { .. } => json!(time_micros(v)),
             Value::Timestamp {
                 seconds: 0,
                 micros: 0,

@@ -5,7 +5,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use sluice_testkit::{ensure_up, free_port, repo_root, unique_name, Service};
+use sluice_testkit::{ensure_up, free_port, repo_root, services_tool, unique_name, Service};
 
 fn start(port: u16, data: &std::path::Path) -> Result<Child, String> {
     let child = Command::new(env!("CARGO_BIN_EXE_sluice-schema-registry-server"))
@@ -25,21 +25,8 @@ fn start(port: u16, data: &std::path::Path) -> Result<Child, String> {
 }
 
 fn client(url: &str, prefix: &str, extra: &[&str]) -> Result<String, String> {
-    let out = Command::new(repo_root().join("dev/services"))
-        .arg("avro-python")
-        .arg(repo_root().join("crates/schema-registry-server/tests/conformance.py"))
-        .args([url, prefix])
-        .args(extra)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(format!(
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(stdout)
+    let script = repo_root().join("crates/schema-registry-server/tests/conformance.py");
+    services_tool("avro-python", &script, &[&[url, prefix], extra].concat())
 }
 
 #[test]

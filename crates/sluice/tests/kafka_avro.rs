@@ -8,7 +8,8 @@ use common::*;
 use serde_json::json;
 use sluice_testkit::{free_port, TempKafka, SCHEMA_REGISTRY};
 
-/// Every message of `topic`, decoded by confluent-kafka's AvroDeserializer.
+/// Every message of `topic`, decoded by confluent-kafka's AvroDeserializer
+/// (dev/probes/kafka_consume.py with `--registry`, run by the Python that has the extras).
 fn avro_consume(
     bootstrap: &str,
     registry: &str,
@@ -17,8 +18,15 @@ fn avro_consume(
 ) -> Result<Vec<Json>, Box<dyn std::error::Error>> {
     let mut cmd = Command::new(repo_root().join("dev/services"));
     cmd.arg("avro-python")
-        .arg(repo_root().join("dev/probes/avro_consume.py"))
-        .args(["--bootstrap", bootstrap, "--registry", registry]);
+        .arg(repo_root().join("dev/probes/kafka_consume.py"))
+        .args([
+            "--bootstrap",
+            bootstrap,
+            "--registry",
+            registry,
+            "--idle",
+            "3",
+        ]);
     if let Some(a) = auth {
         cmd.args(["--auth", a]);
     }
@@ -67,24 +75,7 @@ async fn avro_messages_decode_with_the_official_deserializer_and_evolve_with_ddl
     let db = unique_name("avro");
     let topic = format!("{db}.t");
     let mut c = conn().await?;
-    c.query_drop("SET SESSION time_zone = '+00:00'").await?;
-    let (file, offset) = sluice_source_mysql_position(&mut c).await?;
-    let start = format!("{file}:{offset}");
-    c.query_drop(format!("CREATE DATABASE {db}")).await?;
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, biu BIGINT UNSIGNED, dec1 DECIMAL(5,2),
-           vc VARCHAR(20) CHARACTER SET utf8mb4, vl VARCHAR(20) CHARACTER SET latin1,
-           vg VARCHAR(20) CHARACTER SET gbk, vb VARBINARY(8), dt DATE, dt6 DATETIME(6), tm TIME,
-           ts3 TIMESTAMP(3) NULL, y YEAR, bt1 BIT(1), bt10 BIT(10), e ENUM('a','b'),
-           st SET('a','b','c'), j JSON, f FLOAT, d DOUBLE, n INT, nn VARCHAR(5) NOT NULL)"
-    ))
-    .await?;
-    c.query_drop(format!(
-        "INSERT INTO {db}.t VALUES (1, 18446744073709551615, 1.50, 'ü漢', 'café', '汉字', x'00ff10',
-           '2024-05-01', '2024-05-01 08:00:00.123456', '-01:02:03', '2024-05-01 08:00:00.250',
-           2024, b'1', b'1000000001', 'b', 'a,c', '{{\"k\": [1, 2]}}', 0.1, 0.1, NULL, 'x')"
-    ))
-    .await?;
+    let start = format_matrix_table(&mut c, &db, &[("nn VARCHAR(5) NOT NULL", "'x'")]).await?;
     c.query_drop(format!(
         "INSERT INTO {db}.t (id, dec1, nn) VALUES (2, -0.05, 'y')"
     ))

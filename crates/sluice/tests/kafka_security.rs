@@ -23,6 +23,40 @@ fn tls_security(ca: &Path, extra: &str) -> String {
     format!("    protocol: ssl\n    ca_file: {}\n{extra}", ca.display())
 }
 
+/// A broker of its own behind a TLS terminator (Debian's stunnel) with fresh certificates;
+/// `mutual`: the terminator asks for a client certificate the test CA signed.
+struct TlsBroker {
+    certs: Certs,
+    kafka: TempKafka,
+    _tls: TlsTerminator,
+    /// `localhost:PORT` of the terminator.
+    brokers: String,
+}
+
+impl TlsBroker {
+    fn start(mutual: bool) -> Result<Self, String> {
+        ensure_up(&[Service::Mariadb, Service::Kafka]);
+        let certs = Certs::generate()?;
+        // The broker tells clients to come back through the terminator, by the name its
+        // certificate carries.
+        let tls_port = free_port()?;
+        let kafka = TempKafka::start_advertising(&format!("localhost:{tls_port}"))?;
+        let tls = TlsTerminator::start(
+            tls_port,
+            &kafka.addr,
+            &certs.server_cert,
+            &certs.server_key,
+            mutual.then_some(certs.ca.as_path()),
+        )?;
+        Ok(Self {
+            certs,
+            kafka,
+            _tls: tls,
+            brokers: format!("localhost:{tls_port}"),
+        })
+    }
+}
+
 /// `sluice precheck` of a project: fails, and says `want` and the fix.
 fn precheck_fails_saying(file: &str, want: &str) -> TestResult {
     let (code, out) = sluice_said(["precheck", "-f", file])?;
@@ -34,20 +68,12 @@ fn precheck_fails_saying(file: &str, want: &str) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_delivers_with_the_ca_and_each_bad_certificate_fails_clearly() -> TestResult {
-    ensure_up(&[Service::Mariadb, Service::Kafka]);
-    let certs = Certs::generate()?;
-    // The broker tells clients to come back through the terminator, by the name its
-    // certificate carries.
-    let tls_port = free_port()?;
-    let kafka = TempKafka::start_advertising(&format!("localhost:{tls_port}"))?;
-    let _tls = TlsTerminator::start(
-        tls_port,
-        &kafka.addr,
-        &certs.server_cert,
-        &certs.server_key,
-        None,
-    )?;
-    let brokers = format!("localhost:{tls_port}");
+    let TlsBroker {
+        certs,
+        kafka,
+        _tls,
+        brokers,
+    } = TlsBroker::start(false)?;
     let db = unique_name("ktls");
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;
@@ -97,18 +123,12 @@ async fn tls_delivers_with_the_ca_and_each_bad_certificate_fails_clearly() -> Te
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_delivers_with_a_client_certificate_only() -> TestResult {
-    ensure_up(&[Service::Mariadb, Service::Kafka]);
-    let certs = Certs::generate()?;
-    let tls_port = free_port()?;
-    let kafka = TempKafka::start_advertising(&format!("localhost:{tls_port}"))?;
-    let _tls = TlsTerminator::start(
-        tls_port,
-        &kafka.addr,
-        &certs.server_cert,
-        &certs.server_key,
-        Some(&certs.ca),
-    )?;
-    let brokers = format!("localhost:{tls_port}");
+    let TlsBroker {
+        certs,
+        kafka: _kafka,
+        _tls,
+        brokers,
+    } = TlsBroker::start(true)?;
     let db = unique_name("kmtls");
     let mut c = conn().await?;
     let start = new_table(&mut c, &db).await?;

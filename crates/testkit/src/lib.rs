@@ -328,6 +328,29 @@ impl Drop for TempMariadb {
     }
 }
 
+/// Runs a tool of the harness (`dev/services VERB SCRIPT ARGS...`, e.g. the Python that has an
+/// official client): its standard output, or an error with its output and its errors.
+pub fn services_tool(
+    verb: &str,
+    script: &std::path::Path,
+    args: &[&str],
+) -> Result<String, String> {
+    let out = Command::new(repo_root().join("dev/services"))
+        .arg(verb)
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("dev/services {verb}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(stdout)
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -837,3 +837,33 @@ pub async fn drop_logical_orders(u: &str) -> TestResult {
     }
     Ok(())
 }
+
+/// The table of the format tests (every type each format documents) with its one row, created
+/// in `db` after the position returned (the project's start): `id 1`, and `extra` columns
+/// (SQL definitions) with their values for formats that test more.
+pub async fn format_matrix_table(
+    c: &mut mysql_async::Conn,
+    db: &str,
+    extra: &[(&str, &str)],
+) -> Result<String, mysql_async::Error> {
+    c.query_drop("SET SESSION time_zone = '+00:00'").await?;
+    let (file, offset) = sluice_source_mysql_position(c).await?;
+    let columns: String = extra.iter().map(|(d, _)| format!(", {d}")).collect();
+    let values: String = extra.iter().map(|(_, v)| format!(", {v}")).collect();
+    c.query_drop(format!("CREATE DATABASE {db}")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, biu BIGINT UNSIGNED, dec1 DECIMAL(5,2),
+           vc VARCHAR(20) CHARACTER SET utf8mb4, vl VARCHAR(20) CHARACTER SET latin1,
+           vg VARCHAR(20) CHARACTER SET gbk, vb VARBINARY(8), dt DATE, dt6 DATETIME(6), tm TIME,
+           ts3 TIMESTAMP(3) NULL, y YEAR, bt1 BIT(1), bt10 BIT(10), e ENUM('a','b'),
+           st SET('a','b','c'), j JSON, f FLOAT, d DOUBLE, n INT{columns})"
+    ))
+    .await?;
+    c.query_drop(format!(
+        "INSERT INTO {db}.t VALUES (1, 18446744073709551615, 1.50, 'ü漢', 'café', '汉字', x'00ff10',
+           '2024-05-01', '2024-05-01 08:00:00.123456', '-01:02:03', '2024-05-01 08:00:00.250',
+           2024, b'1', b'1000000001', 'b', 'a,c', '{{\"k\": [1, 2]}}', 0.1, 0.1, NULL{values})"
+    ))
+    .await?;
+    Ok(format!("{file}:{offset}"))
+}
