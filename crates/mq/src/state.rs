@@ -1,5 +1,5 @@
 //! Reading messages back for verification: every transport reads its messages its own way,
-//! turns each into an [`Image`] here (the OMS, Canal and Maxwell formats), and offers it with its source sequence
+//! turns each into an [`Image`] here (the OMS, Canal, Maxwell and SharePlex formats), and offers it with its source sequence
 //! and its place to a [`Latest`] (`sluice_core::verify`), where the rule that decides which
 //! message of a key is the state is written once.
 
@@ -8,7 +8,7 @@ use sluice_core::verify::{Cell, CellKind, VerifyColumn};
 pub use sluice_core::verify::{Image, Latest};
 
 /// The formats whose messages verification reads back.
-pub const READABLE: &[&str] = &["oms", "oms-extended", "canal", "maxwell"];
+pub const READABLE: &[&str] = &["oms", "oms-extended", "canal", "maxwell", "shareplex"];
 
 /// Whether verification reads back messages of `format` written to `transport`; the error
 /// says which formats it reads.
@@ -32,6 +32,7 @@ pub fn image(
     match format {
         "canal" => canal_image(payload, columns),
         "maxwell" => maxwell_image(payload, columns),
+        "shareplex" => shareplex_image(payload, columns),
         _ => oms_image(payload, columns),
     }
 }
@@ -66,6 +67,27 @@ pub fn canal_image(payload: &[u8], columns: &[VerifyColumn]) -> Result<Option<Im
         return Ok(None);
     };
     text_row(img, columns, Binary::Latin1).map(|row| Some(Image::of(deleted, row)))
+}
+
+/// Reads a SharePlex message (MySQL's text, binary values as base64) as the cells of
+/// `columns`: an update's row is its `key` (the whole row before) with the changed columns of
+/// `data` over it. None for what describes no row (a truncate).
+pub fn shareplex_image(payload: &[u8], columns: &[VerifyColumn]) -> Result<Option<Image>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| format!("not SharePlex JSON: {e}"))?;
+    let (img, deleted) = match v["meta"]["op"].as_str().unwrap_or("") {
+        "ins" => (v["data"].clone(), false),
+        "del" => (v["data"].clone(), true),
+        "upd" => {
+            let mut row = v["key"].clone();
+            if let (Some(r), Some(changed)) = (row.as_object_mut(), v["data"].as_object()) {
+                r.extend(changed.iter().map(|(k, x)| (k.clone(), x.clone())));
+            }
+            (row, false)
+        }
+        _ => return Ok(None),
+    };
+    text_row(&img, columns, Binary::Base64).map(|row| Some(Image::of(deleted, row)))
 }
 
 /// Reads a Maxwell message (`data`, its values as JSON: numbers as numbers, strings as text,

@@ -302,3 +302,46 @@ fn a_postgres_source_names_its_slot_and_publication_and_refuses_what_is_not_its(
         assert!(e.to_string().contains(says), "{e}");
     }
 }
+
+/// The sections of issue 21 name their field and line when they are wrong.
+#[test]
+fn tls_security_and_registry_mistakes_name_their_field_and_line() {
+    let err = |yaml: &str| {
+        sluice_registry::parse(yaml, "p.yaml", Path::new("/tmp"))
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = err(&GOOD.replace(
+        "  format: oms\n",
+        "  format: oms\n  security:\n    protocol: sasl_ssl\n",
+    ));
+    assert!(e.contains("destination.security.sasl_mechanism"), "{e}");
+    let e = err(&GOOD.replace("  format: oms\n", "  format: avro\n"));
+    assert!(e.contains("destination.schema_registry"), "{e}");
+    let e = err(&GOOD.replace(
+        "  format: oms\n",
+        "  format: oms\n  schema_registry:\n    url: http://127.0.0.1:8281\n",
+    ));
+    assert!(
+        e.starts_with("p.yaml:9: destination.schema_registry: only format avro"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace(
+        "  url: mysql://root@127.0.0.1:3316\n",
+        "  url: mysql://root@127.0.0.1:3316\n  tls:\n    mode: sometimes\n",
+    ));
+    assert!(e.starts_with("p.yaml:6: source.tls.mode:"), "{e}");
+    let e = err(&GOOD.replace(
+        "  url: mysql://root@127.0.0.1:3316\n",
+        "  url: mysql://root@127.0.0.1:3316\n  tls:\n    mode: verify_ca\n    ca_file: /nonexistent/ca.pem\n",
+    ));
+    assert!(
+        e.contains("source.tls.ca_file") && e.contains("/nonexistent/ca.pem"),
+        "{e}"
+    );
+    let ok = GOOD.replace(
+        "  format: oms\n",
+        "  format: avro\n  schema_registry:\n    url: http://127.0.0.1:8281\n  security:\n    protocol: ssl\n",
+    );
+    assert!(sluice_registry::parse(&ok, "p.yaml", Path::new("/tmp")).is_ok());
+}

@@ -328,6 +328,13 @@ async fn the_type_matrix_compares_equal_through_each_readable_format_and_tuple_f
             ),
         ),
         (
+            "shareplex",
+            format!(
+                "type: kafka\nbrokers: {}\nformat: shareplex\ntopic: \"{{db}}.{{table}}.shareplex\"",
+                kafka.addr
+            ),
+        ),
+        (
             "datahub",
             format!(
                 "type: datahub\nendpoint: {}\nproject: {DH_PROJECT}\naccess_id: sluice\n\
