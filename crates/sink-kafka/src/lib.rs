@@ -322,7 +322,10 @@ pub fn reachable(cfg: &KafkaConfig) -> Result<(), SinkError> {
     }
     let last = LastError::default();
     // Threaded: its thread serves the error callbacks that say why (a TLS or SASL failure).
+    // Its own log lines stay quiet: the reason goes into the one message returned, instead of
+    // a log line per retry.
     let producer: ThreadedProducer<ProbeCtx> = client_config(cfg)
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Critical)
         .create_with_context(ProbeCtx(last.clone()))
         .map_err(|e| SinkError::Config(format!("kafka client: {e}")))?;
     // Asked in rounds, so that a failure waiting cannot cure (TLS, SASL) is said at once.
