@@ -61,7 +61,9 @@ ACTIONS = {"type": "array", "items": obj({"action": S, "allowed": B, "reason": S
 
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 PROPS = {"type": "object", "additionalProperties": S}
-DATABASE = {"host": S1, "port": PORT, "user": S1, "password": S1}
+TLS_MODE = {"type": "string", "enum": ["disabled", "preferred", "required", "verify_ca", "verify_identity"]}
+DATABASE = {"host": S1, "port": PORT, "user": S1, "password": S1,
+            "tls_mode": TLS_MODE, "tls_ca_file": S1, "tls_cert_file": S1, "tls_key_file": S1}
 KINDS = {
     "mysql": (DATABASE, ["host", "user"]),
     "mariadb": (DATABASE, ["host", "user"]),

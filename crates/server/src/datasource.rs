@@ -50,6 +50,10 @@ const DATABASE: &[Field] = &[
     f("port", false, false, Ty::Port),
     f("user", true, false, Ty::Text),
     f("password", false, true, Ty::Text),
+    f("tls_mode", false, false, Ty::Text),
+    f("tls_ca_file", false, false, Ty::Text),
+    f("tls_cert_file", false, false, Ty::Text),
+    f("tls_key_file", false, false, Ty::Text),
 ];
 const POSTGRES: &[Field] = &[
     f("host", true, false, Ty::Text),
@@ -57,7 +61,28 @@ const POSTGRES: &[Field] = &[
     f("user", true, false, Ty::Text),
     f("password", false, true, Ty::Text),
     f("database", false, false, Ty::Text),
+    f("tls_mode", false, false, Ty::Text),
+    f("tls_ca_file", false, false, Ty::Text),
+    f("tls_cert_file", false, false, Ty::Text),
+    f("tls_key_file", false, false, Ty::Text),
 ];
+
+/// A database data source's `tls_*` fields as the `tls` section of a project (None: no TLS
+/// field given); the project's check then refuses what is wrong, naming `source.tls.*`.
+fn tls_section(plain: &Map<String, Value>) -> Option<Value> {
+    let mut tls = Map::new();
+    for (field, key) in [
+        ("tls_mode", "mode"),
+        ("tls_ca_file", "ca_file"),
+        ("tls_cert_file", "cert_file"),
+        ("tls_key_file", "key_file"),
+    ] {
+        if let Some(v) = plain.get(field) {
+            tls.insert(key.into(), v.clone());
+        }
+    }
+    (!tls.is_empty()).then_some(Value::Object(tls))
+}
 const KAFKA: &[Field] = &[
     f("brokers", true, false, Ty::Text),
     f("properties", false, true, Ty::Properties),
@@ -287,6 +312,11 @@ pub fn section(
                 .map(|f| f.name)
                 .collect();
             all(&mut out, &keys);
+        }
+    }
+    if is_source(kind) {
+        if let Some(tls) = tls_section(plain) {
+            out.insert("tls".into(), tls);
         }
     }
     for (k, v) in rest {

@@ -7,6 +7,7 @@ mod common;
 
 use common::dbdest::dest_conn;
 use common::pg::*;
+use common::server::{host_port, Server};
 use common::*;
 use mysql_async::{Opts, OptsBuilder, SslOpts};
 use sluice_testkit::{Certs, TempMariadb, TempPostgres, MARIADB_SHARD1};
@@ -276,5 +277,47 @@ async fn a_postgres_source_reads_through_tls_and_each_wrong_setting_fails_clearl
         "{out}"
     );
     d.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+/// The service's data sources carry the same TLS settings (`tls_mode`, `tls_ca_file`, ...):
+/// one with them connects to a TLS-only server, one without is told what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_source_of_the_service_connects_over_tls() -> TestResult {
+    let certs = Certs::generate()?;
+    let server = tls_server(&certs, &certs.server_cert, &certs.server_key)?;
+    let (host, port) = host_port(&server.addr);
+    let dir = temp_dir(&unique_name("tlssrv"));
+    let service = Server::start(&dir.join("server"))?;
+    let api = service.admin()?;
+    let ca = certs.ca.display().to_string();
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(
+            serde_json::json!({"name": "tls", "kind": "mariadb", "host": host, "port": port,
+            "user": "root", "tls_mode": "verify_identity", "tls_ca_file": ca}),
+        ),
+    )?;
+    let test = api.ok("POST", "/api/v1/datasources/tls/test", None)?;
+    assert_eq!(test["ok"], serde_json::json!(true), "{test}");
+    let tables = api.ok("GET", "/api/v1/datasources/tls/tables", None)?;
+    assert!(tables.is_array(), "{tables}");
+    api.ok(
+        "POST",
+        "/api/v1/datasources",
+        Some(
+            serde_json::json!({"name": "plain", "kind": "mariadb", "host": host, "port": port,
+            "user": "root"}),
+        ),
+    )?;
+    let test = api.ok("POST", "/api/v1/datasources/plain/test", None)?;
+    assert_eq!(test["ok"], serde_json::json!(false), "{test}");
+    assert!(
+        test["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the data source's tls_mode")),
+        "{test}"
+    );
     Ok(())
 }

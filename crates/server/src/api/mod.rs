@@ -559,10 +559,13 @@ async fn test_datasource(
                 // The source names its project-file field; here the fields are the data
                 // source's own.
                 .map_err(|e| {
-                    e.to_string().replace(
-                        "check source.url",
-                        "check the data source's host, port, user and password",
-                    )
+                    e.to_string()
+                        .replace(
+                            "check source.url",
+                            "check the data source's host, port, user and password",
+                        )
+                        .replace("source.tls.mode", "the data source's tls_mode")
+                        .replace("check source.tls", "check the data source's tls_* fields")
                 })
         } else {
             match p.destination.check() {
