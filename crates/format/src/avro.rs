@@ -327,16 +327,19 @@ struct Registered {
 /// The schemas of one table version on one topic.
 struct Entry {
     table: Arc<TableSchema>,
-    value: Registered,
-    key: Option<Registered>,
+    value: Arc<Registered>,
+    key: Option<Arc<Registered>>,
 }
+
+/// A table version's entries, one per topic it is written to.
+type ByTopic = Vec<(String, Arc<Entry>)>;
 
 /// The Avro format.
 pub struct Avro {
     registrar: Arc<dyn SchemaRegistrar>,
-    /// By (topic, address of the table schema): the `Arc` kept in the entry keeps the address
-    /// from being reused by another table.
-    cache: Mutex<HashMap<(String, usize), Arc<Entry>>>,
+    /// By the address of the table schema, then by topic: the `Arc` kept in the entry keeps
+    /// the address from being reused by another table; a hit allocates nothing.
+    cache: Mutex<HashMap<usize, ByTopic>>,
     heartbeat: Mutex<HashMap<String, Arc<Registered>>>,
 }
 
@@ -364,46 +367,45 @@ impl Avro {
         t: &Arc<TableSchema>,
         topic: &str,
     ) -> Result<Arc<Entry>, FormatError> {
-        let key = (topic.to_string(), Arc::as_ptr(t) as usize);
-        if let Some(e) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        let ptr = Arc::as_ptr(t) as usize;
+        let hit = self.cache.lock().ok().and_then(|c| {
+            let on = |(tp, e): &(String, Arc<Entry>)| (tp == topic).then(|| e.clone());
+            c.get(&ptr).and_then(|v| v.iter().find_map(on))
+        });
+        if let Some(e) = hit {
             return Ok(e);
         }
-        // Another `Arc` of the same definition (a source may build it again): reuse.
+        // Another `Arc` of the same definition (a source may build it again): reuse its
+        // registered schemas.
         let same = self.cache.lock().ok().and_then(|c| {
-            c.iter()
-                .find(|((tp, _), e)| tp == topic && *e.table == **t)
-                .map(|(_, e)| e.clone())
+            c.values()
+                .flatten()
+                .find(|(tp, e)| tp == topic && *e.table == **t)
+                .map(|(_, e)| (e.value.clone(), e.key.clone()))
         });
-        let entry = match same {
-            Some(e) => Arc::new(Entry {
-                table: t.clone(),
-                value: Registered {
-                    schema: e.value.schema.clone(),
-                    id: e.value.id,
-                },
-                key: e.key.as_ref().map(|k| Registered {
-                    schema: k.schema.clone(),
-                    id: k.id,
-                }),
-            }),
+        let (value, key) = match same {
+            Some(registered) => registered,
             None => {
                 let value = self.register(&format!("{topic}-value"), &value_schema(src, t))?;
                 let key = match key_schema(src, t) {
-                    Some(k) => Some(self.register(&format!("{topic}-key"), &k)?),
+                    Some(k) => Some(Arc::new(self.register(&format!("{topic}-key"), &k)?)),
                     None => None,
                 };
-                Arc::new(Entry {
-                    table: t.clone(),
-                    value,
-                    key,
-                })
+                (Arc::new(value), key)
             }
         };
+        let entry = Arc::new(Entry {
+            table: t.clone(),
+            value,
+            key,
+        });
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= CACHE_LIMIT {
                 c.clear();
             }
-            c.insert(key, entry.clone());
+            c.entry(ptr)
+                .or_default()
+                .push((topic.to_string(), entry.clone()));
         }
         Ok(entry)
     }

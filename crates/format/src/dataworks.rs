@@ -46,10 +46,7 @@ fn value(col: &Column, v: &Value) -> Json {
         ("BYTES", Value::Geometry { wkb, .. }) => Json::String(bytes_text(wkb, BytesAs::Base64)),
         ("BOOLEAN", Value::Bit { value, .. }) => json!(*value == 1),
         ("LONG", Value::Bit { value, .. }) => json!(value),
-        ("DATE", v) if epoch_micros(v).is_some() => {
-            json!(epoch_micros(v).map(|us| us.div_euclid(1000)))
-        }
-        ("DATE", _) => text(),
+        ("DATE", v) => epoch_micros(v).map_or_else(text, |us| json!(us.div_euclid(1000))),
         // LONG and DOUBLE: numbers as the event model renders them (NaN and infinities as
         // strings, as in every JSON format).
         _ => value_to_json(v),

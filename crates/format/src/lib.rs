@@ -115,6 +115,14 @@ impl FormatError {
             transient: false,
         }
     }
+
+    /// A failure that retrying may cure (a schema registry that cannot be reached).
+    pub fn transient(format: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            transient: true,
+            ..Self::definite(format, reason)
+        }
+    }
 }
 
 /// One encoded message: its value, and its key when the format encodes keys itself (Avro);

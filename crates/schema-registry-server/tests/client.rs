@@ -5,22 +5,18 @@
 
 use std::process::{Child, Command, Stdio};
 
-use sluice_testkit::{ensure_up, free_port, repo_root, services_tool, unique_name, Service};
+use sluice_testkit::{
+    ensure_up, free_port, repo_root, services_tool, unique_name, wait_listening, Service,
+};
 
 fn start(port: u16, data: &std::path::Path) -> Result<Child, String> {
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice-schema-registry-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-schema-registry-server"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if std::time::Instant::now() > deadline {
-            return Err("the registry did not listen".into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_listening(&mut child, port, 20).map_err(|e| format!("the registry: {e}"))?;
     Ok(child)
 }
 

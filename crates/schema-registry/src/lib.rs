@@ -49,11 +49,7 @@ enum Answer {
 }
 
 fn transient(reason: String) -> FormatError {
-    FormatError {
-        format: "avro",
-        reason,
-        transient: true,
-    }
+    FormatError::transient("avro", reason)
 }
 
 impl Client {

@@ -211,13 +211,9 @@ async fn a_registry_with_basic_auth() -> TestResult {
         .stdout(std::process::Stdio::null())
         .spawn()?;
     let registry = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if std::time::Instant::now() > deadline {
-            let _ = server.kill();
-            return Err("registry did not listen".into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if let Err(e) = sluice_testkit::wait_listening(&mut server, port, 20) {
+        let _ = server.kill();
+        return Err(format!("the registry: {e}").into());
     }
     let result = async {
         let db = unique_name("avroauth");

@@ -92,31 +92,33 @@ pub(crate) async fn connect(target: &Target) -> Result<Client, SourceError> {
         );
         classify(&what, &e)
     };
-    let client = match &target.tls {
+    // The connection task differs in type with and without TLS; both run the same way.
+    fn drive<F>(conn: F)
+    where
+        F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("source connection ended: {e}");
+            }
+        });
+    }
+    match &target.tls {
         Some(t) if t.mode != TlsMode::Disabled => {
             let (client, conn) = target
                 .cfg
                 .connect(crate::tls::connector(t)?)
                 .await
                 .map_err(failed)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("source connection ended: {e}");
-                }
-            });
-            client
+            drive(conn);
+            Ok(client)
         }
         _ => {
             let (client, conn) = target.cfg.connect(NoTls).await.map_err(failed)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("source connection ended: {e}");
-                }
-            });
-            client
+            drive(conn);
+            Ok(client)
         }
-    };
-    Ok(client)
+    }
 }
 
 /// Rows of a simple query, each column as its text (None: NULL).

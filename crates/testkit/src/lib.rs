@@ -351,6 +351,24 @@ pub fn services_tool(
     Ok(stdout)
 }
 
+/// Waits until `child` listens on 127.0.0.1:`port`, for at most `secs`; an error if it exited
+/// first or time ran out (the caller adds its log).
+pub fn wait_listening(child: &mut std::process::Child, port: u16, secs: u64) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "it exited ({status}) before listening on port {port}"
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("it did not listen on port {port} within {secs} s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")

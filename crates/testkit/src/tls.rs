@@ -257,13 +257,8 @@ impl TlsTerminator {
             .spawn()
             .map_err(|e| format!("stunnel4 (Debian package stunnel4): {e}"))?;
         let mut t = Self { child, dir, port };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if std::time::Instant::now() > deadline || t.child.try_wait().ok().flatten().is_some() {
-                return Err(format!("stunnel did not listen: {}", t.log()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        crate::wait_listening(&mut t.child, port, 20)
+            .map_err(|e| format!("stunnel: {e}: {}", t.log()))?;
         Ok(t)
     }
 
