@@ -542,7 +542,16 @@ impl TempRocketmq {
     fn start_with(auth: Option<(String, String)>) -> Result<Self, String> {
         ensure_up(&[Service::Rocketmq]);
         let ns = free_port_block(0, 0)?;
-        let dir = std::env::temp_dir().join(unique_name("sluice-rocketmq"));
+        // Where dev/services keeps RocketMQ stores: not on a disk a build may fill past the
+        // 90% at which rocketmq-rust refuses every message (see `scratch_root` there).
+        let scratch = Command::new(repo_root().join("dev/services"))
+            .arg("rocketmq-scratch")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = scratch.join(unique_name("sluice-rocketmq"));
         std::fs::create_dir_all(dir.join("home")).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut r = Self {
             namesrv: None,
@@ -636,7 +645,9 @@ impl TempRocketmq {
              [broker.brokerServerConfig]\nbindAddress = \"127.0.0.1\"\n\n\
              [broker.brokerIdentity]\nbrokerName = \"sluice-temp-broker\"\nbrokerClusterName = \"SluiceTemp\"\nbrokerId = 0\n\n\
              [store]\nstoreType = \"LocalFile\"\nbrokerRole = \"ASYNC_MASTER\"\nstorePathRootDir = \"{d}/store\"\n\
-             haListenAddress = \"127.0.0.1\"\nhaListenPort = {ha}\n",
+             haListenAddress = \"127.0.0.1\"\nhaListenPort = {ha}\n\
+             mappedFileSizeCommitLog = 134217728\nmappedFileSizeConsumeQueue = 600000\n\
+             maxHashSlotNum = 50000\nmaxIndexNum = 200000\n",
             ns = self.namesrv_addr,
             p = self.broker_port,
             ha = self.broker_port + 1,
