@@ -2,7 +2,7 @@
 // calls a script makes), no build step, no framework. The session is the `sluice_session`
 // cookie the login sets (HttpOnly, SameSite=Strict).
 
-import { api, el, show, STATES, fmtTime, fmtLatency, fmtRate, fmtBytes } from "./ui.js";
+import { api, el, show, drawer, navigated, STATES, fmtTime, fmtLatency, fmtRate, fmtBytes } from "./ui.js";
 import { wizardPage } from "./wizard.js";
 
 function signedIn(me) {
@@ -48,6 +48,7 @@ const LIST_ACTIONS = ["start", "pause", "resume", "stop", "release"];
 const label = (a) => a[0].toUpperCase() + a.slice(1);
 
 async function projectsPage() {
+  const draw = drawer();
   const all = await api("GET", "/api/v1/projects");
   const filter = el("select", { id: "state-filter" },
     el("option", { value: "" }, "every state"),
@@ -82,7 +83,7 @@ async function projectsPage() {
   };
   filter.addEventListener("change", fill);
   fill();
-  show(el("h1", {}, "Projects"),
+  draw(el("h1", {}, "Projects"),
     el("div", { class: "toolbar" }, el("label", { for: "state-filter" }, "State"), filter,
       el("a", { class: "button primary", href: "#/new", id: "new-project" }, "Create project")),
     notice,
@@ -125,6 +126,7 @@ function chart(title, series) {
 let refresh = null;
 
 async function projectPage(name) {
+  const draw = drawer();
   const p = await api("GET", `/api/v1/projects/${encodeURIComponent(name)}`);
   const since = Date.now() - 15 * 60 * 1000;
   const samples = await api("GET", `/api/v1/projects/${encodeURIComponent(name)}/figures?since_ms=${since}`);
@@ -153,7 +155,7 @@ async function projectPage(name) {
       el("dt", {}, "Bytes/s"), el("dd", {}, fmtBytes(c && c.bytes_per_s)),
       el("dt", {}, "Delay"), el("dd", {}, fmtLatency(c && c.delay_ms))));
   const pts = (k, f) => samples.filter((s) => s[k]).map((s) => [s.at_ms, f(s[k])]);
-  show(
+  draw(
     el("h1", {}, p.name, " ", el("span", { class: `state state-${p.state}`, id: "project-state" }, p.state)),
     el("div", { class: "toolbar", role: "group", "aria-label": "Actions" }, buttons,
       el("a", { href: `/api/v1/projects/${encodeURIComponent(name)}/yaml`, download: `${name}.yaml`, id: "download-yaml" }, "Download YAML")),
@@ -257,6 +259,7 @@ function addressOf(d) {
 }
 
 async function datasourcesPage() {
+  const draw = drawer();
   const [all, kinds] = await Promise.all([api("GET", "/api/v1/datasources"), api("GET", "/api/v1/kinds")]);
   const result = el("div", { id: "datasource-result", role: "alert" });
   const say = (text, ok) => result.replaceChildren(el("p", { class: ok ? "ok" : "error" }, text));
@@ -331,7 +334,7 @@ async function datasourcesPage() {
     }
   });
 
-  show(el("h1", {}, "Data sources"), result,
+  draw(el("h1", {}, "Data sources"), result,
     el("table", { id: "datasources" },
       el("thead", {}, el("tr", {}, ["Name", "Kind", "Address", "User", "In use by", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, all.length ? all.map((d) => el("tr", { "data-datasource": d.name },
@@ -343,6 +346,7 @@ async function datasourcesPage() {
 }
 
 async function tokensPage() {
+  const draw = drawer();
   const all = await api("GET", "/api/v1/tokens");
   const shown = el("div", { id: "new-token", role: "status" });
   const label = el("input", { id: "token-label", name: "label", required: true });
@@ -366,7 +370,7 @@ async function tokensPage() {
         el("code", { id: "token-value" }, t.token));
     } catch (e) { error.textContent = e.message; }
   });
-  show(el("h1", {}, "API tokens"), shown,
+  draw(el("h1", {}, "API tokens"), shown,
     el("table", { id: "tokens" },
       el("thead", {}, el("tr", {}, ["Label", "Created", "Expires", "State", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, all.length ? all.map((t) => el("tr", { "data-token": t.label },
@@ -381,12 +385,14 @@ async function tokensPage() {
 }
 
 async function route() {
+  navigated();
+  const draw = drawer();
   let me;
   try {
     me = await api("GET", "/api/v1/me");
   } catch (e) {
     if (e.status === 401) return loginPage();
-    return show(el("p", { class: "error", role: "alert" }, e.message));
+    return draw(el("p", { class: "error", role: "alert" }, e.message));
   }
   signedIn(me);
   clearInterval(refresh);
@@ -408,7 +414,7 @@ async function route() {
     await page();
   } catch (e) {
     if (e.status === 401) return loginPage("Your session ended; sign in again.");
-    show(el("p", { class: "error", role: "alert" }, e.message));
+    draw(el("p", { class: "error", role: "alert" }, e.message));
   }
   signedIn(me);
 }

@@ -44,6 +44,23 @@ export function show(...nodes) {
   main.focus();
 }
 
+// Pages draw after awaiting the API, so a page the user has left can answer late: a slow
+// projects list once drew over the token form the user had gone to and was filling in.
+let navigation = 0;
+
+/** The user went to another page (route): draws of the pages started before are dropped. */
+export function navigated() {
+  navigation += 1;
+}
+
+/** `show` for a page starting now: it draws only while no navigation came after. */
+export function drawer() {
+  const at = navigation;
+  return (...nodes) => {
+    if (at === navigation) show(...nodes);
+  };
+}
+
 export const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString() : "—");
 export const fmtLatency = (ms) => (ms === null || ms === undefined ? "—" : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 export const fmtRate = (c) => (c && typeof c.rows_per_s === "number" ? c.rows_per_s.toFixed(0) : "—");

@@ -6,7 +6,7 @@
 // Keyboard: each step is a form, so Enter goes on; Back is the button before Next; focus moves
 // to the step's heading when a step opens.
 
-import { api, el, show } from "./ui.js";
+import { api, el, drawer } from "./ui.js";
 
 const STEPS = ["Source and destination", "Stages", "Objects", "Destination options", "Precheck", "Review and start"];
 const FORMATS = ["oms", "oms-extended", "canal", "debezium", "debezium-flat", "maxwell"];
@@ -55,6 +55,7 @@ function yaml(v, indent = "") {
 }
 
 export async function wizardPage() {
+  const draw = drawer();
   const [sources, kinds] = await Promise.all([api("GET", "/api/v1/datasources"), api("GET", "/api/v1/kinds")]);
   const isDb = (kind) => kinds.some((k) => k.kind === kind && k.source);
   const dsKind = (name) => sources.find((d) => d.name === name)?.kind;
@@ -376,6 +377,6 @@ export async function wizardPage() {
     ], { next: "Create and start", onNext: () => make(true) });
   }
 
-  show(el("h1", {}, "Create a project"), strip, body);
+  draw(el("h1", {}, "Create a project"), strip, body);
   go(0);
 }

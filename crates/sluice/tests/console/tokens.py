@@ -24,10 +24,23 @@ def me(token):
         return e.code
 
 
-with console(url) as page:
+# The projects list answers 1.5 s late: the page signing in goes to first must not draw over
+# the tokens page the user went to meanwhile (it once did, under load, mid-form).
+SLOW_PROJECTS = """
+const realFetch = window.fetch;
+window.fetch = async (...args) => {
+  const answer = await realFetch(...args);
+  if (String(args[0]).endsWith("/api/v1/projects")) await new Promise((ok) => setTimeout(ok, 1500));
+  return answer;
+};
+"""
+
+with console(url, init_script=SLOW_PROJECTS) as page:
     sign_in(page, password)
     page.get_by_role("link", name="API tokens").click()
     page.get_by_label("Label *").fill("ci-token")
+    page.wait_for_timeout(2000)
+    expect(page.get_by_label("Label *")).to_have_value("ci-token")
     page.get_by_label("Expires after (days, empty: never)").fill("30")
     page.get_by_role("button", name="Create").click()
     value = page.locator("#token-value")
