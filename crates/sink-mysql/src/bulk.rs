@@ -127,7 +127,7 @@ pub(crate) async fn load(
     let rows: Vec<&[Value]> = run
         .iter()
         .filter_map(|a| match a {
-            Action::Put(_, row) => Some(*row),
+            Action::Put(_, row, _) => Some(*row),
             Action::Remove(..) => None,
         })
         .collect();

@@ -71,7 +71,7 @@ pub(crate) async fn apply(
                     if rj.op != Op::Insert || !std::ptr::eq(rj.table.as_ref(), r.table.as_ref()) {
                         break;
                     }
-                    puts.push(Action::Put(&r.table, after));
+                    puts.push(Action::Put(&r.table, after, None));
                     j += 1;
                 }
                 let (sql, params) = insert(&name, &r.table, &puts, None, None)?;

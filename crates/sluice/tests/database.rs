@@ -408,6 +408,59 @@ async fn updates_go_in_place_only_where_no_other_unique_key_can_collide() -> Tes
     drop_both(&mut c, &mut d, &db, &dest_db).await
 }
 
+/// An update that keeps its key is written as the columns it changed (one `UPDATE ... CASE`
+/// per run of rows) when every row of the run is at the destination: a column the source did
+/// not change keeps what the destination holds. A run meeting a row the destination lacks is
+/// written as whole images instead, so that row comes back complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_writes_the_columns_it_changed_and_a_missing_row_whole() -> TestResult {
+    ensure_up(&[Service::Mariadb, Service::MariadbShards]);
+    let dest = MARIADB_SHARD1.get();
+    let (db, dest_db, dir) = names("dbcols");
+    let mut c = conn().await?;
+    seeded(&mut c, &db, 2_000).await?;
+    let project = db_project(&dir, &db, &dest_db, "mariadb", &dest);
+    run_until_caught_up(&project)?;
+    let mut d = dest_conn(&dest).await?;
+    // Drift in a column the coming update leaves alone, on the rows it updates.
+    d.query_drop(format!(
+        "UPDATE {dest_db}.t SET note = 'drift' WHERE id <= 1000"
+    ))
+    .await?;
+    c.query_drop(format!("UPDATE {db}.t SET amt = amt + 1 WHERE id <= 1000"))
+        .await?;
+    run_until_caught_up(&project)?;
+    let source: Vec<(i64, String)> = c
+        .query(format!(
+            "SELECT id, amt FROM {db}.t WHERE id <= 1000 ORDER BY id"
+        ))
+        .await?;
+    let got: Vec<(i64, String, Option<String>)> = d
+        .query(format!(
+            "SELECT id, amt, note FROM {dest_db}.t WHERE id <= 1000 ORDER BY id"
+        ))
+        .await?;
+    let want: Vec<(i64, String, Option<String>)> = source
+        .into_iter()
+        .map(|(id, amt)| (id, amt, Some("drift".to_string())))
+        .collect();
+    assert_eq!(
+        got, want,
+        "every updated row has the new amt and kept the destination's note"
+    );
+    // Rows the destination lost: the runs holding them are written whole.
+    d.query_drop(format!(
+        "DELETE FROM {dest_db}.t WHERE id BETWEEN 1401 AND 1450; \
+         UPDATE {dest_db}.t SET note = IF(id % 3 = 0, NULL, 'ü') WHERE id <= 1000"
+    ))
+    .await?;
+    c.query_drop(format!("UPDATE {db}.t SET amt = amt + 1 WHERE id > 1000"))
+        .await?;
+    run_until_caught_up(&project)?;
+    equal_to_source(&dest, &dest_db, &db, "after updates over missing rows").await?;
+    drop_both(&mut c, &mut d, &db, &dest_db).await
+}
+
 /// The destination server crashes (kill -9) during full sync and again during incremental
 /// sync, under a concurrent writer, and comes back seconds later: the project waits and
 /// retries instead of failing, then goes on, and the destination ends equal to the source.
