@@ -334,7 +334,13 @@ pub(crate) async fn apply(
         // In place: with foreign-key checks on (see `upsert`), or changes (not copied rows:
         // those are new keys) of an unsharded table whose only unique key is its key.
         let in_place = to.upsert || (!copied && origin.is_none() && to.in_place(table, dest));
-        if put && in_place && has.is_none() && update_changed(conn, &name, table, run).await? {
+        // Not a shard's rows: its `WHERE key IN` would also meet the other shards' rows.
+        if put
+            && in_place
+            && origin.is_none()
+            && has.is_none()
+            && update_changed(conn, &name, table, run).await?
+        {
             i = j;
             continue;
         }
