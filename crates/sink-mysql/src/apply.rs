@@ -140,7 +140,7 @@ pub(crate) struct Landing<'a> {
 
 impl Landing<'_> {
     /// Whether puts of `table` (a source schema) into `dest` may be written in place.
-    fn in_place(&self, table: &TableSchema, dest: &TableId) -> bool {
+    pub(crate) fn in_place(&self, table: &TableSchema, dest: &TableId) -> bool {
         self.key_only
             .get(dest)
             .is_some_and(|cols| *cols == key_columns(table))
@@ -528,6 +528,43 @@ pub(crate) fn insert(
         vec![one; rows].join(", ")
     );
     Ok((sql, params))
+}
+
+/// One writer's share of a batch in one transaction: `acts` (tables with a key), `raw` (rows
+/// of tables without one) and, with `checkpoint` (meta database, project, writer, sequence,
+/// position), the writer's checkpoint row.
+pub(crate) async fn commit_share(
+    conn: &mut mysql_async::Conn,
+    acts: &[Action<'_>],
+    raw: &[&RowChange],
+    to: &Landing<'_>,
+    copied: bool,
+    mariadb: bool,
+    checkpoint: Option<(&str, &str, usize, u64, &str)>,
+) -> Result<(), SinkError> {
+    let mut tx = conn
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .map_err(unavailable("begin"))?;
+    let applied = async {
+        apply(&mut tx, acts, to, copied).await?;
+        if !raw.is_empty() {
+            crate::keyless::apply(&mut tx, raw, &|t| to.dest(t), mariadb).await?;
+        }
+        if let Some((meta_db, project, w, seq, pos)) = checkpoint {
+            write_checkpoint(&mut tx, meta_db, project, w..w + 1, seq, pos).await?;
+        }
+        Ok::<_, SinkError>(())
+    }
+    .await;
+    if let Err(e) = applied {
+        // Release this writer's locks now: a dropped transaction is rolled back only when its
+        // connection is next used, and meanwhile the other writers would wait on its rows (a
+        // lock wait timeout, 50 s by default, per batch).
+        let _ = tx.rollback().await;
+        return Err(e);
+    }
+    tx.commit().await.map_err(unavailable("commit"))
 }
 
 /// Records that `writers` applied everything up to source sequence `seq` (never lowering it).

@@ -7,6 +7,7 @@ use mysql_async::prelude::Queryable;
 use sluice_core::sink::{DeliveryItem, SinkError};
 use sluice_core::{Event, TableId};
 
+use crate::session::connect;
 use crate::{first_writer, unavailable, MysqlSink};
 
 impl MysqlSink {
@@ -77,7 +78,7 @@ impl MysqlSink {
             if !seen.insert(dest.clone()) {
                 continue;
             }
-            let indexes: Vec<(String, String, i64)> = self.read_on_first(
+            let indexes: Vec<(String, String, i64)> = self.read_on_probe(
                 "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR), \
                  CAST(non_unique AS SIGNED) FROM information_schema.statistics \
                  WHERE table_schema = ? AND table_name = ?",
@@ -99,6 +100,29 @@ impl MysqlSink {
             }
         }
         Ok(out)
+    }
+
+    /// Rows of `sql` about table `dest` (its database and name as the two parameters), read
+    /// on the probe session, which the writers' lanes do not hold. A failure drops it (it is
+    /// connected again at the next read).
+    fn read_on_probe<T: mysql_async::prelude::FromRow + Send + 'static>(
+        &mut self,
+        sql: &str,
+        dest: &TableId,
+        what: &str,
+    ) -> Result<Vec<T>, SinkError> {
+        let mut probe = match self.probe.take() {
+            Some(p) => p,
+            None => self.rt.block_on(connect(&self.endpoint))?,
+        };
+        let read = self.rt.block_on(probe.exec(sql, (&dest.db, &dest.table)));
+        match read {
+            Ok(rows) => {
+                self.probe = Some(probe);
+                Ok(rows)
+            }
+            Err(e) => Err(unavailable(what)(e)),
+        }
     }
 
     /// Rows of `sql` about table `dest` (its database and name as the two parameters), read

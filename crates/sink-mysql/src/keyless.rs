@@ -51,7 +51,7 @@ fn matching(
 pub(crate) async fn apply(
     conn: &mut mysql_async::Transaction<'_>,
     rows: &[&RowChange],
-    dest_of: &dyn Fn(&sluice_core::TableId) -> sluice_core::TableId,
+    dest_of: &(dyn Fn(&sluice_core::TableId) -> sluice_core::TableId + Sync),
     mariadb: bool,
 ) -> Result<(), SinkError> {
     let mut i = 0;

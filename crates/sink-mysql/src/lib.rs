@@ -19,6 +19,10 @@
 //! - A duplicate-key conflict on a secondary unique key (possible when writers reorder changes
 //!   of different keys) makes the batch run again on one connection, change by change, in
 //!   source order.
+//! - Several batches in flight: where every change of a batch goes to a table written in
+//!   place, each writer applies its share on a lane of its own (lanes.rs), in send order,
+//!   without waiting for the other writers to finish the batch before; other batches are
+//!   applied alone, after every lane finished.
 #![deny(missing_docs)]
 
 mod apply;
@@ -27,6 +31,7 @@ mod config;
 pub mod ddl;
 mod dest_tables;
 mod keyless;
+mod lanes;
 mod schema;
 mod session;
 mod value;
@@ -36,11 +41,16 @@ pub use config::RawDatabase;
 pub use schema::create_table_sql;
 pub use value::param;
 
-use apply::{action_key, actions, apply, merged, write_checkpoint, Action, Landing};
+use apply::{
+    action_key, action_table, actions, apply, commit_share, merged, write_checkpoint, Action,
+    Landing,
+};
+use lanes::{Context, Done, LaneShare, Lanes, Owned};
 use session::{connect, session_settings, wait_visible};
 use writers::{applied_from_rows, writer_for, writers_collided};
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, TxOpts};
@@ -147,6 +157,37 @@ type Share<'a> = (
     Vec<&'a sluice_core::RowChange>,
 );
 
+/// Per destination table written in place: the columns of its primary key (see
+/// [`Landing::key_only`]).
+type KeyOnly = HashMap<TableId, Vec<String>>;
+
+/// One writer's actions of an overlapped batch with their key text, and the highest source
+/// sequence among them with that change's position.
+type Gathered<'a> = (
+    Vec<(String, Action<'a>)>,
+    Option<(u64, &'a sluice_core::Position)>,
+);
+
+/// How a batch is applied.
+enum Plan {
+    /// On the lanes, overlapping the batches before it: its shares, index = writer.
+    Lanes(Vec<LaneShare>, KeyOnly),
+    /// Alone, once every lane finished (with what is known of its tables already).
+    Alone(Option<KeyOnly>),
+}
+
+/// Records a share's outcome: what its writer applied.
+fn account(applied: &mut [u64], keyless_applied: &mut u64, d: &Done) {
+    if let (Ok(()), Some(top)) = (&d.result, d.top) {
+        if let Some(a) = applied.get_mut(d.writer) {
+            *a = (*a).max(top);
+        }
+        if d.writer == 0 {
+            *keyless_applied = (*keyless_applied).max(top);
+        }
+    }
+}
+
 /// The destination.
 pub struct MysqlSink {
     cfg: MysqlConfig,
@@ -175,6 +216,16 @@ pub struct MysqlSink {
     payloads: Option<bulk::Payloads>,
     /// How every writer session connects (a replaced one too).
     endpoint: Endpoint,
+    /// The writers' shares of batches in flight.
+    lanes: Lanes,
+    /// A session of its own for reading the destination's tables while writers are out on
+    /// their lanes (None: connected when next needed).
+    probe: Option<Conn>,
+    /// `cfg.merge`, shared with the lanes.
+    merge: Arc<HashMap<TableId, TableId>>,
+    /// A batch failed since every batch in flight was last waited for: later ones are not
+    /// applied until the pipeline sends the failed one again.
+    poisoned: bool,
 }
 
 impl MysqlSink {
@@ -184,13 +235,14 @@ impl MysqlSink {
         let payloads = bulk::Payloads::default();
         let endpoint = endpoint.map_opts(|b| b.local_infile_handler(Some(payloads.clone())));
         let writers = cfg.writers.max(1);
-        let (conns, oceanbase, mariadb, applied, keyless_applied, local_infile) = rt.block_on(async {
+        let (conns, probe, oceanbase, mariadb, applied, keyless_applied, local_infile) = rt.block_on(async {
             let mut conns = Vec::with_capacity(writers);
             for _ in 0..writers {
                 let mut c = connect(&endpoint).await?;
                 session_settings(&mut c, cfg.foreign_key_checks).await?;
                 conns.push(Some(c));
             }
+            let probe = connect(&endpoint).await?;
             let first = conns.first_mut().and_then(Option::as_mut).ok_or_else(|| SinkError::Config("no writer".into()))?;
             let version: Option<String> = first.query_first("SELECT VERSION()").await.map_err(unavailable("version"))?;
             let version = version.unwrap_or_default();
@@ -219,13 +271,14 @@ impl MysqlSink {
             let applied = applied_from_rows(&rows, writers);
             tracing::info!(project = %cfg.project, ?applied, "destination: sequences applied per writer");
             let keyless_applied = rows.iter().find(|(w, _)| *w == 0).map_or(0, |(_, s)| *s);
-            Ok::<_, SinkError>((conns, oceanbase, mariadb, applied, keyless_applied, local_infile))
+            Ok::<_, SinkError>((conns, probe, oceanbase, mariadb, applied, keyless_applied, local_infile))
         })?;
         if !local_infile {
             tracing::info!(
                 "destination: local_infile is off; full sync writes copied rows by INSERT"
             );
         }
+        let merge = Arc::new(cfg.merge.clone());
         Ok(Self {
             cfg,
             rt,
@@ -241,7 +294,125 @@ impl MysqlSink {
             keyless_applied,
             payloads: local_infile.then_some(payloads),
             endpoint,
+            lanes: Lanes::new(writers),
+            probe: Some(probe),
+            merge,
+            poisoned: false,
         })
+    }
+
+    /// Waits until every lane finished: the writers' sessions are back and what each writer
+    /// applied is known.
+    fn settle(&mut self) {
+        let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
+        self.lanes.settle(&self.rt, &mut self.conns, &mut |d| {
+            account(applied, keyless, d)
+        });
+    }
+
+    /// How `items` are applied: on the lanes when every change goes to a table written in
+    /// place by a key-ordered writer (not a shard's, not copied rows, no DDL, foreign-key
+    /// checks off; see lanes.rs), else alone.
+    fn plan(&mut self, items: &[DeliveryItem]) -> Result<Plan, SinkError> {
+        if self.cfg.foreign_key_checks || self.cfg.shard.is_some() {
+            return Ok(Plan::Alone(None));
+        }
+        let mut rows = false;
+        for item in items {
+            match &item.event {
+                Event::Row(r) if !item.snapshot && !r.table.primary_key.is_empty() => rows = true,
+                Event::Row(_) | Event::Ddl(_) => return Ok(Plan::Alone(None)),
+                _ => {}
+            }
+        }
+        if !rows {
+            return Ok(Plan::Alone(None));
+        }
+        let key_only = self.read_key_only(items)?;
+        let to = Landing {
+            merge: &self.cfg.merge,
+            shard: None,
+            shard_in_key: false,
+            columns: &self.dest_columns,
+            upsert: false,
+            key_only: &key_only,
+            bulk: None,
+        };
+        let writers = self.conns.len().max(1);
+        let mut shares: Vec<Gathered<'_>> = (0..writers).map(|_| (Vec::new(), None)).collect();
+        // Each table once: whether it is written in place, and its shared schema.
+        let mut tables: HashMap<*const sluice_core::TableSchema, &Arc<sluice_core::TableSchema>> =
+            HashMap::new();
+        for item in items {
+            let Event::Row(r) = &item.event else { continue };
+            if let std::collections::hash_map::Entry::Vacant(v) =
+                tables.entry(Arc::as_ptr(&r.table))
+            {
+                if !to.in_place(&r.table, &to.dest(&r.table.id)) {
+                    return Ok(Plan::Alone(Some(key_only)));
+                }
+                v.insert(&r.table);
+            }
+            for a in actions(r) {
+                let key = action_key(&a);
+                let w = writer_for(&key, writers);
+                if item.sequence.is_some_and(|seq| seq <= self.applied[w]) {
+                    continue;
+                }
+                let share = &mut shares[w];
+                share.0.push((key, a));
+                if let Some(seq) = item.sequence {
+                    if share.1.is_none_or(|(s, _)| seq > s) {
+                        share.1 = Some((seq, &r.pos));
+                    }
+                }
+            }
+        }
+        let mut lane_shares = Vec::with_capacity(writers);
+        for (acts, top) in shares {
+            let mut owned = Vec::with_capacity(acts.len());
+            for a in merged(acts) {
+                // Every action's table was seen above; were one not, the batch goes alone
+                // rather than lose the action.
+                let Some(table) = tables.get(&std::ptr::from_ref(action_table(&a))) else {
+                    return Ok(Plan::Alone(Some(key_only)));
+                };
+                owned.push(Owned::of(&a, table));
+            }
+            lane_shares.push(LaneShare {
+                acts: owned,
+                top: top.map(|(seq, pos)| (seq, pos.to_string())),
+            });
+        }
+        Ok(Plan::Lanes(lane_shares, key_only))
+    }
+
+    /// Waits for batch `ticket` on the lanes; a failed share is mended where the sink can.
+    fn wait_lanes(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
+        let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
+        let Some(t) = self
+            .lanes
+            .wait(ticket, &mut |d| account(applied, keyless, d))
+        else {
+            return Err(SinkError::Unavailable(format!("unknown batch {ticket}")));
+        };
+        if t.error.is_none() && !t.chained {
+            return Ok(());
+        }
+        if self.poisoned {
+            return Err(SinkError::Unavailable(format!(
+                "not applied: a batch before {ticket} failed"
+            )));
+        }
+        // Every lane finished: the sessions are back, what each writer applied is known.
+        self.settle();
+        self.reconnect()?;
+        match t.error {
+            Some(e) => self.mend(items, e),
+            // Only shares a lane skipped after its earlier failure, which was mended: the
+            // batch is applied now, each writer skipping what it applied.
+            None => self.deliver_now(items, None),
+        }
     }
 
     fn dest_of(&self, t: &TableId) -> TableId {
@@ -265,25 +436,37 @@ impl MysqlSink {
         )
     }
 
-    /// Rows up to each DDL in parallel, then the DDL alone, in batch order.
-    fn deliver_now(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+    /// Rows up to each DDL in parallel, then the DDL alone, in batch order (every lane
+    /// settled). `key_only`: read for these items already (they hold no DDL).
+    fn deliver_now(
+        &mut self,
+        items: &[DeliveryItem],
+        mut key_only: Option<KeyOnly>,
+    ) -> Result<(), SinkError> {
         let mut start = 0;
         for (i, item) in items.iter().enumerate() {
             if let Event::Ddl(d) = &item.event {
-                self.deliver_rows(&items[start..i])?;
+                self.deliver_rows(&items[start..i], None)?;
                 self.apply_ddl(d, item.sequence)?;
                 start = i + 1;
             }
         }
-        self.deliver_rows(&items[start..])
+        self.deliver_rows(&items[start..], key_only.take())
     }
 
-    fn deliver_rows(&mut self, items: &[DeliveryItem]) -> Result<(), SinkError> {
+    fn deliver_rows(
+        &mut self,
+        items: &[DeliveryItem],
+        key_only: Option<KeyOnly>,
+    ) -> Result<(), SinkError> {
         if items.is_empty() {
             return Ok(());
         }
         self.read_dest_columns(items)?;
-        let key_only = self.read_key_only(items)?;
+        let key_only = match key_only {
+            Some(k) => k,
+            None => self.read_key_only(items)?,
+        };
         if self.cfg.foreign_key_checks {
             // Parents before children: every change in source order, on one connection.
             return self.deliver_in_order(items, false);
@@ -366,33 +549,10 @@ impl MysqlSink {
                     let conn = conn
                         .as_mut()
                         .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
-                    let mut tx = conn
-                        .start_transaction(TxOpts::default())
-                        .await
-                        .map_err(unavailable("begin"))?;
-                    let applied = async {
-                        apply(&mut tx, &acts, to, copied).await?;
-                        if !raw.is_empty() {
-                            keyless::apply(&mut tx, &raw, &|t| to.dest(t), mariadb).await?;
-                        }
-                        if let Some(seq) = seq {
-                            let pos = pos.map(ToString::to_string).unwrap_or_default();
-                            write_checkpoint(&mut tx, &meta_db, &project, w..w + 1, seq, &pos)
-                                .await?;
-                        }
-                        Ok::<_, SinkError>(())
-                    }
-                    .await;
-                    if let Err(e) = applied {
-                        // Release this writer's locks now: a dropped transaction is rolled
-                        // back only when its connection is next used, and meanwhile the other
-                        // writers of the batch would wait on its rows (a lock wait timeout,
-                        // 50 s by default, per batch).
-                        let _ = tx.rollback().await;
-                        return Err(e);
-                    }
-                    tx.commit().await.map_err(unavailable("commit"))?;
-                    Ok::<_, SinkError>(())
+                    let pos = pos.map(ToString::to_string).unwrap_or_default();
+                    let checkpoint =
+                        seq.map(|s| (meta_db.as_str(), project.as_str(), w, s, pos.as_str()));
+                    commit_share(conn, &acts, &raw, to, copied, mariadb, checkpoint).await
                 });
             }
             futures_util::future::join_all(futures).await
@@ -422,16 +582,22 @@ impl MysqlSink {
             }
         }
         self.conns = conns;
-        if first_err.is_some() {
-            // Another shard's DDL may be why: read the tables again before the next attempt.
-            self.dest_columns.clear();
-        }
         match first_err {
             None => Ok(()),
+            Some(e) => self.mend(items, e),
+        }
+    }
+
+    /// After a share of `items` failed with `e` (every lane settled): the batch applied again
+    /// on one connection where that can succeed, else the error.
+    fn mend(&mut self, items: &[DeliveryItem], e: SinkError) -> Result<(), SinkError> {
+        // Another shard's DDL may be why: read the tables again before the next attempt.
+        self.dest_columns.clear();
+        match e {
             // The writers got in each other's way: once more on one connection, in source
             // order, which no other writer of ours can block. Retried in parallel as it was,
             // the batch could collide with itself on every attempt (a livelock).
-            Some(e) if writers_collided(&e) => {
+            e if writers_collided(&e) => {
                 tracing::warn!(
                     "writers collided; applying the batch on one connection in source order: {e}"
                 );
@@ -441,12 +607,12 @@ impl MysqlSink {
             // A refusal retrying cannot fix. Applied again in source order, change by change:
             // either the order was the cause (the batch then lands) or the error names the
             // change the destination refuses.
-            Some(SinkError::Rejected(e)) => {
+            SinkError::Rejected(e) => {
                 tracing::warn!("the destination refused part of a batch; applying it change by change in source order: {e}");
                 self.reconnect()?;
                 self.deliver_in_order(items, true)
             }
-            Some(e) => Err(e),
+            e => Err(e),
         }
     }
 
@@ -558,8 +724,11 @@ impl MysqlSink {
         Ok(())
     }
 
+    /// Replaces lost writer sessions (not those out on a lane).
     fn reconnect(&mut self) -> Result<(), SinkError> {
-        if self.conns.iter().all(Option::is_some) {
+        let lanes = &self.lanes;
+        let lost = |(w, c): &(usize, &mut Option<Conn>)| c.is_none() && !lanes.busy(*w);
+        if !self.conns.iter_mut().enumerate().any(|wc| lost(&wc)) {
             return Ok(());
         }
         // The options the first sessions had: with the LOCAL INFILE handler of this sink.
@@ -567,7 +736,7 @@ impl MysqlSink {
         let conns = &mut self.conns;
         let fk = self.cfg.foreign_key_checks;
         self.rt.block_on(async {
-            for c in conns.iter_mut().filter(|c| c.is_none()) {
+            for (_, c) in conns.iter_mut().enumerate().filter(lost) {
                 let mut n = endpoint.connect().await.map_err(unavailable("reconnect"))?;
                 session_settings(&mut n, fk).await?;
                 *c = Some(n);
@@ -634,7 +803,11 @@ pub fn verify_side(
 fn runtime_and_endpoint(
     cfg: &MysqlConfig,
 ) -> Result<(tokio::runtime::Runtime, Endpoint), SinkError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // One thread of its own: the writers' lanes go on while the pipeline prepares the next
+    // batch (a runtime of the calling thread would run them only inside its calls).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sluice-db-writer")
         .enable_all()
         .build()
         .map_err(|e| SinkError::Unavailable(e.to_string()))?;
@@ -672,6 +845,7 @@ fn first_writer(conns: &mut [Option<Conn>]) -> Result<&mut Conn, SinkError> {
 
 impl Sink for MysqlSink {
     fn start_afresh(&mut self) -> Result<(), SinkError> {
+        self.settle();
         let (meta_db, project) = (q(&self.cfg.meta_db), self.cfg.project.clone());
         let writers = self.conns.len();
         let conn = first_writer(&mut self.conns)?;
@@ -692,6 +866,7 @@ impl Sink for MysqlSink {
     }
 
     fn prepare(&mut self, tables: &[TableSpec]) -> Result<(), SinkError> {
+        self.settle();
         let oceanbase = self.oceanbase;
         let sharded = self.cfg.shard.is_some();
         let in_key = self.cfg.shard_in_key;
@@ -708,8 +883,9 @@ impl Sink for MysqlSink {
             .map(|(_, d)| format!("{}.{}", q(&d.db), q(&d.table)))
             .collect();
         let conns = &mut self.conns;
+        let probe = &mut self.probe;
         self.rt.block_on(async {
-            for c in conns.iter_mut().flatten() {
+            for c in conns.iter_mut().chain(std::iter::once(probe)).flatten() {
                 for t in &names {
                     wait_visible(c, t).await?;
                 }
@@ -719,6 +895,7 @@ impl Sink for MysqlSink {
     }
 
     fn clear_table(&mut self, table: &TableId) -> Result<(), SinkError> {
+        self.settle();
         let dest = self.dest_of(table);
         let sql = format!("TRUNCATE TABLE {}.{}", q(&dest.db), q(&dest.table));
         let conn = first_writer(&mut self.conns)?;
@@ -730,6 +907,10 @@ impl Sink for MysqlSink {
     fn send(&mut self, items: &[DeliveryItem]) -> Result<u64, SinkError> {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        // Every batch in flight was waited for: the pipeline sends the failed one again.
+        if self.results.is_empty() && self.lanes.is_empty() {
+            self.poisoned = false;
+        }
         // Batches apply in send order: after one failed, later ones wait until it is sent
         // again (applied first, they would move the writers' checkpoints past it, and its
         // replay would be skipped).
@@ -747,9 +928,42 @@ impl Sink for MysqlSink {
             );
             return Ok(ticket);
         }
+        if self.poisoned {
+            self.results.insert(
+                ticket,
+                Err(SinkError::Unavailable(
+                    "not applied: a batch before it failed".into(),
+                )),
+            );
+            return Ok(ticket);
+        }
         self.reconnect()?;
-        let r = self.deliver_now(items);
-        self.results.insert(ticket, r);
+        match self.plan(items)? {
+            Plan::Lanes(shares, key_only) => {
+                let cx = Context {
+                    merge: self.merge.clone(),
+                    key_only: Arc::new(key_only),
+                    meta_db: q(&self.cfg.meta_db).into(),
+                    project: self.cfg.project.as_str().into(),
+                };
+                self.lanes
+                    .push(&self.rt, &mut self.conns, ticket, shares, &cx);
+            }
+            Plan::Alone(key_only) => {
+                self.settle();
+                let r = if self.lanes.any_failed() {
+                    // Applied after a batch in flight that failed, it would be skipped when
+                    // that one is sent again.
+                    Err(SinkError::Unavailable(
+                        "not applied: a batch before it failed".into(),
+                    ))
+                } else {
+                    self.reconnect()
+                        .and_then(|()| self.deliver_now(items, key_only))
+                };
+                self.results.insert(ticket, r);
+            }
+        }
         Ok(ticket)
     }
 
@@ -758,13 +972,15 @@ impl Sink for MysqlSink {
     }
 
     fn wait(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        let r = self
-            .results
-            .remove(&ticket)
-            .unwrap_or_else(|| Err(SinkError::Unavailable(format!("unknown batch {ticket}"))));
+        let r = match self.results.remove(&ticket) {
+            Some(r) => r,
+            None => self.wait_lanes(ticket, items),
+        };
         // Counted when the pipeline learns of the acknowledgement, as every destination does.
         if r.is_ok() {
             self.acked_bytes += value::batch_len(items);
+        } else {
+            self.poisoned = true;
         }
         r
     }

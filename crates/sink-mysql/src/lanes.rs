@@ -1,0 +1,311 @@
+//! Several batches in flight at the database destination: each writer applies its shares of
+//! successive batches in send order on a lane of its own, without waiting at the end of every
+//! batch for the slowest of the other writers.
+//!
+//! Invariants:
+//! - A lane applies its shares one after another, in send order, each in one transaction
+//!   together with its writer's checkpoint row. A key always goes to the same writer, so its
+//!   changes keep their order; and a writer has committed exactly every change of its keys up
+//!   to its checkpoint row, which is what skipping replayed changes relies on.
+//! - Once a share failed, its lane applies nothing more until the sink settles the lanes: its
+//!   later shares report that they were not applied, so their batches are applied again (by
+//!   the sink, or sent again by the pipeline) and nothing after the failure is skipped.
+//! - Only batches whose every change goes to a table written in place (its only unique key is
+//!   the source's key) overlap: writers then write disjoint rows and no other unique key, so a
+//!   writer ahead of the others can neither collide with nor wait for their rows. Every other
+//!   batch is applied alone, after every lane settled (lib.rs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::Conn;
+use sluice_core::sink::SinkError;
+use sluice_core::{TableId, TableSchema, Value};
+use tokio::task::JoinHandle;
+
+use crate::apply::{commit_share, Action, Landing};
+
+/// An action that owns its row, so a lane can apply it after `send` returned.
+pub(crate) enum Owned {
+    /// See [`Action::Put`].
+    Put(Arc<TableSchema>, Vec<Value>, Option<u64>),
+    /// See [`Action::Remove`].
+    Remove(Arc<TableSchema>, Vec<Value>),
+}
+
+impl Owned {
+    /// `a`, whose table is `table`, copied.
+    pub(crate) fn of(a: &Action<'_>, table: &Arc<TableSchema>) -> Self {
+        match a {
+            Action::Put(_, row, mask) => Self::Put(table.clone(), row.to_vec(), *mask),
+            Action::Remove(_, key) => {
+                Self::Remove(table.clone(), key.iter().map(|v| (*v).clone()).collect())
+            }
+        }
+    }
+
+    fn action(&self) -> Action<'_> {
+        match self {
+            Self::Put(s, row, mask) => Action::Put(s, row, *mask),
+            Self::Remove(s, key) => Action::Remove(s, key.iter().collect()),
+        }
+    }
+}
+
+/// One writer's part of an overlapped batch.
+pub(crate) struct LaneShare {
+    pub(crate) acts: Vec<Owned>,
+    /// The highest source sequence among them and that change's position.
+    pub(crate) top: Option<(u64, String)>,
+}
+
+/// What every share of one batch needs to know about the destination.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) merge: Arc<HashMap<TableId, TableId>>,
+    pub(crate) key_only: Arc<HashMap<TableId, Vec<String>>>,
+    pub(crate) meta_db: Arc<str>,
+    pub(crate) project: Arc<str>,
+}
+
+/// A share's outcome.
+pub(crate) struct Done {
+    pub(crate) ticket: u64,
+    pub(crate) writer: usize,
+    pub(crate) result: Result<(), SinkError>,
+    /// The share's highest sequence (what the writer applied, when it succeeded).
+    pub(crate) top: Option<u64>,
+    /// Not applied because an earlier share of the lane failed.
+    pub(crate) chained: bool,
+}
+
+/// What a lane hands back when its last share ended: its connection (None when lost) and
+/// whether a share failed.
+struct LaneEnd {
+    conn: Option<Conn>,
+    failed: bool,
+}
+
+/// A batch in flight on the lanes.
+#[derive(Default)]
+pub(crate) struct Ticket {
+    /// Shares not yet done.
+    left: usize,
+    /// The first error of a share that ran.
+    pub(crate) error: Option<SinkError>,
+    /// Some share was not applied because of an earlier failure of its lane.
+    pub(crate) chained: bool,
+}
+
+/// The writers' lanes.
+pub(crate) struct Lanes {
+    /// Per writer: the task of its last share (it holds the writer's connection).
+    running: Vec<Option<JoinHandle<LaneEnd>>>,
+    tx: Sender<Done>,
+    rx: Receiver<Done>,
+    tickets: BTreeMap<u64, Ticket>,
+}
+
+impl Lanes {
+    pub(crate) fn new(writers: usize) -> Self {
+        let (tx, rx) = channel();
+        Self {
+            running: (0..writers).map(|_| None).collect(),
+            tx,
+            rx,
+            tickets: BTreeMap::new(),
+        }
+    }
+
+    /// Whether writer `w`'s connection is out on its lane.
+    pub(crate) fn busy(&self, w: usize) -> bool {
+        self.running.get(w).is_some_and(Option::is_some)
+    }
+
+    /// Nothing in flight and nothing to report.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tickets.is_empty()
+    }
+
+    /// Whether a batch in flight has a share that failed.
+    pub(crate) fn any_failed(&self) -> bool {
+        self.tickets
+            .values()
+            .any(|t| t.error.is_some() || t.chained)
+    }
+
+    /// Queues batch `ticket`'s shares (index = writer) on their lanes; `conns[w]` is taken
+    /// for a lane that is not running.
+    pub(crate) fn push(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        conns: &mut [Option<Conn>],
+        ticket: u64,
+        shares: Vec<LaneShare>,
+        cx: &Context,
+    ) {
+        let mut left = 0;
+        for (w, share) in shares.into_iter().enumerate() {
+            if share.acts.is_empty() && share.top.is_none() {
+                continue;
+            }
+            left += 1;
+            let prev = self.running.get_mut(w).and_then(Option::take);
+            let idle = if prev.is_none() {
+                conns.get_mut(w).and_then(Option::take)
+            } else {
+                None
+            };
+            let (tx, cx) = (self.tx.clone(), cx.clone());
+            let task = rt.spawn(async move {
+                let (conn, failed) = match prev {
+                    Some(p) => match p.await {
+                        Ok(end) => (end.conn, end.failed),
+                        Err(_) => (None, true),
+                    },
+                    None => (idle, false),
+                };
+                let top = share.top.as_ref().map(|(s, _)| *s);
+                let (conn, result, chained) = match conn {
+                    Some(mut c) if !failed => {
+                        let r = run(&mut c, &share, &cx, w).await;
+                        // A lost connection is replaced once the lanes settle.
+                        let keep = !matches!(r, Err(SinkError::Unavailable(_)));
+                        (keep.then_some(c), r, false)
+                    }
+                    c => (
+                        c,
+                        Err(SinkError::Unavailable(format!(
+                            "not applied: an earlier batch of writer {w} failed"
+                        ))),
+                        true,
+                    ),
+                };
+                let failed = result.is_err();
+                let _ = tx.send(Done {
+                    ticket,
+                    writer: w,
+                    result,
+                    top,
+                    chained,
+                });
+                LaneEnd { conn, failed }
+            });
+            if let Some(slot) = self.running.get_mut(w) {
+                *slot = Some(task);
+            }
+        }
+        self.tickets.insert(
+            ticket,
+            Ticket {
+                left,
+                ..Ticket::default()
+            },
+        );
+    }
+
+    /// Waits for every share of batch `ticket`, handing each outcome (of this batch or an
+    /// earlier one) to `account`; returns the batch's ticket (None: not on the lanes).
+    pub(crate) fn wait(&mut self, ticket: u64, account: &mut dyn FnMut(&Done)) -> Option<Ticket> {
+        loop {
+            match self.tickets.get(&ticket) {
+                Some(t) if t.left > 0 => {}
+                _ => return self.tickets.remove(&ticket),
+            }
+            match self.rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(d) => self.record(d, account),
+                Err(RecvTimeoutError::Timeout) => {
+                    // A task that ended without reporting (it panicked) would leave this
+                    // waiting for ever.
+                    if self.running.iter().flatten().all(JoinHandle::is_finished) {
+                        while let Ok(d) = self.rx.try_recv() {
+                            self.record(d, account);
+                        }
+                        if let Some(t) = self.tickets.get_mut(&ticket).filter(|t| t.left > 0) {
+                            // Counted as failed: nothing of the batch is assumed applied.
+                            t.left = 0;
+                            t.error.get_or_insert(SinkError::Unavailable(
+                                "a writer ended without reporting its share".into(),
+                            ));
+                        }
+                    }
+                }
+                // Never: the lanes hold a sender themselves.
+                Err(RecvTimeoutError::Disconnected) => {
+                    let mut t = self.tickets.remove(&ticket)?;
+                    t.error
+                        .get_or_insert(SinkError::Unavailable("the writers' lanes closed".into()));
+                    return Some(t);
+                }
+            }
+        }
+    }
+
+    /// Waits until every lane ran its last share and gives the connections back to `conns`
+    /// (None for a lost one); every outcome goes to `account`. The lanes then run afresh.
+    pub(crate) fn settle(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        conns: &mut [Option<Conn>],
+        account: &mut dyn FnMut(&Done),
+    ) {
+        let running: Vec<(usize, JoinHandle<LaneEnd>)> = self
+            .running
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(w, r)| r.take().map(|h| (w, h)))
+            .collect();
+        if !running.is_empty() {
+            let ends = rt.block_on(futures_util::future::join_all(
+                running
+                    .into_iter()
+                    .map(|(w, h)| async move { (w, h.await) }),
+            ));
+            for (w, end) in ends {
+                if let Some(c) = conns.get_mut(w) {
+                    *c = end.ok().and_then(|e| e.conn);
+                }
+            }
+        }
+        while let Ok(d) = self.rx.try_recv() {
+            self.record(d, account);
+        }
+    }
+
+    fn record(&mut self, d: Done, account: &mut dyn FnMut(&Done)) {
+        account(&d);
+        let Some(t) = self.tickets.get_mut(&d.ticket) else {
+            return;
+        };
+        t.left = t.left.saturating_sub(1);
+        match d.result {
+            Err(_) if d.chained => t.chained = true,
+            Err(e) => {
+                t.error.get_or_insert(e);
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+/// One share in one transaction with its writer's checkpoint row.
+async fn run(conn: &mut Conn, share: &LaneShare, cx: &Context, w: usize) -> Result<(), SinkError> {
+    let acts: Vec<Action<'_>> = share.acts.iter().map(Owned::action).collect();
+    let none = HashMap::new();
+    let to = Landing {
+        merge: &cx.merge,
+        shard: None,
+        shard_in_key: false,
+        columns: &none,
+        upsert: false,
+        key_only: &cx.key_only,
+        bulk: None,
+    };
+    let checkpoint = share
+        .top
+        .as_ref()
+        .map(|(seq, pos)| (&*cx.meta_db, &*cx.project, w, *seq, pos.as_str()));
+    commit_share(conn, &acts, &[], &to, false, false, checkpoint).await
+}
