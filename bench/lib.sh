@@ -42,6 +42,16 @@ fill() {
 
 position() { sql "SHOW MASTER STATUS" | awk '{print $1":"$2}'; }
 
+# Removes the binlogs a benchmark wrote on the MariaDB at $1 (host:port; default the source),
+# all but the current file: the update backlog of db-apply writes about 1.5 GB of them at the
+# source and 2.5 GB at the destination per run, and a day's expiry (dev/services) let a
+# session of benchmarks fill the disk. Benchmarks run alone, so no reader needs them.
+purge_binlogs() {
+  local a=${1:-$ADDR}
+  mariadb --protocol=TCP -h "${a%:*}" -P "${a##*:}" -uroot -N -B \
+    -e "PURGE BINARY LOGS BEFORE NOW()" >/dev/null 2>&1 || true
+}
+
 # Seconds (with fraction) since the epoch.
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
