@@ -279,6 +279,7 @@ impl MysqlSink {
             );
         }
         let merge = Arc::new(cfg.merge.clone());
+        let lanes = Lanes::new(writers, endpoint.clone());
         Ok(Self {
             cfg,
             rt,
@@ -294,7 +295,7 @@ impl MysqlSink {
             keyless_applied,
             payloads: local_infile.then_some(payloads),
             endpoint,
-            lanes: Lanes::new(writers),
+            lanes,
             probe: Some(probe),
             merge,
             poisoned: false,
@@ -305,9 +306,7 @@ impl MysqlSink {
     /// applied is known.
     fn settle(&mut self) {
         let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
-        self.lanes.settle(&self.rt, &mut self.conns, &mut |d| {
-            account(applied, keyless, d)
-        });
+        self.lanes.settle(&mut |d| account(applied, keyless, d));
     }
 
     /// How `items` are applied: on the lanes when every change goes to a table written in
@@ -724,11 +723,9 @@ impl MysqlSink {
         Ok(())
     }
 
-    /// Replaces lost writer sessions (not those out on a lane).
+    /// Replaces lost writer sessions.
     fn reconnect(&mut self) -> Result<(), SinkError> {
-        let lanes = &self.lanes;
-        let lost = |(w, c): &(usize, &mut Option<Conn>)| c.is_none() && !lanes.busy(*w);
-        if !self.conns.iter_mut().enumerate().any(|wc| lost(&wc)) {
+        if self.conns.iter().all(Option::is_some) {
             return Ok(());
         }
         // The options the first sessions had: with the LOCAL INFILE handler of this sink.
@@ -736,7 +733,7 @@ impl MysqlSink {
         let conns = &mut self.conns;
         let fk = self.cfg.foreign_key_checks;
         self.rt.block_on(async {
-            for (_, c) in conns.iter_mut().enumerate().filter(lost) {
+            for c in conns.iter_mut().filter(|c| c.is_none()) {
                 let mut n = endpoint.connect().await.map_err(unavailable("reconnect"))?;
                 session_settings(&mut n, fk).await?;
                 *c = Some(n);
@@ -803,11 +800,7 @@ pub fn verify_side(
 fn runtime_and_endpoint(
     cfg: &MysqlConfig,
 ) -> Result<(tokio::runtime::Runtime, Endpoint), SinkError> {
-    // One thread of its own: the writers' lanes go on while the pipeline prepares the next
-    // batch (a runtime of the calling thread would run them only inside its calls).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("sluice-db-writer")
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| SinkError::Unavailable(e.to_string()))?;
@@ -946,8 +939,7 @@ impl Sink for MysqlSink {
                     meta_db: q(&self.cfg.meta_db).into(),
                     project: self.cfg.project.as_str().into(),
                 };
-                self.lanes
-                    .push(&self.rt, &mut self.conns, ticket, shares, &cx);
+                self.lanes.push(ticket, shares, &cx)?;
             }
             Plan::Alone(key_only) => {
                 self.settle();
