@@ -9,7 +9,6 @@
 //! table here is small, so each writer's DELETE scans it and meets every other writer's rows,
 //! as on a destination whose statistics are stale).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -17,8 +16,9 @@ use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{
     Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
 };
-use sluice_sink_mysql::{MysqlConfig, MysqlSink};
-use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
+use sluice_testkit::{ensure_up, unique_name, Service};
+
+mod common;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -84,7 +84,7 @@ fn swaps(table: &Arc<TableSchema>, round: i64, sequence: &mut u64) -> Vec<Delive
 async fn writers_that_deadlock_each_other_still_deliver_the_batch() -> TestResult {
     ensure_up(&[Service::Mariadb]);
     let u = unique_name("deadlock");
-    let url = format!("mysql://root@{}", MARIADB.get());
+    let url = common::url();
     let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
     c.query_drop(format!("CREATE DATABASE {u}")).await?;
     c.query_drop(format!(
@@ -104,20 +104,7 @@ async fn writers_that_deadlock_each_other_still_deliver_the_batch() -> TestResul
     let rounds = 8;
     let result = std::thread::scope(|s| {
         s.spawn(|| -> Result<(), String> {
-            let mut k = MysqlSink::new(MysqlConfig {
-                url: sluice_core::SecretUrl::new(url.clone()),
-                project: u.clone(),
-                writers: 4,
-                meta_db: "sluice".into(),
-                ignore_other_ddl: false,
-                merge: HashMap::new(),
-                shard: None,
-                shard_in_key: false,
-                foreign_key_checks: false,
-                load_data: None,
-                tls: None,
-            })
-            .map_err(|e| e.to_string())?;
+            let mut k = common::sink(&u, 4).map_err(|e| e.to_string())?;
             k.start_afresh().map_err(|e| e.to_string())?;
             let mut sequence = 0;
             for round in 0..rounds {

@@ -3,7 +3,6 @@
 //! one writer held up on a batch does not hold the others; a writer whose share failed applies
 //! nothing after it, and the batches sent again land whole.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,10 @@ use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{
     Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
 };
-use sluice_sink_mysql::{MysqlConfig, MysqlSink};
-use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
+use sluice_sink_mysql::MysqlSink;
+use sluice_testkit::{ensure_up, unique_name, Service};
+
+mod common;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -78,27 +79,11 @@ fn round(t: &Arc<TableSchema>, r: usize, sequence: &mut u64) -> Vec<DeliveryItem
 }
 
 fn sink(project: &str) -> Result<MysqlSink, Box<dyn std::error::Error>> {
-    Ok(MysqlSink::new(MysqlConfig {
-        url: sluice_core::SecretUrl::new(format!("mysql://root@{}", MARIADB.get())),
-        project: project.into(),
-        writers: 3,
-        meta_db: "sluice".into(),
-        ignore_other_ddl: false,
-        merge: HashMap::new(),
-        shard: None,
-        shard_in_key: false,
-        foreign_key_checks: false,
-        load_data: None,
-        tls: None,
-    })?)
+    Ok(common::sink(project, 3)?)
 }
 
 async fn conn() -> Result<mysql_async::Conn, mysql_async::Error> {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
-        "mysql://root@{}",
-        MARIADB.get()
-    ))?)
-    .await
+    mysql_async::Conn::new(mysql_async::Opts::from_url(&common::url())?).await
 }
 
 /// Rows `(id, v)` in key order.

@@ -3,7 +3,6 @@
 //! share when the batch comes again. The destination's checkpoint rows are all that tells them
 //! apart after a restart.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -11,8 +10,10 @@ use sluice_core::sink::{DeliveryItem, Sink};
 use sluice_core::{
     Column, ColumnType, Event, Op, Position, RowChange, TableId, TableSchema, Value,
 };
-use sluice_sink_mysql::{MysqlConfig, MysqlSink};
-use sluice_testkit::{ensure_up, unique_name, Service, MARIADB};
+use sluice_sink_mysql::MysqlSink;
+use sluice_testkit::{ensure_up, unique_name, Service};
+
+mod common;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -65,30 +66,14 @@ fn batch(db: &str, keys: i64) -> Vec<DeliveryItem> {
 }
 
 fn sink(project: &str) -> Result<MysqlSink, Box<dyn std::error::Error>> {
-    Ok(MysqlSink::new(MysqlConfig {
-        url: sluice_core::SecretUrl::new(format!("mysql://root@{}", MARIADB.get())),
-        project: project.into(),
-        writers: 3,
-        meta_db: "sluice".into(),
-        ignore_other_ddl: false,
-        merge: HashMap::new(),
-        shard: None,
-        shard_in_key: false,
-        foreign_key_checks: false,
-        load_data: None,
-        tls: None,
-    })?)
+    Ok(common::sink(project, 3)?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_did_not_commit_applies_its_share_after_a_restart() -> TestResult {
     ensure_up(&[Service::Mariadb]);
     let u = unique_name("partial");
-    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&format!(
-        "mysql://root@{}",
-        MARIADB.get()
-    ))?)
-    .await?;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&common::url())?).await?;
     c.query_drop(format!("CREATE DATABASE {u}")).await?;
     // One key the destination refuses for now: its writer's share fails, the others commit.
     c.query_drop(format!(
