@@ -3,12 +3,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mysql_async::prelude::Queryable;
+use mysql_async::prelude::{FromRow, Queryable};
+use mysql_async::Conn;
 use sluice_core::sink::{DeliveryItem, SinkError};
 use sluice_core::{Event, TableId};
 
 use crate::session::connect;
-use crate::{first_writer, unavailable, MysqlSink};
+
+/// Per destination table written in place: the columns of its primary key (see
+/// [`crate::apply::Landing::key_only`]).
+pub(crate) type KeyOnly = HashMap<TableId, Vec<String>>;
+use crate::{unavailable, MysqlSink};
 
 impl MysqlSink {
     /// Sharded: reads the columns of the destination tables these rows go to (those not read
@@ -60,10 +65,7 @@ impl MysqlSink {
     /// The destination tables of this batch's changes (not copied rows, not a shard's) whose
     /// only unique key is their primary key, with its columns: read for every batch, so an
     /// index added at the destination while the project runs is seen at the next batch.
-    pub(crate) fn read_key_only(
-        &mut self,
-        items: &[DeliveryItem],
-    ) -> Result<HashMap<TableId, Vec<String>>, SinkError> {
+    pub(crate) fn read_key_only(&mut self, items: &[DeliveryItem]) -> Result<KeyOnly, SinkError> {
         let mut out = HashMap::new();
         if self.cfg.shard.is_some() || self.cfg.foreign_key_checks {
             return Ok(out);
@@ -102,45 +104,49 @@ impl MysqlSink {
         Ok(out)
     }
 
-    /// Rows of `sql` about table `dest` (its database and name as the two parameters), read
-    /// on the probe session, which the writers' lanes do not hold. A failure drops it (it is
-    /// connected again at the next read).
-    fn read_on_probe<T: mysql_async::prelude::FromRow + Send + 'static>(
+    /// Rows of `sql` about table `dest`, read on the probe session, which the writers' lanes
+    /// do not hold (connected first when there is none).
+    fn read_on_probe<T: FromRow + Send + 'static>(
         &mut self,
         sql: &str,
         dest: &TableId,
         what: &str,
     ) -> Result<Vec<T>, SinkError> {
-        let mut probe = match self.probe.take() {
-            Some(p) => p,
-            None => self.rt.block_on(connect(&self.endpoint))?,
-        };
-        let read = self.rt.block_on(probe.exec(sql, (&dest.db, &dest.table)));
-        match read {
-            Ok(rows) => {
-                self.probe = Some(probe);
-                Ok(rows)
-            }
-            Err(e) => Err(unavailable(what)(e)),
+        if self.probe.is_none() {
+            self.probe = Some(self.rt.block_on(connect(&self.endpoint))?);
         }
+        read(&self.rt, &mut self.probe, sql, dest, what)
     }
 
-    /// Rows of `sql` about table `dest` (its database and name as the two parameters), read
-    /// on the first writer. A failure drops that connection: a lost one is replaced when the
-    /// batch is sent again, instead of being used for every retry.
-    fn read_on_first<T: mysql_async::prelude::FromRow + Send + 'static>(
+    /// Rows of `sql` about table `dest`, read on the first writer.
+    fn read_on_first<T: FromRow + Send + 'static>(
         &mut self,
         sql: &str,
         dest: &TableId,
         what: &str,
     ) -> Result<Vec<T>, SinkError> {
-        let conn = first_writer(&mut self.conns)?;
-        let read = self.rt.block_on(conn.exec(sql, (&dest.db, &dest.table)));
-        read.map_err(|e| {
-            if let Some(c) = self.conns.first_mut() {
-                *c = None;
-            }
-            unavailable(what)(e)
-        })
+        let mut none = None;
+        let slot = self.conns.first_mut().unwrap_or(&mut none);
+        read(&self.rt, slot, sql, dest, what)
     }
+}
+
+/// Rows of `sql` about table `dest` (its database and name as the two parameters), read on
+/// the session in `slot`. A failure drops that session: a lost one is replaced when the batch
+/// is sent again, instead of being used for every retry.
+fn read<T: FromRow + Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    slot: &mut Option<Conn>,
+    sql: &str,
+    dest: &TableId,
+    what: &str,
+) -> Result<Vec<T>, SinkError> {
+    let conn = slot
+        .as_mut()
+        .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
+    let read = rt.block_on(conn.exec(sql, (&dest.db, &dest.table)));
+    read.map_err(|e| {
+        *slot = None;
+        unavailable(what)(e)
+    })
 }

@@ -28,8 +28,16 @@ use sluice_core::sink::SinkError;
 use sluice_core::{TableId, TableSchema, Value};
 use tokio::task::JoinHandle;
 
-use crate::apply::{commit_share, Action, Landing};
+use std::collections::hash_map::Entry;
+
+use sluice_core::sink::DeliveryItem;
+use sluice_core::Event;
+
+use crate::apply::{action_table, commit_share, merged, Action, Landing};
+use crate::dest_tables::KeyOnly;
 use crate::session::{connect, session_settings};
+use crate::writers::{split, Share};
+use crate::MysqlSink;
 use sluice_mysql_client::Endpoint;
 
 /// An action that owns its row, so a lane can apply it after `send` returned.
@@ -322,6 +330,127 @@ impl Lanes {
                 t.error.get_or_insert(e);
             }
             Ok(()) => {}
+        }
+    }
+}
+
+/// How a batch is applied.
+pub(crate) enum Plan {
+    /// On the lanes, overlapping the batches before it: its shares, index = writer.
+    Lanes(Vec<LaneShare>, KeyOnly),
+    /// Alone, once every lane finished (with what is known of its tables already).
+    Alone(Option<KeyOnly>),
+}
+
+/// Records a share's outcome: what its writer applied.
+fn account(applied: &mut [u64], keyless_applied: &mut u64, d: &Done) {
+    if let (Ok(()), Some(top)) = (&d.result, d.top) {
+        if let Some(a) = applied.get_mut(d.writer) {
+            *a = (*a).max(top);
+        }
+        if d.writer == 0 {
+            *keyless_applied = (*keyless_applied).max(top);
+        }
+    }
+}
+
+/// The sink's side of the lanes: which batches go there, and waiting for them.
+impl MysqlSink {
+    /// Waits until every lane finished: the writers' sessions are back and what each writer
+    /// applied is known.
+    pub(crate) fn settle(&mut self) {
+        let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
+        self.lanes.settle(&mut |d| account(applied, keyless, d));
+    }
+
+    /// How `items` are applied: on the lanes when every change goes to a table written in
+    /// place by a key-ordered writer (not a shard's, not copied rows, no DDL, foreign-key
+    /// checks off; see lanes.rs), else alone.
+    pub(crate) fn plan(&mut self, items: &[DeliveryItem]) -> Result<Plan, SinkError> {
+        if self.cfg.foreign_key_checks || self.cfg.shard.is_some() {
+            return Ok(Plan::Alone(None));
+        }
+        let mut rows = false;
+        for item in items {
+            match &item.event {
+                Event::Row(r) if !item.snapshot && !r.table.primary_key.is_empty() => rows = true,
+                Event::Row(_) | Event::Ddl(_) => return Ok(Plan::Alone(None)),
+                _ => {}
+            }
+        }
+        if !rows {
+            return Ok(Plan::Alone(None));
+        }
+        let key_only = self.read_key_only(items)?;
+        let to = Landing {
+            merge: &self.cfg.merge,
+            shard: None,
+            shard_in_key: false,
+            columns: &self.dest_columns,
+            upsert: false,
+            key_only: &key_only,
+            bulk: None,
+        };
+        // Each table once: whether it is written in place, and its shared schema.
+        let mut tables: HashMap<*const TableSchema, &Arc<TableSchema>> = HashMap::new();
+        for item in items {
+            let Event::Row(r) = &item.event else { continue };
+            if let Entry::Vacant(v) = tables.entry(Arc::as_ptr(&r.table)) {
+                if !to.in_place(&r.table, &to.dest(&r.table.id)) {
+                    return Ok(Plan::Alone(Some(key_only)));
+                }
+                v.insert(&r.table);
+            }
+        }
+        let shares = split(items, &self.applied, self.keyless_applied);
+        let mut lane_shares = Vec::with_capacity(shares.len());
+        for Share { acts, top, .. } in shares {
+            let mut owned = Vec::with_capacity(acts.len());
+            for a in merged(acts) {
+                // Every action's table was seen above; were one not, the batch goes alone
+                // rather than lose the action.
+                let Some(table) = tables.get(&std::ptr::from_ref(action_table(&a))) else {
+                    return Ok(Plan::Alone(Some(key_only)));
+                };
+                owned.push(Owned::of(&a, table));
+            }
+            lane_shares.push(LaneShare {
+                acts: owned,
+                top: top.map(|(seq, pos)| (seq, pos.to_string())),
+            });
+        }
+        Ok(Plan::Lanes(lane_shares, key_only))
+    }
+
+    /// Waits for batch `ticket` on the lanes; a failed share is mended where the sink can.
+    pub(crate) fn wait_lanes(
+        &mut self,
+        ticket: u64,
+        items: &[DeliveryItem],
+    ) -> Result<(), SinkError> {
+        let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
+        let Some(t) = self
+            .lanes
+            .wait(ticket, &mut |d| account(applied, keyless, d))
+        else {
+            return Err(SinkError::Unavailable(format!("unknown batch {ticket}")));
+        };
+        if t.error.is_none() && !t.chained {
+            return Ok(());
+        }
+        if self.poisoned {
+            return Err(SinkError::Unavailable(format!(
+                "not applied: a batch before {ticket} failed"
+            )));
+        }
+        // Every lane finished: the sessions are back, what each writer applied is known.
+        self.settle();
+        self.reconnect()?;
+        match t.error {
+            Some(e) => self.mend(items, e),
+            // Only shares a lane skipped after its earlier failure, which was mended: the
+            // batch is applied now, each writer skipping what it applied.
+            None => self.deliver_now(items, None),
         }
     }
 }

@@ -41,13 +41,11 @@ pub use config::RawDatabase;
 pub use schema::create_table_sql;
 pub use value::param;
 
-use apply::{
-    action_key, action_table, actions, apply, commit_share, merged, write_checkpoint, Action,
-    Landing,
-};
-use lanes::{Context, Done, LaneShare, Lanes, Owned};
+use apply::{action_key, actions, apply, commit_share, merged, write_checkpoint, Action, Landing};
+use dest_tables::KeyOnly;
+use lanes::{Context, Lanes, Plan};
 use session::{connect, session_settings, wait_visible};
-use writers::{applied_from_rows, writer_for, writers_collided};
+use writers::{applied_from_rows, split, writer_for, writers_collided, Share};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -146,46 +144,6 @@ fn is_permanent(code: u16) -> bool {
             | 1416
             | 3140
     )
-}
-
-/// One writer's part of a batch: its actions with their key text, the highest source
-/// sequence among them and that change's position.
-type Share<'a> = (
-    Vec<(String, Action<'a>)>,
-    Option<u64>,
-    Option<&'a sluice_core::Position>,
-    Vec<&'a sluice_core::RowChange>,
-);
-
-/// Per destination table written in place: the columns of its primary key (see
-/// [`Landing::key_only`]).
-type KeyOnly = HashMap<TableId, Vec<String>>;
-
-/// One writer's actions of an overlapped batch with their key text, and the highest source
-/// sequence among them with that change's position.
-type Gathered<'a> = (
-    Vec<(String, Action<'a>)>,
-    Option<(u64, &'a sluice_core::Position)>,
-);
-
-/// How a batch is applied.
-enum Plan {
-    /// On the lanes, overlapping the batches before it: its shares, index = writer.
-    Lanes(Vec<LaneShare>, KeyOnly),
-    /// Alone, once every lane finished (with what is known of its tables already).
-    Alone(Option<KeyOnly>),
-}
-
-/// Records a share's outcome: what its writer applied.
-fn account(applied: &mut [u64], keyless_applied: &mut u64, d: &Done) {
-    if let (Ok(()), Some(top)) = (&d.result, d.top) {
-        if let Some(a) = applied.get_mut(d.writer) {
-            *a = (*a).max(top);
-        }
-        if d.writer == 0 {
-            *keyless_applied = (*keyless_applied).max(top);
-        }
-    }
 }
 
 /// The destination.
@@ -302,118 +260,6 @@ impl MysqlSink {
         })
     }
 
-    /// Waits until every lane finished: the writers' sessions are back and what each writer
-    /// applied is known.
-    fn settle(&mut self) {
-        let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
-        self.lanes.settle(&mut |d| account(applied, keyless, d));
-    }
-
-    /// How `items` are applied: on the lanes when every change goes to a table written in
-    /// place by a key-ordered writer (not a shard's, not copied rows, no DDL, foreign-key
-    /// checks off; see lanes.rs), else alone.
-    fn plan(&mut self, items: &[DeliveryItem]) -> Result<Plan, SinkError> {
-        if self.cfg.foreign_key_checks || self.cfg.shard.is_some() {
-            return Ok(Plan::Alone(None));
-        }
-        let mut rows = false;
-        for item in items {
-            match &item.event {
-                Event::Row(r) if !item.snapshot && !r.table.primary_key.is_empty() => rows = true,
-                Event::Row(_) | Event::Ddl(_) => return Ok(Plan::Alone(None)),
-                _ => {}
-            }
-        }
-        if !rows {
-            return Ok(Plan::Alone(None));
-        }
-        let key_only = self.read_key_only(items)?;
-        let to = Landing {
-            merge: &self.cfg.merge,
-            shard: None,
-            shard_in_key: false,
-            columns: &self.dest_columns,
-            upsert: false,
-            key_only: &key_only,
-            bulk: None,
-        };
-        let writers = self.conns.len().max(1);
-        let mut shares: Vec<Gathered<'_>> = (0..writers).map(|_| (Vec::new(), None)).collect();
-        // Each table once: whether it is written in place, and its shared schema.
-        let mut tables: HashMap<*const sluice_core::TableSchema, &Arc<sluice_core::TableSchema>> =
-            HashMap::new();
-        for item in items {
-            let Event::Row(r) = &item.event else { continue };
-            if let std::collections::hash_map::Entry::Vacant(v) =
-                tables.entry(Arc::as_ptr(&r.table))
-            {
-                if !to.in_place(&r.table, &to.dest(&r.table.id)) {
-                    return Ok(Plan::Alone(Some(key_only)));
-                }
-                v.insert(&r.table);
-            }
-            for a in actions(r) {
-                let key = action_key(&a);
-                let w = writer_for(&key, writers);
-                if item.sequence.is_some_and(|seq| seq <= self.applied[w]) {
-                    continue;
-                }
-                let share = &mut shares[w];
-                share.0.push((key, a));
-                if let Some(seq) = item.sequence {
-                    if share.1.is_none_or(|(s, _)| seq > s) {
-                        share.1 = Some((seq, &r.pos));
-                    }
-                }
-            }
-        }
-        let mut lane_shares = Vec::with_capacity(writers);
-        for (acts, top) in shares {
-            let mut owned = Vec::with_capacity(acts.len());
-            for a in merged(acts) {
-                // Every action's table was seen above; were one not, the batch goes alone
-                // rather than lose the action.
-                let Some(table) = tables.get(&std::ptr::from_ref(action_table(&a))) else {
-                    return Ok(Plan::Alone(Some(key_only)));
-                };
-                owned.push(Owned::of(&a, table));
-            }
-            lane_shares.push(LaneShare {
-                acts: owned,
-                top: top.map(|(seq, pos)| (seq, pos.to_string())),
-            });
-        }
-        Ok(Plan::Lanes(lane_shares, key_only))
-    }
-
-    /// Waits for batch `ticket` on the lanes; a failed share is mended where the sink can.
-    fn wait_lanes(&mut self, ticket: u64, items: &[DeliveryItem]) -> Result<(), SinkError> {
-        let (applied, keyless) = (&mut self.applied, &mut self.keyless_applied);
-        let Some(t) = self
-            .lanes
-            .wait(ticket, &mut |d| account(applied, keyless, d))
-        else {
-            return Err(SinkError::Unavailable(format!("unknown batch {ticket}")));
-        };
-        if t.error.is_none() && !t.chained {
-            return Ok(());
-        }
-        if self.poisoned {
-            return Err(SinkError::Unavailable(format!(
-                "not applied: a batch before {ticket} failed"
-            )));
-        }
-        // Every lane finished: the sessions are back, what each writer applied is known.
-        self.settle();
-        self.reconnect()?;
-        match t.error {
-            Some(e) => self.mend(items, e),
-            // Only shares a lane skipped after its earlier failure, which was mended: the
-            // batch is applied now, each writer skipping what it applied.
-            None => self.deliver_now(items, None),
-        }
-    }
-
     fn dest_of(&self, t: &TableId) -> TableId {
         self.cfg.merge.get(t).cloned().unwrap_or_else(|| t.clone())
     }
@@ -470,49 +316,8 @@ impl MysqlSink {
             // Parents before children: every change in source order, on one connection.
             return self.deliver_in_order(items, false);
         }
-        let writers = self.conns.len().max(1);
-        // Each writer's share: its actions with their key text (only changes it has not
-        // applied), and the highest sequence they reach with its position. Each key's text is
-        // made once: it picks the writer and merges the key's changes.
-        let mut shares: Vec<Share<'_>> = (0..writers)
-            .map(|_| (Vec::new(), None, None, Vec::new()))
-            .collect();
-        for item in items {
-            let Event::Row(r) = &item.event else { continue };
-            if r.table.primary_key.is_empty() {
-                // No key (see keyless.rs): writer 0, in order, skipped by its exact sequence.
-                if item.sequence.is_some_and(|seq| seq <= self.keyless_applied) {
-                    continue;
-                }
-                let share = &mut shares[0];
-                share.3.push(r);
-                if let Some(seq) = item.sequence {
-                    if share.1.is_none_or(|s| seq > s) {
-                        share.1 = Some(seq);
-                        share.2 = Some(&r.pos);
-                    }
-                }
-                continue;
-            }
-            for a in actions(r) {
-                let key = action_key(&a);
-                let w = writer_for(&key, writers);
-                if let Some(seq) = item.sequence {
-                    if seq <= self.applied[w] {
-                        continue;
-                    }
-                }
-                let share = &mut shares[w];
-                share.0.push((key, a));
-                if let Some(seq) = item.sequence {
-                    if share.1.is_none_or(|s| seq > s) {
-                        share.1 = Some(seq);
-                        share.2 = Some(&r.pos);
-                    }
-                }
-            }
-        }
-        let tops: Vec<Option<u64>> = shares.iter().map(|s| s.1).collect();
+        let shares = split(items, &self.applied, self.keyless_applied);
+        let tops: Vec<Option<u64>> = shares.iter().map(|s| s.top.map(|(seq, _)| seq)).collect();
         let meta_db = q(&self.cfg.meta_db);
         let project = self.cfg.project.clone();
         let to = Landing {
@@ -531,12 +336,12 @@ impl MysqlSink {
         let mut conns: Vec<Option<Conn>> = std::mem::take(&mut self.conns);
         let result = self.rt.block_on(async {
             let mut futures = Vec::new();
-            for (w, ((acts, seq, pos, raw), conn)) in
+            for (w, (Share { acts, raw, top }, conn)) in
                 shares.into_iter().zip(conns.iter_mut()).enumerate()
             {
                 let (meta_db, project) = (meta_db.clone(), project.clone());
                 futures.push(async move {
-                    if acts.is_empty() && raw.is_empty() && seq.is_none() {
+                    if acts.is_empty() && raw.is_empty() && top.is_none() {
                         return Ok(());
                     }
                     // Copied rows have distinct keys: nothing to merge.
@@ -548,9 +353,10 @@ impl MysqlSink {
                     let conn = conn
                         .as_mut()
                         .ok_or_else(|| SinkError::Unavailable("writer lost".into()))?;
-                    let pos = pos.map(ToString::to_string).unwrap_or_default();
-                    let checkpoint =
-                        seq.map(|s| (meta_db.as_str(), project.as_str(), w, s, pos.as_str()));
+                    let top = top.map(|(seq, pos)| (seq, pos.to_string()));
+                    let checkpoint = top
+                        .as_ref()
+                        .map(|(s, pos)| (meta_db.as_str(), project.as_str(), w, *s, pos.as_str()));
                     commit_share(conn, &acts, &raw, to, copied, mariadb, checkpoint).await
                 });
             }

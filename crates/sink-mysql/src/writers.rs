@@ -1,6 +1,67 @@
 //! How a batch is shared among the writer connections, and what each writer has applied.
 
-use sluice_core::sink::SinkError;
+use sluice_core::sink::{DeliveryItem, SinkError};
+use sluice_core::{Event, Position, RowChange};
+
+use crate::apply::{action_key, actions, Action};
+
+/// One writer's part of a batch.
+#[derive(Default)]
+pub(crate) struct Share<'a> {
+    /// Its actions on tables with a key, in source order, with their key text.
+    pub(crate) acts: Vec<(String, Action<'a>)>,
+    /// Rows of tables without a key (writer 0 only; see keyless.rs).
+    pub(crate) raw: Vec<&'a RowChange>,
+    /// The highest source sequence among them and that change's position.
+    pub(crate) top: Option<(u64, &'a Position)>,
+}
+
+impl<'a> Share<'a> {
+    fn reaches(&mut self, sequence: Option<u64>, pos: &'a Position) {
+        if let Some(seq) = sequence {
+            if self.top.is_none_or(|(s, _)| seq > s) {
+                self.top = Some((seq, pos));
+            }
+        }
+    }
+}
+
+/// The row changes of `items` shared over `applied.len()` writers by [`writer_for`] of each
+/// key's text (made once: it picks the writer and merges the key's changes), leaving out what
+/// each writer applied (`applied`, per writer); rows of tables without a key go to writer 0,
+/// in order, skipped by its exact sequence `keyless_applied`.
+pub(crate) fn split<'a>(
+    items: &'a [DeliveryItem],
+    applied: &[u64],
+    keyless_applied: u64,
+) -> Vec<Share<'a>> {
+    let writers = applied.len().max(1);
+    let mut shares: Vec<Share<'a>> = (0..writers).map(|_| Share::default()).collect();
+    for item in items {
+        let Event::Row(r) = &item.event else { continue };
+        if r.table.primary_key.is_empty() {
+            if item.sequence.is_some_and(|seq| seq <= keyless_applied) {
+                continue;
+            }
+            shares[0].raw.push(r);
+            shares[0].reaches(item.sequence, &r.pos);
+            continue;
+        }
+        for a in actions(r) {
+            let key = action_key(&a);
+            let w = writer_for(&key, writers);
+            if item
+                .sequence
+                .is_some_and(|seq| applied.get(w).is_some_and(|&done| seq <= done))
+            {
+                continue;
+            }
+            shares[w].acts.push((key, a));
+            shares[w].reaches(item.sequence, &r.pos);
+        }
+    }
+    shares
+}
 
 /// Whether parallel writers of one batch failed because of each other, which applying the
 /// batch on one connection in source order cannot: a unique key collided (1062: writers

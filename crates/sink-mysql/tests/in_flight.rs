@@ -86,6 +86,31 @@ async fn conn() -> Result<mysql_async::Conn, mysql_async::Error> {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&common::url())?).await
 }
 
+/// A database of its own named after `prefix` with an empty table `t`, a session, and `t`'s
+/// schema.
+async fn fresh(
+    prefix: &str,
+) -> Result<(String, mysql_async::Conn, Arc<TableSchema>), Box<dyn std::error::Error>> {
+    ensure_up(&[Service::Mariadb]);
+    let u = unique_name(prefix);
+    let mut c = conn().await?;
+    c.query_drop(format!(
+        "CREATE DATABASE {u}; CREATE TABLE {u}.t (id BIGINT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
+    ))
+    .await?;
+    let t = table(&u);
+    Ok((u, c, t))
+}
+
+/// Removes what a test made: its database and its project's checkpoint rows.
+async fn drop_all(c: &mut mysql_async::Conn, u: &str) -> TestResult {
+    c.query_drop(format!(
+        "DROP DATABASE {u}; DELETE FROM sluice.sluice_checkpoint WHERE project = '{u}'"
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Rows `(id, v)` in key order.
 async fn rows(
     c: &mut mysql_async::Conn,
@@ -102,14 +127,7 @@ fn want(r: usize) -> Vec<(i64, String)> {
 /// Many batches of the same keys in flight: every key ends at its last change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_in_flight_keep_the_order_of_each_key() -> TestResult {
-    ensure_up(&[Service::Mariadb]);
-    let u = unique_name("inflight");
-    let mut c = conn().await?;
-    c.query_drop(format!(
-        "CREATE DATABASE {u}; CREATE TABLE {u}.t (id BIGINT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
-    ))
-    .await?;
-    let t = table(&u);
+    let (u, mut c, t) = fresh("inflight").await?;
     let mut sequence = 0;
     let batches: Vec<Vec<DeliveryItem>> = (0..12).map(|r| round(&t, r, &mut sequence)).collect();
     let project = u.clone();
@@ -147,11 +165,7 @@ async fn batches_in_flight_keep_the_order_of_each_key() -> TestResult {
         marks.len() == 3 && marks.iter().all(|(_, s)| *s > last_round && *s <= sequence),
         "every writer recorded a change of the last batch as the last it applied: {marks:?}"
     );
-    c.query_drop(format!(
-        "DROP DATABASE {u}; DELETE FROM sluice.sluice_checkpoint WHERE project = '{u}'"
-    ))
-    .await?;
-    Ok(())
+    drop_all(&mut c, &u).await
 }
 
 /// One writer is held on the first batch (another session locks one of its rows) while three
@@ -162,14 +176,7 @@ async fn batches_in_flight_keep_the_order_of_each_key() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_writer_does_not_hold_the_others_and_its_lost_batches_land_when_sent_again(
 ) -> TestResult {
-    ensure_up(&[Service::Mariadb]);
-    let u = unique_name("inflhold");
-    let mut c = conn().await?;
-    c.query_drop(format!(
-        "CREATE DATABASE {u}; CREATE TABLE {u}.t (id BIGINT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
-    ))
-    .await?;
-    let t = table(&u);
+    let (u, mut c, t) = fresh("inflhold").await?;
     let mut sequence = 0;
     let first = round(&t, 0, &mut sequence);
     let later: Vec<Vec<DeliveryItem>> = (1..=3).map(|r| round(&t, r, &mut sequence)).collect();
@@ -260,9 +267,5 @@ async fn a_held_writer_does_not_hold_the_others_and_its_lost_batches_land_when_s
         want(3),
         "every key at its last change"
     );
-    c.query_drop(format!(
-        "DROP DATABASE {u}; DELETE FROM sluice.sluice_checkpoint WHERE project = '{u}'"
-    ))
-    .await?;
-    Ok(())
+    drop_all(&mut c, &u).await
 }

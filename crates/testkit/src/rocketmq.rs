@@ -60,6 +60,15 @@ impl TempRocketmq {
         Ok(r)
     }
 
+    /// The log file `name` in this broker's folder, appended to.
+    fn log(&self, name: &str) -> Result<std::fs::File, String> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(name))
+            .map_err(|e| e.to_string())
+    }
+
     fn start_namesrv(&mut self) -> Result<(), String> {
         let port = self
             .namesrv_addr
@@ -67,11 +76,7 @@ impl TempRocketmq {
             .next()
             .unwrap_or_default()
             .to_string();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("namesrv.log"))
-            .map_err(|e| e.to_string())?;
+        let log = self.log("namesrv.log")?;
         self.namesrv = Some(
             Command::new(Self::bin("rocketmq-namesrv-rust")?)
                 .env("ROCKETMQ_HOME", self.dir.join("home"))
@@ -154,11 +159,7 @@ impl TempRocketmq {
         );
         let conf = self.dir.join("broker.toml");
         std::fs::write(&conf, toml).map_err(|e| e.to_string())?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("broker.log"))
-            .map_err(|e| e.to_string())?;
+        let log = self.log("broker.log")?;
         self.broker = Some(
             Command::new(Self::bin("rocketmq-broker-rust")?)
                 // It keeps ACL users under $HOME/config/auth: this broker's own, not the user's.
